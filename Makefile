@@ -1,0 +1,36 @@
+# The README's two commands are `make run` and `make test`; .ci/run calls `make test`.
+SHELL := /bin/bash
+UV := PATH="$(CURDIR)/.tools/bin:$$PATH" uv
+CONFIG ?=
+
+.PHONY: setup run test lint typecheck pytest proto wheels bench
+
+setup:
+	@scripts/setup.sh
+
+## Start the daemon in the foreground with working defaults.
+run: setup
+	$(UV) run --frozen crid serve --init-defaults $(if $(CONFIG),--config $(CONFIG))
+
+## The whole test suite: lint, format check, type check, every test (root tests included).
+test: setup lint typecheck pytest
+
+lint:
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+
+typecheck:
+	$(UV) run --frozen mypy
+
+pytest:
+	CRID_STRICT_TESTS=1 $(UV) run --frozen pytest -q $(PYTEST_ARGS)
+
+## Regenerate the CRI bindings from packages/crid/src/crid/_cri/v1/api.proto.
+proto:
+	$(UV) run --frozen python -m crid._cri.generate
+
+wheels:
+	$(UV) build --all-packages --wheel -o dist
+
+bench:
+	$(UV) run --frozen python -m bench

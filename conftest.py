@@ -1,0 +1,63 @@
+"""Test-suite wide policy shared by every package's tests.
+
+Tests that need root or system binaries carry ``@pytest.mark.root`` or
+``@pytest.mark.binaries("runc", "/usr/lib/cni/bridge")``. Elsewhere they are
+skipped with a reason; with ``CRID_STRICT_TESTS=1`` (set by ``make test`` and so
+by CI) a missing privilege or binary fails the test instead, and any skipped test
+fails the run: CI must run every test.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+STRICT = os.environ.get("CRID_STRICT_TESTS") == "1"
+_skipped: list[str] = []
+
+
+def _unavailable(reason: str) -> None:
+    if STRICT:
+        pytest.fail(f"{reason}; CRID_STRICT_TESTS=1 requires every test to run", pytrace=False)
+    pytest.skip(reason)
+
+
+def _binary_found(name: str) -> bool:
+    if "/" in name:
+        return os.access(name, os.X_OK)
+    return shutil.which(name) is not None
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("root") is not None and os.geteuid() != 0:
+        _unavailable("needs root")
+    for marker in item.iter_markers("binaries"):
+        missing = [name for name in marker.args if not _binary_found(name)]
+        if missing:
+            _unavailable(f"needs binaries not found here: {', '.join(missing)}")
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and not hasattr(report, "wasxfail"):
+        _skipped.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if STRICT and _skipped:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(
+                f"CRID_STRICT_TESTS=1: {len(_skipped)} test(s) skipped, which CI forbids: "
+                + ", ".join(_skipped[:10]),
+                red=True,
+            )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    """The checkout's top directory."""
+    return Path(__file__).resolve().parent
