@@ -27,7 +27,7 @@ pytest:
 
 ## Regenerate the CRI bindings from packages/crid/src/crid/_cri/v1/api.proto.
 proto:
-	$(UV) run --frozen python -m crid._cri.generate
+	$(UV) run --frozen python scripts/gen_proto.py
 
 wheels:
 	$(UV) build --all-packages --wheel -o dist

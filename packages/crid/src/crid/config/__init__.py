@@ -1,0 +1,32 @@
+"""crid's configuration: a typed model, the TOML loader, and the commented printer."""
+
+from __future__ import annotations
+
+from crid.config.loader import DEFAULT_CONFIG_PATH, config_files, load_config, parse_duration
+from crid.config.model import (
+    ApiConfig,
+    Config,
+    CridConfig,
+    ImageConfig,
+    MetricsConfig,
+    NetworkConfig,
+    RuntimeConfig,
+    RuntimeHandler,
+)
+from crid.config.render import render_config
+
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "ApiConfig",
+    "Config",
+    "CridConfig",
+    "ImageConfig",
+    "MetricsConfig",
+    "NetworkConfig",
+    "RuntimeConfig",
+    "RuntimeHandler",
+    "config_files",
+    "load_config",
+    "parse_duration",
+    "render_config",
+]

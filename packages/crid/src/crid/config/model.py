@@ -1,0 +1,226 @@
+"""The typed shape of crid's configuration, with a documented default for every option.
+
+Tables and option names follow ``crio.conf`` wherever the concept is the same, so a
+CRI-O user can carry their knowledge (and most of their file) over. Each field's
+``Meta(description=...)`` is the text ``crid config`` prints above it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+__all__ = [
+    "ApiConfig",
+    "Config",
+    "CridConfig",
+    "ImageConfig",
+    "MetricsConfig",
+    "NetworkConfig",
+    "RuntimeConfig",
+    "RuntimeHandler",
+]
+
+DEFAULT_CAPABILITIES = (
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FSETID",
+    "FOWNER",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "NET_BIND_SERVICE",
+    "KILL",
+)
+
+
+class _Table(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """A configuration table: unknown keys are errors, never silently ignored."""
+
+
+class ApiConfig(_Table):
+    """``[crid.api]``: where crid listens."""
+
+    listen: Annotated[
+        str, Meta(description="Path of the unix socket the CRI gRPC server listens on.")
+    ] = "/run/crid/crid.sock"
+    stream_address: Annotated[
+        str,
+        Meta(description="IP address the streaming server (exec, attach, port-forward) binds."),
+    ] = "127.0.0.1"
+    stream_port: Annotated[
+        int,
+        Meta(ge=0, le=65535, description="Port of the streaming server; 0 picks a free port."),
+    ] = 0
+    grpc_max_recv_msg_size: Annotated[
+        int, Meta(gt=0, description="Largest gRPC message crid accepts, in bytes.")
+    ] = 16 * 1024 * 1024
+    grpc_max_send_msg_size: Annotated[
+        int, Meta(gt=0, description="Largest gRPC message crid sends, in bytes.")
+    ] = 16 * 1024 * 1024
+
+
+class RuntimeHandler(_Table):
+    """``[crid.runtime.runtimes.<name>]``: one OCI runtime a RuntimeClass can name."""
+
+    runtime_path: Annotated[
+        str,
+        Meta(
+            description=(
+                "Path of the OCI runtime binary; empty looks the handler's name up in PATH."
+            )
+        ),
+    ] = ""
+    runtime_root: Annotated[
+        str, Meta(description="State directory passed to the runtime as --root.")
+    ] = ""
+    runtime_type: Annotated[
+        Literal["oci"], Meta(description="How crid drives the runtime: 'oci' (under conmon).")
+    ] = "oci"
+
+
+class RuntimeConfig(_Table):
+    """``[crid.runtime]``: how containers are run."""
+
+    default_runtime: Annotated[
+        str,
+        Meta(
+            description=(
+                "Handler used when a pod names no RuntimeClass; must be a key of"
+                " [crid.runtime.runtimes]."
+            )
+        ),
+    ] = "runc"
+    cgroup_manager: Annotated[
+        Literal["cgroupfs", "systemd"],
+        Meta(description="Cgroup driver: 'cgroupfs', or 'systemd' where systemd is PID 1."),
+    ] = "cgroupfs"
+    conmon: Annotated[
+        str, Meta(description="Path of the conmon binary; empty looks 'conmon' up in PATH.")
+    ] = ""
+    default_capabilities: Annotated[
+        list[str], Meta(description="Capabilities a container gets unless it asks otherwise.")
+    ] = msgspec.field(default_factory=lambda: list(DEFAULT_CAPABILITIES))
+    seccomp_profile: Annotated[
+        str,
+        Meta(
+            description=(
+                "Seccomp profile used for RuntimeDefault; empty uses"
+                " /usr/share/containers/seccomp.json, else crid's built-in profile."
+            )
+        ),
+    ] = ""
+    drop_infra_ctr: Annotated[
+        bool,
+        Meta(
+            description=(
+                "Pin pod namespaces without an infra (pause) container; false runs one per pod."
+            )
+        ),
+    ] = True
+    namespaces_dir: Annotated[
+        str, Meta(description="Directory where pods' namespaces are pinned as bind mounts.")
+    ] = "/run/crid/ns"
+    container_exits_dir: Annotated[
+        str, Meta(description="Directory where conmon writes containers' exit codes.")
+    ] = "/run/crid/exits"
+    runtimes: Annotated[
+        dict[str, RuntimeHandler],
+        Meta(description="OCI runtime handlers by name (the names RuntimeClasses use)."),
+    ] = msgspec.field(
+        default_factory=lambda: {"runc": RuntimeHandler(runtime_root="/run/crid/runc")}
+    )
+
+
+class ImageConfig(_Table):
+    """``[crid.image]``: pulling and trusting images."""
+
+    pause_image: Annotated[
+        str, Meta(description="Image of the infra container, when drop_infra_ctr is false.")
+    ] = "registry.k8s.io/pause:3.10"
+    signature_policy: Annotated[
+        str, Meta(description="Signature policy (containers-policy.json format).")
+    ] = "/etc/containers/policy.json"
+    registries_conf: Annotated[
+        str, Meta(description="registries.conf (v2) with search registries, mirrors and aliases.")
+    ] = "/etc/containers/registries.conf"
+    registries_conf_dir: Annotated[
+        str, Meta(description="Directory of registries.conf drop-ins, read in name order.")
+    ] = "/etc/containers/registries.conf.d"
+    global_auth_file: Annotated[
+        str,
+        Meta(description="Registry credentials (auth.json format) used for every pull; optional."),
+    ] = ""
+    pull_progress_timeout: Annotated[
+        str,
+        Meta(
+            description=(
+                "Cancel a pull that makes no progress for this long (e.g. '90s', '2m'); '0s' never."
+            )
+        ),
+    ] = "1m"
+
+
+class NetworkConfig(_Table):
+    """``[crid.network]``: CNI."""
+
+    network_dir: Annotated[
+        str, Meta(description="Directory of CNI network configurations.")
+    ] = "/etc/cni/net.d"
+    plugin_dirs: Annotated[
+        list[str], Meta(description="Directories searched, in order, for CNI plugin binaries.")
+    ] = msgspec.field(default_factory=lambda: ["/opt/cni/bin", "/usr/lib/cni"])
+    cni_default_network: Annotated[
+        str,
+        Meta(description="Network pods join; empty takes the first configuration by file name."),
+    ] = ""
+
+
+class MetricsConfig(_Table):
+    """``[crid.metrics]``: the Prometheus endpoint."""
+
+    enable_metrics: Annotated[bool, Meta(description="Serve Prometheus metrics.")] = False
+    metrics_host: Annotated[str, Meta(description="Address the metrics server binds.")] = (
+        "127.0.0.1"
+    )
+    metrics_port: Annotated[
+        int, Meta(ge=0, le=65535, description="Port of the metrics server.")
+    ] = 9090
+
+
+class CridConfig(_Table):
+    """``[crid]``: paths and logging, plus the sub-tables."""
+
+    root: Annotated[
+        str, Meta(description="Persistent state: the state database and image storage.")
+    ] = "/var/lib/crid"
+    runroot: Annotated[
+        str, Meta(description="Volatile state: bundles, conmon files, attach sockets.")
+    ] = "/run/crid"
+    storage_driver: Annotated[
+        Literal["overlay", "vfs"],
+        Meta(description="Root filesystem driver: 'overlay', or 'vfs' (full copies)."),
+    ] = "overlay"
+    log_dir: Annotated[
+        str, Meta(description="Default directory for container logs the kubelet does not place.")
+    ] = "/var/log/crid/pods"
+    log_level: Annotated[
+        Literal["debug", "info", "warning", "error"], Meta(description="crid's own log level.")
+    ] = "info"
+    log_format: Annotated[
+        Literal["text", "json"],
+        Meta(description="crid's own log lines: 'text' (key=value) or 'json'."),
+    ] = "text"
+    api: ApiConfig = msgspec.field(default_factory=ApiConfig)
+    runtime: RuntimeConfig = msgspec.field(default_factory=RuntimeConfig)
+    image: ImageConfig = msgspec.field(default_factory=ImageConfig)
+    network: NetworkConfig = msgspec.field(default_factory=NetworkConfig)
+    metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
+
+
+class Config(_Table):
+    """The whole file: everything lives under ``[crid]``, as CRI-O's under ``[crio]``."""
+
+    crid: CridConfig = msgspec.field(default_factory=CridConfig)

@@ -1,0 +1,116 @@
+"""The crid daemon: a grpc.aio server with the CRI services on a unix socket.
+
+``Daemon`` owns the socket's whole life: a lock beside it (so two daemons never race
+for one path), the stale-socket check, binding with mode 0660, and removal on stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import signal
+from pathlib import Path
+from typing import IO
+
+import grpc
+
+from crid import __version__
+from crid._cri.v1 import api_pb2_grpc
+from crid.config import Config
+from crid.errors import CridError, SocketInUseError
+from crid.services import ImageService, RuntimeService
+from crid.socket import SOCKET_MODE, prepare_socket
+
+__all__ = ["Daemon", "serve"]
+
+_log = logging.getLogger(__name__)
+
+
+class Daemon:
+    """One running crid: start it, then stop it (or let a signal stop it)."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.socket_path = Path(config.crid.api.listen)
+        self._server: grpc.aio.Server | None = None
+        self._lock: IO[bytes] | None = None
+
+    def _acquire_lock(self) -> None:
+        lock_path = self.socket_path.with_name(self.socket_path.name + ".lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        handle = lock_path.open("a+b")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as err:
+            handle.close()
+            raise SocketInUseError(
+                f"another crid holds {lock_path}: a daemon already serves {self.socket_path}"
+            ) from err
+        self._lock = handle
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    async def start(self) -> None:
+        """Bind the socket and start answering RPCs."""
+        self._acquire_lock()
+        try:
+            prepare_socket(self.socket_path)
+            for directory in (self.config.crid.root, self.config.crid.runroot):
+                Path(directory).mkdir(parents=True, exist_ok=True, mode=0o711)
+            api = self.config.crid.api
+            server = grpc.aio.server(
+                options=[
+                    ("grpc.max_receive_message_length", api.grpc_max_recv_msg_size),
+                    ("grpc.max_send_message_length", api.grpc_max_send_msg_size),
+                ]
+            )
+            api_pb2_grpc.add_RuntimeServiceServicer_to_server(RuntimeService(self.config), server)
+            api_pb2_grpc.add_ImageServiceServicer_to_server(ImageService(self.config), server)
+            if server.add_insecure_port(f"unix://{self.socket_path}") == 0:
+                raise CridError(f"cannot listen on {self.socket_path}")
+            old_umask = os.umask(0o117)  # the socket is created 0660, never wider
+            try:
+                await server.start()
+            finally:
+                os.umask(old_umask)
+            self.socket_path.chmod(SOCKET_MODE)
+            self._server = server
+        except BaseException:
+            self._release_lock()
+            raise
+        _log.info(
+            "crid serving", extra={"version": __version__, "socket": str(self.socket_path)}
+        )
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Finish in-flight RPCs (up to ``grace`` seconds), close and remove the socket."""
+        if self._server is not None:
+            await self._server.stop(grace)
+            self._server = None
+            self.socket_path.unlink(missing_ok=True)
+            _log.info("crid stopped", extra={"socket": str(self.socket_path)})
+        self._release_lock()
+
+
+async def serve(config: Config) -> None:
+    """Run crid until SIGTERM or SIGINT, then shut it down cleanly."""
+    daemon = Daemon(config)
+    await daemon.start()
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    try:
+        await stopping.wait()
+        _log.info("signal received, shutting down")
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(ValueError, RuntimeError):
+                loop.remove_signal_handler(signum)
+        await daemon.stop()

@@ -1,0 +1,67 @@
+"""``runtime.v1.RuntimeService``: thin RPC handlers over crid's orchestration."""
+
+from __future__ import annotations
+
+import json
+
+import grpc
+import msgspec
+
+from crid import __version__
+from crid._cri.v1 import api_pb2, api_pb2_grpc
+from crid.config import Config
+from crid.readiness import Condition, network_condition, runtime_condition
+from crid.services._unimplemented import unimplemented_rest
+
+__all__ = ["CRI_API_VERSION", "KUBELET_API_VERSION", "RUNTIME_NAME", "RuntimeService"]
+
+RUNTIME_NAME = "crid"
+CRI_API_VERSION = "v1"
+KUBELET_API_VERSION = "0.1.0"
+
+_Context = grpc.aio.ServicerContext  # type: ignore[type-arg]
+
+
+def _condition(condition: Condition) -> api_pb2.RuntimeCondition:
+    return api_pb2.RuntimeCondition(
+        type=condition.type,
+        status=condition.status,
+        reason=condition.reason,
+        message=condition.message,
+    )
+
+
+@unimplemented_rest("RuntimeService")
+class RuntimeService(api_pb2_grpc.RuntimeServiceServicer):  # type: ignore[misc]
+    """The CRI runtime service; RPCs not defined here answer UNIMPLEMENTED."""
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+
+    async def Version(  # noqa: N802 - the CRI names its RPCs
+        self, request: api_pb2.VersionRequest, context: _Context
+    ) -> api_pb2.VersionResponse:
+        return api_pb2.VersionResponse(
+            version=KUBELET_API_VERSION,
+            runtime_name=RUNTIME_NAME,
+            runtime_version=__version__,
+            runtime_api_version=CRI_API_VERSION,
+        )
+
+    async def Status(  # noqa: N802 - the CRI names its RPCs
+        self, request: api_pb2.StatusRequest, context: _Context
+    ) -> api_pb2.StatusResponse:
+        conditions = [runtime_condition(self._config), network_condition(self._config)]
+        handlers = [api_pb2.RuntimeHandler(name="")] + [
+            api_pb2.RuntimeHandler(name=name) for name in self._config.crid.runtime.runtimes
+        ]
+        info: dict[str, str] = {}
+        if request.verbose:
+            info["config"] = json.dumps(msgspec.to_builtins(self._config))
+            info["conditions"] = json.dumps([msgspec.to_builtins(c) for c in conditions])
+        return api_pb2.StatusResponse(
+            status=api_pb2.RuntimeStatus(conditions=[_condition(c) for c in conditions]),
+            info=info,
+            runtime_handlers=handlers,
+            features=api_pb2.RuntimeFeatures(),
+        )
