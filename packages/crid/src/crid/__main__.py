@@ -1,0 +1,7 @@
+"""``python -m crid`` runs the ``crid`` command."""
+
+from __future__ import annotations
+
+from crid.cli import main
+
+main()
