@@ -14,7 +14,6 @@ from pathlib import Path
 import grpc
 import msgspec
 import pytest
-
 from crid._cri.v1 import api_pb2, api_pb2_grpc
 from crid.config import Config, load_config
 from crid.defaults import DEFAULT_CNI_FILE
@@ -140,7 +139,11 @@ def test_serve_refuses_a_socket_in_use(config_file: Path) -> None:
 
 def test_entry_point_module_runs() -> None:
     done = subprocess.run(
-        [*CRID, "--help"], capture_output=True, text=True, timeout=60, check=False,
+        [*CRID, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
         env={**os.environ, "COLUMNS": "120"},
     )
     assert done.returncode == 0

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import msgspec
 import pytest
-
 from crid.config import Config, load_config, parse_duration, render_config
 from crid.errors import ConfigError
 
@@ -43,7 +42,9 @@ def test_file_then_dropins_in_name_order(tmp_path: Path) -> None:
         'runtime_path = "/usr/bin/crun"\n',
     )
     write(tmp_path / "crid.toml.d" / "20-b.toml", '[crid]\nroot = "/b"\n')
-    write(tmp_path / "crid.toml.d" / "10-a.toml", '[crid]\nroot = "/ignored"\nlog_level = "debug"\n')
+    write(
+        tmp_path / "crid.toml.d" / "10-a.toml", '[crid]\nroot = "/ignored"\nlog_level = "debug"\n'
+    )
     write(tmp_path / "crid.toml.d" / "notes.txt", "not toml at all [")
     config = load_config(main)
     assert config.crid.root == "/b"

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-
 from crid import __version__
 from crid._cri.v1 import api_pb2, api_pb2_grpc
 from crid.config import Config
@@ -87,9 +86,7 @@ async def test_network_not_ready_without_cni_config_then_ready_without_restart(
         assert conditions["NetworkReady"].status is False
         assert conditions["NetworkReady"].reason == "NetworkPluginNotReady"
         assert "no CNI network configuration" in conditions["NetworkReady"].message
-        assert json.loads(reply.info["config"])["crid"]["api"]["listen"] == str(
-            daemon.socket_path
-        )
+        assert json.loads(reply.info["config"])["crid"]["api"]["listen"] == str(daemon.socket_path)
         network_dir = Path(daemon.config.crid.network.network_dir)
         (network_dir / "99-late.conflist").write_text(json.dumps(CNI_CONF))
         reply = await stub.Status(api_pb2.StatusRequest())

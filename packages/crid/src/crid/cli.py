@@ -83,7 +83,9 @@ def version(config: ConfigOption = None) -> None:
         if runtime_path is None:
             lines.append(f"runtime ({name}): not found")
         else:
-            lines.append(f"runtime ({name}): {await runtime_version(runtime_path)} ({runtime_path})")
+            lines.append(
+                f"runtime ({name}): {await runtime_version(runtime_path)} ({runtime_path})"
+            )
         conmon_path = conmon_binary(runtime.conmon)
         if conmon_path is None:
             lines.append("conmon: not found")

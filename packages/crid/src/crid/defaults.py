@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 __all__ = ["DEFAULT_CNI_FILE", "default_cni_conflist", "write_default_cni_config"]
@@ -47,14 +46,12 @@ def write_default_cni_config(network_dir: Path) -> Path | None:
     Returns the file written, or None when the directory already had a configuration.
     """
     network_dir.mkdir(parents=True, exist_ok=True)
-    existing = [
-        p for p in network_dir.iterdir() if p.suffix in (".conf", ".conflist", ".json")
-    ]
+    existing = [p for p in network_dir.iterdir() if p.suffix in (".conf", ".conflist", ".json")]
     if existing:
         return None
     target = network_dir / DEFAULT_CNI_FILE
     partial = target.with_name(f".{target.name}.tmp")
     partial.write_text(json.dumps(default_cni_conflist(), indent=2) + "\n")
-    os.replace(partial, target)
+    partial.replace(target)
     _log.info("wrote default CNI network", extra={"path": str(target)})
     return target

@@ -10,7 +10,7 @@ __all__ = ["ConfigError", "CridError", "SocketInUseError"]
 
 
 class CridError(Exception):
-    """Base class of every error raised by crid (the CRI runtime daemon)."""
+    """Base class of every error raised by crid."""
 
 
 class ConfigError(CridError):

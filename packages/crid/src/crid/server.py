@@ -56,13 +56,16 @@ class Daemon:
             self._lock.close()
             self._lock = None
 
+    def _prepare_paths(self) -> None:
+        prepare_socket(self.socket_path)
+        for directory in (self.config.crid.root, self.config.crid.runroot):
+            Path(directory).mkdir(parents=True, exist_ok=True, mode=0o711)
+
     async def start(self) -> None:
         """Bind the socket and start answering RPCs."""
-        self._acquire_lock()
+        await asyncio.to_thread(self._acquire_lock)
         try:
-            prepare_socket(self.socket_path)
-            for directory in (self.config.crid.root, self.config.crid.runroot):
-                Path(directory).mkdir(parents=True, exist_ok=True, mode=0o711)
+            await asyncio.to_thread(self._prepare_paths)
             api = self.config.crid.api
             server = grpc.aio.server(
                 options=[
@@ -70,8 +73,10 @@ class Daemon:
                     ("grpc.max_send_message_length", api.grpc_max_send_msg_size),
                 ]
             )
-            api_pb2_grpc.add_RuntimeServiceServicer_to_server(RuntimeService(self.config), server)
-            api_pb2_grpc.add_ImageServiceServicer_to_server(ImageService(self.config), server)
+            runtime = RuntimeService(self.config)
+            image = ImageService(self.config)
+            api_pb2_grpc.add_RuntimeServiceServicer_to_server(runtime, server)  # type: ignore[no-untyped-call]
+            api_pb2_grpc.add_ImageServiceServicer_to_server(image, server)  # type: ignore[no-untyped-call]
             if server.add_insecure_port(f"unix://{self.socket_path}") == 0:
                 raise CridError(f"cannot listen on {self.socket_path}")
             old_umask = os.umask(0o117)  # the socket is created 0660, never wider
@@ -84,9 +89,7 @@ class Daemon:
         except BaseException:
             self._release_lock()
             raise
-        _log.info(
-            "crid serving", extra={"version": __version__, "socket": str(self.socket_path)}
-        )
+        _log.info("crid serving", extra={"version": __version__, "socket": str(self.socket_path)})
 
     async def stop(self, grace: float = 5.0) -> None:
         """Finish in-flight RPCs (up to ``grace`` seconds), close and remove the socket."""

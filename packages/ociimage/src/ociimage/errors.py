@@ -10,4 +10,4 @@ __all__ = ["ImageError"]
 
 
 class ImageError(Exception):
-    """Base class of every error raised by ociimage (image references, registry client, auth and signature policy)."""
+    """Base class of every error raised by ociimage."""

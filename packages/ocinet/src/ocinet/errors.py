@@ -10,4 +10,4 @@ __all__ = ["NetError"]
 
 
 class NetError(Exception):
-    """Base class of every error raised by ocinet (CNI plugin invocation and pinned namespaces)."""
+    """Base class of every error raised by ocinet."""

@@ -10,4 +10,4 @@ __all__ = ["SpecError"]
 
 
 class SpecError(Exception):
-    """Base class of every error raised by ocispec (OCI runtime-spec and image-spec models, validation and config generation)."""
+    """Base class of every error raised by ocispec."""

@@ -10,4 +10,4 @@ __all__ = ["StoreError"]
 
 
 class StoreError(Exception):
-    """Base class of every error raised by ocistore (content store, layered overlay storage, images and container root filesystems)."""
+    """Base class of every error raised by ocistore."""

@@ -40,7 +40,7 @@ class _Table(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
     """A configuration table: unknown keys are errors, never silently ignored."""
 
 
-class ApiConfig(_Table):
+class ApiConfig(_Table, frozen=True):
     """``[crid.api]``: where crid listens."""
 
     listen: Annotated[
@@ -62,7 +62,7 @@ class ApiConfig(_Table):
     ] = 16 * 1024 * 1024
 
 
-class RuntimeHandler(_Table):
+class RuntimeHandler(_Table, frozen=True):
     """``[crid.runtime.runtimes.<name>]``: one OCI runtime a RuntimeClass can name."""
 
     runtime_path: Annotated[
@@ -81,7 +81,7 @@ class RuntimeHandler(_Table):
     ] = "oci"
 
 
-class RuntimeConfig(_Table):
+class RuntimeConfig(_Table, frozen=True):
     """``[crid.runtime]``: how containers are run."""
 
     default_runtime: Annotated[
@@ -134,7 +134,7 @@ class RuntimeConfig(_Table):
     )
 
 
-class ImageConfig(_Table):
+class ImageConfig(_Table, frozen=True):
     """``[crid.image]``: pulling and trusting images."""
 
     pause_image: Annotated[
@@ -163,12 +163,12 @@ class ImageConfig(_Table):
     ] = "1m"
 
 
-class NetworkConfig(_Table):
+class NetworkConfig(_Table, frozen=True):
     """``[crid.network]``: CNI."""
 
-    network_dir: Annotated[
-        str, Meta(description="Directory of CNI network configurations.")
-    ] = "/etc/cni/net.d"
+    network_dir: Annotated[str, Meta(description="Directory of CNI network configurations.")] = (
+        "/etc/cni/net.d"
+    )
     plugin_dirs: Annotated[
         list[str], Meta(description="Directories searched, in order, for CNI plugin binaries.")
     ] = msgspec.field(default_factory=lambda: ["/opt/cni/bin", "/usr/lib/cni"])
@@ -178,7 +178,7 @@ class NetworkConfig(_Table):
     ] = ""
 
 
-class MetricsConfig(_Table):
+class MetricsConfig(_Table, frozen=True):
     """``[crid.metrics]``: the Prometheus endpoint."""
 
     enable_metrics: Annotated[bool, Meta(description="Serve Prometheus metrics.")] = False
@@ -190,7 +190,7 @@ class MetricsConfig(_Table):
     ] = 9090
 
 
-class CridConfig(_Table):
+class CridConfig(_Table, frozen=True):
     """``[crid]``: paths and logging, plus the sub-tables."""
 
     root: Annotated[
@@ -220,7 +220,7 @@ class CridConfig(_Table):
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
 
 
-class Config(_Table):
+class Config(_Table, frozen=True):
     """The whole file: everything lives under ``[crid]``, as CRI-O's under ``[crio]``."""
 
     crid: CridConfig = msgspec.field(default_factory=CridConfig)

@@ -10,7 +10,7 @@ __all__ = ["ImageService"]
 
 
 @unimplemented_rest("ImageService")
-class ImageService(api_pb2_grpc.ImageServiceServicer):  # type: ignore[misc]
+class ImageService(api_pb2_grpc.ImageServiceServicer):
     """The CRI image service; RPCs not defined here answer UNIMPLEMENTED."""
 
     def __init__(self, config: Config) -> None:

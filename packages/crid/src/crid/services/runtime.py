@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import grpc
 import msgspec
@@ -19,7 +20,7 @@ RUNTIME_NAME = "crid"
 CRI_API_VERSION = "v1"
 KUBELET_API_VERSION = "0.1.0"
 
-_Context = grpc.aio.ServicerContext  # type: ignore[type-arg]
+_Context = grpc.aio.ServicerContext[Any, Any]
 
 
 def _condition(condition: Condition) -> api_pb2.RuntimeCondition:
@@ -32,7 +33,7 @@ def _condition(condition: Condition) -> api_pb2.RuntimeCondition:
 
 
 @unimplemented_rest("RuntimeService")
-class RuntimeService(api_pb2_grpc.RuntimeServiceServicer):  # type: ignore[misc]
+class RuntimeService(api_pb2_grpc.RuntimeServiceServicer):
     """The CRI runtime service; RPCs not defined here answer UNIMPLEMENTED."""
 
     def __init__(self, config: Config) -> None:
