@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -61,3 +62,32 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def repo_root() -> Path:
     """The checkout's top directory."""
     return Path(__file__).resolve().parent
+
+
+# -- Shared registry fixtures (ociimage.testing) ---------------------------------------
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from ociimage.testing import LocalRegistry, TestImages
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry]:
+    """A started local ``docker-registry`` (plain HTTP on 127.0.0.1, no auth), one per session."""
+    from ociimage.testing import DOCKER_REGISTRY, LocalRegistry
+
+    if not _binary_found(DOCKER_REGISTRY):
+        _unavailable(f"needs binaries not found here: {DOCKER_REGISTRY}")
+    with LocalRegistry(workdir=tmp_path_factory.mktemp("registry")) as local:
+        yield local
+
+
+@pytest.fixture(scope="session")
+def test_images(registry: LocalRegistry) -> TestImages:
+    """The standard images (busybox, layered, user_env, multiplatform), pushed to ``registry``."""
+    from ociimage.testing import BUSYBOX, push_test_images
+
+    if not _binary_found(str(BUSYBOX)):
+        _unavailable(f"needs binaries not found here: {BUSYBOX}")
+    return push_test_images(registry)
