@@ -137,3 +137,9 @@ def test_rendered_config_is_commented_and_reads_back(tmp_path: Path) -> None:
     assert msgspec.convert(tomllib.loads(text), Config) == config
     again = write(tmp_path / "again" / "crid.toml", text)
     assert load_config(again) == config
+
+
+def test_documented_defaults_match_the_code(repo_root: Path) -> None:
+    text = (repo_root / "docs" / "configuration.md").read_text()
+    block = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    assert block == render_config(Config()), "docs/configuration.md: paste `crid config` again"
