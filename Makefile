@@ -2,6 +2,8 @@
 SHELL := /bin/bash
 UV := PATH="$(CURDIR)/.tools/bin:$$PATH" uv
 CONFIG ?=
+# uv trusts the system's CA store (Debian's ca-certificates), as apt and git do.
+export UV_SYSTEM_CERTS ?= 1
 
 .PHONY: setup run test lint typecheck pytest proto wheels bench
 

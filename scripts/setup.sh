@@ -40,9 +40,13 @@ if ! command -v uv >/dev/null 2>&1; then
             apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
             python3 -m venv .tools
         fi
-        .tools/bin/pip install -q uv
+        cert_args=()
+        [ -f /etc/ssl/certs/ca-certificates.crt ] && cert_args=(--cert /etc/ssl/certs/ca-certificates.crt)
+        .tools/bin/pip install -q "${cert_args[@]}" uv
     fi
     export PATH="$PWD/.tools/bin:$PATH"
 fi
 
+# Trust the system's CA store (Debian's ca-certificates), as apt and git do.
+export UV_SYSTEM_CERTS="${UV_SYSTEM_CERTS:-1}"
 uv sync --frozen --all-packages -q
