@@ -71,5 +71,8 @@ def test_make_run_from_a_clean_clone_serves(repo_root: Path, tmp_path: Path) -> 
     deadline = time.monotonic() + 20
     while socket_path.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not socket_path.exists(), "the daemon did not remove its socket on SIGTERM"
+    assert not socket_path.exists(), (
+        "the daemon did not remove its socket on SIGTERM:\n"
+        + (tmp_path / "make-run.log").read_text()
+    )
     assert (clone / ".venv").is_dir()

@@ -36,9 +36,13 @@ def wait_for_socket(path: Path, proc: subprocess.Popen[bytes], timeout: float = 
 
 
 @pytest.mark.binaries("runc", "conmon")
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize(
+    "signals",
+    [[signal.SIGTERM], [signal.SIGINT], [signal.SIGTERM, signal.SIGTERM, signal.SIGINT]],
+    ids=["SIGTERM", "SIGINT", "repeated"],
+)
 def test_serve_answers_then_shuts_down_cleanly_on_signal(
-    config_file: Path, signum: signal.Signals
+    config_file: Path, signals: list[signal.Signals]
 ) -> None:
     config = load_config(config_file)
     socket_path = Path(config.crid.api.listen)
@@ -57,7 +61,8 @@ def test_serve_answers_then_shuts_down_cleanly_on_signal(
                 for c in stub.Status(api_pb2.StatusRequest(), timeout=10).status.conditions
             }
         assert conditions == {"RuntimeReady": True, "NetworkReady": True}
-        proc.send_signal(signum)
+        for signum in signals:  # a supervisor may repeat the signal while crid stops
+            proc.send_signal(signum)
         assert proc.wait(timeout=20) == 0
     finally:
         if proc.poll() is None:

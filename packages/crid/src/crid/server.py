@@ -113,7 +113,9 @@ async def serve(config: Config) -> None:
         await stopping.wait()
         _log.info("signal received, shutting down")
     finally:
+        # Handlers stay installed until the socket is gone: a second signal (a supervisor
+        # forwarding the same SIGTERM, say) must not kill crid halfway through stopping.
+        await daemon.stop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(ValueError, RuntimeError):
                 loop.remove_signal_handler(signum)
-        await daemon.stop()
