@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import grpc
-
 from crid._cri.v1 import api_pb2, api_pb2_grpc
 
 
