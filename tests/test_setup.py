@@ -15,6 +15,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+
 from crid._cri.v1 import api_pb2, api_pb2_grpc
 
 

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import grpc
+
 from crid._cri.v1 import api_pb2, api_pb2_grpc
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import grpc
 import msgspec
 import pytest
+
 from crid._cri.v1 import api_pb2, api_pb2_grpc
 from crid.config import Config, load_config
 from crid.defaults import DEFAULT_CNI_FILE

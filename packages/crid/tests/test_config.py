@@ -7,6 +7,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
+
 from crid.config import Config, load_config, parse_duration, render_config
 from crid.errors import ConfigError
 

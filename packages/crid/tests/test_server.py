@@ -10,6 +10,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+
 from crid import __version__
 from crid._cri.v1 import api_pb2, api_pb2_grpc
 from crid.config import Config

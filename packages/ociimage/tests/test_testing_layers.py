@@ -8,6 +8,7 @@ import io
 import tarfile
 
 import pytest
+
 from ociimage.testing.layers import (
     FIXED_MTIME,
     build_layer,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from ociimage.testing import (
     DOCKER_REGISTRY,
     LocalRegistry,

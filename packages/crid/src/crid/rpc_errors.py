@@ -1,0 +1,64 @@
+"""The one table that turns library and crid exceptions into gRPC status codes.
+
+Libraries never import grpc; they raise their own exceptions, and RPC handlers let
+them propagate. :func:`translate_errors` wraps each handler, finds the most specific
+class in ``STATUS_CODES`` along the exception's MRO, and aborts the RPC with that code
+and the exception's message. A test checks that every public exception class of every
+package has its own entry, so a new exception cannot silently become UNKNOWN.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+
+import ociimage.errors
+import ocinet.errors
+import ocispec.errors
+import ocistore.errors
+from crid import errors
+
+__all__ = ["STATUS_CODES", "status_code_for", "translate_errors"]
+
+_log = logging.getLogger(__name__)
+_Handler = TypeVar("_Handler", bound=Callable[..., Awaitable[Any]])
+
+STATUS_CODES: dict[type[BaseException], grpc.StatusCode] = {
+    ocispec.errors.SpecError: grpc.StatusCode.INVALID_ARGUMENT,
+    ociimage.errors.ImageError: grpc.StatusCode.UNKNOWN,
+    ocistore.errors.StoreError: grpc.StatusCode.INTERNAL,
+    ocinet.errors.NetError: grpc.StatusCode.INTERNAL,
+    errors.CridError: grpc.StatusCode.INTERNAL,
+    errors.ConfigError: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.SocketInUseError: grpc.StatusCode.FAILED_PRECONDITION,
+}
+
+
+def status_code_for(error: BaseException) -> grpc.StatusCode | None:
+    """The status code of the most specific mapped class of ``error``, if any."""
+    for cls in type(error).__mro__:
+        code = STATUS_CODES.get(cls)
+        if code is not None:
+            return code
+    return None
+
+
+def translate_errors(handler: _Handler) -> _Handler:
+    """Decorate an RPC handler so library exceptions end the call with their status."""
+
+    @functools.wraps(handler)
+    async def wrapper(self: object, request: object, context: Any) -> Any:
+        try:
+            return await handler(self, request, context)
+        except tuple(STATUS_CODES) as err:
+            code = status_code_for(err)
+            assert code is not None
+            if code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN):
+                _log.exception("rpc failed", extra={"rpc": handler.__name__})
+            await context.abort(code, str(err) or type(err).__name__)
+
+    return wrapper  # type: ignore[return-value]
