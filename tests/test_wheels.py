@@ -3,10 +3,13 @@
 The venv gets the package's wheel, the wheels of the siblings it declares, and the
 third-party dependencies it declares (from the package index): nothing else. Then
 every module of the package is imported there, so an undeclared dependency fails.
+Test helpers (``<package>.testing``) may need the package's ``testing`` extra: they are
+imported after that extra is installed, and must work with it alone.
 """
 
 from __future__ import annotations
 
+import email.message
 import email.parser
 import os
 import re
@@ -23,10 +26,12 @@ SIBLINGS = set(PACKAGES)
 
 IMPORT_ALL = """
 import importlib, importlib.util, pkgutil, sys
-name = sys.argv[1]
+name, with_testing = sys.argv[1], sys.argv[2] == "1"
 package = importlib.import_module(name)
 for info in pkgutil.walk_packages(package.__path__, name + "."):
     if info.name.endswith("__main__"):
+        continue
+    if info.name.startswith(name + ".testing") and not with_testing:
         continue
     importlib.import_module(info.name)
 import importlib.resources
@@ -61,11 +66,18 @@ def wheels(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     return built
 
 
-def declared(wheel: Path) -> list[str]:
+def metadata(wheel: Path) -> email.message.Message:
     with zipfile.ZipFile(wheel) as archive:
         name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
-        metadata = email.parser.Parser().parsestr(archive.read(name).decode())
-    return [r for r in metadata.get_all("Requires-Dist") or [] if "extra ==" not in r]
+        return email.parser.Parser().parsestr(archive.read(name).decode())
+
+
+def declared(wheel: Path) -> list[str]:
+    return [r for r in metadata(wheel).get_all("Requires-Dist") or [] if "extra ==" not in r]
+
+
+def has_testing_extra(wheel: Path) -> bool:
+    return "testing" in (metadata(wheel).get_all("Provides-Extra") or [])
 
 
 def sibling_closure(package: str, wheels: dict[str, Path]) -> set[str]:
@@ -106,12 +118,26 @@ def test_wheel_imports_alone(package: str, wheels: dict[str, Path], tmp_path: Pa
         env=env,
     )
     script = IMPORT_ALL.format(siblings=sorted(SIBLINGS), allowed=sorted(siblings))
-    done = subprocess.run(
-        [str(python), "-I", "-c", script, package],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "ok 0.1.0"
+
+    def import_all(with_testing: bool) -> None:
+        done = subprocess.run(
+            [str(python), "-I", "-c", script, package, "1" if with_testing else "0"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "ok 0.1.0"
+
+    import_all(with_testing=False)
+    if has_testing_extra(wheels[package]):
+        subprocess.run(
+            [uv(), "pip", "install", "-q", "--python", str(python)]
+            + [f"{wheels[package]}[testing]"]
+            + [str(wheels[s]) for s in sorted(siblings)],
+            check=True,
+            timeout=600,
+            env=env,
+        )
+    import_all(with_testing=True)

@@ -56,10 +56,10 @@ class ApiConfig(_Table, frozen=True):
     ] = 0
     grpc_max_recv_msg_size: Annotated[
         int, Meta(gt=0, description="Largest gRPC message crid accepts, in bytes.")
-    ] = 16 * 1024 * 1024
+    ] = 80 * 1024 * 1024
     grpc_max_send_msg_size: Annotated[
         int, Meta(gt=0, description="Largest gRPC message crid sends, in bytes.")
-    ] = 16 * 1024 * 1024
+    ] = 80 * 1024 * 1024
 
 
 class RuntimeHandler(_Table, frozen=True):
