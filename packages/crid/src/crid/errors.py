@@ -6,7 +6,14 @@ own hierarchies, and ``crid.rpc_errors`` maps all of them to gRPC status codes.
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "CridError", "SocketInUseError"]
+__all__ = [
+    "ConfigError",
+    "ConmonError",
+    "ContainerNotFoundError",
+    "CridError",
+    "OCIRuntimeError",
+    "SocketInUseError",
+]
 
 
 class CridError(Exception):
@@ -19,3 +26,20 @@ class ConfigError(CridError):
 
 class SocketInUseError(CridError):
     """Another live process already serves on the configured socket."""
+
+
+class OCIRuntimeError(CridError):
+    """The OCI runtime (runc) refused or failed a command; carries its own message."""
+
+    def __init__(self, message: str, *, command: str = "", stderr: str = "") -> None:
+        super().__init__(message)
+        self.command = command
+        self.stderr = stderr
+
+
+class ContainerNotFoundError(OCIRuntimeError):
+    """The OCI runtime has no container with this id."""
+
+
+class ConmonError(CridError):
+    """conmon could not start a container: it exited early or reported a failure."""

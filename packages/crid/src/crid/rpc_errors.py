@@ -35,6 +35,9 @@ STATUS_CODES: dict[type[BaseException], grpc.StatusCode] = {
     errors.CridError: grpc.StatusCode.INTERNAL,
     errors.ConfigError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.SocketInUseError: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.OCIRuntimeError: grpc.StatusCode.INTERNAL,
+    errors.ContainerNotFoundError: grpc.StatusCode.NOT_FOUND,
+    errors.ConmonError: grpc.StatusCode.INTERNAL,
 }
 
 

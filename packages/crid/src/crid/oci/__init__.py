@@ -2,7 +2,23 @@
 
 from __future__ import annotations
 
-from crid.oci.conmon import conmon_binary, conmon_version
-from crid.oci.runtime import runtime_binary, runtime_version
+from crid.oci.conmon import (
+    Conmon,
+    ConmonOptions,
+    CreatedContainer,
+    conmon_binary,
+    conmon_version,
+)
+from crid.oci.runtime import ContainerState, OCIRuntime, runtime_binary, runtime_version
 
-__all__ = ["conmon_binary", "conmon_version", "runtime_binary", "runtime_version"]
+__all__ = [
+    "Conmon",
+    "ConmonOptions",
+    "ContainerState",
+    "CreatedContainer",
+    "OCIRuntime",
+    "conmon_binary",
+    "conmon_version",
+    "runtime_binary",
+    "runtime_version",
+]

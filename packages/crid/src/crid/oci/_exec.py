@@ -9,7 +9,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Completed", "find_binary", "run", "version_line"]
+__all__ = ["Completed", "environment", "find_binary", "run", "version_line"]
 
 _SAFE_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TZ")
 
@@ -32,7 +32,8 @@ def find_binary(configured: str, name: str) -> Path | None:
     return Path(found) if found else None
 
 
-def _environment(extra: dict[str, str] | None) -> dict[str, str]:
+def environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """A minimal, explicit environment for a child: PATH and locale, plus ``extra``."""
     env = {key: os.environ[key] for key in _SAFE_ENV_KEYS if key in os.environ}
     env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
     if extra:
@@ -53,7 +54,7 @@ async def run(
         stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env=_environment(env),
+        env=environment(env),
     )
     try:
         stdout, stderr = await asyncio.wait_for(proc.communicate(stdin), timeout)

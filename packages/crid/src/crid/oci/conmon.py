@@ -1,12 +1,31 @@
-"""The conmon container monitor: locating it and asking its version."""
+"""conmon, the per-container monitor: it runs the runtime's ``create``, then holds the
+container's stdio, writes its CRI log, and records its exit code in an exit directory.
+
+crid talks to conmon as CRI-O does, through two inherited pipes: conmon blocks on
+``_OCI_STARTPIPE`` until crid writes a byte (so crid can first move it into a cgroup),
+and reports ``{"data": <pid>}`` (or ``{"data": -1, "message": ...}``) on
+``_OCI_SYNCPIPE`` once the runtime's create has finished. conmon daemonizes, so the
+container keeps running if crid restarts.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+from dataclasses import dataclass
 from pathlib import Path
 
-from crid.oci._exec import find_binary, version_line
+from crid.errors import ConmonError
+from crid.oci._exec import environment, find_binary, version_line
+from crid.oci.runtime import OCIRuntime, runtime_message
 
-__all__ = ["conmon_binary", "conmon_version"]
+__all__ = ["Conmon", "ConmonOptions", "CreatedContainer", "conmon_binary", "conmon_version"]
+
+_log = logging.getLogger(__name__)
 
 
 def conmon_binary(configured: str) -> Path | None:
@@ -17,3 +36,222 @@ def conmon_binary(configured: str) -> Path | None:
 async def conmon_version(binary: Path, *, timeout: float = 5.0) -> str:
     """The first line of ``--version`` (e.g. ``conmon version 2.1.6``)."""
     return await version_line(binary, timeout=timeout)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConmonOptions:
+    """Everything conmon needs to create one container from a prepared bundle."""
+
+    container_id: str
+    name: str
+    bundle: Path
+    log_path: Path
+    exit_dir: Path
+    socket_dir: Path
+    terminal: bool = False
+    stdin: bool = False
+    stdin_once: bool = False
+    log_size_max: int = -1
+    systemd_cgroup: bool = False
+
+    @property
+    def conmon_pidfile(self) -> Path:
+        return self.bundle / "conmon.pid"
+
+    @property
+    def container_pidfile(self) -> Path:
+        return self.bundle / "container.pid"
+
+    @property
+    def exit_file(self) -> Path:
+        return self.exit_dir / self.container_id
+
+
+@dataclass(frozen=True, kw_only=True)
+class CreatedContainer:
+    """A container in the runtime's ``created`` state, monitored by conmon."""
+
+    pid: int
+    conmon_pid: int
+
+
+class Conmon:
+    """Creates containers under conmon with one OCI runtime."""
+
+    def __init__(self, *, binary: Path, runtime: OCIRuntime, log_level: str = "info") -> None:
+        self.binary = binary
+        self.runtime = runtime
+        self.log_level = log_level
+
+    def argv(self, options: ConmonOptions) -> list[str]:
+        """conmon's command line for ``options``."""
+        argv = [
+            str(self.binary),
+            "--api-version",
+            "1",
+            "--cid",
+            options.container_id,
+            "--cuuid",
+            options.container_id,
+            "--name",
+            options.name,
+            "--runtime",
+            str(self.runtime.binary),
+            "--bundle",
+            str(options.bundle),
+            "--container-pidfile",
+            str(options.container_pidfile),
+            "--conmon-pidfile",
+            str(options.conmon_pidfile),
+            "--log-path",
+            f"k8s-file:{options.log_path}",
+            "--exit-dir",
+            str(options.exit_dir),
+            "--socket-dir-path",
+            str(options.socket_dir),
+            "--log-level",
+            self.log_level,
+            "--syslog",
+        ]
+        for arg in self.runtime.global_args():
+            argv += ["--runtime-arg", arg]
+        if options.log_size_max > 0:
+            argv += ["--log-size-max", str(options.log_size_max)]
+        if options.terminal:
+            argv.append("--terminal")
+        if options.stdin:
+            argv.append("--stdin")
+            if not options.stdin_once:
+                argv.append("--leave-stdin-open")
+        if options.systemd_cgroup:
+            argv.append("--systemd-cgroup")
+        return argv
+
+    async def create(self, options: ConmonOptions, *, timeout: float = 60.0) -> CreatedContainer:
+        """Have conmon create the container; returns once the runtime's create is done.
+
+        On failure, timeout or cancellation nothing is left running: conmon is killed,
+        and the runtime's half-created container deleted.
+        """
+        for directory in (options.exit_dir, options.socket_dir, options.log_path.parent):
+            directory.mkdir(parents=True, exist_ok=True)
+        options.exit_file.unlink(missing_ok=True)
+        sync_read, sync_write = os.pipe()
+        start_read, start_write = os.pipe()
+        stderr_path = options.bundle / "conmon.stderr"
+        try:
+            with stderr_path.open("wb") as stderr:
+                proc = await asyncio.create_subprocess_exec(
+                    *self.argv(options),
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.DEVNULL,
+                    stderr=stderr,
+                    cwd=options.bundle,
+                    # conmon reads the pipes' fd numbers from its environment, so the
+                    # ends are inherited as they are: no fd shuffling in the child.
+                    env=environment(
+                        {"_OCI_SYNCPIPE": str(sync_write), "_OCI_STARTPIPE": str(start_read)}
+                    ),
+                    pass_fds=(sync_write, start_read),
+                    start_new_session=True,
+                )
+        except BaseException:
+            for fd in (sync_read, sync_write, start_read, start_write):
+                os.close(fd)
+            raise
+        os.close(sync_write)
+        os.close(start_read)
+        try:
+            os.write(start_write, b"\0")
+            os.close(start_write)
+            start_write = -1
+            message = await asyncio.wait_for(_read_line(sync_read), timeout)
+            await asyncio.wait_for(proc.wait(), timeout)
+            return self._created(options, message, proc.returncode, stderr_path)
+        except BaseException:
+            await self._abandon(options, proc)
+            raise
+        finally:
+            if start_write >= 0:
+                os.close(start_write)
+
+    def _created(
+        self, options: ConmonOptions, message: bytes, returncode: int | None, stderr: Path
+    ) -> CreatedContainer:
+        if not message:
+            detail = stderr.read_text(errors="replace").strip()
+            raise ConmonError(
+                f"conmon for {options.container_id} exited ({returncode}) without reporting"
+                f" a pid: {detail or 'no output'}"
+            )
+        try:
+            reply = json.loads(message)
+            pid = int(reply["data"])
+        except (ValueError, KeyError, TypeError) as err:
+            raise ConmonError(f"conmon sent an unreadable message: {message!r}") from err
+        if pid <= 0:
+            raise ConmonError(
+                f"creating container {options.container_id} failed: "
+                f"{runtime_message(reply.get('message') or '') or 'no message from the runtime'}"
+            )
+        conmon_pid = int(options.conmon_pidfile.read_text().strip())
+        return CreatedContainer(pid=pid, conmon_pid=conmon_pid)
+
+    async def _abandon(self, options: ConmonOptions, proc: asyncio.subprocess.Process) -> None:
+        """Undo a creation that failed or was cancelled halfway: leave nothing running.
+
+        conmon forks a daemon (in its own session) once it has the start byte, and that
+        daemon runs the runtime's create. So: let conmon's parent finish writing the
+        daemon's pidfile (it exits within milliseconds), kill whatever still carries the
+        container's id (the daemon, a runtime create), then delete the runtime's
+        container, repeating until nothing mentions the id any more.
+        """
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(proc.wait()), 1.0)
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+        with contextlib.suppress(OSError, ValueError):
+            os.kill(int(options.conmon_pidfile.read_text().strip()), signal.SIGKILL)
+        deadline = asyncio.get_running_loop().time() + 5.0
+        while True:
+            survivors = await asyncio.to_thread(_processes_mentioning, options.container_id)
+            for pid in survivors:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(Exception):
+                await self.runtime.delete(options.container_id, force=True)
+            if not survivors or asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        _log.warning("abandoned container creation", extra={"container": options.container_id})
+
+
+def _processes_mentioning(container_id: str) -> list[int]:
+    """Pids whose command line carries ``container_id`` as a whole argument."""
+    wanted = container_id.encode()
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/cmdline", "rb") as handle:
+                args = handle.read().split(b"\0")
+        except OSError:
+            continue
+        if wanted in args:
+            found.append(int(entry.name))
+    return found
+
+
+async def _read_line(fd: int) -> bytes:
+    """One line from a pipe without blocking the event loop (empty at EOF)."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", buffering=0)
+    )
+    try:
+        return (await reader.readline()).strip()
+    finally:
+        transport.close()
