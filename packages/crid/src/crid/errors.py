@@ -7,12 +7,16 @@ own hierarchies, and ``crid.rpc_errors`` maps all of them to gRPC status codes.
 from __future__ import annotations
 
 __all__ = [
+    "AmbiguousIdError",
     "ConfigError",
     "ConmonError",
     "ContainerNotFoundError",
     "CridError",
+    "NameReservedError",
+    "NotFoundError",
     "OCIRuntimeError",
     "SocketInUseError",
+    "StateError",
 ]
 
 
@@ -43,3 +47,23 @@ class ContainerNotFoundError(OCIRuntimeError):
 
 class ConmonError(CridError):
     """conmon could not start a container: it exited early or reported a failure."""
+
+
+class StateError(CridError):
+    """The state database could not be read or written."""
+
+
+class NotFoundError(CridError):
+    """No pod sandbox or container has this id (or unique id prefix)."""
+
+
+class NameReservedError(CridError):
+    """A pod sandbox or container with the same name (metadata) already exists."""
+
+    def __init__(self, message: str, *, existing_id: str) -> None:
+        super().__init__(message)
+        self.existing_id = existing_id
+
+
+class AmbiguousIdError(CridError):
+    """An id prefix matches more than one pod sandbox or container."""

@@ -38,6 +38,10 @@ STATUS_CODES: dict[type[BaseException], grpc.StatusCode] = {
     errors.OCIRuntimeError: grpc.StatusCode.INTERNAL,
     errors.ContainerNotFoundError: grpc.StatusCode.NOT_FOUND,
     errors.ConmonError: grpc.StatusCode.INTERNAL,
+    errors.StateError: grpc.StatusCode.INTERNAL,
+    errors.NotFoundError: grpc.StatusCode.NOT_FOUND,
+    errors.NameReservedError: grpc.StatusCode.ALREADY_EXISTS,
+    errors.AmbiguousIdError: grpc.StatusCode.INVALID_ARGUMENT,
 }
 
 

@@ -1,0 +1,106 @@
+"""The state database: pods and containers in SQLite, so a crid restart loses nothing.
+
+One row per record, its JSON encoding in ``data``; names are UNIQUE so a reservation
+survives a crash. WAL mode with ``synchronous=NORMAL``: a commit is durable against a
+crid crash (the file is written before the call returns) without an fsync per write.
+All methods are blocking; ``crid.state.registry`` calls them from one worker thread.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+from typing import TypeVar
+
+import msgspec
+
+from crid.errors import StateError
+from crid.state.models import Container, Sandbox
+
+__all__ = ["StateDB"]
+
+_T = TypeVar("_T", Sandbox, Container)
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sandboxes (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    data BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS containers (
+    id TEXT PRIMARY KEY,
+    sandbox_id TEXT NOT NULL,
+    name TEXT NOT NULL UNIQUE,
+    data BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS containers_by_sandbox ON containers (sandbox_id);
+"""
+
+
+class StateDB:
+    """Durable storage of every sandbox and container record."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        try:
+            self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.executescript(_SCHEMA)
+        except sqlite3.Error as err:
+            raise StateError(f"cannot open state database {path}: {err}") from err
+        self._encoder = msgspec.json.Encoder()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def _load(self, table: str, kind: type[_T]) -> list[_T]:
+        decoder = msgspec.json.Decoder(kind)
+        with self._lock:
+            rows = self._conn.execute(f"SELECT data FROM {table}").fetchall()  # noqa: S608
+        return [decoder.decode(row[0]) for row in rows]
+
+    def sandboxes(self) -> list[Sandbox]:
+        """Every stored sandbox."""
+        return self._load("sandboxes", Sandbox)
+
+    def containers(self) -> list[Container]:
+        """Every stored container."""
+        return self._load("containers", Container)
+
+    def put_sandbox(self, sandbox: Sandbox) -> None:
+        """Insert or replace a sandbox."""
+        self._write(
+            "INSERT OR REPLACE INTO sandboxes (id, name, data) VALUES (?, ?, ?)",
+            (sandbox.id, sandbox.name, self._encoder.encode(sandbox)),
+        )
+
+    def put_container(self, container: Container) -> None:
+        """Insert or replace a container."""
+        self._write(
+            "INSERT OR REPLACE INTO containers (id, sandbox_id, name, data) VALUES (?, ?, ?, ?)",
+            (
+                container.id,
+                container.sandbox_id,
+                container.name,
+                self._encoder.encode(container),
+            ),
+        )
+
+    def delete_sandbox(self, sandbox_id: str) -> None:
+        """Forget a sandbox (its containers must have gone first)."""
+        self._write("DELETE FROM sandboxes WHERE id = ?", (sandbox_id,))
+
+    def delete_container(self, container_id: str) -> None:
+        """Forget a container."""
+        self._write("DELETE FROM containers WHERE id = ?", (container_id,))
+
+    def _write(self, sql: str, params: tuple[object, ...]) -> None:
+        try:
+            with self._lock:
+                self._conn.execute(sql, params)
+        except sqlite3.Error as err:
+            raise StateError(f"state database {self.path}: {err}") from err

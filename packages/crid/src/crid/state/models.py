@@ -1,0 +1,102 @@
+"""What crid remembers about pods and containers: frozen records, replaced on change.
+
+The CRI configs they were created from are kept as serialized protobuf bytes: crid
+reports fields from them in Status calls, and they never leave crid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+__all__ = [
+    "Container",
+    "ContainerMeta",
+    "ContainerState",
+    "PodMeta",
+    "Sandbox",
+    "SandboxState",
+]
+
+
+class SandboxState(StrEnum):
+    """A pod sandbox's state as the CRI knows it."""
+
+    READY = "ready"
+    NOTREADY = "notready"
+
+
+class ContainerState(StrEnum):
+    """A container's state as the CRI knows it."""
+
+    CREATED = "created"
+    RUNNING = "running"
+    EXITED = "exited"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PodMeta:
+    """The pod identity the kubelet gives (CRI PodSandboxMetadata)."""
+
+    name: str
+    uid: str
+    namespace: str
+    attempt: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContainerMeta:
+    """The container identity the kubelet gives (CRI ContainerMetadata)."""
+
+    name: str
+    attempt: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sandbox:
+    """One pod sandbox."""
+
+    id: str
+    name: str
+    meta: PodMeta
+    state: SandboxState
+    created_at: int
+    runtime_handler: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    namespaces: dict[str, str] = field(default_factory=dict)
+    ips: tuple[str, ...] = ()
+    hostname: str = ""
+    log_directory: str = ""
+    cgroup_parent: str = ""
+    network: str = ""
+    config: bytes = b""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Container:
+    """One container of a sandbox."""
+
+    id: str
+    name: str
+    sandbox_id: str
+    meta: ContainerMeta
+    state: ContainerState
+    created_at: int
+    started_at: int = 0
+    finished_at: int = 0
+    exit_code: int = 0
+    reason: str = ""
+    message: str = ""
+    image: str = ""
+    image_ref: str = ""
+    image_id: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    log_path: str = ""
+    pid: int = 0
+    conmon_pid: int = 0
+    bundle: str = ""
+    runtime_handler: str = ""
+    config: bytes = b""

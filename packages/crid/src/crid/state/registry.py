@@ -1,0 +1,153 @@
+"""The live view of every pod and container: in memory for reads, written through to disk.
+
+List and Status RPCs read dictionaries (no I/O, no locks on the event loop); every change
+is persisted by ``StateDB`` in one worker thread before the change is visible, so what the
+kubelet sees has survived a crash. Names are reserved here: a second pod or container with
+the same metadata gets an error naming the existing id. Ids resolve by exact match or by a
+unique prefix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TypeVar
+
+from crid.errors import AmbiguousIdError, NameReservedError, NotFoundError
+from crid.state.db import StateDB
+from crid.state.models import Container, Sandbox
+
+__all__ = ["Registry"]
+
+_R = TypeVar("_R", Sandbox, Container)
+
+
+def _resolve(records: dict[str, _R], key: str, kind: str) -> _R:
+    found = records.get(key)
+    if found is not None:
+        return found
+    if not key:
+        raise NotFoundError(f"{kind} id must not be empty")
+    matches = [record for rid, record in records.items() if rid.startswith(key)]
+    if not matches:
+        raise NotFoundError(f"{kind} {key!r} not found")
+    if len(matches) > 1:
+        raise AmbiguousIdError(f"{kind} id prefix {key!r} matches {len(matches)} {kind}s")
+    return matches[0]
+
+
+class Registry:
+    """Every sandbox and container crid knows, loaded from and saved to a ``StateDB``."""
+
+    def __init__(self, db: StateDB) -> None:
+        self._db = db
+        self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="crid-state")
+        self._sandboxes: dict[str, Sandbox] = {s.id: s for s in db.sandboxes()}
+        self._containers: dict[str, Container] = {c.id: c for c in db.containers()}
+        self._names: dict[str, str] = {}
+        records: list[Sandbox | Container] = [*self._sandboxes.values()]
+        records += self._containers.values()
+        for record in records:
+            self._names[record.name] = record.id
+
+    @classmethod
+    def open(cls, path: Path) -> Registry:
+        """Open (or create) the state database at ``path`` and load it."""
+        return cls(StateDB(path))
+
+    def close(self) -> None:
+        self._writer.shutdown(wait=True)
+        self._db.close()
+
+    async def _persist(self, write: Callable[[], None]) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._writer, write)
+
+    # -- names ------------------------------------------------------------------------
+
+    def _check_name(self, name: str, record_id: str, kind: str) -> None:
+        existing = self._names.get(name)
+        if existing is not None and existing != record_id:
+            raise NameReservedError(
+                f"{kind} name {name!r} is reserved by {existing}", existing_id=existing
+            )
+
+    # -- sandboxes --------------------------------------------------------------------
+
+    def sandbox(self, id_or_prefix: str) -> Sandbox:
+        """The sandbox with this id or unique id prefix."""
+        return _resolve(self._sandboxes, id_or_prefix, "pod sandbox")
+
+    def find_sandbox(self, id_or_prefix: str) -> Sandbox | None:
+        """Like :meth:`sandbox`, but None when there is none."""
+        try:
+            return self.sandbox(id_or_prefix)
+        except NotFoundError:
+            return None
+
+    def sandboxes(self) -> Iterable[Sandbox]:
+        return self._sandboxes.values()
+
+    async def save_sandbox(self, sandbox: Sandbox) -> None:
+        """Add or replace a sandbox (reserving its name when new)."""
+        self._check_name(sandbox.name, sandbox.id, "pod sandbox")
+        self._names[sandbox.name] = sandbox.id
+        try:
+            await self._persist(lambda: self._db.put_sandbox(sandbox))
+        except BaseException:
+            if sandbox.id not in self._sandboxes:
+                self._names.pop(sandbox.name, None)
+            raise
+        self._sandboxes[sandbox.id] = sandbox
+
+    async def remove_sandbox(self, sandbox_id: str) -> None:
+        """Forget a sandbox and free its name (idempotent)."""
+        sandbox = self._sandboxes.get(sandbox_id)
+        if sandbox is None:
+            return
+        await self._persist(lambda: self._db.delete_sandbox(sandbox_id))
+        del self._sandboxes[sandbox_id]
+        self._names.pop(sandbox.name, None)
+
+    # -- containers -------------------------------------------------------------------
+
+    def container(self, id_or_prefix: str) -> Container:
+        """The container with this id or unique id prefix."""
+        return _resolve(self._containers, id_or_prefix, "container")
+
+    def find_container(self, id_or_prefix: str) -> Container | None:
+        """Like :meth:`container`, but None when there is none."""
+        try:
+            return self.container(id_or_prefix)
+        except NotFoundError:
+            return None
+
+    def containers(self, sandbox_id: str | None = None) -> list[Container]:
+        """All containers, or those of one sandbox."""
+        if sandbox_id is None:
+            return list(self._containers.values())
+        return [c for c in self._containers.values() if c.sandbox_id == sandbox_id]
+
+    async def save_container(self, container: Container) -> None:
+        """Add or replace a container (reserving its name when new)."""
+        if container.sandbox_id not in self._sandboxes:
+            raise NotFoundError(f"pod sandbox {container.sandbox_id!r} not found")
+        self._check_name(container.name, container.id, "container")
+        self._names[container.name] = container.id
+        try:
+            await self._persist(lambda: self._db.put_container(container))
+        except BaseException:
+            if container.id not in self._containers:
+                self._names.pop(container.name, None)
+            raise
+        self._containers[container.id] = container
+
+    async def remove_container(self, container_id: str) -> None:
+        """Forget a container and free its name (idempotent)."""
+        container = self._containers.get(container_id)
+        if container is None:
+            return
+        await self._persist(lambda: self._db.delete_container(container_id))
+        del self._containers[container_id]
+        self._names.pop(container.name, None)
