@@ -8,15 +8,18 @@ bridge (bridge DEL keeps it) and portmap's per-container iptables chains.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import secrets
 import shlex
 import subprocess
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "FakePlugins",
     "bridge_network",
     "delete_link",
     "iptables_rules_mentioning",
@@ -145,3 +148,96 @@ def remove_iptables_rules_mentioning(text: str, tables: Iterable[str] = ("nat", 
         for chain in targets:
             subprocess.run(["iptables", "-t", table, "-F", chain], check=False, capture_output=True)
             subprocess.run(["iptables", "-t", table, "-X", chain], check=False, capture_output=True)
+
+
+_FAKE_PLUGIN = r'''#!{python} -S
+"""A CNI plugin for tests: logs what it was given and answers as its config says."""
+import json, os, subprocess, sys, time
+
+stdin = sys.stdin.read()
+conf = json.loads(stdin)
+fake = conf.get("fake", {{}})
+command = os.environ.get("CNI_COMMAND", "")
+record = {{
+    "plugin": os.path.basename(sys.argv[0]),
+    "command": command,
+    "env": dict(os.environ),
+    "conf": conf,
+    "pid": os.getpid(),
+}}
+if fake.get("spawn_child"):
+    child = subprocess.Popen(["sleep", "60"])
+    record["child"] = child.pid
+log_path = fake.get("log") or os.path.join(os.path.dirname(sys.argv[0]), "calls.jsonl")
+with open(log_path, "a") as log:
+    log.write(json.dumps(record) + "\n")
+if command == "VERSION":
+    versions = fake.get("versions", ["0.3.1", "0.4.0", "1.0.0", "1.1.0"])
+    print(json.dumps({{"cniVersion": "1.0.0", "supportedVersions": versions}}))
+    sys.exit(0)
+if fake.get("sleep"):
+    time.sleep(fake["sleep"])
+failing = fake.get("fail_on", [])
+if command in failing:
+    if fake.get("error"):
+        print(json.dumps(fake["error"]))
+    if fake.get("stderr"):
+        sys.stderr.write(fake["stderr"])
+    if fake.get("stdout_raw"):
+        sys.stdout.write(fake["stdout_raw"])
+    sys.exit(fake.get("exit", 1))
+if command == "ADD":
+    if "result" in fake:
+        out = fake["result"]
+    elif "prevResult" in conf:
+        out = conf["prevResult"]
+    else:
+        out = {{"cniVersion": conf["cniVersion"],
+               "interfaces": [{{"name": os.environ["CNI_IFNAME"],
+                                "sandbox": os.environ["CNI_NETNS"]}}],
+               "ips": [{{"address": fake.get("ip", "10.99.0.2/24"),
+                        "gateway": "10.99.0.1", "interface": 0}}]}}
+    print(json.dumps(out))
+'''
+
+
+class FakePlugins:
+    """A directory of scriptable fake CNI plugins that record every run.
+
+    Each plugin object carries a ``fake`` block (see :meth:`plugin`) saying how to behave:
+    ``result``, ``ip``, ``sleep``, ``spawn_child``, ``fail_on`` (commands) with ``error``,
+    ``stderr``, ``stdout_raw`` and ``exit``, and ``versions`` for VERSION.
+    """
+
+    NAMES = ("fake-a", "fake-b", "fake-c")
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.log = self.directory / "calls.jsonl"
+        script = _FAKE_PLUGIN.format(python=sys.executable)
+        for name in self.NAMES:
+            path = self.directory / name
+            path.write_text(script)
+            path.chmod(0o755)
+
+    def plugin(self, plugin_type: str = "fake-a", **fake: Any) -> dict[str, Any]:
+        """A plugin object for a network list; ``fake`` scripts its behaviour."""
+        extra = fake.pop("extra", {})
+        return {"type": plugin_type, "fake": {"log": str(self.log), **fake}, **extra}
+
+    def network(
+        self, *plugins: dict[str, Any], name: str = "fakenet", version: str = "1.0.0", **top: Any
+    ) -> dict[str, Any]:
+        """A network list of ``plugins``."""
+        return {"cniVersion": version, "name": name, "plugins": list(plugins), **top}
+
+    def calls(self) -> list[dict[str, Any]]:
+        """Every recorded run, in order."""
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines() if line]
+
+    def clear(self) -> None:
+        """Forget the recorded runs."""
+        self.log.unlink(missing_ok=True)
