@@ -41,9 +41,13 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coro)
-    coro.close()
-    raise NetError("a synchronous ocinet call was made on a running event loop; await it instead")
+        pass  # no loop here: the normal case
+    else:
+        coro.close()
+        raise NetError(
+            "a synchronous ocinet call was made on a running event loop; await it instead"
+        )
+    return asyncio.run(coro)
 
 
 class CNI:
@@ -88,17 +92,29 @@ class CNI:
         )
         return result
 
-    async def delete(self, network: NetworkConfig, rt: RuntimeConf) -> None:
+    async def delete(
+        self, network: NetworkConfig, rt: RuntimeConf, *, best_effort: bool = False
+    ) -> None:
         """DEL every plugin in reverse order with the cached ``prevResult``; idempotent.
 
         Missing cache entries (a second DEL, or a DEL after a failed ADD) are fine: plugins
-        get no ``prevResult`` and must succeed on what is already gone.
+        get no ``prevResult`` and must succeed on what is already gone. With
+        ``best_effort`` a failing plugin does not stop the others' DEL (cleaning up after a
+        failed ADD); the first error is raised at the end.
         """
         prev: Result | None = None
         if version_at_least(network.cni_version, "0.4.0"):
             prev = await asyncio.to_thread(self._cached_result, network, rt)
+        errors: list[NetError] = []
         for plugin in reversed(network.plugins):
-            await self._run(network, plugin, "DEL", rt, prev)
+            try:
+                await self._run(network, plugin, "DEL", rt, prev)
+            except NetError as err:
+                if not best_effort:
+                    raise
+                errors.append(err)
+        if errors:
+            raise errors[0]
         await asyncio.to_thread(self.cache.delete, network.name, rt.container_id, rt.ifname)
         log.info(
             "event=cni_del network=%s container=%s ifname=%s",

@@ -95,7 +95,7 @@ class PodNetwork:
         cgroup_path: str = "",
         extra_capabilities: Mapping[str, Any] | None = None,
     ) -> Result:
-        """ADD the pod to the network; if ADD fails, DEL what it set up and re-raise."""
+        """ADD the pod to the network; if ADD fails, DEL (best effort) what it set up, re-raise."""
         config = self._network(network)
         rt = RuntimeConf.for_pod(
             container_id=container_id,
@@ -112,7 +112,7 @@ class PodNetwork:
             return await self.cni.add(config, rt)
         except BaseException:
             try:
-                await self.cni.delete(config, rt)
+                await self.cni.delete(config, rt, best_effort=True)
             except NetError as cleanup_err:
                 log.warning(
                     "event=cni_add_cleanup_failed container=%s error=%s", container_id, cleanup_err
