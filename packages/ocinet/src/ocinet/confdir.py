@@ -190,6 +190,7 @@ class ConfigDir:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self.mode = "none"
 
     async def wait_ready(self, timeout: float | None = None) -> Readiness:  # noqa: ASYNC109
         """Wait until the network is ready (needs :meth:`start` or :meth:`watch` running)."""

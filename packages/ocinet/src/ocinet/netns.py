@@ -11,6 +11,7 @@ means a thread that could not switch back simply ends instead of returning to a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import errno
 import logging
@@ -265,11 +266,12 @@ async def run_in_namespaces(
 
     def body() -> None:
         try:
-            result = _call_inside(namespaces, fn, args, kwargs)
+            outcome: tuple[bool, Any] = (True, _call_inside(namespaces, fn, args, kwargs))
         except BaseException as err:
-            loop.call_soon_threadsafe(settle, False, err)
-        else:
-            loop.call_soon_threadsafe(settle, True, result)
+            outcome = (False, err)
+        # The loop may have closed while fn ran; then nobody is waiting for the answer.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle, *outcome)
 
     threading.Thread(target=body, name="ocinet-ns", daemon=True).start()
     return await future
