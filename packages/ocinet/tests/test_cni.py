@@ -269,7 +269,7 @@ async def test_timeout_kills_and_reaps_the_plugin_and_its_children(
     )
     started = time.monotonic()
     with pytest.raises(PluginTimeoutError) as info:
-        await _cni(fake_plugins, tmp_path, timeout=1.0).add(net, _rt())
+        await _cni(fake_plugins, tmp_path, timeout=0.5).add(net, _rt())
     assert time.monotonic() - started < 10
     assert info.value.plugin == "fake-a" and info.value.command == "ADD"
     (call,) = fake_plugins.calls()
@@ -345,9 +345,9 @@ async def test_gc_deletes_stale_cached_attachments_then_gcs(
     ]
     assert calls[0]["env"]["CNI_NETNS"] == "/run/netns/test"  # from the cache entry
     assert "K8S_POD_NAME=web" in calls[0]["env"]["CNI_ARGS"]
-    assert calls[1]["conf"]["cni.dev/valid-attachments"] == [
-        {"containerID": "keep", "ifname": "eth0"}
-    ]
+    expected = [{"containerID": "keep", "ifname": "eth0"}]
+    assert calls[1]["conf"]["cni.dev/valid-attachments"] == expected
+    assert calls[1]["conf"]["cni.dev/attachments"] == expected
     left = sorted(a.container_id for a in cni.cached_attachments())
     assert left == ["elsewhere", "keep"]
 

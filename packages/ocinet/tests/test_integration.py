@@ -139,6 +139,11 @@ def _host_veth(result: Result, bridge: str) -> str:
     return veth
 
 
+def _bridge_ports(bridge: str) -> set[str]:
+    brif = Path("/sys/class/net", bridge, "brif")
+    return {p.name for p in brif.iterdir()} if brif.exists() else set()
+
+
 def _dn_chains(name: str) -> list[str]:
     rules = nettest.iptables_rules_mentioning(name, tables=["nat"])
     return [r.split("-j ")[1].split()[0] for r in rules if "-j CNI-DN-" in r]
@@ -207,6 +212,7 @@ def test_two_pods_talk_and_host_port_reaches_pod_from_loopback(harness: Harness)
     alloc = harness.ipam_dir / net.name / ip_a
     chains = _dn_chains(net.name)
     assert nettest.link_exists(veth) and alloc.exists() and chains
+    assert veth in _bridge_ports(net.bridge)
     assert all(_chain_exists(c) for c in chains)
 
     harness.cni.delete_sync(harness.network, rt_a)
@@ -261,7 +267,7 @@ def test_failed_add_is_cleaned_up_and_del_stays_idempotent(harness: Harness) -> 
     pods = PodNetwork(
         conf_dir=harness.conf_dir, plugin_dirs=PLUGIN_DIRS, cache_dir=harness.cache_dir
     )
-    links_before = set(Path("/sys/class/net").iterdir())
+    ports_before = _bridge_ports(net.bridge)
     with pytest.raises(CNIError) as info:
         # portmap rejects port 0 after bridge has already set up the veth and the IP.
         pods.setup_sync(
@@ -270,9 +276,12 @@ def test_failed_add_is_cleaned_up_and_del_stays_idempotent(harness: Harness) -> 
             port_mappings=[PortMapping(host_port=0, container_port=80)],
         )
     assert info.value.plugin == "portmap"
-    assert set(Path("/sys/class/net").iterdir()) <= links_before | {
-        Path("/sys/class/net", net.bridge)
-    }
+    # The veth bridge made was removed again (other sessions' veths are not our concern).
+    assert _bridge_ports(net.bridge) == ports_before
+    # ...and from inside the pod too.
+    assert pod.net is not None
+    inside = pod.net.exec_sync(["ip", "-o", "link"], check=True).stdout.decode()
+    assert "eth0" not in inside
     leases = [p.name for p in (harness.ipam_dir / net.name).iterdir() if p.name[0].isdigit()]
     assert leases == []
     pods.teardown_sync(container_id="pod-f", netns=str(pod.net.path))  # type: ignore[union-attr]

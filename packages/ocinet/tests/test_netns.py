@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -89,6 +90,9 @@ def test_errors_propagate_and_commands_are_checked(tmp_path: Path) -> None:
             ns.exec_sync(["sleep", "5"], timeout=0.2)
         with pytest.raises(NamespaceError, match="cannot run"):
             ns.exec_sync(["/nonexistent/binary"])
+        proc = ns.spawn(["readlink", "/proc/self/ns/net"], stdout=subprocess.PIPE)
+        out, _ = proc.communicate(timeout=10)
+        assert out.decode().strip() == f"net:[{ns.inode()}]"
     finally:
         ns.remove()
     with pytest.raises(NamespaceError, match="cannot open"):

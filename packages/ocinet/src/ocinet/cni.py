@@ -179,7 +179,12 @@ class CNI:
                     errors.append(err)
         if version_at_least(network.cni_version, "1.1.0"):
             listed = [{"containerID": c, "ifname": i} for c, i in sorted(valid or ())]
-            extra = {} if valid is None else {"cni.dev/valid-attachments": listed}
+            # The spec's key, plus the name an early 1.1 draft used (libcni sends both).
+            extra = (
+                {}
+                if valid is None
+                else {"cni.dev/valid-attachments": listed, "cni.dev/attachments": listed}
+            )
             for plugin in network.plugins:
                 try:
                     await self._run(network, plugin, "GC", None, None, extra)
