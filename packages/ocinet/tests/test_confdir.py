@@ -187,6 +187,7 @@ async def test_pod_network_setup_teardown_and_failed_add_cleanup(
         ]
         assert pods.cni.cached_attachments() == []
         await pods.status()
+        await pods.validate()
         await pods.gc([])
 
 

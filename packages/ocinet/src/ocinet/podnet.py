@@ -170,6 +170,10 @@ class PodNetwork:
         """Raise unless the network is loaded and its plugins report ready (CNI 1.1 STATUS)."""
         await self.cni.status(self._network(network))
 
+    async def validate(self, network: str | None = None) -> None:
+        """Ask every plugin of the network (VERSION) whether it speaks the network's version."""
+        await self.cni.validate(self._network(network))
+
     async def gc(
         self, valid_attachments: Iterable[tuple[str, str]], network: str | None = None
     ) -> None:
