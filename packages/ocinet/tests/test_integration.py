@@ -139,6 +139,11 @@ def _host_veth(result: Result, bridge: str) -> str:
     return veth
 
 
+def _netns(pod: PodNamespaces) -> str:
+    assert pod.net is not None
+    return str(pod.net.path)
+
+
 def _bridge_ports(bridge: str) -> set[str]:
     brif = Path("/sys/class/net", bridge, "brif")
     return {p.name for p in brif.iterdir()} if brif.exists() else set()
@@ -238,7 +243,7 @@ def test_a_new_process_deletes_from_the_cache(harness: Harness) -> None:
     assert pods.readiness.ready
     result = pods.setup_sync(
         container_id="pod-r",
-        netns=str(pod.net.path),  # type: ignore[union-attr]
+        netns=_netns(pod),
         pod=PodRef(namespace="default", name="pod-r"),
         port_mappings=[PortMapping(host_port=host_port, container_port=80)],
     )
@@ -272,7 +277,7 @@ def test_failed_add_is_cleaned_up_and_del_stays_idempotent(harness: Harness) -> 
         # portmap rejects port 0 after bridge has already set up the veth and the IP.
         pods.setup_sync(
             container_id="pod-f",
-            netns=str(pod.net.path),  # type: ignore[union-attr]
+            netns=_netns(pod),
             port_mappings=[PortMapping(host_port=0, container_port=80)],
         )
     assert info.value.plugin == "portmap"
@@ -284,5 +289,5 @@ def test_failed_add_is_cleaned_up_and_del_stays_idempotent(harness: Harness) -> 
     assert "eth0" not in inside
     leases = [p.name for p in (harness.ipam_dir / net.name).iterdir() if p.name[0].isdigit()]
     assert leases == []
-    pods.teardown_sync(container_id="pod-f", netns=str(pod.net.path))  # type: ignore[union-attr]
+    pods.teardown_sync(container_id="pod-f", netns=_netns(pod))
     pods.teardown_sync(container_id="pod-f")
