@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import stat
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -86,12 +88,17 @@ async def test_network_not_ready_without_cni_config_then_ready_without_restart(
         conditions = {c.type: c for c in reply.status.conditions}
         assert conditions["NetworkReady"].status is False
         assert conditions["NetworkReady"].reason == "NetworkPluginNotReady"
-        assert "no CNI network configuration" in conditions["NetworkReady"].message
+        assert "no valid CNI network config" in conditions["NetworkReady"].message
         assert json.loads(reply.info["config"])["crid"]["api"]["listen"] == str(daemon.socket_path)
         network_dir = Path(daemon.config.crid.network.network_dir)
         (network_dir / "99-late.conflist").write_text(json.dumps(CNI_CONF))
-        reply = await stub.Status(api_pb2.StatusRequest())
-        conditions = {c.type: c for c in reply.status.conditions}
+        deadline = time.monotonic() + 10  # the directory is watched: no restart needed
+        while True:
+            reply = await stub.Status(api_pb2.StatusRequest())
+            conditions = {c.type: c for c in reply.status.conditions}
+            if conditions["NetworkReady"].status or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.02)
         assert conditions["NetworkReady"].status is True
         assert dict(reply.info) == {}  # info only when verbose
 
@@ -102,7 +109,16 @@ async def test_named_default_network_must_exist(tmp_path: Path) -> None:
     (Path(config.crid.network.network_dir) / "10-test.conflist").write_text(json.dumps(CNI_CONF))
     conditions = await status(config)
     assert conditions["NetworkReady"].status is False
-    assert "no CNI network named 'other'" in conditions["NetworkReady"].message
+    assert "network 'other' not found" in conditions["NetworkReady"].message
+
+
+async def test_network_not_ready_when_a_plugin_is_missing(tmp_path: Path) -> None:
+    _, config = make_config(tmp_path)
+    conf = {"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "no-such-plugin"}]}
+    (Path(config.crid.network.network_dir) / "10-test.conflist").write_text(json.dumps(conf))
+    condition = (await status(config))["NetworkReady"]
+    assert condition.status is False
+    assert "no-such-plugin" in condition.message
 
 
 async def test_runtime_not_ready_when_runtime_binary_missing(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from ocinet import (
     CNI,
     CNIError,
@@ -273,7 +274,7 @@ async def test_timeout_kills_and_reaps_the_plugin_and_its_children(
     assert time.monotonic() - started < 10
     assert info.value.plugin == "fake-a" and info.value.command == "ADD"
     (call,) = fake_plugins.calls()
-    assert not os.path.exists(f"/proc/{call['pid']}")  # noqa: ASYNC240 - reaped by us
+    assert not os.path.exists(f"/proc/{call['pid']}")
     deadline = time.monotonic() + 5
     while not _gone(call["child"]) and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.05)
@@ -289,7 +290,7 @@ async def test_cancellation_kills_and_reaps(fake_plugins: FakePlugins, tmp_path:
     with pytest.raises(asyncio.CancelledError):
         await task
     await asyncio.sleep(0.1)
-    assert not os.path.exists(f"/proc/{fake_plugins.calls()[0]['pid']}")  # noqa: ASYNC240
+    assert not os.path.exists(f"/proc/{fake_plugins.calls()[0]['pid']}")
 
 
 async def test_missing_plugin(fake_plugins: FakePlugins, tmp_path: Path) -> None:

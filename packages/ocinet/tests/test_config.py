@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from ocinet import ConfigError, RuntimeConf, load_config_dir, parse_network_config
 from ocinet.runtime import Bandwidth, PodRef, PortMapping
 

@@ -7,6 +7,7 @@ import ipaddress
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from ocinet import DNS, Interface, IPConfig, Result, ResultError, Route
 from ocinet.version import highest_supported, parse_version, version_at_least
 

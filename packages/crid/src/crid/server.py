@@ -23,6 +23,7 @@ from crid.config import Config
 from crid.errors import CridError, SocketInUseError
 from crid.services import ImageService, RuntimeService
 from crid.socket import SOCKET_MODE, prepare_socket
+from ocinet import ConfigDir
 
 __all__ = ["Daemon", "serve"]
 
@@ -36,6 +37,12 @@ class Daemon:
         self.config = config
         self.socket_path = Path(config.crid.api.listen)
         self._server: grpc.aio.Server | None = None
+        network = config.crid.network
+        self.networks = ConfigDir(
+            network.network_dir,
+            network_name=network.cni_default_network or None,
+            plugin_dirs=network.plugin_dirs,
+        )
         self._lock: IO[bytes] | None = None
 
     def _acquire_lock(self) -> None:
@@ -73,7 +80,8 @@ class Daemon:
                     ("grpc.max_send_message_length", api.grpc_max_send_msg_size),
                 ]
             )
-            runtime = RuntimeService(self.config)
+            self.networks.start()
+            runtime = RuntimeService(self.config, self.networks)
             image = ImageService(self.config)
             api_pb2_grpc.add_RuntimeServiceServicer_to_server(runtime, server)  # type: ignore[no-untyped-call]
             api_pb2_grpc.add_ImageServiceServicer_to_server(image, server)  # type: ignore[no-untyped-call]
@@ -87,6 +95,7 @@ class Daemon:
             self.socket_path.chmod(SOCKET_MODE)
             self._server = server
         except BaseException:
+            await self.networks.stop()
             self._release_lock()
             raise
         _log.info("crid serving", extra={"version": __version__, "socket": str(self.socket_path)})
@@ -98,6 +107,7 @@ class Daemon:
             self._server = None
             self.socket_path.unlink(missing_ok=True)
             _log.info("crid stopped", extra={"socket": str(self.socket_path)})
+        await self.networks.stop()
         self._release_lock()
 
 

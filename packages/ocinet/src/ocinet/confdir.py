@@ -192,7 +192,7 @@ class ConfigDir:
                 await task
         self.mode = "none"
 
-    async def wait_ready(self, timeout: float | None = None) -> Readiness:  # noqa: ASYNC109
+    async def wait_ready(self, timeout: float | None = None) -> Readiness:
         """Wait until the network is ready (needs :meth:`start` or :meth:`watch` running)."""
 
         async def waiter() -> Readiness:

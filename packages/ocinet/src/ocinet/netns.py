@@ -118,7 +118,7 @@ class Namespace:
         *,
         env: Mapping[str, str] | None = None,
         input: bytes | None = None,
-        timeout: float = 30.0,  # noqa: ASYNC109 - the command's own limit
+        timeout: float = 30.0,
         check: bool = False,
     ) -> CommandResult:
         """Async :meth:`exec_sync`: the command runs and is waited for on the namespace thread."""
@@ -146,7 +146,7 @@ class Namespace:
         self,
         host: str,
         port: int,
-        timeout: float = 10.0,  # noqa: ASYNC109 - the connect timeout
+        timeout: float = 10.0,
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """asyncio streams over a TCP connection opened from inside this namespace."""
         self._require(NamespaceKind.NET)

@@ -13,6 +13,7 @@ from crid._cri.v1 import api_pb2, api_pb2_grpc
 from crid.config import Config
 from crid.readiness import Condition, network_condition, runtime_condition
 from crid.services._unimplemented import unimplemented_rest
+from ocinet import ConfigDir
 
 __all__ = ["CRI_API_VERSION", "KUBELET_API_VERSION", "RUNTIME_NAME", "RuntimeService"]
 
@@ -36,8 +37,9 @@ def _condition(condition: Condition) -> api_pb2.RuntimeCondition:
 class RuntimeService(api_pb2_grpc.RuntimeServiceServicer):
     """The CRI runtime service; RPCs not defined here answer UNIMPLEMENTED."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, networks: ConfigDir) -> None:
         self._config = config
+        self._networks = networks
 
     async def Version(  # noqa: N802 - the CRI names its RPCs
         self, request: api_pb2.VersionRequest, context: _Context
@@ -52,7 +54,10 @@ class RuntimeService(api_pb2_grpc.RuntimeServiceServicer):
     async def Status(  # noqa: N802 - the CRI names its RPCs
         self, request: api_pb2.StatusRequest, context: _Context
     ) -> api_pb2.StatusResponse:
-        conditions = [runtime_condition(self._config), network_condition(self._config)]
+        conditions = [
+            runtime_condition(self._config),
+            network_condition(self._networks.readiness),
+        ]
         handlers = [api_pb2.RuntimeHandler(name="")] + [
             api_pb2.RuntimeHandler(name=name) for name in self._config.crid.runtime.runtimes
         ]
