@@ -333,7 +333,11 @@ def harden(seccomp: Seccomp, *, capabilities: Iterable[str], arch: str | None = 
                 continue
             r = r.replace(names=names)
         rules.append(r)
-    rules.append(Syscall(names=sorted(deny), action=SeccompAction.ERRNO, errno_ret=_EPERM))
+    already = {n for r in rules if not r.args and r.action == SeccompAction.ERRNO for n in r.names}
+    if deny - already:
+        rules.append(
+            Syscall(names=sorted(deny - already), action=SeccompAction.ERRNO, errno_ret=_EPERM)
+        )
     if restrict_clone:
         index = 1 if (arch or go_arch()) in ("s390x", "s390") else 0
         rules.append(
