@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
 from ocispec.generate import ContainerOptions, GeneratedSpec
 from ocispec.runtime import Spec
 

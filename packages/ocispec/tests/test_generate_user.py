@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import string
 import tempfile
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+
 from ocispec import UserResolutionError
 from ocispec.generate import (
     GroupEntry,
@@ -21,9 +21,8 @@ from ocispec.generate import (
 )
 from ocispec.generate._rootfs import read_file_in_root, secure_join
 
-names = st.text(string.ascii_lowercase + string.digits + "_-", min_size=1, max_size=8).filter(
-    lambda s: not s.isdigit()
-)
+# Portable user and group names (as useradd accepts them): never numeric-looking.
+names = st.from_regex(r"[a-z_][a-z0-9_-]{0,7}", fullmatch=True)
 ids = st.integers(0, 2**32 - 2)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
+
 from ocispec import DecodeError, InvalidDigestError, Schema, violations
 from ocispec.image import (
     Descriptor,

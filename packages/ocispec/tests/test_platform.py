@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from ocispec import PlatformError
 from ocispec.image import Platform, PlatformMatcher, host_platform
 

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from ocispec.generate import (
     DEFAULT_CAPABILITIES,
     BindMount,

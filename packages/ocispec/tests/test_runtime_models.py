@@ -6,9 +6,10 @@ import json
 import subprocess
 from pathlib import Path
 
-import ocispec.runtime as rt
 import pytest
 from hypothesis import given, settings
+
+import ocispec.runtime as rt
 from ocispec import Schema, SpecError, violations
 from ocispec._model import JSONModel
 from ocispec.runtime import (

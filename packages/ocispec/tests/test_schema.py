@@ -8,8 +8,9 @@ import sysconfig
 import zipfile
 from pathlib import Path
 
-import ocispec
 import pytest
+
+import ocispec
 from ocispec import (
     DecodeError,
     Schema,

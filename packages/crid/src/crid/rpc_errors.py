@@ -29,6 +29,16 @@ _Handler = TypeVar("_Handler", bound=Callable[..., Awaitable[Any]])
 
 STATUS_CODES: dict[type[BaseException], grpc.StatusCode] = {
     ocispec.errors.SpecError: grpc.StatusCode.INVALID_ARGUMENT,
+    ocispec.errors.DecodeError: grpc.StatusCode.INVALID_ARGUMENT,
+    ocispec.errors.SchemaValidationError: grpc.StatusCode.INVALID_ARGUMENT,
+    ocispec.errors.InvalidDigestError: grpc.StatusCode.INVALID_ARGUMENT,
+    ocispec.errors.PlatformError: grpc.StatusCode.INVALID_ARGUMENT,
+    ocispec.errors.GenerateError: grpc.StatusCode.INVALID_ARGUMENT,
+    ocispec.errors.InvalidArgumentError: grpc.StatusCode.INVALID_ARGUMENT,
+    ocispec.errors.UserResolutionError: grpc.StatusCode.FAILED_PRECONDITION,
+    ocispec.errors.RunAsNonRootError: grpc.StatusCode.FAILED_PRECONDITION,
+    ocispec.errors.SysctlError: grpc.StatusCode.INVALID_ARGUMENT,
+    ocispec.errors.SeccompProfileError: grpc.StatusCode.INVALID_ARGUMENT,
     ociimage.errors.ImageError: grpc.StatusCode.UNKNOWN,
     ocistore.errors.StoreError: grpc.StatusCode.INTERNAL,
     ocinet.errors.NetError: grpc.StatusCode.INTERNAL,
