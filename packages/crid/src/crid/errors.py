@@ -67,3 +67,7 @@ class NameReservedError(CridError):
 
 class AmbiguousIdError(CridError):
     """An id prefix matches more than one pod sandbox or container."""
+
+
+class CgroupError(CridError):
+    """A cgroup could not be created or removed."""

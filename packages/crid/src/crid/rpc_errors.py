@@ -60,6 +60,7 @@ STATUS_CODES: dict[type[BaseException], grpc.StatusCode] = {
     errors.NotFoundError: grpc.StatusCode.NOT_FOUND,
     errors.NameReservedError: grpc.StatusCode.ALREADY_EXISTS,
     errors.AmbiguousIdError: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.CgroupError: grpc.StatusCode.INTERNAL,
 }
 
 

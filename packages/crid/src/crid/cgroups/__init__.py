@@ -1,0 +1,8 @@
+"""Cgroups for the cgroupfs driver: where they are, pod cgroups, and usage statistics."""
+
+from __future__ import annotations
+
+from crid.cgroups.hierarchy import Hierarchies, container_cgroup_path
+from crid.cgroups.stats import CgroupStats, oom_kills, read_stats
+
+__all__ = ["CgroupStats", "Hierarchies", "container_cgroup_path", "oom_kills", "read_stats"]

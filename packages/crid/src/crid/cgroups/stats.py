@@ -1,0 +1,109 @@
+"""Resource usage of a cgroup, read from cgroup v1 or v2 files, as the CRI reports it.
+
+The kubelet takes pod and container stats from the CRI (not cAdvisor) for runtimes other
+than CRI-O, and evicts on them: the working set is usage minus inactive file pages,
+exactly as cAdvisor computes it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from crid.cgroups.hierarchy import Hierarchies
+
+__all__ = ["CgroupStats", "oom_kills", "read_stats"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class CgroupStats:
+    """One sample of a cgroup's usage."""
+
+    timestamp_ns: int
+    cpu_usage_ns: int | None = None
+    memory_usage_bytes: int | None = None
+    memory_working_set_bytes: int | None = None
+    memory_rss_bytes: int | None = None
+    page_faults: int | None = None
+    major_page_faults: int | None = None
+    process_count: int | None = None
+
+
+def _read_int(path: Path | None) -> int | None:
+    if path is None:
+        return None
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    if text == "max":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def _read_keyed(path: Path | None) -> dict[str, int]:
+    if path is None:
+        return {}
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return {}
+    values: dict[str, int] = {}
+    for line in lines:
+        key, _, value = line.partition(" ")
+        try:
+            values[key] = int(value)
+        except ValueError:
+            continue
+    return values
+
+
+def _file(hierarchies: Hierarchies, controller: str, cgroup: str, name: str) -> Path | None:
+    directory = hierarchies.controller_path(controller, cgroup)
+    return directory / name if directory is not None else None
+
+
+def read_stats(hierarchies: Hierarchies, cgroup: str) -> CgroupStats:
+    """Sample ``cgroup`` (blocking reads of a few small files)."""
+    now = time.time_ns()
+    if hierarchies.unified:
+        cpu = _read_keyed(_file(hierarchies, "cpu", cgroup, "cpu.stat"))
+        memory = _read_keyed(_file(hierarchies, "memory", cgroup, "memory.stat"))
+        usage = _read_int(_file(hierarchies, "memory", cgroup, "memory.current"))
+        inactive = memory.get("inactive_file", 0)
+        return CgroupStats(
+            timestamp_ns=now,
+            cpu_usage_ns=cpu["usage_usec"] * 1000 if "usage_usec" in cpu else None,
+            memory_usage_bytes=usage,
+            memory_working_set_bytes=max(usage - inactive, 0) if usage is not None else None,
+            memory_rss_bytes=memory.get("anon"),
+            page_faults=memory.get("pgfault"),
+            major_page_faults=memory.get("pgmajfault"),
+            process_count=_read_int(_file(hierarchies, "pids", cgroup, "pids.current")),
+        )
+    memory = _read_keyed(_file(hierarchies, "memory", cgroup, "memory.stat"))
+    usage = _read_int(_file(hierarchies, "memory", cgroup, "memory.usage_in_bytes"))
+    inactive = memory.get("total_inactive_file", 0)
+    return CgroupStats(
+        timestamp_ns=now,
+        cpu_usage_ns=_read_int(_file(hierarchies, "cpuacct", cgroup, "cpuacct.usage")),
+        memory_usage_bytes=usage,
+        memory_working_set_bytes=max(usage - inactive, 0) if usage is not None else None,
+        memory_rss_bytes=memory.get("total_rss"),
+        page_faults=memory.get("total_pgfault"),
+        major_page_faults=memory.get("total_pgmajfault"),
+        process_count=_read_int(_file(hierarchies, "pids", cgroup, "pids.current")),
+    )
+
+
+def oom_kills(hierarchies: Hierarchies, cgroup: str) -> int:
+    """How many processes the OOM killer ended in ``cgroup`` (0 when unknown)."""
+    if hierarchies.unified:
+        events = _read_keyed(_file(hierarchies, "memory", cgroup, "memory.events"))
+    else:
+        events = _read_keyed(_file(hierarchies, "memory", cgroup, "memory.oom_control"))
+    return events.get("oom_kill", 0)

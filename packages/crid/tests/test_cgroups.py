@@ -1,0 +1,98 @@
+"""cgroups: hierarchies from mountinfo, pod cgroups in every hierarchy, real usage numbers."""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from crid.cgroups import Hierarchies, container_cgroup_path, oom_kills, read_stats
+
+HYBRID = """\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+"""
+UNIFIED = "30 23 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n"
+
+
+def test_hybrid_mountinfo() -> None:
+    h = Hierarchies.from_mountinfo(HYBRID)
+    assert h.v1["cpu"] == h.v1["cpuacct"] == Path("/sys/fs/cgroup/cpu,cpuacct")
+    assert h.v1["name=systemd"] == Path("/sys/fs/cgroup/systemd")
+    assert "xattr" not in h.v1
+    assert h.v2 == Path("/sys/fs/cgroup/unified")
+    assert not h.unified
+    assert len(h.roots()) == 5  # co-mounted cpu,cpuacct counted once, unified included
+    assert h.controller_path("memory", "/a/b") == Path("/sys/fs/cgroup/memory/a/b")
+    assert h.controller_path("io", "/a") is None  # v2-only controller on a hybrid host
+
+
+def test_unified_mountinfo() -> None:
+    h = Hierarchies.from_mountinfo(UNIFIED)
+    assert h.unified
+    assert h.controller_path("memory", "/kubepods/pod1") == Path("/sys/fs/cgroup/kubepods/pod1")
+
+
+def test_container_cgroup_path() -> None:
+    assert container_cgroup_path("/kubepods/podx", "abc", "cgroupfs") == "/kubepods/podx/crid-abc"
+    assert container_cgroup_path("", "abc", "cgroupfs") == "/crid-abc"
+    assert container_cgroup_path("kubepods-podx.slice", "abc", "systemd") == (
+        "kubepods-podx.slice:crid:abc"
+    )
+
+
+@pytest.mark.root
+def test_pod_cgroup_in_every_hierarchy_with_real_usage() -> None:
+    h = Hierarchies.detect()
+    pod = f"crid-test-{secrets.token_hex(4)}/pod"
+    h.create(pod)
+    try:
+        for root in h.roots():
+            assert (root / pod).is_dir()
+        proc = subprocess.Popen(
+            [
+                "/bin/busybox",
+                "sh",
+                "-c",
+                "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; sleep 30",
+            ]
+        )
+        try:
+            for controller in ("memory", "cpuacct", "pids"):
+                procs = h.controller_path(controller, pod)
+                if procs is not None:
+                    (procs / "cgroup.procs").write_text(str(proc.pid))
+            time.sleep(0.5)
+            stats = read_stats(h, pod)
+            assert stats.cpu_usage_ns is not None and stats.cpu_usage_ns > 0
+            assert stats.memory_usage_bytes is not None and stats.memory_usage_bytes > 0
+            assert stats.memory_working_set_bytes is not None
+            assert 0 <= stats.memory_working_set_bytes <= stats.memory_usage_bytes
+            assert stats.process_count == 1
+            assert oom_kills(h, pod) == 0
+        finally:
+            proc.kill()
+            proc.wait()
+        time.sleep(0.05)
+    finally:
+        h.remove(pod.split("/")[0])
+    for root in h.roots():
+        assert not (root / pod.split("/")[0]).exists()
+    h.remove(pod.split("/")[0])  # idempotent
+
+
+def test_refuses_the_root_cgroup() -> None:
+    from crid.errors import CgroupError
+
+    h = Hierarchies.from_mountinfo(HYBRID)
+    with pytest.raises(CgroupError):
+        h.remove("/")
+    with pytest.raises(CgroupError):
+        h.create("")
