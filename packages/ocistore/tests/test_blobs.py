@@ -6,7 +6,6 @@ import os
 
 import pytest
 from ocispec.image import Descriptor
-
 from ocistore import BlobNotFoundError, DigestMismatchError, Store
 
 MT = "application/octet-stream"

@@ -13,7 +13,7 @@ from ocistore.errors import AmbiguousImageError, ImageNotFoundError
 
 __all__ = ["Image", "ImageIndex", "repository_of"]
 
-_HEX = re.compile(r"^[0-9a-f]{3,64}$")
+_HEX = re.compile(r"^[0-9a-f]{1,64}$")
 
 
 def repository_of(reference: str) -> str:
