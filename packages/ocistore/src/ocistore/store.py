@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
+from typing import Literal
 
 from ocispec.errors import SpecError
 from ocispec.image import Descriptor, ImageConfig, Manifest, is_manifest
@@ -17,11 +18,14 @@ from ocistore._db import Database
 from ocistore._lock import DirectoryLock
 from ocistore._rwlock import SharedLock
 from ocistore.blobs import BlobStore, BlobWriter
+from ocistore.containers import Container, ContainerStore, Driver, probe_overlay
 from ocistore.errors import ImageInUseError, LayerError, StoreError
 from ocistore.images import Image, ImageIndex, repository_of
 from ocistore.layers import Layer, LayerStore, chain_ids
+from ocistore.repair import RepairReport, repair
 from ocistore.sink import StorePullSink
 from ocistore.unpack import UnpackOptions
+from ocistore.usage import StoreUsage, Usage, measure
 
 __all__ = ["Store"]
 
@@ -32,7 +36,9 @@ class Store:
     """A store directory, locked for this process while open.
 
     Open with :meth:`Store.open` (or as a context manager); start-up repairs whatever
-    a crash left half-done. Every method is synchronous and thread-safe; call them from
+    a crash left half-done (see :attr:`repair_report`). ``driver`` picks overlay or
+    vfs root filesystems; ``auto`` probes overlay once and falls back to vfs with a
+    warning. Every method is synchronous and thread-safe; call them from
     worker threads (``asyncio.to_thread``) in async programs.
     """
 
@@ -44,6 +50,7 @@ class Store:
         unpack_options: UnpackOptions | None = None,
         durable: bool = True,
         workers: int | None = None,
+        driver: Driver | Literal["auto"] = "auto",
     ) -> None:
         self.root = Path(root).resolve()
         for sub in ("blobs", "layers", "links", "tmp", "trash", "containers"):
@@ -52,12 +59,16 @@ class Store:
         self._lock.acquire(lock_timeout)
         try:
             self._db = Database(str(self.root / "store.db"))
+            self.repair_report: RepairReport = repair(self.root, self._db)
         except BaseException:
             self._lock.release()
             raise
         self.blobs = BlobStore(self.root / "blobs", self.root / "tmp")
         self.layers = LayerStore(self.root, self._db, self.blobs, durable=durable)
         self.images = ImageIndex(self._db)
+        if driver == "auto":
+            driver = "overlay" if probe_overlay(self.root / "tmp") else "vfs"
+        self.containers = ContainerStore(self.root, self._db, self.images, self.layers, driver)
         self.unpack_options = unpack_options or UnpackOptions()
         self._workers = workers or max(2, os.cpu_count() or 2)
         self._gate = SharedLock()
@@ -72,6 +83,7 @@ class Store:
         """Release the database and the directory lock; mounts stay as they are."""
         if not self._closed:
             self._closed = True
+            self.containers.close()
             self._db.close()
             self._lock.release()
 
@@ -265,3 +277,47 @@ class Store:
             blobs = self._delete_unreferenced_blobs(grace=blob_grace, only=None)
         log.info("gc removed layers=%d blobs=%d", len(layers), blobs)
         return len(layers), blobs
+
+    # -- containers ---------------------------------------------------------------------
+
+    def create_container(
+        self, container_id: str, image: str, *, read_only: bool = False
+    ) -> Container:
+        """Create a container's root filesystem from ``image`` (any image reference)."""
+        with self._gate.shared():
+            return self.containers.create(container_id, image, read_only=read_only)
+
+    def container(self, container_id: str) -> Container:
+        return self.containers.get(container_id)
+
+    def list_containers(self) -> list[Container]:
+        return self.containers.all()
+
+    def mount_container(self, container_id: str) -> Path:
+        """Mount the container's root filesystem (idempotent); returns its path."""
+        return self.containers.mount(container_id)
+
+    def unmount_container(self, container_id: str) -> None:
+        """Unmount it (idempotent); its writes stay until :meth:`remove_container`."""
+        self.containers.unmount(container_id)
+
+    def remove_container(self, container_id: str) -> None:
+        """Unmount and delete the container's root filesystem and everything it wrote."""
+        self.containers.remove(container_id)
+
+    # -- usage --------------------------------------------------------------------------
+
+    def container_usage(self, container_id: str) -> Usage:
+        """Bytes and inodes the container's writable layer uses."""
+        c = self.containers.get(container_id)
+        return measure(c.path / "upper" if c.driver == "overlay" else c.rootfs)
+
+    def usage(self) -> StoreUsage:
+        """Bytes and inodes of images (blobs, layers) and of containers' writable layers."""
+        seen: set[tuple[int, int]] = set()
+        images = measure(self.root / "blobs", seen=seen) + measure(self.root / "layers", seen=seen)
+        per = {c.id: self.container_usage(c.id) for c in self.containers.all()}
+        total = Usage()
+        for u in per.values():
+            total = total + u
+        return StoreUsage(images=images, containers=total, per_container=per)
