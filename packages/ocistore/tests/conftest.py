@@ -12,7 +12,11 @@ from ocistore import Store
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
     with Store.open(tmp_path / "store", durable=False) as s:
-        yield s
+        try:
+            yield s
+        finally:
+            for c in s.list_containers():
+                s.unmount_container(c.id)
 
 
 @pytest.fixture(scope="session")
