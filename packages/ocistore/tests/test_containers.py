@@ -9,7 +9,6 @@ import tarfile
 from pathlib import Path
 
 import pytest
-
 from ocistore import ImageInUseError, Store
 from ocistore._sys import is_mountpoint
 from ocistore.testing import Member, compress, load_built, load_image, make_tar, sha256
@@ -100,7 +99,7 @@ def test_writes_land_in_upper_only(store: Store) -> None:
     usage = store.container_usage("a")
     assert usage.inodes >= 4 and usage.bytes > 0
     assert store.usage().per_container["a"] == usage
-    with pytest.raises(ImageInUseError, match="a, b|b, a"):
+    with pytest.raises(ImageInUseError, match=r"a, b|b, a"):
         store.remove_image(image_id)
     store.remove_container("a")
     assert not store.container("b").path.joinpath("upper/new").exists()
