@@ -76,6 +76,15 @@ def test_pull_by_digest_without_names(store: Store) -> None:
     assert store.image("reg/app@sha256:" + "ab" * 32).id == image.id
 
 
+def test_repo_digest_added_after_a_nameless_pull(store: Store) -> None:
+    image = load_image(store, [_layer("a")])
+    assert image.names == () and image.repo_digests == ()
+    ref = f"reg/app@{image.manifest_digest}"
+    store.tag_image(image.manifest_digest, ref)
+    assert store.image(ref).repo_digests == (ref,)
+    assert store.image(ref).names == ()
+
+
 def test_index_digest_is_the_repo_digest(store: Store) -> None:
     layer = _layer("a")
     image = load_image(store, [layer])

@@ -22,6 +22,7 @@ from ocistore.containers import Container, ContainerStore, Driver, probe_overlay
 from ocistore.errors import ImageInUseError, LayerError, StoreError
 from ocistore.images import Image, ImageIndex, repository_of
 from ocistore.layers import Layer, LayerStore, chain_ids
+from ocistore.layout import export_image, import_layout
 from ocistore.repair import RepairReport, repair
 from ocistore.sink import StorePullSink
 from ocistore.unpack import UnpackOptions
@@ -201,10 +202,18 @@ class Store:
         return ImageConfig.from_json(self.blobs.read(self.image(ref).id))
 
     def tag_image(self, ref: str, *names: str) -> Image:
-        """Give the image more names, moving each from whichever image had it."""
+        """Give the image more names, moving each tag from whichever image had it.
+
+        Digest references (``repo@sha256:...``) are recorded as repo digests: how a
+        by-digest pull, whose sink got no names, still records where it came from.
+        """
         image_id = self.images.resolve(ref)
         with self._db.transaction() as tx:
-            self.images.add_names(tx, image_id, names)
+            self.images.add_names(tx, image_id, [n for n in names if "@" not in n])
+            tx.executemany(
+                "INSERT OR IGNORE INTO repo_digests (repo_digest, image_id) VALUES (?, ?)",
+                [(n, image_id) for n in names if "@" in n],
+            )
         return self.images.get(image_id)
 
     def remove_image(self, ref: str) -> bool:
@@ -277,6 +286,20 @@ class Store:
             blobs = self._delete_unreferenced_blobs(grace=blob_grace, only=None)
         log.info("gc removed layers=%d blobs=%d", len(layers), blobs)
         return len(layers), blobs
+
+    def import_layout(
+        self,
+        layout: str | Path,
+        *,
+        names: Sequence[str] | None = None,
+        platform: str | None = None,
+    ) -> list[Image]:
+        """Import the images an OCI layout directory lists (see :mod:`ocistore.layout`)."""
+        return import_layout(self, layout, names=names, platform=platform)
+
+    def export_image(self, ref: str, layout: str | Path, *, name: str | None = None) -> None:
+        """Write an image into an OCI layout directory, created or extended."""
+        export_image(self, ref, layout, name=name)
 
     # -- containers ---------------------------------------------------------------------
 
