@@ -92,15 +92,19 @@ def build_layout(root: Path, layers: int, files: int, large: int, large_mib: int
     return total
 
 
-def run_ocistore(layout: Path, work: Path) -> float:
+def run_ocistore(layout: Path, work: Path, *, durable: bool = True) -> float:
     started = time.perf_counter()
-    with Store.open(work / "store") as store:
+    with Store.open(work / "store", durable=durable) as store:
         (image,) = store.import_layout(layout, names=["bench/image:latest"])
         store.create_container("bench", image.id)
         store.mount_container("bench")
         elapsed = time.perf_counter() - started
         store.remove_container("bench")
     return elapsed
+
+
+def run_ocistore_nosync(layout: Path, work: Path) -> float:
+    return run_ocistore(layout, work, durable=False)
 
 
 def run_umoci(layout: Path, work: Path) -> float:
@@ -129,22 +133,30 @@ def main() -> int:
         print(f"image: {args.layers} layers, {args.layers * args.files} small files, "
               f"{args.layers * args.large} x {args.large_mib} MiB files, "
               f"{size / 2**20:.0f} MiB uncompressed")  # fmt: skip
-        ours, theirs = [], []
+        ours: list[float] = []
+        nosync: list[float] = []
+        theirs: list[float] = []
+        runners = ((run_ocistore, ours), (run_ocistore_nosync, nosync), (run_umoci, theirs))
         for i in range(args.repeat):
-            for runner, times in ((run_ocistore, ours), (run_umoci, theirs)):
+            for runner, times in runners:
                 work = base / f"run-{runner.__name__}-{i}"
                 work.mkdir()
                 subprocess.run(["sync"], check=True)
                 times.append(runner(base / "layout", work))
                 shutil.rmtree(work)
         a, b = statistics.median(ours), statistics.median(theirs)
+        c = statistics.median(nosync)
         print(f"ocistore (import + unpack + mount): {a:.2f} s  runs={[round(t, 2) for t in ours]}")
+        print(
+            f"  without syncfs:                   {c:.2f} s  runs={[round(t, 2) for t in nosync]}"
+        )
         print(
             f"umoci unpack:                       {b:.2f} s  runs={[round(t, 2) for t in theirs]}"
         )
         print(
             f"ratio umoci/ocistore: {b / a:.2f} ({'ocistore faster' if a < b else 'umoci faster'})"
         )
+        print(f"ratio umoci/ocistore without syncfs: {b / c:.2f}")
     return 0
 
 

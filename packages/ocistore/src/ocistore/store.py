@@ -76,9 +76,30 @@ class Store:
         self._closed = False
 
     @classmethod
-    def open(cls, root: str | Path, **options: object) -> Store:
-        """Open (creating if needed) and repair the store at ``root``."""
-        return cls(root, **options)  # type: ignore[arg-type]
+    def open(
+        cls,
+        root: str | Path,
+        *,
+        lock_timeout: float = 30.0,
+        unpack_options: UnpackOptions | None = None,
+        durable: bool = True,
+        workers: int | None = None,
+        driver: Driver | Literal["auto"] = "auto",
+    ) -> Store:
+        """Open (creating if needed) and repair the store at ``root``.
+
+        ``lock_timeout``: seconds to wait for another process's lock before
+        :class:`StoreLockedError`. ``durable``: syncfs each layer before recording it
+        (off only for tests). ``workers``: parallel layer unpacks.
+        """
+        return cls(
+            root,
+            lock_timeout=lock_timeout,
+            unpack_options=unpack_options,
+            durable=durable,
+            workers=workers,
+            driver=driver,
+        )
 
     def close(self) -> None:
         """Release the database and the directory lock; mounts stay as they are."""
