@@ -6,7 +6,9 @@ creates, mounts and removes container root filesystems from the stored images.
 
 from __future__ import annotations
 
+from ocistore.aio import AsyncStore
 from ocistore.blobs import BlobWriter
+from ocistore.containers import Container
 from ocistore.errors import (
     AmbiguousImageError,
     BlobNotFoundError,
@@ -27,16 +29,20 @@ from ocistore.errors import (
 )
 from ocistore.images import Image
 from ocistore.layers import Layer, chain_ids
+from ocistore.repair import RepairReport
 from ocistore.sink import StorePullSink
 from ocistore.store import Store
 from ocistore.unpack import IDMapping, UnpackLimits, UnpackOptions, UnpackResult, unpack_layer
+from ocistore.usage import StoreUsage, Usage
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AmbiguousImageError",
+    "AsyncStore",
     "BlobNotFoundError",
     "BlobWriter",
+    "Container",
     "ContainerExistsError",
     "ContainerNotFoundError",
     "DiffIDMismatchError",
@@ -50,15 +56,18 @@ __all__ = [
     "LayerLimitError",
     "LayoutError",
     "MountError",
+    "RepairReport",
     "Store",
     "StoreError",
     "StoreLockedError",
     "StorePullSink",
+    "StoreUsage",
     "UnpackLimits",
     "UnpackOptions",
     "UnpackResult",
     "UnsafeLayerError",
     "UnsupportedMediaTypeError",
+    "Usage",
     "__version__",
     "chain_ids",
     "unpack_layer",
