@@ -60,18 +60,24 @@ class Store:
         self._lock.acquire(lock_timeout)
         try:
             self._db = Database(str(self.root / "store.db"))
-            self.repair_report: RepairReport = repair(self.root, self._db)
         except BaseException:
             self._lock.release()
             raise
-        self.blobs = BlobStore(self.root / "blobs", self.root / "tmp")
-        self.layers = LayerStore(self.root, self._db, self.blobs, durable=durable)
-        self.images = ImageIndex(self._db)
-        if driver == "auto":
-            driver = "overlay" if probe_overlay(self.root / "tmp") else "vfs"
-        self.containers = ContainerStore(self.root, self._db, self.images, self.layers, driver)
+        try:
+            self.repair_report: RepairReport = repair(self.root, self._db)
+            self.blobs = BlobStore(self.root / "blobs", self.root / "tmp")
+            self.layers = LayerStore(self.root, self._db, self.blobs, durable=durable)
+            self.images = ImageIndex(self._db)
+            if driver == "auto":
+                driver = "overlay" if probe_overlay(self.root / "tmp") else "vfs"
+            self.containers = ContainerStore(self.root, self._db, self.images, self.layers, driver)
+        except BaseException:
+            self._db.close()
+            self._lock.release()
+            raise
         self.unpack_options = unpack_options or UnpackOptions()
-        self._workers = workers or max(2, os.cpu_count() or 2)
+        # Unpacking waits on file creation more than on the CPU: more threads than cores pay.
+        self._workers = workers or max(8, 2 * (os.cpu_count() or 1))
         self._gate = SharedLock()
         self._closed = False
 
@@ -90,7 +96,9 @@ class Store:
 
         ``lock_timeout``: seconds to wait for another process's lock before
         :class:`StoreLockedError`. ``durable``: syncfs each layer before recording it
-        (off only for tests). ``workers``: parallel layer unpacks.
+        (off only for tests). ``workers``: parallel layer unpacks (default 8 or twice the
+        cores: unpacking mostly waits for file creation). ``unpack_options``: limits, id
+        maps and device policy for every layer.
         """
         return cls(
             root,
