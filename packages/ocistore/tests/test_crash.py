@@ -138,6 +138,7 @@ def test_sigkill_during_pull_and_commit(tmp_path: Path, blob_dir: Path) -> None:
     duration = _pull(tmp_path / "reference", blob_dir)
     fractions = [0.0, 0.1, 0.25, 0.4, 0.55, 0.7, 0.85, 0.97]
     outcomes = []
+    debris: list[str] = []
     for i, fraction in enumerate(fractions):
         root = tmp_path / f"s{i}"
         proc, started = _start(root, blob_dir)
@@ -145,6 +146,7 @@ def test_sigkill_during_pull_and_commit(tmp_path: Path, blob_dir: Path) -> None:
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
         with Store.open(root) as store:
+            debris += store.repair_report.temp_removed
             assert_consistent(store)
             outcomes.append(len(store.list_images()))
             if store.list_images():
@@ -154,3 +156,4 @@ def test_sigkill_during_pull_and_commit(tmp_path: Path, blob_dir: Path) -> None:
             assert_consistent(store)
             _check_image(store, plan)
     assert 0 in outcomes  # at least the early kills really interrupted the pull
+    assert any("/tmp/layer-" in path for path in debris)  # and some landed mid-unpack
