@@ -176,3 +176,25 @@ def test_vfs_keeps_hardlinks_and_xattrs(tmp_path: Path) -> None:
 
 def test_auto_driver_picks_overlay_here(store: Store) -> None:
     assert store.containers.driver == "overlay"
+
+
+def test_auto_driver_falls_back_to_vfs_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A store on overlayfs cannot use overlay (overlay refuses overlay as upper dir)."""
+    from ocistore._sys import mount, umount
+
+    dirs = {d: tmp_path / d for d in ("lower", "upper", "work", "merged")}
+    for d in dirs.values():
+        d.mkdir()
+    opts = f"lowerdir={dirs['lower']},upperdir={dirs['upper']},workdir={dirs['work']}"
+    mount("overlay", str(dirs["merged"]), "overlay", 0, opts)
+    try:
+        with Store.open(dirs["merged"] / "store", durable=False) as s:
+            assert s.containers.driver == "vfs"
+            assert "falling back to vfs" in caplog.text
+            load_image(s, [_one_layer()], ["r/one:1"])
+            c = s.create_container("v", "r/one:1")
+            assert c.driver == "vfs" and (c.rootfs / "f").read_bytes() == b"one"
+    finally:
+        umount(str(dirs["merged"]))
