@@ -198,3 +198,15 @@ def test_layer_with_trailing_data_hashes_whole_stream(tmp_path: Path) -> None:
     blob, mt = compress(tar, "tar")
     r = unpack_layer(io.BytesIO(blob), str(tmp_path), media_type=mt, diff_id=sha256(tar))
     assert r.size == len(tar)
+
+
+def test_many_directories_and_cross_links(tmp_path: Path) -> None:
+    """More directories than the fd cache holds, with hard links reaching across them."""
+    n = 600
+    members = [Member(f"d{i}/f", data=str(i).encode()) for i in range(n)]
+    members += [Member(f"d{i}/h", tarfile.LNKTYPE, linkname=f"d{(i * 7) % n}/f") for i in range(n)]
+    dest = _unpack(tmp_path, members)
+    for i in range(n):
+        target = dest / f"d{(i * 7) % n}/f"
+        assert os.lstat(dest / f"d{i}/h").st_ino == os.lstat(target).st_ino
+        assert (dest / f"d{i}/h").read_text() == str((i * 7) % n)

@@ -38,14 +38,25 @@ class SafeRoot:
     def __init__(self, path: str) -> None:
         self.fd = os.open(path, _DIR_FLAGS)
         self._cache: dict[tuple[str, ...], int] = {}
+        self._retired: list[int] = []
 
     def close(self) -> None:
         self._drop_cache()
+        self.settle()
         os.close(self.fd)
 
-    def _drop_cache(self) -> None:
-        for fd in self._cache.values():
+    def settle(self) -> None:
+        """Close fds evicted from the cache; call between entries, never during one.
+
+        Deferring the close keeps every fd handed out while applying one entry valid:
+        a closed fd's number could be reused by the next open and name another directory.
+        """
+        for fd in self._retired:
             os.close(fd)
+        self._retired.clear()
+
+    def _drop_cache(self) -> None:
+        self._retired.extend(self._cache.values())
         self._cache.clear()
 
     def dir_fd(self, parts: tuple[str, ...], *, create: bool = True) -> int:
@@ -83,7 +94,7 @@ class SafeRoot:
     def _forget(self, parts: tuple[str, ...]) -> None:
         n = len(parts)
         for key in [k for k in self._cache if k[:n] == parts]:
-            os.close(self._cache.pop(key))
+            self._retired.append(self._cache.pop(key))
 
     def clear(self, parent: int, parts: tuple[str, ...], *, keep_dir: bool) -> bool:
         """Remove whatever is at ``parts`` (a directory only unless ``keep_dir``).

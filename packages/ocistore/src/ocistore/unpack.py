@@ -129,6 +129,7 @@ class _Applier:
         )
 
     def apply(self, member: tarfile.TarInfo) -> None:
+        self.root.settle()
         parts = split_path(member.name)
         if not parts:
             if member.isdir():
