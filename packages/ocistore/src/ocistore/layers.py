@@ -153,6 +153,7 @@ class LayerStore:
         started = time.monotonic()
         work = self.tmp / f"layer-{secrets.token_hex(8)}"
         (work / "diff").mkdir(parents=True)
+        link_path: Path | None = None
         try:
             with self._blobs.open(blob.digest) as fh:
                 result = unpack_layer(
@@ -161,6 +162,9 @@ class LayerStore:
                 )  # fmt: skip
             link = self._new_link()
             (work / "link").write_text(link)
+            # The link dangles until the rename below; repair drops unrecorded links.
+            link_path = self.links / link
+            link_path.symlink_to(f"../layers/{_hex(chain_id)}/diff")
             if self._durable:
                 fd = os.open(work, os.O_RDONLY | os.O_DIRECTORY)
                 try:
@@ -169,11 +173,11 @@ class LayerStore:
                     os.close(fd)
             final = self.dir / _hex(chain_id)
             work.rename(final)
-            (self.links / link).symlink_to(f"../layers/{_hex(chain_id)}/diff")
             fsync_dir(self.dir)
-            fsync_dir(self.links)
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
+            if link_path is not None:
+                link_path.unlink(missing_ok=True)
             raise
         with self._db.transaction() as tx:
             tx.execute(
