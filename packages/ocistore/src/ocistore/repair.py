@@ -122,6 +122,7 @@ def _repair_containers(root: Path, db: Database, report: RepairReport) -> None:
     owned = {str(cdir / cid / "merged") for cid, driver in rows.items() if driver == "overlay"}
     prefix = str(root) + "/"
     for mnt in sorted(_sys.mountpoints(), reverse=True):
-        if mnt.startswith(prefix) and mnt not in owned:
+        inside_owned = any(mnt.startswith(o + "/") for o in owned)
+        if mnt.startswith(prefix) and mnt not in owned and not inside_owned:
             unmount_path(Path(mnt))
             report.mounts_removed.append(mnt)
