@@ -1,9 +1,74 @@
-"""ocistore: content store, layered overlay storage, images and container root filesystems."""
+"""ocistore: content store, layered overlay storage, images and container root filesystems.
+
+Open a :class:`Store` on a directory; ociimage pulls into ``store.pull_sink()``; crid
+creates, mounts and removes container root filesystems from the stored images.
+"""
 
 from __future__ import annotations
 
-from ocistore.errors import StoreError
+from ocistore.aio import AsyncStore
+from ocistore.blobs import BlobWriter
+from ocistore.containers import Container
+from ocistore.errors import (
+    AmbiguousImageError,
+    BlobNotFoundError,
+    ContainerExistsError,
+    ContainerNotFoundError,
+    DiffIDMismatchError,
+    DigestMismatchError,
+    ImageInUseError,
+    ImageNotFoundError,
+    LayerError,
+    LayerLimitError,
+    LayoutError,
+    MountError,
+    StoreError,
+    StoreLockedError,
+    UnsafeLayerError,
+    UnsupportedMediaTypeError,
+)
+from ocistore.images import Image
+from ocistore.layers import Layer, chain_ids
+from ocistore.repair import RepairReport
+from ocistore.sink import StorePullSink
+from ocistore.store import Store
+from ocistore.unpack import IDMapping, UnpackLimits, UnpackOptions, UnpackResult, unpack_layer
+from ocistore.usage import StoreUsage, Usage
 
 __version__ = "0.1.0"
 
-__all__ = ["StoreError", "__version__"]
+__all__ = [
+    "AmbiguousImageError",
+    "AsyncStore",
+    "BlobNotFoundError",
+    "BlobWriter",
+    "Container",
+    "ContainerExistsError",
+    "ContainerNotFoundError",
+    "DiffIDMismatchError",
+    "DigestMismatchError",
+    "IDMapping",
+    "Image",
+    "ImageInUseError",
+    "ImageNotFoundError",
+    "Layer",
+    "LayerError",
+    "LayerLimitError",
+    "LayoutError",
+    "MountError",
+    "RepairReport",
+    "Store",
+    "StoreError",
+    "StoreLockedError",
+    "StorePullSink",
+    "StoreUsage",
+    "UnpackLimits",
+    "UnpackOptions",
+    "UnpackResult",
+    "UnsafeLayerError",
+    "UnsupportedMediaTypeError",
+    "Usage",
+    "__version__",
+    "chain_ids",
+    "unpack_layer",
+]

@@ -1,0 +1,67 @@
+"""Streaming decompression of layer blobs with hashing and a size limit on the output."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+from typing import BinaryIO
+
+import zstandard
+from ocispec.image import layer_compression
+
+from ocistore.errors import LayerLimitError, UnsupportedMediaTypeError
+
+__all__ = ["DigestingReader", "decompressed"]
+
+
+def decompressed(raw: BinaryIO, media_type: str) -> BinaryIO:
+    """A reader of the uncompressed tar stream inside a layer blob of ``media_type``."""
+    try:
+        kind = layer_compression(media_type)
+    except ValueError as err:
+        raise UnsupportedMediaTypeError(str(err)) from err
+    if kind == "gzip":
+        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+    if kind == "zstd":
+        reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+        return io.BufferedReader(reader, 1 << 16)
+    return raw
+
+
+class DigestingReader(io.RawIOBase):
+    """Passes bytes through while hashing them (the diff_id) and enforcing ``limit``."""
+
+    def __init__(self, inner: BinaryIO, limit: int) -> None:
+        super().__init__()
+        self._inner = inner
+        self._hash = hashlib.sha256()
+        self._limit = limit
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self._inner.read(len(buffer))
+        n = len(data)
+        if n:
+            self.count += n
+            if self.count > self._limit:
+                raise LayerLimitError(
+                    f"layer expands to more than {self._limit} bytes; refusing to unpack it"
+                )
+            self._hash.update(data)
+            buffer[:n] = data
+        return n
+
+    def drain(self) -> None:
+        """Read to the end so the digest covers the whole stream (tar padding included)."""
+        buf = bytearray(1 << 16)
+        view = memoryview(buf)
+        while self.readinto(view):
+            pass
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + self._hash.hexdigest()

@@ -1,0 +1,255 @@
+"""Container root filesystems: overlay mounts of an image's layers, or vfs copies.
+
+Layout: ``containers/<id>/{upper,work,merged}`` for overlay (plus ``empty`` as a spare
+lower for read-only single-layer mounts), ``containers/<id>/rootfs`` for vfs. The
+directory is built in ``tmp/``, renamed into place, then recorded; the mount itself is
+state of the kernel, read back from ``/proc/self/mountinfo``, never from the database.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import re
+import secrets
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from ocistore import _sys
+from ocistore._copy import copy_layers
+from ocistore._db import Database
+from ocistore.errors import (
+    ContainerExistsError,
+    ContainerNotFoundError,
+    MountError,
+    StoreError,
+)
+from ocistore.images import ImageIndex
+from ocistore.layers import LayerStore
+
+__all__ = ["Container", "ContainerStore", "Driver", "probe_overlay"]
+
+log = logging.getLogger(__name__)
+
+Driver = Literal["overlay", "vfs"]
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+PAGE = 4096
+
+
+@dataclass(frozen=True, kw_only=True)
+class Container:
+    """A container's root filesystem record; ``rootfs`` is what the runtime uses as root."""
+
+    id: str
+    image_id: str
+    driver: Driver
+    read_only: bool
+    created: float
+    path: Path
+    rootfs: Path
+
+
+def probe_overlay(scratch: Path) -> bool:
+    """Whether overlayfs mounts here (with an upper dir), tried in ``scratch``."""
+    base = scratch / f"probe-{secrets.token_hex(4)}"
+    dirs = [base / d for d in ("lower", "upper", "work", "merged")]
+    try:
+        for d in dirs:
+            d.mkdir(parents=True)
+        lower, upper, work, merged = (str(d) for d in dirs)
+        _sys.mount(
+            "overlay", merged, "overlay", 0, f"lowerdir={lower},upperdir={upper},workdir={work}"
+        )
+        _sys.umount(merged)
+        return True
+    except OSError as err:
+        log.warning("overlay cannot be mounted here, falling back to vfs err=%s", err)
+        return False
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+class ContainerStore:
+    """Creates, mounts, unmounts and removes container root filesystems."""
+
+    def __init__(
+        self, root: Path, db: Database, images: ImageIndex, layers: LayerStore, driver: Driver
+    ) -> None:
+        self.dir = root / "containers"
+        self.tmp = root / "tmp"
+        self.trash = root / "trash"
+        self._db = db
+        self._images = images
+        self._layers = layers
+        self.driver = driver
+        self._dir_fd = os.open(self.dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        self._links_fd = os.open(layers.links, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    def close(self) -> None:
+        os.close(self._dir_fd)
+        os.close(self._links_fd)
+
+    def _row(self, row: tuple[object, ...]) -> Container:
+        cid, image_id, driver, read_only, created = row
+        path = self.dir / str(cid)
+        rootfs = path / ("merged" if driver == "overlay" else "rootfs")
+        return Container(
+            id=str(cid),
+            image_id=str(image_id),
+            driver="overlay" if driver == "overlay" else "vfs",
+            read_only=bool(read_only),
+            created=float(created),  # type: ignore[arg-type]
+            path=path,
+            rootfs=rootfs,
+        )
+
+    def get(self, container_id: str) -> Container:
+        rows = self._db.query(
+            "SELECT id, image_id, driver, read_only, created FROM containers WHERE id = ?",
+            (container_id,),
+        )
+        if not rows:
+            raise ContainerNotFoundError(f"container {container_id} not found")
+        return self._row(rows[0])
+
+    def all(self) -> list[Container]:
+        rows = self._db.query(
+            "SELECT id, image_id, driver, read_only, created FROM containers ORDER BY created"
+        )
+        return [self._row(r) for r in rows]
+
+    def create(self, container_id: str, image_ref: str, *, read_only: bool) -> Container:
+        """Make the container's directories (and, for vfs, its copy), then record it."""
+        if not _ID.match(container_id):
+            raise StoreError(f"invalid container id {container_id!r}")
+        if self._db.scalar("SELECT 1 FROM containers WHERE id = ?", (container_id,)):
+            raise ContainerExistsError(f"container {container_id} exists already")
+        image = self._images.get(image_ref)
+        work = self.tmp / f"ctr-{secrets.token_hex(8)}"
+        try:
+            if self.driver == "overlay":
+                for sub in ("upper", "work", "merged", "empty"):
+                    (work / sub).mkdir(parents=True)
+            else:
+                (work / "rootfs").mkdir(parents=True)
+                paths = []
+                for chain in image.layers:
+                    layer = self._layers.get(chain)
+                    if layer is None:
+                        raise StoreError(f"image {image.id} lacks layer {chain}")
+                    paths.append(layer.path)
+                copy_layers(paths, work / "rootfs")
+            final = self.dir / container_id
+            if final.exists():
+                raise ContainerExistsError(f"container directory {final} exists already")
+            work.rename(final)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        with self._db.transaction() as tx:
+            tx.execute(
+                "INSERT INTO containers (id, image_id, driver, read_only, created)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (container_id, image.id, self.driver, int(read_only), time.time()),
+            )
+        log.info("created container rootfs id=%s image=%s driver=%s", container_id, image.id,
+                 self.driver)  # fmt: skip
+        return self.get(container_id)
+
+    def overlay_options(self, container: Container) -> str:
+        """The overlay mount data; short layer links keep 100+ layers within a page."""
+        links = []
+        for chain in reversed(self._image_layers(container.image_id)):
+            layer = self._layers.get(chain)
+            if layer is None:
+                raise MountError(f"layer {chain} of container {container.id} is missing")
+            links.append(f"/proc/self/fd/{self._links_fd}/{layer.link}")
+        base = f"/proc/self/fd/{self._dir_fd}/{container.id}"
+        if container.read_only:
+            while len(links) < 2:
+                links.append(f"{base}/empty")
+            opts = "lowerdir=" + ":".join(links)
+        else:
+            if not links:
+                links.append(f"{base}/empty")
+            opts = f"lowerdir={':'.join(links)},upperdir={base}/upper,workdir={base}/work"
+        if len(opts) >= PAGE:
+            raise MountError(
+                f"overlay options for container {container.id} need {len(opts)} bytes, "
+                f"more than one page ({PAGE}): too many layers"
+            )
+        return opts
+
+    def _image_layers(self, image_id: str) -> list[str]:
+        rows = self._db.query(
+            "SELECT chain_id FROM image_layers WHERE image_id = ? ORDER BY position", (image_id,)
+        )
+        return [str(r[0]) for r in rows]
+
+    def mount(self, container_id: str) -> Path:
+        """Mount (if not yet) and return the root filesystem path."""
+        container = self.get(container_id)
+        if container.driver == "vfs":
+            return container.rootfs
+        target = str(container.rootfs)
+        if _sys.is_mountpoint(target):
+            return container.rootfs
+        flags = _sys.MS_RDONLY if container.read_only else 0
+        try:
+            _sys.mount("overlay", target, "overlay", flags, self.overlay_options(container))
+        except OSError as err:
+            raise MountError(f"mounting container {container_id}: {err}") from err
+        log.info("mounted container rootfs id=%s path=%s", container_id, target)
+        return container.rootfs
+
+    def is_mounted(self, container_id: str) -> bool:
+        container = self.get(container_id)
+        return container.driver == "overlay" and _sys.is_mountpoint(str(container.rootfs))
+
+    def unmount(self, container_id: str) -> None:
+        """Unmount if mounted; a busy mount is detached lazily with a warning."""
+        container = self.get(container_id)
+        if container.driver == "overlay":
+            unmount_path(container.rootfs)
+
+    def remove(self, container_id: str) -> None:
+        """Unmount, forget and delete the container's root filesystem and writes."""
+        container = self.get(container_id)
+        self.unmount(container_id)
+        with self._db.transaction() as tx:
+            tx.execute("DELETE FROM containers WHERE id = ?", (container_id,))
+        discard(container.path, self.trash)
+        log.info("removed container rootfs id=%s", container_id)
+
+
+def unmount_path(path: Path) -> None:
+    """Unmount ``path`` if it is a mount point (detaching it lazily when busy)."""
+    target = str(path)
+    while _sys.is_mountpoint(target):
+        try:
+            _sys.umount(target)
+        except OSError as err:
+            if err.errno != errno.EBUSY:
+                raise MountError(f"unmounting {target}: {err}") from err
+            log.warning("mount busy, detaching lazily path=%s", target)
+            _sys.umount(target, _sys.MNT_DETACH)
+
+
+def discard(path: Path, trash: Path) -> None:
+    """Rename into the trash (atomic), then delete; repair finishes an interrupted delete.
+
+    Refuses while anything is mounted below ``path``: deleting through a mounted
+    overlay would delete the image's layers.
+    """
+    prefix = str(path) + "/"
+    busy = sorted(m for m in _sys.mountpoints() if m.startswith(prefix))
+    if busy:
+        raise MountError(f"cannot delete {path}: still mounted at {', '.join(busy)}")
+    if path.exists():
+        dead = trash / secrets.token_hex(8)
+        path.rename(dead)
+        shutil.rmtree(dead, ignore_errors=True)

@@ -1,0 +1,306 @@
+"""Streaming, secure unpacking of one layer tarball into an overlay-native directory.
+
+``tarfile`` is used in stream mode as a parser only; each entry is applied here
+through :class:`~ocistore._tree.SafeRoot`, never with ``tarfile``'s extraction.
+Whiteouts become 0:0 character devices and opaque markers the
+``trusted.overlay.opaque=y`` xattr, which is what overlayfs reads natively.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import os
+import stat
+import tarfile
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+import zstandard
+
+from ocistore._stream import DigestingReader, decompressed
+from ocistore._tree import SafeRoot, split_path
+from ocistore.errors import (
+    DiffIDMismatchError,
+    LayerError,
+    LayerLimitError,
+    StoreError,
+    UnsafeLayerError,
+)
+
+__all__ = [
+    "OPAQUE_XATTR",
+    "IDMapping",
+    "UnpackLimits",
+    "UnpackOptions",
+    "UnpackResult",
+    "unpack_layer",
+]
+
+log = logging.getLogger(__name__)
+
+WHITEOUT_PREFIX = ".wh."
+OPAQUE_MARKER = ".wh..wh..opq"
+OPAQUE_XATTR = "trusted.overlay.opaque"
+_CHUNK = 1 << 20
+_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+@dataclass(frozen=True, kw_only=True)
+class IDMapping:
+    """``size`` ids from ``container_id`` on map to ``host_id`` on (as in /proc/PID/uid_map)."""
+
+    container_id: int
+    host_id: int
+    size: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class UnpackLimits:
+    """Ceilings that stop decompression bombs: uncompressed bytes and tar entries."""
+
+    max_bytes: int = 64 << 30
+    max_entries: int = 2_000_000
+
+
+@dataclass(frozen=True, kw_only=True)
+class UnpackOptions:
+    """How to unpack: limits, id maps for user-namespaced containers, device policy.
+
+    ``allow_devices`` defaults to whether we run as root; without it device nodes in
+    a layer are skipped with a warning (never created), as rootless storage does.
+    """
+
+    limits: UnpackLimits = field(default_factory=UnpackLimits)
+    uid_map: Sequence[IDMapping] = ()
+    gid_map: Sequence[IDMapping] = ()
+    allow_devices: bool = field(default_factory=lambda: os.geteuid() == 0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class UnpackResult:
+    """What an unpack produced: the diff_id, uncompressed size and entry count."""
+
+    diff_id: str
+    size: int
+    entries: int
+
+
+def _map_id(value: int, mappings: Sequence[IDMapping], what: str) -> int:
+    if not mappings:
+        return value
+    for m in mappings:
+        if m.container_id <= value < m.container_id + m.size:
+            return m.host_id + value - m.container_id
+    raise LayerError(f"{what} {value} has no mapping in the id map")
+
+
+def _xattrs(member: tarfile.TarInfo) -> dict[str, bytes]:
+    """Extended attributes from PAX records (``SCHILY.xattr.*`` and libarchive's base64 form)."""
+    out: dict[str, bytes] = {}
+    for key, value in member.pax_headers.items():
+        if key.startswith("SCHILY.xattr."):
+            out[key[len("SCHILY.xattr.") :]] = value.encode("utf-8", "surrogateescape")
+        elif key.startswith("LIBARCHIVE.xattr."):
+            try:
+                out[key[len("LIBARCHIVE.xattr.") :]] = base64.b64decode(value + "==")
+            except binascii.Error:
+                log.warning("undecodable xattr entry=%s key=%s", member.name, key)
+    # A layer must not steer overlayfs itself (redirects, metacopy, forged opaque marks).
+    return {k: v for k, v in out.items() if not k.startswith("trusted.overlay.")}
+
+
+class _Applier:
+    """Applies tar members one by one under a :class:`SafeRoot`."""
+
+    def __init__(self, root: SafeRoot, tar: tarfile.TarFile, options: UnpackOptions) -> None:
+        self.root = root
+        self.tar = tar
+        self.options = options
+        self.dir_times: list[tuple[tuple[str, ...], int]] = []
+
+    def owner(self, member: tarfile.TarInfo) -> tuple[int, int]:
+        return (
+            _map_id(member.uid, self.options.uid_map, "uid"),
+            _map_id(member.gid, self.options.gid_map, "gid"),
+        )
+
+    def apply(self, member: tarfile.TarInfo) -> None:
+        self.root.settle()
+        parts = split_path(member.name)
+        if not parts:
+            if member.isdir():
+                self.finish(self.root.fd, member, is_dir=True, parts=())
+            return
+        name = parts[-1]
+        if name.startswith(WHITEOUT_PREFIX):
+            self.whiteout(parts)
+            return
+        parent = self.root.dir_fd(parts[:-1])
+        if member.isdir():
+            if not self.root.clear(parent, parts, keep_dir=True):
+                os.mkdir(name, 0o700, dir_fd=parent)
+            self.finish(self.root.dir_fd(parts), member, is_dir=True, parts=parts)
+            return
+        if member.islnk():
+            self.hardlink(parent, parts, member)
+            return
+        self.root.clear(parent, parts, keep_dir=False)
+        if member.issym():
+            os.symlink(member.linkname, name, dir_fd=parent)
+            uid, gid = self.owner(member)
+            os.chown(name, uid, gid, dir_fd=parent, follow_symlinks=False)
+            mtime = int(member.mtime * 1e9)
+            os.utime(name, ns=(mtime, mtime), dir_fd=parent, follow_symlinks=False)
+        elif member.isreg():
+            fd = os.open(name, _FILE_FLAGS, 0o600, dir_fd=parent)
+            try:
+                self.copy_data(fd, member)
+                self.finish(fd, member, is_dir=False, parts=parts)
+            finally:
+                os.close(fd)
+        elif member.ischr() or member.isblk():
+            if not self.options.allow_devices:
+                log.warning("skipping device node without privileges entry=%s", member.name)
+                return
+            kind = stat.S_IFCHR if member.ischr() else stat.S_IFBLK
+            dev = os.makedev(member.devmajor, member.devminor)
+            os.mknod(name, kind | 0o600, dev, dir_fd=parent)
+            self.finish_path(parent, name, member)
+        elif member.isfifo():
+            os.mkfifo(name, 0o600, dir_fd=parent)
+            self.finish_path(parent, name, member)
+        else:
+            log.warning("skipping tar entry of unknown type entry=%s", member.name)
+
+    def whiteout(self, parts: tuple[str, ...]) -> None:
+        name = parts[-1]
+        parent_parts = parts[:-1]
+        if name == OPAQUE_MARKER:
+            fd = self.root.dir_fd(parent_parts)
+            os.setxattr(f"/proc/self/fd/{fd}", OPAQUE_XATTR, b"y")
+            return
+        target = name[len(WHITEOUT_PREFIX) :]
+        if target.startswith(WHITEOUT_PREFIX):
+            return  # AUFS metadata (.wh..wh.plnk and friends) means nothing to overlay
+        if target in ("", ".", ".."):
+            raise UnsafeLayerError(f"whiteout {'/'.join(parts)!r} names no entry")
+        parent = self.root.dir_fd(parent_parts)
+        self.root.clear(parent, (*parent_parts, target), keep_dir=False)
+        os.mknod(target, stat.S_IFCHR, os.makedev(0, 0), dir_fd=parent)
+        uid = _map_id(0, self.options.uid_map, "uid")
+        gid = _map_id(0, self.options.gid_map, "gid")
+        os.chown(target, uid, gid, dir_fd=parent, follow_symlinks=False)
+
+    def hardlink(self, parent: int, parts: tuple[str, ...], member: tarfile.TarInfo) -> None:
+        target = split_path(member.linkname)
+        if not target:
+            raise UnsafeLayerError(f"hard link {member.name!r} points at the layer root")
+        if target == parts:
+            return
+        try:
+            src_dir = self.root.dir_fd(target[:-1], create=False)
+            os.stat(target[-1], dir_fd=src_dir, follow_symlinks=False)
+        except FileNotFoundError as err:
+            raise UnsafeLayerError(
+                f"hard link {member.name!r} targets {member.linkname!r}, not in this layer"
+            ) from err
+        self.root.clear(parent, parts, keep_dir=False)
+        src_dir = self.root.dir_fd(target[:-1], create=False)
+        os.link(target[-1], parts[-1], src_dir_fd=src_dir, dst_dir_fd=parent, follow_symlinks=False)
+
+    def copy_data(self, fd: int, member: tarfile.TarInfo) -> None:
+        src = self.tar.extractfile(member)
+        if src is None:
+            return
+        while chunk := src.read(_CHUNK):
+            view = memoryview(chunk)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+
+    def finish_path(self, parent: int, name: str, member: tarfile.TarInfo) -> None:
+        fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+        try:
+            self.finish(fd, member, is_dir=False, parts=(), via_proc=True)
+        finally:
+            os.close(fd)
+
+    def finish(
+        self,
+        fd: int,
+        member: tarfile.TarInfo,
+        *,
+        is_dir: bool,
+        parts: tuple[str, ...],
+        via_proc: bool = False,
+    ) -> None:
+        """Owner, then mode (chown clears setuid), xattrs, then times (dirs: at the end)."""
+        target: int | str = f"/proc/self/fd/{fd}" if via_proc else fd
+        uid, gid = self.owner(member)
+        os.chown(target, uid, gid)
+        os.chmod(target, stat.S_IMODE(member.mode))  # noqa: PTH101 - an fd, not a path
+        for key, value in _xattrs(member).items():
+            try:
+                os.setxattr(target, key, value)
+            except OSError as err:
+                log.warning("cannot set xattr entry=%s key=%s err=%s", member.name, key, err)
+        mtime = int(member.mtime * 1e9)
+        if is_dir:
+            self.dir_times.append((parts, mtime))
+        else:
+            os.utime(target, ns=(mtime, mtime))
+
+    def set_dir_times(self) -> None:
+        for parts, mtime in reversed(self.dir_times):
+            try:
+                fd = self.root.dir_fd(parts, create=False)
+            except (FileNotFoundError, UnsafeLayerError):
+                continue  # replaced by a later entry
+            os.utime(fd, ns=(mtime, mtime))
+
+
+def unpack_layer(
+    blob: BinaryIO,
+    dest: str,
+    *,
+    media_type: str,
+    diff_id: str | None = None,
+    options: UnpackOptions | None = None,
+) -> UnpackResult:
+    """Unpack the layer blob read from ``blob`` into the existing empty directory ``dest``.
+
+    The uncompressed stream is hashed on the way; if ``diff_id`` is given and differs
+    the layer is refused with :class:`DiffIDMismatchError` (``dest`` then holds a
+    partial tree the caller must discard).
+    """
+    opts = options or UnpackOptions()
+    reader = DigestingReader(decompressed(blob, media_type), opts.limits.max_bytes)
+    root = SafeRoot(dest)
+    entries = 0
+    try:
+        with tarfile.open(fileobj=reader, mode="r|", bufsize=1 << 16) as tar:
+            applier = _Applier(root, tar, opts)
+            for member in tar:
+                entries += 1
+                if entries > opts.limits.max_entries:
+                    raise LayerLimitError(
+                        f"layer has more than {opts.limits.max_entries} entries; refusing it"
+                    )
+                applier.apply(member)
+            applier.set_dir_times()
+        reader.drain()
+    except StoreError:
+        raise
+    except (tarfile.TarError, EOFError, zlib.error, zstandard.ZstdError) as err:
+        raise LayerError(f"corrupt layer stream: {err}") from err
+    except OSError as err:
+        raise LayerError(f"unpacking layer failed: {err}") from err
+    finally:
+        root.close()
+    if diff_id is not None and reader.digest != diff_id:
+        raise DiffIDMismatchError(f"layer diff_id is {reader.digest}, the config says {diff_id}")
+    return UnpackResult(diff_id=reader.digest, size=reader.count, entries=entries)
