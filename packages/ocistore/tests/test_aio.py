@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+
 from ocistore import AsyncStore, ImageNotFoundError
 from ocistore.testing import load_built
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+
 from ocispec.image import Descriptor
 from ocistore import BlobNotFoundError, DigestMismatchError, Store
 

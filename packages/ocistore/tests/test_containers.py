@@ -9,6 +9,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+
 from ocistore import ImageInUseError, Store
 from ocistore._sys import is_mountpoint
 from ocistore.testing import Member, compress, load_built, load_image, make_tar, sha256

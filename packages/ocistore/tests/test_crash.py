@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from ocispec.image import Descriptor
 from ocistore import Store, chain_ids
 from ocistore.testing import Member, compress, make_tar, sha256

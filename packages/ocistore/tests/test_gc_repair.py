@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from ocistore import DiffIDMismatchError, Store
 from ocistore._sys import is_mountpoint, mount
 from ocistore.testing import Member, compress, load_image, make_tar, put_blob, sha256

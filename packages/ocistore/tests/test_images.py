@@ -6,8 +6,9 @@ import os
 import threading
 from pathlib import Path
 
-import ocistore.layers as layers_mod
 import pytest
+
+import ocistore.layers as layers_mod
 from ocispec.image import Descriptor
 from ocistore import (
     AmbiguousImageError,

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from ocistore import LayoutError, Store
 from ocistore.testing import load_built
 

@@ -10,6 +10,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+
 from ocistore import LayerLimitError, UnpackLimits, UnpackOptions, UnsafeLayerError, unpack_layer
 from ocistore.testing import Member, compress, make_tar
 

@@ -8,8 +8,8 @@ import io
 from typing import BinaryIO
 
 import zstandard
-from ocispec.image import layer_compression
 
+from ocispec.image import layer_compression
 from ocistore.errors import LayerLimitError, UnsupportedMediaTypeError
 
 __all__ = ["DigestingReader", "decompressed"]

@@ -12,7 +12,6 @@ from typing import BinaryIO
 
 from ocispec.errors import InvalidDigestError
 from ocispec.image import Descriptor, Digest
-
 from ocistore.errors import BlobNotFoundError, DigestMismatchError, StoreError
 
 __all__ = ["BlobStore", "BlobWriter"]

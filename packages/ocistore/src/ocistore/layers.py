@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ocispec.image import Descriptor
-
 from ocistore._db import Database
 from ocistore._sys import syncfs
 from ocistore.blobs import BlobStore, fsync_dir

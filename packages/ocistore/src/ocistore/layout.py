@@ -27,7 +27,6 @@ from ocispec.image import (
     is_index,
     is_manifest,
 )
-
 from ocistore.errors import LayoutError
 
 if TYPE_CHECKING:

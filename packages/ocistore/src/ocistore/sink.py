@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ocispec.image import Descriptor
-
 from ocistore.blobs import BlobWriter
 
 if TYPE_CHECKING:

@@ -13,7 +13,6 @@ from typing import Literal
 
 from ocispec.errors import SpecError
 from ocispec.image import Descriptor, ImageConfig, Manifest, is_manifest
-
 from ocistore._db import Database
 from ocistore._lock import DirectoryLock
 from ocistore._rwlock import SharedLock

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import zstandard
-from ocispec.image import Descriptor
 
+from ocispec.image import Descriptor
 from ocistore.images import Image
 from ocistore.store import Store
 
