@@ -71,3 +71,7 @@ class AmbiguousIdError(CridError):
 
 class CgroupError(CridError):
     """A cgroup could not be created or removed."""
+
+
+class RuntimeHandlerError(CridError):
+    """A pod asked for a runtime handler that is not configured or not installed."""

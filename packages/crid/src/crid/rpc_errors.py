@@ -76,6 +76,7 @@ STATUS_CODES: dict[type[BaseException], grpc.StatusCode] = {
     errors.NameReservedError: grpc.StatusCode.ALREADY_EXISTS,
     errors.AmbiguousIdError: grpc.StatusCode.INVALID_ARGUMENT,
     errors.CgroupError: grpc.StatusCode.INTERNAL,
+    errors.RuntimeHandlerError: grpc.StatusCode.INVALID_ARGUMENT,
 }
 
 

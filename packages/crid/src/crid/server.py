@@ -20,10 +20,10 @@ import grpc
 from crid import __version__
 from crid._cri.v1 import api_pb2_grpc
 from crid.config import Config
+from crid.context import Context
 from crid.errors import CridError, SocketInUseError
 from crid.services import ImageService, RuntimeService
 from crid.socket import SOCKET_MODE, prepare_socket
-from ocinet import ConfigDir
 
 __all__ = ["Daemon", "serve"]
 
@@ -37,12 +37,7 @@ class Daemon:
         self.config = config
         self.socket_path = Path(config.crid.api.listen)
         self._server: grpc.aio.Server | None = None
-        network = config.crid.network
-        self.networks = ConfigDir(
-            network.network_dir,
-            network_name=network.cni_default_network or None,
-            plugin_dirs=network.plugin_dirs,
-        )
+        self.context: Context | None = None
         self._lock: IO[bytes] | None = None
 
     def _acquire_lock(self) -> None:
@@ -63,16 +58,11 @@ class Daemon:
             self._lock.close()
             self._lock = None
 
-    def _prepare_paths(self) -> None:
-        prepare_socket(self.socket_path)
-        for directory in (self.config.crid.root, self.config.crid.runroot):
-            Path(directory).mkdir(parents=True, exist_ok=True, mode=0o711)
-
     async def start(self) -> None:
         """Bind the socket and start answering RPCs."""
         await asyncio.to_thread(self._acquire_lock)
         try:
-            await asyncio.to_thread(self._prepare_paths)
+            await asyncio.to_thread(prepare_socket, self.socket_path)
             api = self.config.crid.api
             server = grpc.aio.server(
                 options=[
@@ -80,9 +70,9 @@ class Daemon:
                     ("grpc.max_send_message_length", api.grpc_max_send_msg_size),
                 ]
             )
-            self.networks.start()
-            runtime = RuntimeService(self.config, self.networks)
-            image = ImageService(self.config)
+            self.context = await Context.open(self.config)
+            runtime = RuntimeService(self.context)
+            image = ImageService(self.context)
             api_pb2_grpc.add_RuntimeServiceServicer_to_server(runtime, server)  # type: ignore[no-untyped-call]
             api_pb2_grpc.add_ImageServiceServicer_to_server(image, server)  # type: ignore[no-untyped-call]
             if server.add_insecure_port(f"unix://{self.socket_path}") == 0:
@@ -95,7 +85,7 @@ class Daemon:
             self.socket_path.chmod(SOCKET_MODE)
             self._server = server
         except BaseException:
-            await self.networks.stop()
+            await self._close_context()
             self._release_lock()
             raise
         _log.info("crid serving", extra={"version": __version__, "socket": str(self.socket_path)})
@@ -107,8 +97,13 @@ class Daemon:
             self._server = None
             self.socket_path.unlink(missing_ok=True)
             _log.info("crid stopped", extra={"socket": str(self.socket_path)})
-        await self.networks.stop()
+        await self._close_context()
         self._release_lock()
+
+    async def _close_context(self) -> None:
+        if self.context is not None:
+            await self.context.close()
+            self.context = None
 
 
 async def serve(config: Config) -> None:

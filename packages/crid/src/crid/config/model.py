@@ -74,7 +74,13 @@ class RuntimeHandler(_Table, frozen=True):
         ),
     ] = ""
     runtime_root: Annotated[
-        str, Meta(description="State directory passed to the runtime as --root.")
+        str,
+        Meta(
+            description=(
+                "State directory passed to the runtime as --root; empty uses"
+                " <runroot>/runtimes/<name>."
+            )
+        ),
     ] = ""
     runtime_type: Annotated[
         Literal["oci"], Meta(description="How crid drives the runtime: 'oci' (under conmon).")
@@ -129,9 +135,7 @@ class RuntimeConfig(_Table, frozen=True):
     runtimes: Annotated[
         dict[str, RuntimeHandler],
         Meta(description="OCI runtime handlers by name (the names RuntimeClasses use)."),
-    ] = msgspec.field(
-        default_factory=lambda: {"runc": RuntimeHandler(runtime_root="/run/crid/runc")}
-    )
+    ] = msgspec.field(default_factory=lambda: {"runc": RuntimeHandler()})
 
 
 class ImageConfig(_Table, frozen=True):

@@ -12,7 +12,7 @@ from typing import Any, NoReturn, TypeVar
 import grpc
 
 from crid import __version__
-from crid._cri.v1 import api_pb2
+from crid._cri.v1 import api_pb2, api_pb2_grpc
 
 __all__ = ["implemented_methods", "unimplemented_rest"]
 
@@ -37,8 +37,13 @@ def unimplemented_rest(service: str) -> Any:
 
     def decorate(cls: _T) -> _T:
         descriptor = api_pb2.DESCRIPTOR.services_by_name[service]
+        generated = {
+            getattr(api_pb2_grpc, f"{service}Servicer").__dict__.get(m.name)
+            for m in descriptor.methods
+        }
         for method in descriptor.methods:
-            if method.name not in cls.__dict__:
+            # Defined by the class or one of its mixins, not just the generated base?
+            if getattr(cls, method.name, None) in generated:
                 full_name = f"/{descriptor.full_name}/{method.name}"
                 setattr(cls, method.name, _aborting(full_name))
         return cls

@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
-import grpc
 import msgspec
 
 from crid import __version__
 from crid._cri.v1 import api_pb2, api_pb2_grpc
-from crid.config import Config
 from crid.readiness import Condition, network_condition, runtime_condition
+from crid.services._base import RpcContext, ServiceBase
 from crid.services._unimplemented import unimplemented_rest
-from ocinet import ConfigDir
 
 __all__ = ["CRI_API_VERSION", "KUBELET_API_VERSION", "RUNTIME_NAME", "RuntimeService"]
 
 RUNTIME_NAME = "crid"
 CRI_API_VERSION = "v1"
 KUBELET_API_VERSION = "0.1.0"
-
-_Context = grpc.aio.ServicerContext[Any, Any]
 
 
 def _condition(condition: Condition) -> api_pb2.RuntimeCondition:
@@ -34,15 +29,11 @@ def _condition(condition: Condition) -> api_pb2.RuntimeCondition:
 
 
 @unimplemented_rest("RuntimeService")
-class RuntimeService(api_pb2_grpc.RuntimeServiceServicer):
-    """The CRI runtime service; RPCs not defined here answer UNIMPLEMENTED."""
-
-    def __init__(self, config: Config, networks: ConfigDir) -> None:
-        self._config = config
-        self._networks = networks
+class RuntimeService(ServiceBase, api_pb2_grpc.RuntimeServiceServicer):
+    """The CRI runtime service; RPCs no mixin defines answer UNIMPLEMENTED."""
 
     async def Version(  # noqa: N802 - the CRI names its RPCs
-        self, request: api_pb2.VersionRequest, context: _Context
+        self, request: api_pb2.VersionRequest, context: RpcContext
     ) -> api_pb2.VersionResponse:
         return api_pb2.VersionResponse(
             version=KUBELET_API_VERSION,
@@ -52,18 +43,18 @@ class RuntimeService(api_pb2_grpc.RuntimeServiceServicer):
         )
 
     async def Status(  # noqa: N802 - the CRI names its RPCs
-        self, request: api_pb2.StatusRequest, context: _Context
+        self, request: api_pb2.StatusRequest, context: RpcContext
     ) -> api_pb2.StatusResponse:
         conditions = [
-            runtime_condition(self._config),
-            network_condition(self._networks.readiness),
+            runtime_condition(self.ctx.config),
+            network_condition(self.ctx.network.readiness),
         ]
         handlers = [api_pb2.RuntimeHandler(name="")] + [
-            api_pb2.RuntimeHandler(name=name) for name in self._config.crid.runtime.runtimes
+            api_pb2.RuntimeHandler(name=name) for name in self.ctx.config.crid.runtime.runtimes
         ]
         info: dict[str, str] = {}
         if request.verbose:
-            info["config"] = json.dumps(msgspec.to_builtins(self._config))
+            info["config"] = json.dumps(msgspec.to_builtins(self.ctx.config))
             info["conditions"] = json.dumps([msgspec.to_builtins(c) for c in conditions])
         return api_pb2.StatusResponse(
             status=api_pb2.RuntimeStatus(conditions=[_condition(c) for c in conditions]),

@@ -1,0 +1,127 @@
+"""Everything a running crid holds, opened once at start and closed at stop.
+
+RPC handlers and the orchestration modules (``crid.sandbox``, ``crid.container``,
+``crid.images``) receive one :class:`Context`; it owns the configuration, the directory
+layout, the state registry, the image store, the pod network, the OCI runtimes with
+their conmon, the cgroup hierarchies and the event bus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from crid.cgroups import Hierarchies
+from crid.config import Config
+from crid.errors import RuntimeHandlerError
+from crid.events import EventBus
+from crid.layout import Layout
+from crid.oci import Conmon, OCIRuntime, conmon_binary, runtime_binary
+from crid.state import Registry
+from ocinet import PodNetwork
+from ocistore import AsyncStore
+
+__all__ = ["Context", "Handler"]
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Handler:
+    """One runtime handler (the name a RuntimeClass uses): its runtime and conmon."""
+
+    name: str
+    runtime: OCIRuntime
+    conmon: Conmon
+
+
+class Context:
+    """The daemon's long-lived parts."""
+
+    def __init__(
+        self,
+        *,
+        config: Config,
+        layout: Layout,
+        registry: Registry,
+        store: AsyncStore,
+        network: PodNetwork,
+        hierarchies: Hierarchies,
+        events: EventBus,
+    ) -> None:
+        self.config = config
+        self.layout = layout
+        self.registry = registry
+        self.store = store
+        self.network = network
+        self.hierarchies = hierarchies
+        self.events = events
+
+    @classmethod
+    async def open(cls, config: Config) -> Context:
+        """Create the directories, open state and storage, start watching CNI configs."""
+        layout = Layout.from_config(config)
+        await asyncio.to_thread(layout.create)
+        registry = await asyncio.to_thread(Registry.open, layout.state_db)
+        try:
+            store = await AsyncStore.open(
+                layout.storage, driver="vfs" if config.crid.storage_driver == "vfs" else "auto"
+            )
+        except BaseException:
+            registry.close()
+            raise
+        network_config = config.crid.network
+        network = PodNetwork(
+            conf_dir=network_config.network_dir,
+            plugin_dirs=network_config.plugin_dirs,
+            cache_dir=layout.cni_cache,
+            network_name=network_config.cni_default_network or None,
+        )
+        await network.start()
+        return cls(
+            config=config,
+            layout=layout,
+            registry=registry,
+            store=store,
+            network=network,
+            hierarchies=Hierarchies.detect(),
+            events=EventBus(),
+        )
+
+    async def close(self) -> None:
+        """Release what :meth:`open` took; running containers are left to conmon."""
+        self.events.close()
+        await self.network.stop()
+        await self.store.close()
+        await asyncio.to_thread(self.registry.close)
+
+    def handler(self, name: str = "") -> Handler:
+        """The runtime handler called ``name`` ("" is the default one)."""
+        runtime_config = self.config.crid.runtime
+        handler_name = name or runtime_config.default_runtime
+        settings = runtime_config.runtimes.get(handler_name)
+        if settings is None:
+            raise RuntimeHandlerError(
+                f"no runtime handler {handler_name!r} (configured:"
+                f" {', '.join(sorted(runtime_config.runtimes))})"
+            )
+        binary = runtime_binary(handler_name, settings)
+        conmon = conmon_binary(runtime_config.conmon)
+        if binary is None or conmon is None:
+            missing = "runtime" if binary is None else "conmon"
+            raise RuntimeHandlerError(
+                f"runtime handler {handler_name!r}: {missing} binary not found"
+            )
+        root = (
+            Path(settings.runtime_root)
+            if settings.runtime_root
+            else (self.layout.runtime_root(handler_name))
+        )
+        runtime = OCIRuntime(name=handler_name, binary=binary, root=root)
+        return Handler(
+            name=handler_name,
+            runtime=runtime,
+            conmon=Conmon(binary=conmon, runtime=runtime, log_level=self.config.crid.log_level),
+        )
