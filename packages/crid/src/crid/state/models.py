@@ -55,7 +55,14 @@ class ContainerMeta:
 
 @dataclass(frozen=True, kw_only=True)
 class Sandbox:
-    """One pod sandbox."""
+    """One pod sandbox.
+
+    ``namespaces`` maps ``network``, ``ipc``, ``uts`` (and ``pid`` when the pod shares
+    one) to pinned namespace paths; a missing key means the host's namespace (NODE).
+    ``cgroup_parent`` is the pod cgroup the kubelet named; the pod's files (hostname,
+    hosts, resolv.conf, shm) live in ``Layout.sandbox_dir(id)``. ``config`` is the
+    serialized CRI PodSandboxConfig.
+    """
 
     id: str
     name: str
@@ -76,7 +83,13 @@ class Sandbox:
 
 @dataclass(frozen=True, kw_only=True)
 class Container:
-    """One container of a sandbox."""
+    """One container of a sandbox.
+
+    Its root filesystem is the ocistore container of the same id; its bundle is
+    ``Layout.bundle(id)``; ``cgroup_path`` is the ``linux.cgroupsPath`` it runs in;
+    ``config`` is the serialized CRI ContainerConfig. Times are nanoseconds since the
+    epoch (0: not yet).
+    """
 
     id: str
     name: str
@@ -99,4 +112,5 @@ class Container:
     conmon_pid: int = 0
     bundle: str = ""
     runtime_handler: str = ""
+    cgroup_path: str = ""
     config: bytes = b""
