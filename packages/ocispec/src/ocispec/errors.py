@@ -6,8 +6,103 @@ whole package's failures in one clause and crid can map them to gRPC codes.
 
 from __future__ import annotations
 
-__all__ = ["SpecError"]
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "DecodeError",
+    "GenerateError",
+    "InvalidArgumentError",
+    "InvalidDigestError",
+    "PlatformError",
+    "RunAsNonRootError",
+    "SchemaValidationError",
+    "SchemaViolation",
+    "SeccompProfileError",
+    "SpecError",
+    "SysctlError",
+    "UserResolutionError",
+]
 
 
 class SpecError(Exception):
-    """Base class of every error raised by ocispec."""
+    """Base class of every error raised by ocispec.
+
+    That is: OCI runtime-spec and image-spec models, validation and config generation.
+    """
+
+
+class DecodeError(SpecError, ValueError):
+    """A JSON document could not be decoded into a model: not JSON, or a field has the wrong type.
+
+    ``path`` is the JSON path of the offending value (``$`` is the document itself).
+    """
+
+    def __init__(self, message: str, path: str = "$") -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.reason = message
+
+
+@dataclass(frozen=True, kw_only=True)
+class SchemaViolation:
+    """One rule of a JSON schema that a document breaks.
+
+    ``path`` is the JSON path of the offending value (``$.linux.resources.pids``),
+    ``rule`` the schema keyword that failed (``required``, ``type``, ``pattern``...),
+    ``schema_path`` where the rule sits in the schema, ``message`` jsonschema's text.
+    """
+
+    path: str
+    rule: str
+    schema_path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message} (rule {self.rule!r} at {self.schema_path})"
+
+
+class SchemaValidationError(SpecError, ValueError):
+    """A document does not validate against its OCI JSON schema.
+
+    ``violations`` lists every broken rule; ``schema`` names the schema.
+    """
+
+    def __init__(self, schema: str, violations: Sequence[SchemaViolation]) -> None:
+        self.schema = schema
+        self.violations = tuple(violations)
+        shown = "; ".join(str(v) for v in self.violations[:5])
+        more = f" (and {len(self.violations) - 5} more)" if len(self.violations) > 5 else ""
+        super().__init__(f"document does not match the {schema} schema: {shown}{more}")
+
+
+class InvalidDigestError(SpecError, ValueError):
+    """A string is not a valid ``algorithm:encoded`` digest, or its algorithm is unsupported."""
+
+
+class PlatformError(SpecError, ValueError):
+    """A platform specifier (``os/arch[/variant]``) cannot be parsed."""
+
+
+class GenerateError(SpecError):
+    """Base class of the errors raised while generating a runtime config."""
+
+
+class InvalidArgumentError(GenerateError, ValueError):
+    """An input to the config generator is malformed or contradicts another input."""
+
+
+class UserResolutionError(GenerateError):
+    """A user or group cannot be resolved against the container's /etc/passwd or /etc/group."""
+
+
+class RunAsNonRootError(GenerateError):
+    """The container must run as non-root, but its user is root or a name that cannot be checked."""
+
+
+class SysctlError(GenerateError, ValueError):
+    """A sysctl is not namespaced, not allowed for the container's namespaces, or malformed."""
+
+
+class SeccompProfileError(GenerateError):
+    """A seccomp profile cannot be read, parsed or translated."""
