@@ -73,7 +73,7 @@ class Reference:
 
     @property
     def manifest_reference(self) -> str:
-        """What to ask the registry's manifests endpoint for: the digest when pinned, else the tag."""
+        """What to ask the manifests endpoint for: the digest when pinned, else the tag."""
         return self.digest or self.tag_or_latest
 
     def with_tag(self, tag: str) -> Reference:
