@@ -229,7 +229,7 @@ class RegistryClient:
     async def _read_all(self, response: httpx.Response, limit: int) -> bytes:
         parts: list[bytes] = []
         size = 0
-        iterator = response.aiter_raw(_CHUNK)
+        iterator = response.aiter_raw()
         while True:
             try:
                 chunk = await self._waiting(anext(iterator))
@@ -391,7 +391,7 @@ class RegistryClient:
         ) as response:
             skip = offset if (offset and response.status_code == 200) else 0
             received = offset
-            iterator = response.aiter_raw(_CHUNK)
+            iterator = response.aiter_raw()
             buffer = bytearray()
             try:
                 while True:
