@@ -426,7 +426,15 @@ class Puller:
 
             if progress is not None:
                 progress(ProgressEvent(kind=ProgressKind.START, descriptor=descriptor))
-            writer = await asyncio.to_thread(sink.open_blob, descriptor)
+            opening = asyncio.ensure_future(asyncio.to_thread(sink.open_blob, descriptor))
+            try:
+                writer = await asyncio.shield(opening)
+            except asyncio.CancelledError:
+                # the thread may already have created the writer: discard it
+                opened = await asyncio.gather(opening, return_exceptions=True)
+                if not isinstance(opened[0], BaseException):
+                    await asyncio.to_thread(opened[0].abort)
+                raise
             try:
                 await client.fetch_blob(repo, descriptor, writer, on_progress=advance)
                 await asyncio.to_thread(writer.commit)
