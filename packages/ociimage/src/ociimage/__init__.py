@@ -28,6 +28,7 @@ from ociimage.errors import (
     InvalidReferenceError,
     LayoutError,
     NoMatchingPlatformError,
+    PolicyRejectedError,
     ProgressTimeoutError,
     RegistryError,
     RegistryUnavailableError,
@@ -36,15 +37,27 @@ from ociimage.errors import (
     UnsupportedManifestError,
 )
 from ociimage.layout import LayoutImage, OCILayout, OCILayoutSink
+from ociimage.policy import (
+    DEFAULT_POLICY,
+    AcceptAnything,
+    Policy,
+    Reject,
+    Requirement,
+    SignedBy,
+    SignedIdentity,
+    SigstoreSigned,
+    UnknownRequirement,
+    load_policy,
+)
 from ociimage.pull import (
     ProgressEvent,
     ProgressKind,
     Puller,
     PullResult,
-    ResolvedImage,
     pull,
     pull_sync,
 )
+from ociimage.push import PushResult, push_layout, push_layout_sync
 from ociimage.reference import Reference, is_qualified, parse_reference, split_reference
 from ociimage.registries import (
     DEFAULT_REGISTRIES_CONF,
@@ -57,15 +70,19 @@ from ociimage.registries import (
     ShortNameResolution,
     load_registries_conf,
 )
+from ociimage.resolved import ResolvedImage
 from ociimage.sink import BlobWriter, PullSink
 from ociimage.tls import DEFAULT_CERTS_DIRS, TLSConfig
+from ociimage.trust import PolicyDecision, evaluate_policy
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_CERTS_DIRS",
+    "DEFAULT_POLICY",
     "DEFAULT_REGISTRIES_CONF",
     "MANIFEST_MEDIA_TYPES",
+    "AcceptAnything",
     "AuthFile",
     "AuthenticationError",
     "BlobWriter",
@@ -85,6 +102,9 @@ __all__ = [
     "NoMatchingPlatformError",
     "OCILayout",
     "OCILayoutSink",
+    "Policy",
+    "PolicyDecision",
+    "PolicyRejectedError",
     "ProgressEvent",
     "ProgressKind",
     "ProgressTimeoutError",
@@ -93,26 +113,37 @@ __all__ = [
     "PullSink",
     "PullSource",
     "Puller",
+    "PushResult",
     "Reference",
     "RegistriesConfig",
     "Registry",
     "RegistryClient",
     "RegistryError",
     "RegistryUnavailableError",
+    "Reject",
+    "Requirement",
     "ResolvedImage",
     "RetryPolicy",
     "ShortNameError",
     "ShortNameMode",
     "ShortNameResolution",
+    "SignedBy",
+    "SignedIdentity",
+    "SigstoreSigned",
     "SizeMismatchError",
     "TLSConfig",
+    "UnknownRequirement",
     "UnsupportedManifestError",
     "__version__",
     "default_auth_files",
+    "evaluate_policy",
     "is_qualified",
+    "load_policy",
     "load_registries_conf",
     "parse_reference",
     "pull",
     "pull_sync",
+    "push_layout",
+    "push_layout_sync",
     "split_reference",
 ]

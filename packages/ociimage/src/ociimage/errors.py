@@ -17,6 +17,7 @@ __all__ = [
     "InvalidReferenceError",
     "LayoutError",
     "NoMatchingPlatformError",
+    "PolicyRejectedError",
     "ProgressTimeoutError",
     "RegistryError",
     "RegistryUnavailableError",
@@ -101,3 +102,22 @@ class ProgressTimeoutError(ImageError):
 
 class LayoutError(ImageError):
     """An OCI image layout directory is missing, malformed or lacks what was asked for."""
+
+
+class PolicyRejectedError(ImageError):
+    """The signature policy does not allow the image.
+
+    ``image`` is the reference, ``scope`` the policy scope that matched (``default`` for
+    the default), ``requirement`` the requirement type that failed and ``reason`` why.
+    """
+
+    def __init__(self, *, image: str, scope: str, requirement: str, reason: str) -> None:
+        shown = scope if scope else '"" (the docker transport default)'
+        super().__init__(
+            f"{image} rejected by signature policy: scope {shown}, requirement "
+            f"{requirement}: {reason}"
+        )
+        self.image = image
+        self.scope = scope
+        self.requirement = requirement
+        self.reason = reason

@@ -33,17 +33,19 @@ from ociimage.errors import (
     RegistryUnavailableError,
     UnsupportedManifestError,
 )
+from ociimage.policy import Policy
 from ociimage.reference import Reference
 from ociimage.registries import PullSource, RegistriesConfig
+from ociimage.resolved import ResolvedImage
 from ociimage.sink import PullSink
 from ociimage.tls import TLSConfig
+from ociimage.trust import PolicyDecision, evaluate_policy
 
 __all__ = [
     "ProgressEvent",
     "ProgressKind",
     "PullResult",
     "Puller",
-    "ResolvedImage",
     "pull",
     "pull_sync",
 ]
@@ -84,44 +86,11 @@ ProgressCallback = Callable[[ProgressEvent], None]
 
 
 @dataclass(frozen=True, kw_only=True)
-class ResolvedImage:
-    """An image found in a registry: its manifest and config, no layers downloaded yet."""
-
-    reference: Reference
-    source: PullSource
-    top: FetchedManifest
-    manifest: FetchedManifest
-    image_manifest: Manifest
-    config_data: bytes
-    config: ImageConfig
-    platforms: tuple[Platform, ...] = ()
-
-    @property
-    def index(self) -> Descriptor | None:
-        """The index's descriptor when the reference resolved through one."""
-        return self.top.descriptor if self.top.is_index else None
-
-    @property
-    def digest(self) -> str:
-        """The repo digest: of the index when there is one, else of the manifest."""
-        return self.top.digest
-
-    @property
-    def repo_digest(self) -> str:
-        """``repo@sha256:...`` under the logical name."""
-        return self.reference.repo_digest(self.digest)
-
-    @property
-    def names(self) -> list[str]:
-        """The names to record the image under: the tagged reference, none for a digest."""
-        return [] if self.reference.digest else [str(self.reference.with_default_tag())]
-
-
-@dataclass(frozen=True, kw_only=True)
 class PullResult:
     """What a pull stored."""
 
     image: ResolvedImage
+    policy: PolicyDecision | None = None
     downloaded_bytes: int = 0
     skipped_blobs: tuple[str, ...] = field(default_factory=tuple)
 
@@ -172,8 +141,10 @@ class Puller:
         max_concurrent_downloads: int = 4,
         progress_timeout: float | None = 60.0,
         timeout: float = 60.0,
+        policy: Policy | None = None,
     ) -> None:
         self.registries = registries or RegistriesConfig()
+        self.policy = policy
         self._credentials = credentials
         self._tls = tls or TLSConfig()
         self._retry = retry or RetryPolicy()
@@ -310,9 +281,25 @@ class Puller:
         credentials: Credentials | None = None,
         progress: ProgressCallback | None = None,
     ) -> PullResult:
-        """Pull ``name`` into ``sink`` and commit it there; see the module docs."""
+        """Pull ``name`` into ``sink`` and commit it there; see the module docs.
+
+        With a policy, it is evaluated before any layer is downloaded; a rejection raises
+        :class:`~ociimage.errors.PolicyRejectedError` and nothing is written.
+        """
         image = await self.resolve(name, platform=platform, credentials=credentials)
-        return await self.pull_resolved(image, sink, credentials=credentials, progress=progress)
+        decision = await self.check_policy(image, credentials=credentials)
+        return await self.pull_resolved(
+            image, sink, credentials=credentials, progress=progress, decision=decision
+        )
+
+    async def check_policy(
+        self, image: ResolvedImage, *, credentials: Credentials | None = None
+    ) -> PolicyDecision | None:
+        """Evaluate the puller's policy for ``image`` (None when it has no policy)."""
+        if self.policy is None:
+            return None
+        client = self._client_for(image.source, credentials)
+        return await evaluate_policy(self.policy, image, client)
 
     async def pull_resolved(
         self,
@@ -321,6 +308,7 @@ class Puller:
         *,
         credentials: Credentials | None = None,
         progress: ProgressCallback | None = None,
+        decision: PolicyDecision | None = None,
     ) -> PullResult:
         """Download and commit an image found by :meth:`resolve` (e.g. after a policy check)."""
         client = self._client_for(image.source, credentials)
@@ -352,7 +340,9 @@ class Puller:
             image.digest,
             downloaded,
         )
-        return PullResult(image=image, downloaded_bytes=downloaded, skipped_blobs=tuple(skipped))
+        return PullResult(
+            image=image, policy=decision, downloaded_bytes=downloaded, skipped_blobs=tuple(skipped)
+        )
 
     async def _store_bytes(
         self, sink: PullSink, descriptor: Descriptor, data: bytes, skipped: list[str]
@@ -489,10 +479,12 @@ async def pull(
     max_concurrent_downloads: int = 4,
     progress_timeout: float | None = 60.0,
     progress: ProgressCallback | None = None,
+    policy: Policy | None = None,
 ) -> PullResult:
     """Pull ``name`` into ``sink`` with a one-off :class:`Puller`."""
     async with Puller(
         registries=registries,
+        policy=policy,
         credentials=credential_store,
         max_concurrent_downloads=max_concurrent_downloads,
         progress_timeout=progress_timeout,
@@ -513,6 +505,7 @@ def pull_sync(
     max_concurrent_downloads: int = 4,
     progress_timeout: float | None = 60.0,
     progress: ProgressCallback | None = None,
+    policy: Policy | None = None,
 ) -> PullResult:
     """:func:`pull` for synchronous code (runs its own event loop)."""
     return asyncio.run(
@@ -526,5 +519,6 @@ def pull_sync(
             max_concurrent_downloads=max_concurrent_downloads,
             progress_timeout=progress_timeout,
             progress=progress,
+            policy=policy,
         )
     )
