@@ -29,13 +29,32 @@ def _common(registry: LocalRegistry, tmp_path: Path) -> list[str]:
     ]
 
 
+def _accept(tmp_path: Path) -> list[str]:
+    return _policy(tmp_path, [{"type": "insecureAcceptAnything"}], "accept.json")
+
+
+def _policy(
+    tmp_path: Path, requirements: list[dict[str, str]], name: str = "policy.json"
+) -> list[str]:
+    (tmp_path / name).write_text(json.dumps({"default": requirements}))
+    return ["--policy", str(tmp_path / name)]
+
+
 def test_pull_json_and_plain_lines(
     registry: LocalRegistry, test_images: TestImages, tmp_path: Path
 ) -> None:
     image = test_images.layered
     out = tmp_path / "oci"
     result = runner.invoke(
-        app, ["pull", image.reference, str(out), "--json", *_common(registry, tmp_path)]
+        app,
+        [
+            "pull",
+            image.reference,
+            str(out),
+            "--json",
+            *_common(registry, tmp_path),
+            *_accept(tmp_path),
+        ],
     )
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
@@ -54,6 +73,7 @@ def test_pull_json_and_plain_lines(
             test_images.busybox.reference,
             str(tmp_path / "b"),
             *_common(registry, tmp_path),
+            *_accept(tmp_path),
         ],
         capture_output=True,
         text=True,
@@ -69,7 +89,15 @@ def test_pull_json_and_plain_lines(
     )
 
     quiet = runner.invoke(
-        app, ["pull", image.reference, str(out), "--quiet", *_common(registry, tmp_path)]
+        app,
+        [
+            "pull",
+            image.reference,
+            str(out),
+            "--quiet",
+            *_common(registry, tmp_path),
+            *_accept(tmp_path),
+        ],
     )
     assert quiet.exit_code == 0 and quiet.stdout == ""
 
@@ -108,7 +136,15 @@ def test_push_round_trip(registry: LocalRegistry, test_images: TestImages, tmp_p
     out = tmp_path / "oci"
     assert (
         runner.invoke(
-            app, ["pull", index.reference, str(out), "-q", *_common(registry, tmp_path)]
+            app,
+            [
+                "pull",
+                index.reference,
+                str(out),
+                "-q",
+                *_common(registry, tmp_path),
+                *_accept(tmp_path),
+            ],
         ).exit_code
         == 0
     )
@@ -163,3 +199,22 @@ def test_exit_codes(registry: LocalRegistry, test_images: TestImages, tmp_path: 
     assert conf_err.exit_code == 7
     usage = runner.invoke(app, ["pull"])
     assert usage.exit_code == 2
+
+
+def test_policy_check(registry: LocalRegistry, test_images: TestImages, tmp_path: Path) -> None:
+    ref = test_images.busybox.reference
+    common = _common(registry, tmp_path)
+    ok = runner.invoke(app, ["policy", "check", ref, "--json", *common, *_accept(tmp_path)])
+    assert ok.exit_code == 0, ok.output
+    doc = json.loads(ok.stdout)
+    assert doc["accepted"] and doc["scope"] == "default"
+    assert doc["requirements"] == ["insecureAcceptAnything"]
+    reject = _policy(tmp_path, [{"type": "reject"}], "reject.json")
+    refused = runner.invoke(app, ["policy", "check", ref, *common, *reject])
+    assert refused.exit_code == 8
+    assert "requirement reject" in refused.stderr
+    pulled = runner.invoke(app, ["pull", ref, str(tmp_path / "oci"), *common, *reject])
+    assert pulled.exit_code == 8
+    assert not (tmp_path / "oci" / "blobs" / "sha256").exists() or not any(
+        (tmp_path / "oci" / "blobs" / "sha256").iterdir()
+    )

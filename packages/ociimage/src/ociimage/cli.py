@@ -11,7 +11,11 @@ Exit codes scripts can rely on:
 5     content failed verification (digest or size mismatch)
 6     registry unreachable, kept failing, or stalled past the progress timeout
 7     invalid reference, or a configuration file is malformed
+8     the signature policy rejected the image
 ====  ==========================================================
+
+``pull`` and ``policy check`` enforce ``--policy`` (default: /etc/containers/policy.json
+when it exists).
 """
 
 from __future__ import annotations
@@ -37,11 +41,13 @@ from ociimage.errors import (
     ImageError,
     IntegrityError,
     InvalidReferenceError,
+    PolicyRejectedError,
     ProgressTimeoutError,
     RegistryUnavailableError,
     ShortNameError,
 )
 from ociimage.layout import OCILayoutSink
+from ociimage.policy import DEFAULT_POLICY, Policy, load_policy
 from ociimage.pull import ProgressCallback, ProgressEvent, ProgressKind, Puller
 from ociimage.push import push_layout
 from ociimage.registries import DEFAULT_REGISTRIES_CONF, RegistriesConfig, load_registries_conf
@@ -58,6 +64,7 @@ EXIT_CODES: dict[type[ImageError], int] = {
     ConfigFileError: 7,
     ShortNameError: 7,
     BlockedRegistryError: 7,
+    PolicyRejectedError: 8,
 }
 
 app = typer.Typer(
@@ -83,6 +90,10 @@ RegistriesOpt = Annotated[
 InsecureOpt = Annotated[
     list[str] | None,
     typer.Option("--insecure-registry", help="host[:port] reachable over HTTP/unverified TLS"),
+]
+PolicyOpt = Annotated[
+    Path | None,
+    typer.Option("--policy", help=f"policy.json (default {DEFAULT_POLICY} when it exists)"),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print the result as JSON")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="print nothing but errors")]
@@ -121,6 +132,16 @@ def _registries(path: Path | None, insecure: list[str] | None) -> RegistriesConf
 def _store(authfile: Path | None) -> CredentialStore:
     try:
         return CredentialStore([authfile] if authfile is not None else default_auth_files())
+    except ConfigFileError as err:
+        typer.echo(f"ociimage: error: {err}", err=True)
+        raise typer.Exit(7) from err
+
+
+def _policy(path: Path | None) -> Policy | None:
+    if path is None and not DEFAULT_POLICY.exists():
+        return None
+    try:
+        return load_policy(path if path is not None else DEFAULT_POLICY)
     except ConfigFileError as err:
         typer.echo(f"ociimage: error: {err}", err=True)
         raise typer.Exit(7) from err
@@ -190,6 +211,7 @@ def pull(
     authfile: AuthfileOpt = None,
     registries_conf: RegistriesOpt = None,
     insecure_registry: InsecureOpt = None,
+    policy: PolicyOpt = None,
     max_concurrent: Annotated[int, typer.Option(help="parallel layer downloads", min=1)] = 4,
     progress_timeout: Annotated[
         float, typer.Option(help="fail when a transfer stalls this many seconds")
@@ -200,6 +222,7 @@ def pull(
     """Pull REFERENCE into the OCI image layout DIRECTORY."""
     registries = _registries(registries_conf, insecure_registry)
     store = _store(authfile)
+    trust = _policy(policy)
 
     async def run() -> Any:
         sink = OCILayoutSink(directory)
@@ -209,6 +232,7 @@ def pull(
                 credentials=store,
                 max_concurrent_downloads=max_concurrent,
                 progress_timeout=progress_timeout,
+                policy=trust,
             ) as puller:
                 return await puller.pull(reference, sink, platform=platform, progress=progress)
 
@@ -222,6 +246,7 @@ def pull(
             "index": _descriptor_doc(result.index),
             "source": str(result.image.source.reference),
             "downloaded_bytes": result.downloaded_bytes,
+            "policy_scope": result.policy.scope if result.policy else None,
             "layout": str(directory),
         }
         typer.echo(json.dumps(doc, indent=2))
@@ -314,6 +339,54 @@ def push(
         )
     elif not quiet:
         typer.echo(result.repo_digest)
+
+
+policy_app = typer.Typer(help="Signature policy (policy.json) tools.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+
+
+@policy_app.command("check")
+def policy_check(
+    reference: Annotated[str, typer.Argument(help="image reference")],
+    policy: PolicyOpt = None,
+    platform: PlatformOpt = None,
+    authfile: AuthfileOpt = None,
+    registries_conf: RegistriesOpt = None,
+    insecure_registry: InsecureOpt = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Evaluate the signature policy for REFERENCE without downloading layers."""
+    registries = _registries(registries_conf, insecure_registry)
+    store = _store(authfile)
+    trust = _policy(policy)
+    if trust is None:
+        typer.echo(
+            f"ociimage: error: no policy given and {DEFAULT_POLICY} does not exist", err=True
+        )
+        raise typer.Exit(7)
+
+    async def run() -> Any:
+        async with Puller(registries=registries, credentials=store, policy=trust) as puller:
+            image = await puller.resolve(reference, platform=platform)
+            return image, await puller.check_policy(image)
+
+    image, decision = _run(run())
+    if as_json:
+        doc = {
+            "image": decision.image,
+            "digest": image.digest,
+            "accepted": True,
+            "scope": decision.scope,
+            "requirements": list(decision.requirements),
+            "signatures": decision.signatures,
+        }
+        typer.echo(json.dumps(doc, indent=2))
+    elif not quiet:
+        typer.echo(
+            f"{decision.image} accepted: scope {decision.scope!r}, "
+            f"requirements {', '.join(decision.requirements)}"
+        )
 
 
 def main() -> None:

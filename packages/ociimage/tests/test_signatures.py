@@ -1,0 +1,228 @@
+"""Signed, unsigned and tampered images against several policies, on a real registry."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from ociimage.errors import PolicyRejectedError
+from ociimage.layout import OCILayoutSink
+from ociimage.policy import Policy
+from ociimage.pull import Puller
+from ociimage.registries import RegistriesConfig
+from ociimage.testing import (
+    DOCKER_REGISTRY,
+    LocalRegistry,
+    PushedImage,
+    build_image,
+    busybox_image,
+    push_image,
+)
+from ociimage.testing.faults import FaultyProxy
+from ociimage.testing.signing import SigningKey, push_signature
+
+pytestmark = pytest.mark.binaries(DOCKER_REGISTRY)
+
+
+@pytest.fixture(scope="module")
+def signed_registry() -> Iterator[LocalRegistry]:
+    with LocalRegistry() as registry:
+        yield registry
+
+
+@pytest.fixture(scope="module")
+def keys() -> dict[str, SigningKey]:
+    return {kind: SigningKey.generate(kind) for kind in ("p256", "p384", "rsa", "ed25519")}
+
+
+def _image(registry: LocalRegistry, repo: str) -> PushedImage:
+    base = busybox_image()
+    # a label per repository keeps every test image's digest distinct
+    built = build_image(
+        repo, "v1", list(base.layers), platform=base.platform, config={"Labels": {"repo": repo}}
+    )
+    return push_image(registry, built)
+
+
+def _policy(tmp_path: Path, docker: dict[str, object]) -> Policy:
+    return Policy.parse(
+        json.dumps({"default": [{"type": "reject"}], "transports": {"docker": docker}}),
+        base=tmp_path,
+    )
+
+
+def _key_file(tmp_path: Path, key: SigningKey, name: str) -> str:
+    (tmp_path / name).write_bytes(key.public_pem())
+    return name
+
+
+async def _pull(registry: LocalRegistry, policy: Policy, ref: str, dest: Path) -> str:
+    conf = RegistriesConfig().with_insecure([registry.host])
+    async with Puller(registries=conf, policy=policy) as puller:
+        result = await puller.pull(ref, OCILayoutSink(dest))
+    assert result.policy is not None
+    return result.policy.scope
+
+
+@pytest.mark.parametrize("kind", ["p256", "p384", "rsa", "ed25519"])
+async def test_signed_image_is_accepted(
+    signed_registry: LocalRegistry, keys: dict[str, SigningKey], tmp_path: Path, kind: str
+) -> None:
+    image = _image(signed_registry, f"signed/{kind}")
+    push_signature(
+        signed_registry,
+        image.repository,
+        image.manifest_digest,
+        keys[kind],
+        payload_reference=image.reference,
+    )
+    key = _key_file(tmp_path, keys[kind], "key.pub")
+    other = _key_file(tmp_path, keys["p256" if kind != "p256" else "rsa"], "other.pub")
+    policy = _policy(
+        tmp_path,
+        {signed_registry.host: [{"type": "sigstoreSigned", "keyPaths": [other, key]}]},
+    )
+    assert (
+        await _pull(signed_registry, policy, image.reference, tmp_path / "oci")
+        == signed_registry.host
+    )
+    assert (tmp_path / "oci" / "blobs" / "sha256" / image.layer_digests[0].split(":")[1]).exists()
+
+
+async def test_rejections_name_scope_and_requirement_and_download_nothing(
+    signed_registry: LocalRegistry, keys: dict[str, SigningKey], tmp_path: Path
+) -> None:
+    key = _key_file(tmp_path, keys["p256"], "key.pub")
+    wrong_key = _key_file(tmp_path, keys["ed25519"], "wrong.pub")
+    unsigned = _image(signed_registry, "policy/unsigned")
+    tampered = _image(signed_registry, "policy/tampered")
+    push_signature(
+        signed_registry,
+        tampered.repository,
+        tampered.manifest_digest,
+        keys["p256"],
+        payload_reference=tampered.reference,
+        tamper=True,
+    )
+    other_digest = _image(signed_registry, "policy/other-digest")
+    push_signature(
+        signed_registry,
+        other_digest.repository,
+        other_digest.manifest_digest,
+        keys["p256"],
+        payload_reference=other_digest.reference,
+        payload_digest=unsigned.manifest_digest,
+    )
+    wrong_identity = _image(signed_registry, "policy/identity")
+    push_signature(
+        signed_registry,
+        wrong_identity.repository,
+        wrong_identity.manifest_digest,
+        keys["p256"],
+        payload_reference=f"{signed_registry.host}/policy/somebody-else:v1",
+    )
+    signed = _image(signed_registry, "policy/signed")
+    push_signature(
+        signed_registry,
+        signed.repository,
+        signed.manifest_digest,
+        keys["p256"],
+        payload_reference=signed.reference,
+    )
+    host = signed_registry.host
+    sig = [{"type": "sigstoreSigned", "keyPath": key}]
+    cases = [
+        (unsigned, {host: sig}, host, "sigstoreSigned", "no sigstore signatures"),
+        (tampered, {host: sig}, host, "sigstoreSigned", "does not verify"),
+        (other_digest, {host: sig}, host, "sigstoreSigned", "not this image"),
+        (wrong_identity, {host: sig}, host, "sigstoreSigned", "does not match"),
+        (
+            signed,
+            {host: [{"type": "sigstoreSigned", "keyPath": wrong_key}]},
+            host,
+            "sigstoreSigned",
+            "does not verify",
+        ),
+        (
+            signed,
+            {f"{host}/policy": [{"type": "reject"}], host: sig},
+            f"{host}/policy",
+            "reject",
+            "rejects every image",
+        ),
+        (
+            signed,
+            {
+                "": [
+                    {"type": "insecureAcceptAnything"},
+                    {"type": "signedBy", "keyType": "GPGKeys", "keyData": "eA=="},
+                ]
+            },
+            "",
+            "signedBy",
+            "cannot be verified",
+        ),
+        (signed, {host: [{"type": "futureRequirement"}]}, host, "futureRequirement", "unknown"),
+        (
+            signed,
+            {"other.io": [{"type": "insecureAcceptAnything"}]},
+            "default",
+            "reject",
+            "rejects",
+        ),
+        (
+            signed,
+            {
+                host: [
+                    {
+                        "type": "sigstoreSigned",
+                        "keyPath": key,
+                        "signedIdentity": {"type": "exactRepository", "dockerRepository": "q.io/x"},
+                    }
+                ]
+            },
+            host,
+            "sigstoreSigned",
+            "does not match",
+        ),
+    ]
+    for n, (image, docker, scope, requirement, reason) in enumerate(cases):
+        dest = tmp_path / f"oci{n}"
+        with pytest.raises(PolicyRejectedError, match=reason) as info:
+            await _pull(signed_registry, _policy(tmp_path, docker), image.reference, dest)
+        err = info.value
+        assert (err.scope, err.requirement) == (scope, requirement), (n, str(err))
+        assert image.reference in str(err)
+        assert not (dest / "blobs").exists() or not any((dest / "blobs").rglob("*")), n
+
+    # the same signed image passes once the identity rule fits
+    ok = {
+        host: [
+            {
+                "type": "sigstoreSigned",
+                "keyPath": key,
+                "signedIdentity": {"type": "matchRepository"},
+            }
+        ]
+    }
+    assert (
+        await _pull(signed_registry, _policy(tmp_path, ok), signed.reference, tmp_path / "ok")
+        == host
+    )
+
+
+async def test_policy_runs_before_any_layer_request(
+    signed_registry: LocalRegistry, keys: dict[str, SigningKey], tmp_path: Path
+) -> None:
+    image = _image(signed_registry, "policy/order")
+    with FaultyProxy(signed_registry.url) as proxy:
+        policy = _policy(tmp_path, {"": [{"type": "reject"}]})
+        ref = f"{proxy.host}/{image.repository}:v1"
+        conf = RegistriesConfig().with_insecure([proxy.host])
+        async with Puller(registries=conf, policy=policy) as puller:
+            with pytest.raises(PolicyRejectedError):
+                await puller.pull(ref, OCILayoutSink(tmp_path / "oci"))
+        layer_requests = [r for r in proxy.requests if image.layer_digests[0] in r.path]
+        assert layer_requests == []
