@@ -211,3 +211,43 @@ async def test_cross_host_redirect_drops_authorization(
     followed = [r for r in elsewhere.requests if "/blobs/" in r.path]
     assert followed
     assert all("authorization" not in r.headers for r in followed)
+
+
+class _MemoryWriter:
+    """A minimal BlobWriter that keeps bytes in memory (no verification of its own)."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    @property
+    def offset(self) -> int:
+        return len(self.data)
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+    def commit(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        self.data.clear()
+
+
+async def test_client_verifies_blobs_itself_by_default(
+    proxy: FaultyProxy, test_images: TestImages
+) -> None:
+    from ociimage.client import RegistryClient
+    from ociimage.sink import BlobWriter
+    from ocispec.image import Descriptor, Manifest
+
+    image = test_images.busybox
+    async with RegistryClient(proxy.host, insecure=True, retry=FAST) as client:
+        fetched = await client.get_manifest(image.repository, image.manifest_digest)
+        layer: Descriptor = Manifest.from_json(fetched.data).layers[0]
+        good = _MemoryWriter()
+        assert isinstance(good, BlobWriter)
+        await client.fetch_blob(image.repository, layer, good)
+        assert len(good.data) == layer.size
+        proxy.add(Fault(path=f"/blobs/{layer.digest}", method="GET", corrupt=True))
+        with pytest.raises(DigestMismatchError, match="received bytes hash"):
+            await client.fetch_blob(image.repository, layer, _MemoryWriter())

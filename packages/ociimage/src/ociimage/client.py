@@ -16,7 +16,6 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 from ocispec.image import Descriptor, Digest, Index, MediaType, is_index, is_manifest
@@ -49,7 +48,7 @@ MANIFEST_MEDIA_TYPES = (
     MediaType.DOCKER_MANIFEST,
 )
 _SCHEMA1 = (MediaType.DOCKER_SCHEMA1_MANIFEST, MediaType.DOCKER_SCHEMA1_SIGNED_MANIFEST)
-_CHUNK = 1 << 20
+_CHUNK = 4 << 20
 _MAX_MANIFEST = 4 << 20
 _TRANSIENT = (httpx.TransportError,)
 
@@ -111,7 +110,12 @@ class RegistryClient:
         verify = (tls or TLSConfig()).context(host, insecure=insecure)
         self._http = httpx.AsyncClient(
             verify=verify,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
+            # no byte for progress_timeout seconds: httpx raises a TimeoutException
+            timeout=httpx.Timeout(
+                timeout,
+                connect=min(timeout, 15.0),
+                read=progress_timeout if progress_timeout is not None else timeout,
+            ),
             follow_redirects=True,
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
             headers={"User-Agent": "ociimage/0.1"},
@@ -134,24 +138,19 @@ class RegistryClient:
         if self._scheme is None:
             # insecure: prefer TLS without verification, fall back to plain HTTP
             try:
-                await self._waiting(self._http.get(f"https://{self.host}/v2/"))
+                await self._http.get(f"https://{self.host}/v2/")
                 self._scheme = "https"
             except httpx.ConnectError:
                 self._scheme = "http"
+            except httpx.TimeoutException as err:
+                raise self._stalled(err) from err
             log.debug("event=scheme host=%s scheme=%s", self.host, self._scheme)
         return f"{self._scheme}://{self.host}{path}"
 
-    async def _waiting(self, awaitable: Any) -> Any:
-        """Await ``awaitable`` under the progress timeout."""
-        if self.progress_timeout is None:
-            return await awaitable
-        try:
-            async with asyncio.timeout(self.progress_timeout):
-                return await awaitable
-        except TimeoutError as err:
-            raise ProgressTimeoutError(
-                f"no progress from {self.host} for {self.progress_timeout:g}s; giving up"
-            ) from err
+    def _stalled(self, err: BaseException) -> ProgressTimeoutError:
+        limit = self.progress_timeout
+        shown = f"{limit:g}s" if limit is not None else "the timeout"
+        return ProgressTimeoutError(f"no progress from {self.host} for {shown}; giving up: {err}")
 
     @asynccontextmanager
     async def _stream(
@@ -176,9 +175,9 @@ class RegistryClient:
                 hdrs["Authorization"] = auth
             request = self._http.build_request(method, url, headers=hdrs, content=content)
             try:
-                response: httpx.Response = await self._waiting(
-                    self._http.send(request, stream=True)
-                )
+                response = await self._http.send(request, stream=True)
+            except httpx.TimeoutException as err:
+                raise self._stalled(err) from err
             except _TRANSIENT as err:
                 if attempt >= self.retry.attempts:
                     raise RegistryUnavailableError(
@@ -229,16 +228,16 @@ class RegistryClient:
     async def _read_all(self, response: httpx.Response, limit: int) -> bytes:
         parts: list[bytes] = []
         size = 0
-        iterator = response.aiter_raw()
-        while True:
-            try:
-                chunk = await self._waiting(anext(iterator))
-            except StopAsyncIteration:
-                break
-            size += len(chunk)
-            if size > limit:
-                raise RegistryError(f"{response.url}: body larger than {limit} bytes")
-            parts.append(chunk)
+        try:
+            async for chunk in response.aiter_raw():
+                size += len(chunk)
+                if size > limit:
+                    raise RegistryError(f"{response.url}: body larger than {limit} bytes")
+                parts.append(chunk)
+        except httpx.TimeoutException as err:
+            raise self._stalled(err) from err
+        except _TRANSIENT as err:
+            raise RegistryUnavailableError(f"{response.url}: connection failed: {err}") from err
         return b"".join(parts)
 
     # -- manifests -----------------------------------------------------------------
@@ -328,16 +327,19 @@ class RegistryClient:
         writer: BlobWriter,
         *,
         on_progress: Callable[[int], None] | None = None,
+        verify: bool = True,
     ) -> None:
         """Stream a blob into ``writer`` (in worker threads), verifying size and digest.
 
         Resumes with ``Range`` from ``writer.offset`` after a dropped connection. Does not
-        commit: the caller commits (or aborts) the writer.
+        commit: the caller commits (or aborts) the writer. ``verify=False`` skips hashing
+        here, for writers that verify the digest themselves on commit (every
+        :class:`~ociimage.sink.BlobWriter` must), which saves hashing each byte twice.
         """
         digest = Digest(descriptor.digest)
         path = f"/v2/{repository}/blobs/{descriptor.digest}"
         start = await asyncio.to_thread(lambda: writer.offset)
-        hasher = digest.hasher() if start == 0 else None
+        hasher = digest.hasher() if (verify and start == 0) else None
         failures = 0
         while True:
             offset = await asyncio.to_thread(lambda: writer.offset)
@@ -349,6 +351,8 @@ class RegistryClient:
                     path, repository, descriptor, writer, hasher, offset, headers, on_progress
                 )
                 break
+            except httpx.TimeoutException as err:
+                raise self._stalled(err) from err
             except _TRANSIENT as err:
                 failures += 1
                 if failures >= self.retry.attempts:
@@ -391,14 +395,10 @@ class RegistryClient:
         ) as response:
             skip = offset if (offset and response.status_code == 200) else 0
             received = offset
-            iterator = response.aiter_raw()
-            buffer = bytearray()
+            parts: list[bytes] = []
+            pending = 0
             try:
-                while True:
-                    try:
-                        chunk = await self._waiting(anext(iterator))
-                    except StopAsyncIteration:
-                        break
+                async for chunk in response.aiter_raw():
                     if skip:
                         cut = min(skip, len(chunk))
                         chunk, skip = chunk[cut:], skip - cut
@@ -410,18 +410,17 @@ class RegistryClient:
                             f"blob {descriptor.digest} from {self.host}: more than the "
                             f"{descriptor.size} bytes its descriptor says"
                         )
-                    if hasher is not None:
-                        hasher.update(chunk)
-                    buffer += chunk
+                    parts.append(chunk)
+                    pending += len(chunk)
                     if on_progress is not None:
                         on_progress(len(chunk))
-                    if len(buffer) >= _CHUNK:
-                        data, buffer = bytes(buffer), bytearray()
-                        await asyncio.to_thread(writer.write, data)
+                    if pending >= _CHUNK:
+                        batch, parts, pending = parts, [], 0
+                        await asyncio.to_thread(_absorb, writer, hasher, batch)
             finally:
-                if buffer:
+                if parts:
                     # what arrived intact is kept: a retry resumes after it
-                    await asyncio.to_thread(writer.write, bytes(buffer))
+                    await asyncio.to_thread(_absorb, writer, hasher, parts)
 
     # -- push ----------------------------------------------------------------------
 
@@ -526,6 +525,14 @@ class RegistryClient:
         if not fallback.is_index:
             return []
         return list(Index.from_json(fallback.data).manifests)
+
+
+def _absorb(writer: BlobWriter, hasher: hashlib._Hash | None, parts: list[bytes]) -> None:
+    """Hash and write a batch of chunks (in a worker thread: hashlib releases the GIL)."""
+    data = b"".join(parts)
+    if hasher is not None:
+        hasher.update(data)
+    writer.write(data)
 
 
 def _verify(data: bytes, descriptor: Descriptor, where: str) -> None:
