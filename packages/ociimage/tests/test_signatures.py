@@ -162,7 +162,7 @@ async def test_rejections_name_scope_and_requirement_and_download_nothing(
             },
             "",
             "signedBy",
-            "cannot be verified",
+            "no lookaside",
         ),
         (signed, {host: [{"type": "futureRequirement"}]}, host, "futureRequirement", "unknown"),
         (
@@ -226,3 +226,155 @@ async def test_policy_runs_before_any_layer_request(
                 await puller.pull(ref, OCILayoutSink(tmp_path / "oci"))
         layer_requests = [r for r in proxy.requests if image.layer_digests[0] in r.path]
         assert layer_requests == []
+
+
+# -- signedBy: OpenPGP signatures in a lookaside, verified with gpgv ----------------------
+
+
+def _gpg(home: Path, *args: str, data: bytes | None = None) -> bytes:
+    import subprocess
+
+    proc = subprocess.run(
+        [
+            "gpg",
+            "--homedir",
+            str(home),
+            "--batch",
+            "--yes",
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase",
+            "",
+            *args,
+        ],
+        input=data,
+        capture_output=True,
+        check=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(home), "LC_ALL": "C"},
+    )
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def gpg_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("gnupg")
+    home.chmod(0o700)
+    _gpg(home, "--quick-gen-key", "crid test <signer@crid.test>", "ed25519", "sign", "never")
+    _gpg(home, "--quick-gen-key", "stranger <stranger@crid.test>", "ed25519", "sign", "never")
+    return home
+
+
+def _atomic_payload(reference: str, digest: str) -> bytes:
+    return json.dumps(
+        {
+            "critical": {
+                "identity": {"docker-reference": reference},
+                "image": {"docker-manifest-digest": digest},
+                "type": "atomic container signature",
+            },
+            "optional": {"creator": "crid tests"},
+        }
+    ).encode()
+
+
+def _store_signature(lookaside: Path, repo_path: str, digest: str, n: int, blob: bytes) -> None:
+    alg, hexd = digest.split(":")
+    target = lookaside / f"{repo_path}@{alg}={hexd}" / f"signature-{n}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(blob)
+
+
+@pytest.mark.binaries("gpg", "/usr/bin/gpgv")
+async def test_signed_by_gpg_keys_via_lookaside(
+    signed_registry: LocalRegistry, gpg_home: Path, tmp_path: Path
+) -> None:
+    from ociimage.registries_d import RegistriesD
+
+    signer_pub = _gpg(gpg_home, "--armor", "--export", "signer@crid.test")
+    (tmp_path / "signer.asc").write_bytes(signer_pub)
+    lookaside = tmp_path / "sigstore"
+    registries_d = RegistriesD.parse(
+        {"default.yaml": f"default-docker:\n  lookaside: file://{lookaside}\n"}
+    )
+    host = signed_registry.host
+    policy = _policy(
+        tmp_path, {host: [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": "signer.asc"}]}
+    )
+    conf = RegistriesConfig().with_insecure([host])
+
+    async def pull_with(image: PushedImage, dest: str) -> None:
+        async with Puller(registries=conf, policy=policy, registries_d=registries_d) as puller:
+            result = await puller.pull(image.reference, OCILayoutSink(tmp_path / dest))
+        assert result.policy is not None and result.policy.signatures == 1
+
+    good = _image(signed_registry, "gpg/good")
+    # signature-1 by a stranger (not trusted), signature-2 by the trusted key: accepted
+    payload = _atomic_payload(good.reference, good.manifest_digest)
+    stranger = _gpg(gpg_home, "--local-user", "stranger@crid.test", "--sign", data=payload)
+    signer = _gpg(gpg_home, "--local-user", "signer@crid.test", "--sign", data=payload)
+    _store_signature(lookaside, good.repository, good.manifest_digest, 1, stranger)
+    _store_signature(lookaside, good.repository, good.manifest_digest, 2, signer)
+    await pull_with(good, "good")
+
+    cases = []
+    unsigned = _image(signed_registry, "gpg/unsigned")
+    cases.append((unsigned, "no signatures in the lookaside"))
+    untrusted = _image(signed_registry, "gpg/untrusted")
+    _store_signature(
+        lookaside,
+        untrusted.repository,
+        untrusted.manifest_digest,
+        1,
+        _gpg(
+            gpg_home,
+            "--local-user",
+            "stranger@crid.test",
+            "--sign",
+            data=_atomic_payload(untrusted.reference, untrusted.manifest_digest),
+        ),
+    )
+    cases.append((untrusted, "not signed by a trusted key"))
+    tampered = _image(signed_registry, "gpg/tampered")
+    blob = bytearray(signer)
+    blob[len(blob) // 2] ^= 0x01
+    _store_signature(lookaside, tampered.repository, tampered.manifest_digest, 1, bytes(blob))
+    cases.append((tampered, "not signed by a trusted key"))
+    replayed = _image(signed_registry, "gpg/replayed")  # good's signature copied here
+    _store_signature(lookaside, replayed.repository, replayed.manifest_digest, 1, signer)
+    cases.append((replayed, "not " + replayed.manifest_digest))
+    for image, reason in cases:
+        with pytest.raises(PolicyRejectedError, match=reason) as info:
+            async with Puller(registries=conf, policy=policy, registries_d=registries_d) as p:
+                await p.pull(image.reference, OCILayoutSink(tmp_path / "rejected"))
+        assert info.value.requirement == "signedBy"
+    assert not (tmp_path / "rejected" / "blobs").exists() or not any(
+        (tmp_path / "rejected" / "blobs").rglob("*")
+    )
+
+
+async def test_sigstore_attachments_follow_registries_d(
+    signed_registry: LocalRegistry, keys: dict[str, SigningKey], tmp_path: Path
+) -> None:
+    from ociimage.registries_d import RegistriesD
+
+    image = _image(signed_registry, "attach/signed")
+    push_signature(
+        signed_registry,
+        image.repository,
+        image.manifest_digest,
+        keys["p256"],
+        payload_reference=image.reference,
+    )
+    key = _key_file(tmp_path, keys["p256"], "key.pub")
+    policy = _policy(tmp_path, {"": [{"type": "sigstoreSigned", "keyPath": key}]})
+    conf = RegistriesConfig().with_insecure([signed_registry.host])
+    enable = "    use-sigstore-attachments: true\n"
+    off = RegistriesD.parse({"a.yaml": f"docker:\n  other.io:\n{enable}"})
+    on = RegistriesD.parse({"a.yaml": f"docker:\n  {signed_registry.host}/attach:\n{enable}"})
+    async with Puller(registries=conf, policy=policy, registries_d=off) as puller:
+        with pytest.raises(PolicyRejectedError, match="use-sigstore-attachments"):
+            await puller.pull(image.reference, OCILayoutSink(tmp_path / "off"))
+    async with Puller(registries=conf, policy=policy, registries_d=on) as puller:
+        result = await puller.pull(image.reference, OCILayoutSink(tmp_path / "on"))
+    assert result.policy is not None and result.policy.signatures == 1

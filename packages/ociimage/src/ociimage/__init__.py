@@ -27,6 +27,7 @@ from ociimage.errors import (
     IntegrityError,
     InvalidReferenceError,
     LayoutError,
+    LookasideError,
     NoMatchingPlatformError,
     PolicyRejectedError,
     ProgressTimeoutError,
@@ -70,6 +71,12 @@ from ociimage.registries import (
     ShortNameResolution,
     load_registries_conf,
 )
+from ociimage.registries_d import (
+    DEFAULT_REGISTRIES_D,
+    RegistriesD,
+    SignatureStorage,
+    load_registries_d,
+)
 from ociimage.resolved import ResolvedImage
 from ociimage.sink import BlobWriter, PullSink
 from ociimage.tls import DEFAULT_CERTS_DIRS, TLSConfig
@@ -81,6 +88,7 @@ __all__ = [
     "DEFAULT_CERTS_DIRS",
     "DEFAULT_POLICY",
     "DEFAULT_REGISTRIES_CONF",
+    "DEFAULT_REGISTRIES_D",
     "MANIFEST_MEDIA_TYPES",
     "AcceptAnything",
     "AuthFile",
@@ -98,6 +106,7 @@ __all__ = [
     "InvalidReferenceError",
     "LayoutError",
     "LayoutImage",
+    "LookasideError",
     "Mirror",
     "NoMatchingPlatformError",
     "OCILayout",
@@ -116,6 +125,7 @@ __all__ = [
     "PushResult",
     "Reference",
     "RegistriesConfig",
+    "RegistriesD",
     "Registry",
     "RegistryClient",
     "RegistryError",
@@ -127,6 +137,7 @@ __all__ = [
     "ShortNameError",
     "ShortNameMode",
     "ShortNameResolution",
+    "SignatureStorage",
     "SignedBy",
     "SignedIdentity",
     "SigstoreSigned",
@@ -140,6 +151,7 @@ __all__ = [
     "is_qualified",
     "load_policy",
     "load_registries_conf",
+    "load_registries_d",
     "parse_reference",
     "pull",
     "pull_sync",

@@ -51,6 +51,7 @@ from ociimage.policy import DEFAULT_POLICY, Policy, load_policy
 from ociimage.pull import ProgressCallback, ProgressEvent, ProgressKind, Puller
 from ociimage.push import push_layout
 from ociimage.registries import DEFAULT_REGISTRIES_CONF, RegistriesConfig, load_registries_conf
+from ociimage.registries_d import DEFAULT_REGISTRIES_D, RegistriesD, load_registries_d
 
 __all__ = ["EXIT_CODES", "app", "main"]
 
@@ -94,6 +95,13 @@ InsecureOpt = Annotated[
 PolicyOpt = Annotated[
     Path | None,
     typer.Option("--policy", help=f"policy.json (default {DEFAULT_POLICY} when it exists)"),
+]
+RegistriesDOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--registries-d",
+        help=f"registries.d directory (default {DEFAULT_REGISTRIES_D} when it exists)",
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print the result as JSON")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="print nothing but errors")]
@@ -142,6 +150,16 @@ def _policy(path: Path | None) -> Policy | None:
         return None
     try:
         return load_policy(path if path is not None else DEFAULT_POLICY)
+    except ConfigFileError as err:
+        typer.echo(f"ociimage: error: {err}", err=True)
+        raise typer.Exit(7) from err
+
+
+def _registries_d(path: Path | None) -> RegistriesD | None:
+    if path is None and not DEFAULT_REGISTRIES_D.is_dir():
+        return None
+    try:
+        return load_registries_d(path if path is not None else DEFAULT_REGISTRIES_D)
     except ConfigFileError as err:
         typer.echo(f"ociimage: error: {err}", err=True)
         raise typer.Exit(7) from err
@@ -212,6 +230,7 @@ def pull(
     registries_conf: RegistriesOpt = None,
     insecure_registry: InsecureOpt = None,
     policy: PolicyOpt = None,
+    registries_d: RegistriesDOpt = None,
     max_concurrent: Annotated[int, typer.Option(help="parallel layer downloads", min=1)] = 4,
     progress_timeout: Annotated[
         float, typer.Option(help="fail when a transfer stalls this many seconds")
@@ -223,6 +242,7 @@ def pull(
     registries = _registries(registries_conf, insecure_registry)
     store = _store(authfile)
     trust = _policy(policy)
+    signature_storage = _registries_d(registries_d)
 
     async def run() -> Any:
         sink = OCILayoutSink(directory)
@@ -233,6 +253,7 @@ def pull(
                 max_concurrent_downloads=max_concurrent,
                 progress_timeout=progress_timeout,
                 policy=trust,
+                registries_d=signature_storage,
             ) as puller:
                 return await puller.pull(reference, sink, platform=platform, progress=progress)
 
@@ -349,6 +370,7 @@ app.add_typer(policy_app, name="policy")
 def policy_check(
     reference: Annotated[str, typer.Argument(help="image reference")],
     policy: PolicyOpt = None,
+    registries_d: RegistriesDOpt = None,
     platform: PlatformOpt = None,
     authfile: AuthfileOpt = None,
     registries_conf: RegistriesOpt = None,
@@ -367,7 +389,12 @@ def policy_check(
         raise typer.Exit(7)
 
     async def run() -> Any:
-        async with Puller(registries=registries, credentials=store, policy=trust) as puller:
+        async with Puller(
+            registries=registries,
+            credentials=store,
+            policy=trust,
+            registries_d=_registries_d(registries_d),
+        ) as puller:
             image = await puller.resolve(reference, platform=platform)
             return image, await puller.check_policy(image)
 

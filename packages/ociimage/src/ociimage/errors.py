@@ -16,6 +16,7 @@ __all__ = [
     "IntegrityError",
     "InvalidReferenceError",
     "LayoutError",
+    "LookasideError",
     "NoMatchingPlatformError",
     "PolicyRejectedError",
     "ProgressTimeoutError",
@@ -98,6 +99,10 @@ class NoMatchingPlatformError(ImageError):
 
 class ProgressTimeoutError(ImageError):
     """A transfer made no progress for longer than the configured progress timeout."""
+
+
+class LookasideError(ImageError):
+    """A lookaside signature server failed (a missing signature just ends the list)."""
 
 
 class LayoutError(ImageError):

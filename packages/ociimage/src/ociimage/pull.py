@@ -36,6 +36,7 @@ from ociimage.errors import (
 from ociimage.policy import Policy
 from ociimage.reference import Reference
 from ociimage.registries import PullSource, RegistriesConfig
+from ociimage.registries_d import RegistriesD
 from ociimage.resolved import ResolvedImage
 from ociimage.sink import PullSink
 from ociimage.tls import TLSConfig
@@ -128,7 +129,9 @@ class Puller:
     """Pulls images; share one across concurrent pulls so identical blobs are fetched once.
 
     ``registries`` (default: nothing configured) decides sources and insecure hosts;
-    ``credentials`` finds auth per repository (default: the standard auth files).
+    ``credentials`` finds auth per repository (default: the standard auth files);
+    ``policy`` is enforced before layers move, with signatures found as ``registries_d``
+    says (default: sigstore attachments in the registry, no lookaside).
     """
 
     def __init__(
@@ -142,9 +145,11 @@ class Puller:
         progress_timeout: float | None = 60.0,
         timeout: float = 60.0,
         policy: Policy | None = None,
+        registries_d: RegistriesD | None = None,
     ) -> None:
         self.registries = registries or RegistriesConfig()
         self.policy = policy
+        self.registries_d = registries_d
         self._credentials = credentials
         self._tls = tls or TLSConfig()
         self._retry = retry or RetryPolicy()
@@ -299,7 +304,7 @@ class Puller:
         if self.policy is None:
             return None
         client = self._client_for(image.source, credentials)
-        return await evaluate_policy(self.policy, image, client)
+        return await evaluate_policy(self.policy, image, client, self.registries_d)
 
     async def pull_resolved(
         self,
@@ -481,11 +486,13 @@ async def pull(
     progress_timeout: float | None = 60.0,
     progress: ProgressCallback | None = None,
     policy: Policy | None = None,
+    registries_d: RegistriesD | None = None,
 ) -> PullResult:
     """Pull ``name`` into ``sink`` with a one-off :class:`Puller`."""
     async with Puller(
         registries=registries,
         policy=policy,
+        registries_d=registries_d,
         credentials=credential_store,
         max_concurrent_downloads=max_concurrent_downloads,
         progress_timeout=progress_timeout,
@@ -507,6 +514,7 @@ def pull_sync(
     progress_timeout: float | None = 60.0,
     progress: ProgressCallback | None = None,
     policy: Policy | None = None,
+    registries_d: RegistriesD | None = None,
 ) -> PullResult:
     """:func:`pull` for synchronous code (runs its own event loop)."""
     return asyncio.run(
@@ -521,5 +529,6 @@ def pull_sync(
             progress_timeout=progress_timeout,
             progress=progress,
             policy=policy,
+            registries_d=registries_d,
         )
     )

@@ -107,12 +107,13 @@ def verify_signature(payload: bytes, signature_b64: str, keys: list[PublicKey]) 
     return False
 
 
-def parse_payload(payload: bytes) -> SignaturePayload | None:
-    """The payload's critical claims, or None when it is not a cosign simple-signing payload."""
+def parse_payload(payload: bytes, signature_type: str = _PAYLOAD_TYPE) -> SignaturePayload | None:
+    """The payload's critical claims, or None when it is not a simple-signing payload of
+    ``signature_type`` (cosign's by default; ``atomic container signature`` for OpenPGP)."""
     try:
         doc = json.loads(payload)
         critical = doc["critical"]
-        if critical.get("type") != _PAYLOAD_TYPE:
+        if critical.get("type") != signature_type:
             return None
         reference = critical["identity"]["docker-reference"]
         digest = critical["image"]["docker-manifest-digest"]

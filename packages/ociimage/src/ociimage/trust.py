@@ -2,22 +2,34 @@
 
 :func:`evaluate_policy` applies the requirements of the scope matching the image's
 logical reference; every requirement must hold. ``sigstoreSigned`` looks for cosign
-signatures (the ``sha256-<hex>.sig`` tag) where the image was found and needs one that
-verifies with a trusted key, names the image's digest and satisfies the identity rule.
-Requirements that cannot be evaluated here (``signedBy``, keyless ``sigstoreSigned``,
-unknown types) reject.
+signatures (the ``sha256-<hex>.sig`` tag) where the image was found, when registries.d
+enables ``use-sigstore-attachments`` (always, when no registries.d is given), and needs
+one that verifies with a trusted key, names the image's digest and satisfies the
+identity rule. ``signedBy`` (GPG keys) reads OpenPGP signatures from the registries.d
+``lookaside`` and verifies them with ``gpgv``. Requirements that cannot be evaluated
+here (keyless ``sigstoreSigned``, X.509 ``signedBy``, unknown types) reject.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
+import httpx
 from ocispec.errors import SpecError
 from ocispec.image import Manifest
 
+from ociimage._gpgv import verify_inline
 from ociimage.client import RegistryClient
-from ociimage.errors import ContentNotFoundError, ImageError, PolicyRejectedError
+from ociimage.errors import (
+    ContentNotFoundError,
+    ImageError,
+    LookasideError,
+    PolicyRejectedError,
+)
 from ociimage.policy import (
     AcceptAnything,
     Policy,
@@ -26,6 +38,7 @@ from ociimage.policy import (
     SignedBy,
     SigstoreSigned,
 )
+from ociimage.registries_d import RegistriesD, SignatureStorage
 from ociimage.resolved import ResolvedImage
 from ociimage.sigstore import (
     SIGNATURE_ANNOTATION,
@@ -41,6 +54,10 @@ __all__ = ["PolicyDecision", "evaluate_policy"]
 log = logging.getLogger(__name__)
 
 _MAX_PAYLOAD = 1 << 20
+_MAX_LOOKASIDE_SIGNATURES = 64
+_ATOMIC = "atomic container signature"
+#: Where signatures are looked for when no registries.d is configured.
+DEFAULT_STORAGE = SignatureStorage(use_sigstore_attachments=True)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,11 +71,13 @@ class PolicyDecision:
 
 
 async def _sigstore(
-    client: RegistryClient, image: ResolvedImage, req: SigstoreSigned
+    client: RegistryClient, image: ResolvedImage, req: SigstoreSigned, storage: SignatureStorage
 ) -> tuple[bool, str, int]:
     """(accepted, reason, verified signature count)."""
     if not req.keys:
         return False, "keyless (Fulcio) sigstore verification is not supported", 0
+    if not storage.use_sigstore_attachments:
+        return False, "registries.d does not enable use-sigstore-attachments for this image", 0
     keys = [k for pem in req.keys for k in load_public_keys(pem, "sigstoreSigned key")]
     repo = image.source.reference.path
     tag = signature_tag(image.digest)
@@ -104,31 +123,102 @@ async def _sigstore(
     return False, "; ".join(reasons) or f"{tag} holds no simple-signing signatures", 0
 
 
+async def _lookaside(storage: SignatureStorage, image: ResolvedImage) -> list[bytes]:
+    """The OpenPGP signatures stored for the image's digest, in order."""
+    out: list[bytes] = []
+    scheme = urlsplit(storage.lookaside).scheme
+    async with httpx.AsyncClient(timeout=30.0, follow_redirects=True) as http:
+        for index in range(1, _MAX_LOOKASIDE_SIGNATURES + 1):
+            url = storage.lookaside_url(image.reference, image.digest, index)
+            if scheme == "file":
+                path = Path(unquote(urlsplit(url).path))
+                try:
+                    out.append(await asyncio.to_thread(path.read_bytes))
+                except FileNotFoundError:
+                    break
+                continue
+            response = await http.get(url)
+            if response.status_code == 404:
+                break
+            if response.status_code != 200:
+                raise LookasideError(f"{url}: HTTP {response.status_code}")
+            out.append(response.content)
+    return out
+
+
+async def _signed_by(
+    image: ResolvedImage, req: SignedBy, storage: SignatureStorage
+) -> tuple[bool, str, int]:
+    if req.key_type not in ("GPGKeys", "signedByGPGKeys"):
+        return False, f"signedBy keyType {req.key_type} is not supported", 0
+    if not storage.lookaside:
+        return False, "registries.d configures no lookaside for this image's signatures", 0
+    try:
+        signatures = await _lookaside(storage, image)
+    except (ImageError, httpx.HTTPError, OSError) as err:
+        return False, f"cannot read lookaside signatures: {err}", 0
+    if not signatures:
+        return False, f"no signatures in the lookaside {storage.lookaside}", 0
+    reasons: list[str] = []
+    good = 0
+    for n, signature in enumerate(signatures, 1):
+        try:
+            verified = await verify_inline(signature, list(req.keys))
+        except (TimeoutError, OSError) as err:
+            reasons.append(f"signature-{n}: gpgv failed: {err}")
+            continue
+        if verified is None:
+            reasons.append(f"signature-{n} is not signed by a trusted key")
+            continue
+        claims = parse_payload(verified.content, _ATOMIC)
+        if claims is None:
+            reasons.append(f"signature-{n} does not hold a simple-signing payload")
+        elif claims.manifest_digest != image.digest:
+            reasons.append(f"signature-{n} is for {claims.manifest_digest}, not {image.digest}")
+        elif not req.signed_identity.matches(image.reference, claims.docker_reference):
+            reasons.append(
+                f"signature-{n} identity {claims.docker_reference!r} does not match "
+                f"{image.reference} under {req.signed_identity.type}"
+            )
+        else:
+            good += 1
+    if good:
+        return True, "", good
+    return False, "; ".join(reasons), 0
+
+
 async def _check(
-    client: RegistryClient, image: ResolvedImage, req: Requirement
+    client: RegistryClient, image: ResolvedImage, req: Requirement, storage: SignatureStorage
 ) -> tuple[bool, str, int]:
     if isinstance(req, AcceptAnything):
         return True, "", 0
     if isinstance(req, Reject):
         return False, "the policy rejects every image in this scope", 0
     if isinstance(req, SigstoreSigned):
-        return await _sigstore(client, image, req)
+        return await _sigstore(client, image, req, storage)
     if isinstance(req, SignedBy):
-        return False, "signedBy (OpenPGP) signatures cannot be verified by this build", 0
+        return await _signed_by(image, req, storage)
     return False, f"unknown requirement type {req.name!r} (unknown requirements reject)", 0
 
 
 async def evaluate_policy(
-    policy: Policy, image: ResolvedImage, client: RegistryClient
+    policy: Policy,
+    image: ResolvedImage,
+    client: RegistryClient,
+    registries_d: RegistriesD | None = None,
 ) -> PolicyDecision:
     """Accept ``image`` or raise :class:`PolicyRejectedError` naming scope and requirement.
 
-    ``client`` talks to where the image was found (its signatures are looked up there).
+    ``client`` talks to where the image was found (its sigstore signatures are looked up
+    there); ``registries_d`` says where signatures live (default: sigstore attachments).
     """
     scope, requirements = policy.requirements_for(image.reference)
+    storage = (
+        registries_d.for_reference(image.reference) if registries_d is not None else DEFAULT_STORAGE
+    )
     signatures = 0
     for req in requirements:
-        ok, reason, count = await _check(client, image, req)
+        ok, reason, count = await _check(client, image, req, storage)
         if not ok:
             log.warning(
                 "event=policy_reject image=%s scope=%r requirement=%s reason=%s",
