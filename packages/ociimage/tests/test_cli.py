@@ -218,3 +218,49 @@ def test_policy_check(registry: LocalRegistry, test_images: TestImages, tmp_path
     assert not (tmp_path / "oci" / "blobs" / "sha256").exists() or not any(
         (tmp_path / "oci" / "blobs" / "sha256").iterdir()
     )
+
+
+def test_progress_bars_on_a_terminal(
+    registry: LocalRegistry, test_images: TestImages, tmp_path: Path
+) -> None:
+    import pty
+
+    image = test_images.layered
+    controller, terminal = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ociimage.cli",
+                "pull",
+                image.reference,
+                str(tmp_path / "oci"),
+                *_common(registry, tmp_path),
+                *_accept(tmp_path),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            timeout=120,
+            env={**os.environ, "COLUMNS": "120", "TERM": "xterm"},
+        )
+        os.close(terminal)
+        terminal = -1
+        screen = b""
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            screen += chunk
+    finally:
+        if terminal != -1:
+            os.close(terminal)
+        os.close(controller)
+    assert proc.returncode == 0
+    text = screen.decode(errors="replace")
+    for digest in image.layer_digests:
+        assert digest.split(":")[1][:12] in text  # one bar per layer
+    assert "start " not in text  # bars, not the plain lines

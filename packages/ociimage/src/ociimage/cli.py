@@ -176,6 +176,7 @@ def _progress_display(quiet: bool, as_json: bool) -> Iterator[ProgressCallback |
         yield None
         return
     if sys.stderr.isatty():
+        from rich.console import Console
         from rich.progress import (
             BarColumn,
             DownloadColumn,
@@ -189,6 +190,7 @@ def _progress_display(quiet: bool, as_json: bool) -> Iterator[ProgressCallback |
             BarColumn(),
             DownloadColumn(),
             TransferSpeedColumn(),
+            console=Console(stderr=True),  # stdout stays for the result
             transient=False,
         ) as bars:
             tasks: dict[str, Any] = {}
