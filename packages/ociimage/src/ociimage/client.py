@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -263,7 +264,6 @@ class RegistryClient:
             data = await self._read_all(response, _MAX_MANIFEST)
             media_type = response.headers.get("content-type", "").split(";")[0].strip()
             header_digest = response.headers.get("docker-content-digest", "")
-        media_type = _sniff_media_type(media_type, data, f"{self.host}/{repository}:{reference}")
         if reference.count(":") == 1 and reference.split(":")[0] in ("sha256", "sha512"):
             wanted = Digest(reference)
             if not wanted.verify(data):
@@ -279,6 +279,7 @@ class RegistryClient:
                     f"manifest {self.host}/{repository}:{reference}: bytes hash to {digest} "
                     f"but the registry says {header_digest}"
                 )
+        media_type = _sniff_media_type(media_type, data, f"{self.host}/{repository}:{reference}")
         return FetchedManifest(media_type=media_type, data=data, digest=digest)
 
     async def head_manifest(self, repository: str, reference: str) -> Descriptor | None:
@@ -546,8 +547,6 @@ def _verify(data: bytes, descriptor: Descriptor, where: str) -> None:
 
 def _sniff_media_type(header: str, data: bytes, where: str) -> str:
     """The manifest's media type: the body's ``mediaType`` wins over the header."""
-    import json
-
     try:
         doc = json.loads(data)
     except ValueError as err:
