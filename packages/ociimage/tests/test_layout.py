@@ -20,8 +20,9 @@ def _desc(data: bytes, media_type: str = "application/octet-stream") -> Descript
     return Descriptor.from_bytes(media_type, data)
 
 
-def test_blob_commit_verifies_and_is_atomic(tmp_path: Path) -> None:
-    sink = OCILayoutSink(tmp_path)
+@pytest.mark.parametrize("durable", [False, True])
+def test_blob_commit_verifies_and_is_atomic(tmp_path: Path, durable: bool) -> None:
+    sink = OCILayoutSink(tmp_path, durable=durable)
     data = b"hello layer" * 1000
     desc = _desc(data)
     writer = sink.open_blob(desc)

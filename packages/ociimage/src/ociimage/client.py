@@ -398,6 +398,8 @@ class RegistryClient:
             received = offset
             parts: list[bytes] = []
             pending = 0
+            # double buffering: the next batch downloads while the last one is written
+            writing: asyncio.Future[None] | None = None
             try:
                 async for chunk in response.aiter_raw():
                     if skip:
@@ -417,8 +419,14 @@ class RegistryClient:
                         on_progress(len(chunk))
                     if pending >= _CHUNK:
                         batch, parts, pending = parts, [], 0
-                        await asyncio.to_thread(_absorb, writer, hasher, batch)
+                        if writing is not None:
+                            await writing
+                        writing = asyncio.ensure_future(
+                            asyncio.to_thread(_absorb, writer, hasher, batch)
+                        )
             finally:
+                if writing is not None:
+                    await asyncio.shield(writing)
                 if parts:
                     # what arrived intact is kept: a retry resumes after it
                     await asyncio.to_thread(_absorb, writer, hasher, parts)
