@@ -159,3 +159,43 @@ async def test_plain_http_needs_insecure(
             await puller.pull(test_images.busybox.reference, OCILayoutSink(tmp_path / "x"))
     assert _layout_names(tmp_path / "x") == {}
     assert MediaType.IMAGE_INDEX
+
+
+async def test_docker_schema2_list_and_manifest(
+    registry: LocalRegistry, test_images: TestImages, tmp_path: Path
+) -> None:
+    from ociimage.testing import Blob, RegistryPusher
+
+    oci = test_images.busybox
+    manifest_doc = json.loads(oci.image.manifest.data)
+    manifest_doc["mediaType"] = MediaType.DOCKER_MANIFEST
+    manifest_doc["config"]["mediaType"] = MediaType.DOCKER_CONFIG
+    for layer in manifest_doc["layers"]:
+        layer["mediaType"] = MediaType.DOCKER_LAYER_GZIP
+    manifest = Blob.of(MediaType.DOCKER_MANIFEST, json.dumps(manifest_doc, indent=3).encode())
+    platform = {"architecture": oci.platform.architecture, "os": oci.platform.os}
+    listing = Blob.of(
+        MediaType.DOCKER_MANIFEST_LIST,
+        json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": MediaType.DOCKER_MANIFEST_LIST,
+                "manifests": [manifest.descriptor(platform=platform)],
+            }
+        ).encode(),
+    )
+    with RegistryPusher(registry) as pusher:
+        # blobs are per repository: push them here first
+        for blob in (oci.image.config, *oci.image.layers):
+            pusher.push_blob("docker/busybox", blob.data, blob.digest)
+        pusher.push_manifest("docker/busybox", manifest.digest, manifest)
+        pusher.push_manifest("docker/busybox", "list", listing)
+    ref = f"{registry.host}/docker/busybox:list"
+    result = await pull(
+        ref, OCILayoutSink(tmp_path / "oci"), platform=str(oci.platform), registries=_conf(registry)
+    )
+    assert result.index is not None and result.index.media_type == MediaType.DOCKER_MANIFEST_LIST
+    assert result.index.digest == listing.digest
+    assert result.manifest.media_type == MediaType.DOCKER_MANIFEST
+    assert result.manifest.digest == manifest.digest  # bytes kept as sent (indent=3)
+    assert list(result.config.rootfs.diff_ids) == list(oci.diff_ids)
