@@ -167,6 +167,13 @@ async def test_rejections_name_scope_and_requirement_and_download_nothing(
         (signed, {host: [{"type": "futureRequirement"}]}, host, "futureRequirement", "unknown"),
         (
             signed,
+            {host: [{"type": "sigstoreSigned", "keyPath": key, "rekorPublicKeyPath": key}]},
+            host,
+            "sigstoreSigned",
+            "Rekor",
+        ),
+        (
+            signed,
             {"other.io": [{"type": "insecureAcceptAnything"}]},
             "default",
             "reject",

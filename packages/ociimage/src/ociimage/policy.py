@@ -121,10 +121,15 @@ class Reject(Requirement):
 
 @dataclass(frozen=True, kw_only=True)
 class SigstoreSigned(Requirement):
-    """``sigstoreSigned`` with public keys (PEM); keyless (Fulcio) is kept in ``fulcio``."""
+    """``sigstoreSigned`` with public keys (PEM); keyless (Fulcio) is kept in ``fulcio``.
+
+    ``requires_rekor`` is set when the policy names Rekor keys: signatures must then carry
+    a verified transparency-log proof, which ociimage cannot check yet (so it rejects).
+    """
 
     keys: tuple[bytes, ...] = ()
     fulcio: Mapping[str, Any] | None = None
+    requires_rekor: bool = False
     signed_identity: SignedIdentity = field(default_factory=SignedIdentity)
 
     @property
@@ -367,6 +372,7 @@ def _requirement(raw: Any, where: str, path: str | None, base: Path | None) -> R
             fulcio=fulcio
             if isinstance(fulcio, dict)
             else ({"pki": raw["pki"]} if "pki" in raw else None),
+            requires_rekor=any(k.startswith("rekorPublicKey") for k in raw),
             signed_identity=_identity(raw.get("signedIdentity"), where, path),
         )
     if kind == "signedBy":

@@ -76,6 +76,8 @@ async def _sigstore(
     """(accepted, reason, verified signature count)."""
     if not req.keys:
         return False, "keyless (Fulcio) sigstore verification is not supported", 0
+    if req.requires_rekor:
+        return False, "Rekor transparency-log verification is not supported", 0
     if not storage.use_sigstore_attachments:
         return False, "registries.d does not enable use-sigstore-attachments for this image", 0
     keys = [k for pem in req.keys for k in load_public_keys(pem, "sigstoreSigned key")]
