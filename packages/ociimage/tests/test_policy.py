@@ -143,6 +143,7 @@ def test_requirement_types(tmp_path: Path) -> None:
             "tag or digest",
         ),
         ('{"default": [{"type": "signedBy", "keyType": "Nope", "keyData": "eA=="}]}', "keyType"),
+        ('{"default": [{"type": "signedBy", "keyType": "GPGKeys"}]}', "needs keyPath"),
         (
             '{"default": [{"type": "reject"}], '
             '"transports": {"docker": {"busybox": [{"type": "reject"}]}}}',

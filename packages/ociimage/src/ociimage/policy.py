@@ -383,11 +383,14 @@ def _requirement(raw: Any, where: str, path: str | None, base: Path | None) -> R
             path,
         )
         key_type = raw.get("keyType", "")
-        if key_type not in ("GPGKeys", "signedByGPGKeys", "X509Certificates", "signedByX509CAs"):
+        if key_type != "GPGKeys":
             raise ConfigFileError(f"{where}: signedBy keyType {key_type!r} is unknown", path)
+        gpg_keys = _keys(raw, where, path, base)
+        if not gpg_keys:
+            raise ConfigFileError(f"{where}: signedBy needs keyPath, keyPaths or keyData", path)
         return SignedBy(
             key_type=key_type,
-            keys=_keys(raw, where, path, base),
+            keys=gpg_keys,
             signed_identity=_identity(raw.get("signedIdentity"), where, path),
         )
     return UnknownRequirement(type=kind, raw=dict(raw))
