@@ -195,3 +195,13 @@ def test_signed_identity_rules() -> None:
     assert remap.matches(parse_reference("mirror.local/ns/app:1"), "q.io/ns/app:1")
     assert not remap.matches(parse_reference("mirror.local/ns/app:1"), "mirror.local/ns/app:2")
     assert not default.matches(tagged, "Not Valid")
+
+
+def test_dsse_pae_matches_the_spec_example() -> None:
+    from ociimage.bundles import dsse_pae, verify_bundle
+
+    assert dsse_pae("http://example.com/HelloWorld", b"hello world") == (
+        b"DSSEv1 29 http://example.com/HelloWorld 11 hello world"
+    )
+    assert verify_bundle(b"[]", [], DIGEST)[1] == "the bundle is not a JSON object"
+    assert "message-signature" in verify_bundle(b'{"messageSignature": {}}', [], DIGEST)[1]

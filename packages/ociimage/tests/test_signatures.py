@@ -385,3 +385,63 @@ async def test_sigstore_attachments_follow_registries_d(
     async with Puller(registries=conf, policy=policy, registries_d=on) as puller:
         result = await puller.pull(image.reference, OCILayoutSink(tmp_path / "on"))
     assert result.policy is not None and result.policy.signatures == 1
+
+
+async def test_sigstore_bundles_through_referrers(
+    signed_registry: LocalRegistry, keys: dict[str, SigningKey], tmp_path: Path
+) -> None:
+    from ociimage.testing.signing import push_bundle
+
+    key = _key_file(tmp_path, keys["p384"], "bundle.pub")
+    host = signed_registry.host
+    conf = RegistriesConfig().with_insecure([host])
+
+    def policy(identity: dict[str, str] | None = None) -> Policy:
+        req: dict[str, object] = {"type": "sigstoreSigned", "keyPath": key}
+        if identity:
+            req["signedIdentity"] = identity
+        return _policy(tmp_path, {host: [req]})
+
+    async def attempt(ref: str, pol: Policy, dest: str) -> int:
+        async with Puller(registries=conf, policy=pol) as puller:
+            result = await puller.pull(ref, OCILayoutSink(tmp_path / dest))
+        assert result.policy is not None
+        return result.policy.signatures
+
+    image = _image(signed_registry, "bundle/signed")
+    repo_name = f"{host}/{image.repository}"
+    push_bundle(
+        signed_registry,
+        image.repository,
+        image.manifest_digest,
+        keys["p384"],
+        subject_name=repo_name,
+    )
+    # a digest-signed bundle binds the repository, not a tag
+    assert await attempt(image.reference, policy({"type": "matchRepository"}), "a") == 1
+    assert await attempt(image.digest_reference, policy(), "b") == 1
+    with pytest.raises(PolicyRejectedError, match="does not match"):
+        await attempt(image.reference, policy(), "c")
+
+    wrong = _image(signed_registry, "bundle/wrong-key")
+    push_bundle(
+        signed_registry,
+        wrong.repository,
+        wrong.manifest_digest,
+        keys["rsa"],
+        subject_name=f"{host}/{wrong.repository}",
+    )
+    with pytest.raises(PolicyRejectedError, match="DSSE signature does not verify"):
+        await attempt(wrong.digest_reference, policy(), "d")
+
+    other = _image(signed_registry, "bundle/other-digest")
+    push_bundle(
+        signed_registry,
+        other.repository,
+        other.manifest_digest,
+        keys["p384"],
+        subject_name=f"{host}/{other.repository}",
+        statement_digest=image.manifest_digest,
+    )
+    with pytest.raises(PolicyRejectedError, match="not about"):
+        await attempt(other.digest_reference, policy(), "e")

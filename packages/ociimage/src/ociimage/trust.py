@@ -2,7 +2,8 @@
 
 :func:`evaluate_policy` applies the requirements of the scope matching the image's
 logical reference; every requirement must hold. ``sigstoreSigned`` looks for cosign
-signatures (the ``sha256-<hex>.sig`` tag) where the image was found, when registries.d
+signatures (the ``sha256-<hex>.sig`` tag, then Sigstore bundles among the image's OCI
+referrers) where the image was found, when registries.d
 enables ``use-sigstore-attachments`` (always, when no registries.d is given), and needs
 one that verifies with a trusted key, names the image's digest and satisfies the
 identity rule. ``signedBy`` (GPG keys) reads OpenPGP signatures from the registries.d
@@ -23,6 +24,7 @@ from ocispec.errors import SpecError
 from ocispec.image import Manifest
 
 from ociimage._gpgv import verify_inline
+from ociimage.bundles import BUNDLE_MEDIA_TYPES, verify_bundle
 from ociimage.client import RegistryClient
 from ociimage.errors import (
     ContentNotFoundError,
@@ -43,6 +45,7 @@ from ociimage.resolved import ResolvedImage
 from ociimage.sigstore import (
     SIGNATURE_ANNOTATION,
     SIMPLE_SIGNING_MEDIA_TYPE,
+    PublicKey,
     load_public_keys,
     parse_payload,
     signature_tag,
@@ -87,12 +90,12 @@ async def _sigstore(
         fetched = await client.get_manifest(repo, tag)
         manifest = Manifest.from_json(fetched.data)
     except ContentNotFoundError:
-        return False, f"no sigstore signatures found (no {tag} in {client.host}/{repo})", 0
+        manifest = None
     except (SpecError, ImageError) as err:
         return False, f"the signature manifest {tag} is unusable: {err}", 0
     reasons: list[str] = []
     good = 0
-    for layer in manifest.layers:
+    for layer in manifest.layers if manifest is not None else ():
         if layer.media_type != SIMPLE_SIGNING_MEDIA_TYPE:
             continue
         signature = layer.annotations.get(SIGNATURE_ANNOTATION, "")
@@ -122,7 +125,55 @@ async def _sigstore(
         good += 1
     if good:
         return True, "", good
-    return False, "; ".join(reasons) or f"{tag} holds no simple-signing signatures", 0
+    bundled, bundle_reasons = await _bundles(client, image, req, keys)
+    if bundled:
+        return True, "", bundled
+    reasons += bundle_reasons
+    if not reasons:
+        return False, f"no sigstore signatures found ({tag} or bundles in {client.host}/{repo})", 0
+    return False, "; ".join(reasons), 0
+
+
+async def _bundles(
+    client: RegistryClient, image: ResolvedImage, req: SigstoreSigned, keys: list[PublicKey]
+) -> tuple[int, list[str]]:
+    """(verified bundles, reasons) for Sigstore bundles among the image's referrers."""
+    repo = image.source.reference.path
+    reasons: list[str] = []
+    good = 0
+    try:
+        referrers = await client.referrers(repo, image.digest)
+    except ImageError as err:
+        return 0, [f"referrers: {err}"]
+    for ref in referrers:
+        if ref.artifact_type not in BUNDLE_MEDIA_TYPES:
+            continue
+        try:
+            manifest = Manifest.from_json((await client.get_manifest(repo, ref.digest)).data)
+        except (SpecError, ImageError) as err:
+            reasons.append(f"bundle manifest {ref.digest}: {err}")
+            continue
+        for layer in manifest.layers:
+            if layer.media_type not in BUNDLE_MEDIA_TYPES:
+                continue
+            try:
+                data = await client.get_blob(repo, layer, limit=_MAX_PAYLOAD)
+            except ImageError as err:
+                reasons.append(f"bundle {layer.digest}: {err}")
+                continue
+            claims, why = verify_bundle(data, keys, image.digest)
+            if claims is None:
+                reasons.append(f"bundle {layer.digest}: {why}")
+            elif not any(
+                req.signed_identity.matches(image.reference, name) for name in claims.subject_names
+            ):
+                reasons.append(
+                    f"bundle {layer.digest} names {', '.join(claims.subject_names)}, which does "
+                    f"not match {image.reference} under {req.signed_identity.type}"
+                )
+            else:
+                good += 1
+    return good, reasons
 
 
 async def _lookaside(storage: SignatureStorage, image: ResolvedImage) -> list[bytes]:

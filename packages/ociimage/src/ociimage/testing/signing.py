@@ -17,7 +17,7 @@ from ociimage.testing.images import Blob, canonical_json
 from ociimage.testing.push import RegistryPusher
 from ociimage.testing.registry import LocalRegistry
 
-__all__ = ["SigningKey", "push_signature", "simple_signing_payload"]
+__all__ = ["SigningKey", "push_bundle", "push_signature", "simple_signing_payload"]
 
 SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 ANNOTATION = "dev.cosignproject.cosign/signature"
@@ -116,3 +116,75 @@ def push_signature(
         pusher.push_blob(repository, layer.data, layer.digest)
         pusher.push_manifest(repository, digest.replace(":", "-", 1) + ".sig", manifest)
     return manifest.digest
+
+
+BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+
+
+def push_bundle(
+    registry: LocalRegistry | str,
+    repository: str,
+    digest: str,
+    key: SigningKey,
+    *,
+    subject_name: str,
+    statement_digest: str | None = None,
+) -> str:
+    """Attach a key-signed Sigstore bundle (DSSE in-toto statement) to ``digest``, as
+    cosign v3 does: an artifact manifest with ``subject``, listed in the referrers tag
+    fallback index (``sha256-<hex>``). Returns the artifact manifest's digest."""
+    algorithm, _, encoded = (statement_digest or digest).partition(":")
+    statement = canonical_json(
+        {
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"name": subject_name, "digest": {algorithm: encoded}}],
+            "predicateType": "https://sigstore.dev/cosign/sign/v1",
+            "predicate": {},
+        }
+    )
+    payload_type = "application/vnd.in-toto+json"
+    pae = b"DSSEv1 %d %s %d %s" % (
+        len(payload_type),
+        payload_type.encode(),
+        len(statement),
+        statement,
+    )
+    bundle = Blob.json(
+        BUNDLE,
+        {
+            "mediaType": BUNDLE,
+            "verificationMaterial": {"publicKey": {"hint": "crid-test"}},
+            "dsseEnvelope": {
+                "payload": base64.b64encode(statement).decode(),
+                "payloadType": payload_type,
+                "signatures": [{"sig": key.sign(pae), "keyid": ""}],
+            },
+        },
+    )
+    empty = Blob.of("application/vnd.oci.empty.v1+json", b"{}")
+    with RegistryPusher(registry) as pusher:
+        subject = pusher.fetch_manifest(repository, digest)
+        artifact = Blob.json(
+            "application/vnd.oci.image.manifest.v1+json",
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "artifactType": BUNDLE,
+                "config": empty.descriptor(),
+                "layers": [bundle.descriptor()],
+                "subject": subject.descriptor(),
+            },
+        )
+        pusher.push_blob(repository, empty.data, empty.digest)
+        pusher.push_blob(repository, bundle.data, bundle.digest)
+        pusher.push_manifest(repository, artifact.digest, artifact)
+        index = Blob.json(
+            "application/vnd.oci.image.index.v1+json",
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "manifests": [artifact.descriptor(artifactType=BUNDLE)],
+            },
+        )
+        pusher.push_manifest(repository, digest.replace(":", "-", 1), index)
+    return artifact.digest
