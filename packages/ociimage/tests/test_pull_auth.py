@@ -86,6 +86,15 @@ async def test_basic_auth_pull(basic_registry: LocalRegistry, tmp_path: Path) ->
         credential_store=CredentialStore([auth_file]),
     )
     assert result.manifest.digest == image.manifest_digest
+    # an empty CRI AuthConfig falls back to the auth files, as in CRI-O
+    result = await pull(
+        ref,
+        OCILayoutSink(tmp_path / "b2"),
+        registries=_conf(basic_registry.host),
+        credentials=Credentials.from_cri(),
+        credential_store=CredentialStore([auth_file]),
+    )
+    assert result.manifest.digest == image.manifest_digest
     with pytest.raises(AuthenticationError):
         await pull(
             ref,

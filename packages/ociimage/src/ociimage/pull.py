@@ -171,14 +171,17 @@ class Puller:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
+    def _store(self) -> CredentialStore:
+        if self._credentials is None:
+            self._credentials = CredentialStore()
+        return self._credentials
+
     def client(
         self, host: str, *, insecure: bool = False, credentials: Credentials | None = None
     ) -> RegistryClient:
         """The (cached) client for ``host``; credentials default to the credential store."""
-        if credentials is None:
-            store = self._credentials if self._credentials is not None else CredentialStore()
-            self._credentials = store
-            credentials = store.lookup(host)
+        if credentials is None or credentials.anonymous:
+            credentials = self._store().lookup(host)
         key = (host, insecure, credentials)
         client = self._clients.get(key)
         if client is None:
@@ -196,10 +199,9 @@ class Puller:
 
     def _client_for(self, source: PullSource, credentials: Credentials | None) -> RegistryClient:
         ref = source.reference
-        if credentials is None:
-            store = self._credentials if self._credentials is not None else CredentialStore()
-            self._credentials = store
-            credentials = store.lookup(ref.name)
+        if credentials is None or credentials.anonymous:
+            # an empty CRI AuthConfig means "use the configured auth files", as in CRI-O
+            credentials = self._store().lookup(ref.name)
         insecure = source.insecure or self.registries.is_insecure(ref.domain)
         return self.client(ref.domain, insecure=insecure, credentials=credentials)
 
