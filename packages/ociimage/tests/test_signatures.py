@@ -445,3 +445,61 @@ async def test_sigstore_bundles_through_referrers(
     )
     with pytest.raises(PolicyRejectedError, match="not about"):
         await attempt(other.digest_reference, policy(), "e")
+
+
+@pytest.mark.binaries("gpg", "/usr/bin/gpgv")
+async def test_signed_by_via_the_registry_signature_api(
+    signed_registry: LocalRegistry, gpg_home: Path, tmp_path: Path
+) -> None:
+    import base64
+
+    import httpx
+
+    image = _image(signed_registry, "gpg/api")
+    (tmp_path / "signer.asc").write_bytes(_gpg(gpg_home, "--armor", "--export", "signer@crid.test"))
+    with FaultyProxy(signed_registry.url) as proxy:
+        ref = f"{proxy.host}/{image.repository}:v1"
+        signature = _gpg(
+            gpg_home,
+            "--local-user",
+            "signer@crid.test",
+            "--sign",
+            data=_atomic_payload(ref, image.manifest_digest),
+        )
+        real = proxy.upstream
+        served: list[str] = []
+
+        # the registry's signature API (as OpenShift's registry has), in front of a real one
+        def route(request: httpx.Request) -> httpx.Response:
+            if request.url.path.startswith("/extensions/v2/"):
+                served.append(request.url.path)
+                entry = {
+                    "version": 2,
+                    "type": "atomic",
+                    "name": f"{image.manifest_digest}@x",
+                    "content": base64.b64encode(signature).decode(),
+                }
+                return httpx.Response(200, json={"signatures": [entry]})
+            forwarded = real.request(
+                request.method,
+                request.url.path + ("?" + request.url.query.decode() if request.url.query else ""),
+                headers=request.headers,
+                content=request.content,
+            )
+            return httpx.Response(
+                forwarded.status_code, headers=forwarded.headers, content=forwarded.content
+            )
+
+        proxy.upstream = httpx.Client(
+            base_url=signed_registry.url, transport=httpx.MockTransport(route)
+        )
+        policy = _policy(
+            tmp_path,
+            {proxy.host: [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": "signer.asc"}]},
+        )
+        conf = RegistriesConfig().with_insecure([proxy.host])
+        async with Puller(registries=conf, policy=policy) as puller:
+            result = await puller.pull(ref, OCILayoutSink(tmp_path / "oci"))
+        real.close()
+    assert result.policy is not None and result.policy.signatures == 1
+    assert served == [f"/extensions/v2/{image.repository}/signatures/{image.manifest_digest}"]

@@ -11,6 +11,8 @@ followed without the Authorization header (httpx drops it across origins).
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hashlib
 import json
 import logging
@@ -512,6 +514,30 @@ class RegistryClient:
         except ValueError as err:
             raise RegistryError(f"{self.host}/{repository}: tag list is not JSON") from err
         return [str(t) for t in tags]
+
+    async def signatures_extension(self, repository: str, digest: str) -> list[bytes]:
+        """OpenPGP signatures from the registry's signature API (``X-Registry-Supports-
+        Signatures``, as OpenShift's registry serves them); empty when it has none or no API."""
+        try:
+            async with self._stream(
+                "GET",
+                f"/extensions/v2/{repository}/signatures/{digest}",
+                scopes=[_scope(repository)],
+            ) as response:
+                body = await self._read_all(response, _MAX_MANIFEST)
+        except ContentNotFoundError:
+            return []
+        try:
+            entries = json.loads(body).get("signatures") or []
+            return [
+                base64.b64decode(e["content"], validate=True)
+                for e in entries
+                if isinstance(e, dict) and e.get("type", "atomic") == "atomic"
+            ]
+        except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as err:
+            raise RegistryError(
+                f"{self.host}/{repository}: malformed signature API answer: {err}"
+            ) from err
 
     async def referrers(self, repository: str, digest: str) -> list[Descriptor]:
         """Artifacts whose ``subject`` is ``digest``: the referrers API, else the

@@ -1,14 +1,18 @@
 """Evaluating the signature policy for an image found in a registry, before any layer moves.
 
 :func:`evaluate_policy` applies the requirements of the scope matching the image's
-logical reference; every requirement must hold. ``sigstoreSigned`` looks for cosign
-signatures (the ``sha256-<hex>.sig`` tag, then Sigstore bundles among the image's OCI
-referrers) where the image was found, when registries.d
-enables ``use-sigstore-attachments`` (always, when no registries.d is given), and needs
-one that verifies with a trusted key, names the image's digest and satisfies the
-identity rule. ``signedBy`` (GPG keys) reads OpenPGP signatures from the registries.d
-``lookaside`` and verifies them with ``gpgv``. Requirements that cannot be evaluated
-here (keyless ``sigstoreSigned``, X.509 ``signedBy``, unknown types) reject.
+logical reference; every requirement must hold.
+
+* ``sigstoreSigned`` looks, where the image was found and when registries.d enables
+  ``use-sigstore-attachments`` (always when no registries.d is given), for cosign
+  signatures (the ``sha256-<hex>.sig`` tag), then Sigstore bundles among the image's
+  OCI referrers; one must verify with a trusted key, name the image's digest and
+  satisfy the identity rule.
+* ``signedBy`` (GPG keys) reads OpenPGP signatures from the registries.d ``lookaside``
+  (else the registry's signature API) and verifies them with ``gpgv``.
+
+Requirements that cannot be evaluated here (keyless or Rekor-bound ``sigstoreSigned``,
+unknown types) reject.
 """
 
 from __future__ import annotations
@@ -200,16 +204,25 @@ async def _lookaside(storage: SignatureStorage, image: ResolvedImage) -> list[by
 
 
 async def _signed_by(
-    image: ResolvedImage, req: SignedBy, storage: SignatureStorage
+    client: RegistryClient, image: ResolvedImage, req: SignedBy, storage: SignatureStorage
 ) -> tuple[bool, str, int]:
-    if not storage.lookaside:
-        return False, "registries.d configures no lookaside for this image's signatures", 0
-    try:
-        signatures = await _lookaside(storage, image)
-    except (ImageError, httpx.HTTPError, OSError) as err:
-        return False, f"cannot read lookaside signatures: {err}", 0
-    if not signatures:
-        return False, f"no signatures in the lookaside {storage.lookaside}", 0
+    if storage.lookaside:
+        try:
+            signatures = await _lookaside(storage, image)
+        except (ImageError, httpx.HTTPError, OSError) as err:
+            return False, f"cannot read lookaside signatures: {err}", 0
+        if not signatures:
+            return False, f"no signatures in the lookaside {storage.lookaside}", 0
+    else:
+        # no lookaside: the registry's own signature API, where it has one
+        try:
+            signatures = await client.signatures_extension(
+                image.source.reference.path, image.digest
+            )
+        except ImageError as err:
+            return False, f"cannot read the registry's signatures: {err}", 0
+        if not signatures:
+            return False, "no lookaside in registries.d and no signatures from the registry", 0
     reasons: list[str] = []
     good = 0
     for n, signature in enumerate(signatures, 1):
@@ -248,7 +261,7 @@ async def _check(
     if isinstance(req, SigstoreSigned):
         return await _sigstore(client, image, req, storage)
     if isinstance(req, SignedBy):
-        return await _signed_by(image, req, storage)
+        return await _signed_by(client, image, req, storage)
     return False, f"unknown requirement type {req.name!r} (unknown requirements reject)", 0
 
 
