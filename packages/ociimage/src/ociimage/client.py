@@ -21,8 +21,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
-from ocispec.image import Descriptor, Digest, Index, MediaType, is_index, is_manifest
+from ocispec.image import Descriptor, Digest, Index, MediaType, is_index
 
+from ociimage._content import absorb, error_code, sniff_media_type, verify_content
 from ociimage._retry import RETRYABLE_STATUS, RetryPolicy, retry_after_seconds
 from ociimage._tokens import Authorizer
 from ociimage.auth import Credentials
@@ -34,7 +35,6 @@ from ociimage.errors import (
     RegistryError,
     RegistryUnavailableError,
     SizeMismatchError,
-    UnsupportedManifestError,
 )
 from ociimage.sink import BlobWriter
 from ociimage.tls import TLSConfig
@@ -50,7 +50,6 @@ MANIFEST_MEDIA_TYPES = (
     MediaType.DOCKER_MANIFEST_LIST,
     MediaType.DOCKER_MANIFEST,
 )
-_SCHEMA1 = (MediaType.DOCKER_SCHEMA1_MANIFEST, MediaType.DOCKER_SCHEMA1_SIGNED_MANIFEST)
 _CHUNK = 4 << 20
 _MAX_MANIFEST = 4 << 20
 _TRANSIENT = (httpx.TransportError,)
@@ -77,14 +76,6 @@ class FetchedManifest:
 
 def _scope(repository: str, actions: str = "pull") -> str:
     return f"repository:{repository}:{actions}"
-
-
-def _error_code(response: httpx.Response) -> str:
-    try:
-        errors = response.json().get("errors") or []
-        return str(errors[0].get("code", "")) if errors else ""
-    except (ValueError, AttributeError, IndexError, TypeError):
-        return ""
 
 
 class RegistryClient:
@@ -214,7 +205,7 @@ class RegistryClient:
 
     def _failure(self, method: str, url: str, response: httpx.Response) -> RegistryError:
         status = response.status_code
-        code = _error_code(response)
+        code = error_code(response)
         what = f"{method} {url}: HTTP {status}" + (f" {code}" if code else "")
         if status in (401, 403):
             return AuthenticationError(f"{what}: access denied", status=status, code=code)
@@ -281,7 +272,7 @@ class RegistryClient:
                     f"manifest {self.host}/{repository}:{reference}: bytes hash to {digest} "
                     f"but the registry says {header_digest}"
                 )
-        media_type = _sniff_media_type(media_type, data, f"{self.host}/{repository}:{reference}")
+        media_type = sniff_media_type(media_type, data, f"{self.host}/{repository}:{reference}")
         return FetchedManifest(media_type=media_type, data=data, digest=digest)
 
     async def head_manifest(self, repository: str, reference: str) -> Descriptor | None:
@@ -311,7 +302,7 @@ class RegistryClient:
             "GET", f"/v2/{repository}/blobs/{descriptor.digest}", scopes=[_scope(repository)]
         ) as response:
             data = await self._read_all(response, min(limit, descriptor.size + 1))
-        _verify(data, descriptor, f"{self.host}/{repository}")
+        verify_content(data, descriptor, f"{self.host}/{repository}")
         return data
 
     async def blob_exists(self, repository: str, digest: str, *, push: bool = False) -> bool:
@@ -424,14 +415,14 @@ class RegistryClient:
                         if writing is not None:
                             await writing
                         writing = asyncio.ensure_future(
-                            asyncio.to_thread(_absorb, writer, hasher, batch)
+                            asyncio.to_thread(absorb, writer, hasher, batch)
                         )
             finally:
                 if writing is not None:
                     await asyncio.shield(writing)
                 if parts:
                     # what arrived intact is kept: a retry resumes after it
-                    await asyncio.to_thread(_absorb, writer, hasher, parts)
+                    await asyncio.to_thread(absorb, writer, hasher, parts)
 
     # -- push ----------------------------------------------------------------------
 
@@ -446,7 +437,7 @@ class RegistryClient:
     ) -> None:
         """Upload a blob: skipped when present, cross-mounted from ``mount_from`` when it
         has it, else monolithic (or chunked PATCHes of ``chunk_size`` bytes)."""
-        _verify(data, descriptor, "blob to push")
+        verify_content(data, descriptor, "blob to push")
         push = _scope(repository, "pull,push")
         if await self.blob_exists(repository, descriptor.digest, push=True):
             return
@@ -560,42 +551,3 @@ class RegistryClient:
         if not fallback.is_index:
             return []
         return list(Index.from_json(fallback.data).manifests)
-
-
-def _absorb(writer: BlobWriter, hasher: hashlib._Hash | None, parts: list[bytes]) -> None:
-    """Hash and write a batch of chunks (in a worker thread: hashlib releases the GIL)."""
-    data = b"".join(parts)
-    if hasher is not None:
-        hasher.update(data)
-    writer.write(data)
-
-
-def _verify(data: bytes, descriptor: Descriptor, where: str) -> None:
-    if len(data) != descriptor.size:
-        raise SizeMismatchError(
-            f"{where}: {descriptor.digest} has {len(data)} bytes, descriptor says {descriptor.size}"
-        )
-    if not Digest(descriptor.digest).verify(data):
-        raise DigestMismatchError(f"{where}: content does not hash to {descriptor.digest}")
-
-
-def _sniff_media_type(header: str, data: bytes, where: str) -> str:
-    """The manifest's media type: the body's ``mediaType`` wins over the header."""
-    try:
-        doc = json.loads(data)
-    except ValueError as err:
-        raise UnsupportedManifestError(f"{where}: manifest is not JSON") from err
-    if not isinstance(doc, dict):
-        raise UnsupportedManifestError(f"{where}: manifest is not a JSON object")
-    body_type = doc.get("mediaType") if isinstance(doc.get("mediaType"), str) else ""
-    if doc.get("schemaVersion") == 1 or header in _SCHEMA1 or body_type in _SCHEMA1:
-        raise UnsupportedManifestError(
-            f"{where}: Docker image manifest schema 1 is deprecated and not supported; "
-            "re-push the image with a current client"
-        )
-    media_type = body_type or header
-    if not media_type:
-        media_type = MediaType.IMAGE_INDEX if "manifests" in doc else MediaType.IMAGE_MANIFEST
-    if not (is_manifest(media_type) or is_index(media_type)):
-        raise UnsupportedManifestError(f"{where}: unsupported manifest media type {media_type!r}")
-    return media_type
