@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from ociimage.auth import AuthFile, Credentials, CredentialStore, default_auth_files
 from ociimage.errors import ConfigFileError
 

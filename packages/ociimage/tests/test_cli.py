@@ -8,10 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from typer.testing import CliRunner
+
 from ociimage.cli import app
 from ociimage.layout import OCILayout
 from ociimage.testing import LocalRegistry, TestImages
-from typer.testing import CliRunner
 
 runner = CliRunner()
 

@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
+
 from ociimage.client import RegistryClient
 from ociimage.errors import DigestMismatchError, UnsupportedManifestError
 from ociimage.testing import DOCKER_REGISTRY, LocalRegistry, TestImages

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from ociimage.errors import DigestMismatchError, LayoutError, SizeMismatchError
 from ociimage.layout import OCILayout, OCILayoutSink
 from ociimage.pull import pull

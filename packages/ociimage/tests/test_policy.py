@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from ociimage.errors import ConfigFileError
 from ociimage.policy import (
     AcceptAnything,

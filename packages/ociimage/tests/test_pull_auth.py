@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from ociimage.auth import Credentials, CredentialStore
 from ociimage.client import RegistryClient
 from ociimage.errors import AuthenticationError

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from ociimage._retry import RetryPolicy
 from ociimage.auth import Credentials
 from ociimage.errors import (

@@ -7,6 +7,7 @@ import hashlib
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from ociimage.errors import InvalidReferenceError
 from ociimage.reference import Reference, is_qualified, parse_reference, split_reference
 

@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from ociimage.errors import BlockedRegistryError, ConfigFileError, ShortNameError
 from ociimage.reference import parse_reference
 from ociimage.registries import (

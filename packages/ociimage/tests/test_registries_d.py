@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from ociimage.errors import ConfigFileError
 from ociimage.reference import parse_reference
 from ociimage.registries_d import RegistriesD, SignatureStorage, load_registries_d

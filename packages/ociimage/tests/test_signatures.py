@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from ociimage.errors import PolicyRejectedError
 from ociimage.layout import OCILayoutSink
 from ociimage.policy import Policy

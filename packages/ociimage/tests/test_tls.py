@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from ociimage.errors import ConfigFileError
 from ociimage.tls import TLSConfig
 

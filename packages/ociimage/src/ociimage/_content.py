@@ -6,10 +6,10 @@ import hashlib
 import json
 
 import httpx
-from ocispec.image import Descriptor, Digest, MediaType, is_index, is_manifest
 
 from ociimage.errors import DigestMismatchError, SizeMismatchError, UnsupportedManifestError
 from ociimage.sink import BlobWriter
+from ocispec.image import Descriptor, Digest, MediaType, is_index, is_manifest
 
 __all__ = ["absorb", "error_code", "sniff_media_type", "verify_content"]
 

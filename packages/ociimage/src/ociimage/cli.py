@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from ocispec.image import Descriptor
 
 from ociimage.auth import CredentialStore, default_auth_files
 from ociimage.errors import (
@@ -52,6 +51,7 @@ from ociimage.pull import ProgressCallback, ProgressEvent, ProgressKind, Puller
 from ociimage.push import push_layout
 from ociimage.registries import DEFAULT_REGISTRIES_CONF, RegistriesConfig, load_registries_conf
 from ociimage.registries_d import DEFAULT_REGISTRIES_D, RegistriesD, load_registries_d
+from ocispec.image import Descriptor
 
 __all__ = ["EXIT_CODES", "app", "main"]
 

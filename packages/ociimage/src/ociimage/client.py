@@ -21,7 +21,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
-from ocispec.image import Descriptor, Digest, Index, MediaType, is_index
 
 from ociimage._content import absorb, error_code, sniff_media_type, verify_content
 from ociimage._retry import RETRYABLE_STATUS, RetryPolicy, retry_after_seconds
@@ -38,6 +37,7 @@ from ociimage.errors import (
 )
 from ociimage.sink import BlobWriter
 from ociimage.tls import TLSConfig
+from ocispec.image import Descriptor, Digest, Index, MediaType, is_index
 
 __all__ = ["MANIFEST_MEDIA_TYPES", "FetchedManifest", "RegistryClient"]
 

@@ -19,6 +19,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ociimage.errors import DigestMismatchError, LayoutError, SizeMismatchError
 from ocispec.errors import SpecError
 from ocispec.image import (
     INDEX_FILE,
@@ -31,8 +32,6 @@ from ocispec.image import (
     MediaType,
     blob_path,
 )
-
-from ociimage.errors import DigestMismatchError, LayoutError, SizeMismatchError
 
 __all__ = ["LayoutImage", "OCILayout", "OCILayoutSink"]
 

@@ -17,9 +17,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from ocispec.errors import SpecError
-from ocispec.image import Descriptor, ImageConfig, Index, Manifest, Platform, host_platform
-
 from ociimage._retry import RetryPolicy
 from ociimage.auth import Credentials, CredentialStore
 from ociimage.client import FetchedManifest, RegistryClient
@@ -41,6 +38,8 @@ from ociimage.resolved import ResolvedImage
 from ociimage.sink import PullSink
 from ociimage.tls import TLSConfig
 from ociimage.trust import PolicyDecision, evaluate_policy
+from ocispec.errors import SpecError
+from ocispec.image import Descriptor, ImageConfig, Index, Manifest, Platform, host_platform
 
 __all__ = [
     "ProgressEvent",

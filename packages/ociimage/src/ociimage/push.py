@@ -13,9 +13,6 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from ocispec.errors import SpecError
-from ocispec.image import Descriptor, Index, Manifest, is_index
-
 from ociimage._retry import RetryPolicy
 from ociimage.auth import Credentials, CredentialStore
 from ociimage.client import RegistryClient
@@ -24,6 +21,8 @@ from ociimage.layout import OCILayout
 from ociimage.reference import parse_reference
 from ociimage.registries import RegistriesConfig
 from ociimage.tls import TLSConfig
+from ocispec.errors import SpecError
+from ocispec.image import Descriptor, Index, Manifest, is_index
 
 __all__ = ["PushResult", "push_layout", "push_layout_sync"]
 

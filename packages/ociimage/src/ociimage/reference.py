@@ -11,10 +11,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
+from ociimage.errors import InvalidReferenceError
 from ocispec.errors import InvalidDigestError
 from ocispec.image import Digest
-
-from ociimage.errors import InvalidReferenceError
 
 __all__ = [
     "DEFAULT_DOMAIN",

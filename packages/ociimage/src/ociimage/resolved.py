@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ocispec.image import Descriptor, ImageConfig, Manifest, Platform
-
 from ociimage.client import FetchedManifest
 from ociimage.reference import Reference
 from ociimage.registries import PullSource
+from ocispec.image import Descriptor, ImageConfig, Manifest, Platform
 
 __all__ = ["ResolvedImage"]
 

@@ -24,8 +24,6 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import httpx
-from ocispec.errors import SpecError
-from ocispec.image import Manifest
 
 from ociimage._gpgv import verify_inline
 from ociimage.bundles import BUNDLE_MEDIA_TYPES, verify_bundle
@@ -55,6 +53,8 @@ from ociimage.sigstore import (
     signature_tag,
     verify_signature,
 )
+from ocispec.errors import SpecError
+from ocispec.image import Manifest
 
 __all__ = ["PolicyDecision", "evaluate_policy"]
 
