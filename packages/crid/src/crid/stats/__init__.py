@@ -1,0 +1,40 @@
+"""Resource usage of pods and containers for the CRI stats and metrics RPCs."""
+
+from __future__ import annotations
+
+from crid.stats.collector import StatsCollector, memory_limit, mountpoint_of
+from crid.stats.descriptors import (
+    METRIC_DESCRIPTORS,
+    MetricDescriptor,
+    MetricKind,
+    MetricSample,
+    container_metrics,
+    sandbox_metrics,
+)
+from crid.stats.paths import cgroup_dir, slice_dir
+from crid.stats.rates import CpuRates
+from crid.stats.select import labels_match, select_containers, select_sandboxes
+from crid.stats.usage import ContainerUsage, CpuUsage, FsUsage, MemoryUsage, SandboxUsage
+
+__all__ = [
+    "METRIC_DESCRIPTORS",
+    "ContainerUsage",
+    "CpuRates",
+    "CpuUsage",
+    "FsUsage",
+    "MemoryUsage",
+    "MetricDescriptor",
+    "MetricKind",
+    "MetricSample",
+    "SandboxUsage",
+    "StatsCollector",
+    "cgroup_dir",
+    "container_metrics",
+    "labels_match",
+    "memory_limit",
+    "mountpoint_of",
+    "sandbox_metrics",
+    "select_containers",
+    "select_sandboxes",
+    "slice_dir",
+]
