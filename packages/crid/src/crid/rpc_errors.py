@@ -78,6 +78,9 @@ STATUS_CODES: dict[type[BaseException], grpc.StatusCode] = {
     errors.AmbiguousIdError: grpc.StatusCode.INVALID_ARGUMENT,
     errors.CgroupError: grpc.StatusCode.INTERNAL,
     errors.RuntimeHandlerError: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.InvalidRequestError: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.ContainerNotRunningError: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.NotSupportedError: grpc.StatusCode.UNIMPLEMENTED,
 }
 
 
