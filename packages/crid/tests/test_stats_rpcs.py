@@ -8,6 +8,10 @@ a file of known size in the writable layer.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -129,6 +133,41 @@ async def test_cpu_rate_of_a_busy_loop_is_about_one_core(
         assert second.usage_nano_cores.value == used * 1_000_000_000 // elapsed
         # One spinning shell uses (nearly) one core of the two; allow for a busy machine.
         assert 300_000_000 < second.usage_nano_cores.value <= 1_100_000_000
+
+
+async def test_pod_network_counters_from_the_pods_namespace(
+    daemon: Daemon, stub: api_pb2_grpc.RuntimeServiceStub
+) -> None:
+    ctx = ctx_of(daemon)
+    async with pod(ctx) as sandbox, container(ctx, sandbox, ["sleep", "60"]) as record:
+        netns = f"/proc/{record.pid}/ns/net"  # the pod's network namespace
+        await ctx.registry.save_sandbox(dataclasses.replace(sandbox, namespaces={"network": netns}))
+        for args in (
+            ["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "peer0"],
+            ["ip", "addr", "add", "10.231.0.1/24", "dev", "eth0"],
+            ["ip", "link", "set", "eth0", "up"],
+            ["ip", "link", "set", "peer0", "up"],
+            ["ip", "neigh", "add", "10.231.0.2", "lladdr", "02:00:00:00:00:02", "dev", "eth0"],
+        ):
+            subprocess.run(["nsenter", f"--net={netns}", *args], check=True)
+        send = (
+            "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+            "for _ in range(10): s.sendto(b'x' * 1000, ('10.231.0.2', 9))"
+        )
+        subprocess.run(["nsenter", f"--net={netns}", sys.executable, "-c", send], check=True)
+        request = api_pb2.PodSandboxStatsRequest(pod_sandbox_id=sandbox.id)
+        network = (await stub.PodSandboxStats(request)).stats.linux.network
+        assert network.timestamp > 0
+        assert network.default_interface.name == "eth0"
+        assert network.default_interface.tx_bytes.value >= 10 * 1000
+        interfaces = {i.name: i for i in network.interfaces}
+        assert set(interfaces) == {"eth0", "peer0"}  # loopback left out
+        assert interfaces["peer0"].rx_bytes.value >= 10 * 1000
+        # Another pid (here: crid's own) is never taken for the pod's namespace.
+        stale = dataclasses.replace(record, pid=os.getpid())
+        await ctx.registry.save_container(stale)
+        reply = await stub.PodSandboxStats(request)
+        assert not reply.stats.linux.HasField("network")
 
 
 async def test_list_filters_and_stream_variants(

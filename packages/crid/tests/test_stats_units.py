@@ -21,6 +21,7 @@ from crid.stats import (
     cgroup_dir,
     labels_match,
     mountpoint_of,
+    parse_net_dev,
     select_containers,
     select_sandboxes,
     slice_dir,
@@ -119,3 +120,24 @@ def test_descriptors_are_cadvisor_style(descriptor: object) -> None:
     keys = descriptor.label_keys  # type: ignore[attr-defined]
     assert keys[:6] == ("container", "id", "image", "name", "namespace", "pod")
     assert len(set(keys)) == len(keys)
+
+
+NET_DEV = "\n".join(
+    [
+        "Inter-|   Receive                 |  Transmit",
+        " face |bytes packets errs drop fifo frame compressed multicast|bytes packets errs ...",
+        "    lo: 1000 10 0 0 0 0 0 0 1000 10 0 0 0 0 0 0",
+        "  eth0: 123456 100 2 0 0 0 0 0 65432 90 1 0 0 0 0 0",
+    ]
+)
+
+
+def test_parse_net_dev_skips_loopback() -> None:
+    [eth0] = parse_net_dev(NET_DEV)
+    assert (eth0.name, eth0.rx_bytes, eth0.rx_errors, eth0.tx_bytes, eth0.tx_errors) == (
+        "eth0",
+        123456,
+        2,
+        65432,
+        1,
+    )

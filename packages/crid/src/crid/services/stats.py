@@ -14,8 +14,10 @@ from crid.stats import (
     METRIC_DESCRIPTORS,
     ContainerUsage,
     CpuUsage,
+    InterfaceUsage,
     MemoryUsage,
     MetricSample,
+    NetworkUsage,
     SandboxUsage,
     StatsCollector,
     cgroup_dir,
@@ -102,11 +104,33 @@ def _sandbox_stats(
         linux=api_pb2.LinuxPodSandboxStats(
             cpu=_cpu(usage.cpu),
             memory=_memory(usage.memory),
+            network=_network(usage.network),
             process=api_pb2.ProcessUsage(
                 timestamp=usage.cpu.timestamp_ns, process_count=_u64(usage.process_count)
             ),
             containers=[_container_stats(u, by_id[u.container_id]) for u in usage.containers],
         ),
+    )
+
+
+def _interface(usage: InterfaceUsage) -> api_pb2.NetworkInterfaceUsage:
+    return api_pb2.NetworkInterfaceUsage(
+        name=usage.name,
+        rx_bytes=api_pb2.UInt64Value(value=usage.rx_bytes),
+        rx_errors=api_pb2.UInt64Value(value=usage.rx_errors),
+        tx_bytes=api_pb2.UInt64Value(value=usage.tx_bytes),
+        tx_errors=api_pb2.UInt64Value(value=usage.tx_errors),
+    )
+
+
+def _network(usage: NetworkUsage | None) -> api_pb2.NetworkUsage | None:
+    if usage is None:
+        return None
+    default = [i for i in usage.interfaces if i.name == usage.default]
+    return api_pb2.NetworkUsage(
+        timestamp=usage.timestamp_ns,
+        default_interface=_interface(default[0]) if default else None,
+        interfaces=[_interface(i) for i in usage.interfaces],
     )
 
 

@@ -11,6 +11,7 @@ from crid.stats.descriptors import (
     container_metrics,
     sandbox_metrics,
 )
+from crid.stats.network import InterfaceUsage, NetworkUsage, parse_net_dev, read_pod_network
 from crid.stats.paths import cgroup_dir, slice_dir
 from crid.stats.rates import CpuRates
 from crid.stats.select import labels_match, select_containers, select_sandboxes
@@ -22,10 +23,12 @@ __all__ = [
     "CpuRates",
     "CpuUsage",
     "FsUsage",
+    "InterfaceUsage",
     "MemoryUsage",
     "MetricDescriptor",
     "MetricKind",
     "MetricSample",
+    "NetworkUsage",
     "SandboxUsage",
     "StatsCollector",
     "cgroup_dir",
@@ -33,6 +36,8 @@ __all__ = [
     "labels_match",
     "memory_limit",
     "mountpoint_of",
+    "parse_net_dev",
+    "read_pod_network",
     "sandbox_metrics",
     "select_containers",
     "select_sandboxes",

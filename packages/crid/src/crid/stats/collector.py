@@ -16,6 +16,7 @@ from pathlib import Path
 from crid.cgroups import Hierarchies, read_stats
 from crid.cgroups.stats import CgroupStats
 from crid.state import Container, ContainerState, Sandbox
+from crid.stats.network import read_pod_network
 from crid.stats.paths import cgroup_dir
 from crid.stats.rates import CpuRates
 from crid.stats.usage import ContainerUsage, CpuUsage, FsUsage, MemoryUsage, SandboxUsage
@@ -141,6 +142,11 @@ class StatsCollector:
             cpu=cpu,
             memory=memory,
             process_count=processes,
+            network=(
+                read_pod_network(sandbox.namespaces["network"], [c.pid for c in containers])
+                if "network" in sandbox.namespaces
+                else None
+            ),
             containers=tuple(self._container(c) for c in containers),
         )
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from crid.stats.network import NetworkUsage
+
 __all__ = ["ContainerUsage", "CpuUsage", "FsUsage", "MemoryUsage", "SandboxUsage"]
 
 
@@ -65,4 +67,5 @@ class SandboxUsage:
     cpu: CpuUsage
     memory: MemoryUsage
     process_count: int | None = None
+    network: NetworkUsage | None = None
     containers: tuple[ContainerUsage, ...] = field(default_factory=tuple)
