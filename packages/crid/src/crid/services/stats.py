@@ -160,6 +160,12 @@ class StatsRPCs(ServiceBase):
             self._stats_collector = collector
         return collector
 
+    def _prune(self) -> None:
+        """Forget CPU samples of cgroups no record names any more (after unfiltered lists)."""
+        known = {cgroup_dir(c.cgroup_path) for c in self.ctx.registry.containers()}
+        known |= {cgroup_dir(s.cgroup_parent) for s in self.ctx.registry.sandboxes()}
+        self.stats.forget_except(known)
+
     async def _list_container_stats(
         self, request_filter: api_pb2.ContainerStatsFilter | None
     ) -> list[api_pb2.ContainerStats]:
@@ -218,9 +224,7 @@ class StatsRPCs(ServiceBase):
         has_filter = request.HasField("filter")
         stats = await self._list_container_stats(request.filter if has_filter else None)
         if not has_filter:
-            known = {cgroup_dir(c.cgroup_path) for c in self.ctx.registry.containers()}
-            known |= {cgroup_dir(s.cgroup_parent) for s in self.ctx.registry.sandboxes()}
-            self.stats.forget_except(known)
+            self._prune()
         return api_pb2.ListContainerStatsResponse(stats=stats)
 
     @translate_errors
@@ -248,9 +252,10 @@ class StatsRPCs(ServiceBase):
     async def ListPodSandboxStats(  # noqa: N802
         self, request: api_pb2.ListPodSandboxStatsRequest, context: RpcContext
     ) -> api_pb2.ListPodSandboxStatsResponse:
-        stats = await self._list_sandbox_stats(
-            request.filter if request.HasField("filter") else None
-        )
+        has_filter = request.HasField("filter")
+        stats = await self._list_sandbox_stats(request.filter if has_filter else None)
+        if not has_filter:
+            self._prune()
         return api_pb2.ListPodSandboxStatsResponse(stats=stats)
 
     @translate_errors
