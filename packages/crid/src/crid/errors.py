@@ -8,13 +8,18 @@ from __future__ import annotations
 
 __all__ = [
     "AmbiguousIdError",
+    "CgroupError",
     "ConfigError",
     "ConmonError",
     "ContainerNotFoundError",
+    "ContainerNotRunningError",
     "CridError",
+    "InvalidRequestError",
     "NameReservedError",
     "NotFoundError",
+    "NotSupportedError",
     "OCIRuntimeError",
+    "RuntimeHandlerError",
     "SocketInUseError",
     "StateError",
 ]
@@ -75,3 +80,15 @@ class CgroupError(CridError):
 
 class RuntimeHandlerError(CridError):
     """A pod asked for a runtime handler that is not configured or not installed."""
+
+
+class InvalidRequestError(CridError):
+    """A request field has a value crid cannot accept (names the field and the value)."""
+
+
+class ContainerNotRunningError(CridError):
+    """The operation needs a running (or created) container, and this one is not."""
+
+
+class NotSupportedError(CridError):
+    """The operation needs something this host or crid lacks (CRIU for checkpoints)."""

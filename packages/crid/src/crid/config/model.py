@@ -190,7 +190,10 @@ class MetricsConfig(_Table, frozen=True):
         "127.0.0.1"
     )
     metrics_port: Annotated[
-        int, Meta(ge=0, le=65535, description="Port of the metrics server.")
+        int,
+        Meta(
+            ge=0, le=65535, description="Port of the metrics server; 0 picks a free port (logged)."
+        ),
     ] = 9090
 
 
