@@ -85,7 +85,7 @@ class ImageCatalog:
             await self._store.remove_image(image.id)  # by id: every tag goes with it
         except ImageNotFoundError:
             return False  # removed by a concurrent call: the CRI calls that success
-        _log.info("event=image_removed name=%s id=%s", name, image.id)
+        _log.info("image removed", extra={"image": name, "id": image.id})
         return True
 
     async def usage(self) -> StorageUsage:

@@ -73,5 +73,5 @@ async def find_image(store: AsyncStore, name: str, registries: RegistriesConfig)
             return await store.image(candidate)
         except ImageNotFoundError:
             continue
-    _log.debug("image not found name=%s", name)
+    _log.debug("image not found", extra={"image": name})
     return None

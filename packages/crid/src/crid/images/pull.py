@@ -132,7 +132,7 @@ class ImagePuller:
             self._flights[key] = flight
             task.add_done_callback(lambda _t: self._flights.pop(key, None))
         else:
-            _log.info("event=pull_joined name=%s", name)
+            _log.info("pull joined", extra={"image": name})
         flight.waiters += 1
         try:
             return await asyncio.shield(flight.task)
@@ -162,11 +162,13 @@ class ImagePuller:
             image = await self._store.tag_image(image.id, result.repo_digest)
         seconds = time.monotonic() - started
         _log.info(
-            "event=image_pulled name=%s id=%s bytes=%d seconds=%.3f",
-            name,
-            image.id,
-            result.downloaded_bytes,
-            seconds,
+            "image pulled",
+            extra={
+                "image": name,
+                "id": image.id,
+                "bytes": result.downloaded_bytes,
+                "seconds": round(seconds, 3),
+            },
         )
         return PullOutcome(
             image=image,
