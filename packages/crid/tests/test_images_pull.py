@@ -9,12 +9,13 @@ from pathlib import Path
 import grpc
 import pytest
 
+from crid._cri.v1 import api_pb2
 from crid.images import ImagePuller
 from ociimage.testing import LocalRegistry, TestImages
 from ociimage.testing.faults import FaultyProxy
 from ocistore import AsyncStore
 
-from ._images_support import image_config, image_service, pull, status
+from ._images_support import image_config, image_service, pull, spec, status
 
 pytestmark = pytest.mark.root
 
@@ -65,6 +66,23 @@ async def test_multiplatform_index_gives_the_host_platform_or_the_annotated_one(
         info = json.loads((await status(stub, arm.config_digest)).info["info"])
     assert info["imageSpec"]["architecture"] == "arm64"
     assert info["indexDigest"] == index.digest
+
+
+async def test_the_pods_annotation_picks_the_platform_too(
+    tmp_path: Path, registry: LocalRegistry, test_images: TestImages
+) -> None:
+    index = test_images.multiplatform
+    arm = index.for_platform("arm64")
+    sandbox = api_pb2.PodSandboxConfig(annotations={"crid.io/image-platform": "linux/arm64"})
+    async with image_service(image_config(tmp_path, [registry.host])) as stub:
+        reply = await stub.PullImage(
+            api_pb2.PullImageRequest(image=spec(index.reference), sandbox_config=sandbox)
+        )
+        assert reply.image_ref == arm.config_digest
+        # the tag now names the arm64 image; pulling for the host moves it back
+        assert (await status(stub, index.reference)).image.id == arm.config_digest
+        host_ref = await pull(stub, index.reference)
+        assert (await status(stub, index.reference)).image.id == host_ref != arm.config_digest
 
 
 async def test_platform_missing_from_the_index_is_not_found(
