@@ -11,7 +11,17 @@ import grpc
 import pytest
 
 from crid._cri.v1 import api_pb2
-from ociimage.testing import LocalRegistry, PushedImage, TestImages, busybox_image, push_image
+from ociimage import Credentials, RegistryClient
+from ociimage.testing import (
+    BuiltImage,
+    LocalRegistry,
+    PushedImage,
+    TestImages,
+    busybox_image,
+    push_image,
+)
+from ociimage.testing.tokens import TokenIssuer
+from ocispec.image import Descriptor
 
 from ._images_support import image_config, image_service, pull, spec
 
@@ -25,6 +35,29 @@ def private() -> Iterator[tuple[LocalRegistry, PushedImage]]:
     """A registry with htpasswd Basic auth holding busybox."""
     with LocalRegistry(htpasswd=(USER, PASSWORD)) as local:
         yield local, push_image(local, busybox_image())
+
+
+@pytest.fixture(scope="module")
+def token_protected() -> Iterator[tuple[TokenIssuer, LocalRegistry, BuiltImage]]:
+    """A registry trusting a Bearer token issuer (user bob, refresh token rt-1), with busybox."""
+    with (
+        TokenIssuer(users={"bob": "hunter2"}, refresh_tokens={"rt-1": "bob"}) as issuer,
+        LocalRegistry(auth=issuer.registry_auth()) as local,
+    ):
+        yield issuer, local, busybox_image()
+
+
+async def push_with_token(local: LocalRegistry, image: BuiltImage) -> None:
+    bob = Credentials(username="bob", password="hunter2")
+    async with RegistryClient(local.host, insecure=True, credentials=bob) as client:
+        for blob in (image.config, *image.layers):
+            desc = Descriptor(
+                media_type="application/octet-stream", digest=blob.digest, size=len(blob.data)
+            )
+            await client.push_blob(image.repository, blob.data, desc)
+        await client.push_manifest(
+            image.repository, image.tag, image.manifest.data, image.manifest.media_type
+        )
 
 
 def request(name: str, **auth: str) -> api_pb2.PullImageRequest:
@@ -47,6 +80,28 @@ async def test_auth_required_wrong_and_given_in_the_request(
             request(pushed.reference, auth=encoded, server_address=local.host)
         )
         assert reply.image_ref == pushed.config_digest
+
+
+async def test_identity_and_registry_tokens_from_the_request(
+    tmp_path: Path, token_protected: tuple[TokenIssuer, LocalRegistry, BuiltImage]
+) -> None:
+    issuer, local, image = token_protected
+    await push_with_token(local, image)
+    name = image.reference(local.host)
+    async with image_service(image_config(tmp_path, [local.host])) as stub:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.PullImage(request(name))
+        assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        issuer.issued.clear()
+        reply = await stub.PullImage(request(name, identity_token="rt-1"))
+        assert reply.image_ref == image.config_digest
+        assert [(t.method, t.grant_type) for t in issuer.issued] == [("POST", "refresh_token")]
+        await stub.RemoveImage(api_pb2.RemoveImageRequest(image=spec(name)))
+        token = issuer.issue("bob", (f"repository:{image.repository}:pull",))
+        issuer.issued.clear()
+        reply = await stub.PullImage(request(name, registry_token=token))
+        assert reply.image_ref == image.config_digest
+        assert issuer.issued == []  # used as given, never exchanged
 
 
 async def test_auth_from_the_global_auth_file(
