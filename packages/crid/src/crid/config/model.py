@@ -165,6 +165,25 @@ class ImageConfig(_Table, frozen=True):
             )
         ),
     ] = "1m"
+    registries_d: Annotated[
+        str,
+        Meta(
+            description=(
+                "Directory of registries.d YAML files: where signatures are looked up for"
+                " the signature policy."
+            )
+        ),
+    ] = "/etc/containers/registries.d"
+    pinned_images: Annotated[
+        list[str],
+        Meta(
+            description=(
+                "Images reported as pinned (exempt from the kubelet's image garbage"
+                " collection): exact names, or globs such as 'registry.example/infra/*';"
+                " the pause image is always pinned."
+            )
+        ),
+    ] = msgspec.field(default_factory=list)
 
 
 class NetworkConfig(_Table, frozen=True):
