@@ -11,6 +11,7 @@ import pytest
 
 from crid._cri.v1 import api_pb2
 from crid.images import ImagePuller
+from crid.metrics import REGISTRY
 from ociimage.testing import LocalRegistry, TestImages
 from ociimage.testing.faults import FaultyProxy
 from ocistore import AsyncStore
@@ -24,10 +25,14 @@ async def test_pull_by_tag_returns_the_image_id_and_records_tag_and_digest(
     tmp_path: Path, registry: LocalRegistry, test_images: TestImages
 ) -> None:
     busybox = test_images.busybox
+    pulls_before = REGISTRY.get_sample_value("crid_image_pulls_total") or 0.0
     async with image_service(image_config(tmp_path, [registry.host])) as stub:
         image_ref = await pull(stub, busybox.reference)
         assert image_ref == busybox.config_digest  # the image id, as CRI-O returns
         image = (await status(stub, busybox.reference)).image
+    assert (
+        REGISTRY.get_sample_value("crid_image_pulls_total") == pulls_before + 1
+    )  # the pull is in crid's metrics
     assert image.id == busybox.config_digest
     assert list(image.repo_tags) == [busybox.reference]
     assert list(image.repo_digests) == [busybox.digest_reference]

@@ -9,6 +9,7 @@ import grpc
 from crid._cri.v1 import api_pb2, api_pb2_grpc
 from crid.context import Context
 from crid.images import FilesystemUsage, ImageCatalog, ImageRecord, verbose_info
+from crid.metrics import record_pull
 from crid.rpc_errors import translate_errors
 from crid.services._base import RpcContext, ServiceBase
 from crid.services._unimplemented import unimplemented_rest
@@ -117,6 +118,7 @@ class ImageRPCs(ServiceBase):
         outcome = await self.images.pull(
             name, credentials=_credentials(request.auth), platform=_platform(request)
         )
+        record_pull(outcome.downloaded_bytes, outcome.seconds)
         return api_pb2.PullImageResponse(image_ref=outcome.image.id)
 
     @translate_errors
