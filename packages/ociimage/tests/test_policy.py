@@ -199,10 +199,13 @@ def test_signed_identity_rules() -> None:
 
 
 def test_dsse_pae_matches_the_spec_example() -> None:
-    from ociimage.bundles import dsse_pae, verify_bundle
+    from ociimage.bundles import dsse_pae, parse_bundle
+    from ociimage.errors import SignatureVerificationError
 
     assert dsse_pae("http://example.com/HelloWorld", b"hello world") == (
         b"DSSEv1 29 http://example.com/HelloWorld 11 hello world"
     )
-    assert verify_bundle(b"[]", [], DIGEST)[1] == "the bundle is not a JSON object"
-    assert "message-signature" in verify_bundle(b'{"messageSignature": {}}', [], DIGEST)[1]
+    with pytest.raises(SignatureVerificationError, match="the bundle is not a JSON object"):
+        parse_bundle(b"[]")
+    with pytest.raises(SignatureVerificationError, match="message-signature"):
+        parse_bundle(b'{"messageSignature": {}}')

@@ -23,6 +23,7 @@ __all__ = [
     "RegistryError",
     "RegistryUnavailableError",
     "ShortNameError",
+    "SignatureVerificationError",
     "SizeMismatchError",
     "UnsupportedManifestError",
 ]
@@ -126,3 +127,10 @@ class PolicyRejectedError(ImageError):
         self.scope = scope
         self.requirement = requirement
         self.reason = reason
+
+
+class SignatureVerificationError(ImageError):
+    """A signature, its Fulcio certificate or its Rekor proof failed a check.
+
+    The message names the check; the policy evaluation turns it into a rejection reason.
+    """

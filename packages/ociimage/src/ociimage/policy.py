@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ociimage.errors import ConfigFileError, InvalidReferenceError
+from ociimage.fulcio import FulcioTrust, load_certificates
 from ociimage.reference import Reference, parse_reference, split_reference
 
 __all__ = [
@@ -121,15 +122,17 @@ class Reject(Requirement):
 
 @dataclass(frozen=True, kw_only=True)
 class SigstoreSigned(Requirement):
-    """``sigstoreSigned`` with public keys (PEM); keyless (Fulcio) is kept in ``fulcio``.
+    """``sigstoreSigned``: public keys (PEM), or keyless with a ``fulcio`` CA and identity.
 
-    ``requires_rekor`` is set when the policy names Rekor keys: signatures must then carry
-    a verified transparency-log proof, which ociimage cannot check yet (so it rejects).
+    ``rekor_keys`` (PEM) are set when the policy names Rekor keys (always with
+    ``fulcio``): signatures must then carry a Rekor SET that verifies with one of them.
+    ``pki`` (X.509 CA keys) is kept as written; it is not supported, so it rejects.
     """
 
     keys: tuple[bytes, ...] = ()
-    fulcio: Mapping[str, Any] | None = None
-    requires_rekor: bool = False
+    fulcio: FulcioTrust | None = None
+    rekor_keys: tuple[bytes, ...] = ()
+    pki: Mapping[str, Any] | None = None
     signed_identity: SignedIdentity = field(default_factory=SignedIdentity)
 
     @property
@@ -279,28 +282,61 @@ def _read_key(value: Any, where: str, path: str | None, base: Path | None) -> by
 
 
 def _keys(
-    raw: Mapping[str, Any], where: str, path: str | None, base: Path | None
+    raw: Mapping[str, Any],
+    where: str,
+    path: str | None,
+    base: Path | None,
+    prefix: str = "key",
 ) -> tuple[bytes, ...]:
-    given = [k for k in ("keyPath", "keyPaths", "keyData", "keyDatas") if k in raw]
+    """The keys given as ``<prefix>Path``, ``<prefix>Paths``, ``<prefix>Data`` or
+    ``<prefix>Datas`` (only one of them)."""
+    p, ps, d, ds = (prefix + suffix for suffix in ("Path", "Paths", "Data", "Datas"))
+    given = [k for k in (p, ps, d, ds) if k in raw]
     if len(given) > 1:
         raise ConfigFileError(f"{where}: give only one of {', '.join(given)}", path)
-    if "keyPath" in raw:
-        return (_read_key(raw["keyPath"], where, path, base),)
-    if "keyPaths" in raw:
-        paths = raw["keyPaths"]
+    if p in raw:
+        return (_read_key(raw[p], where, path, base),)
+    if ps in raw:
+        paths = raw[ps]
         if not isinstance(paths, list) or not paths:
-            raise ConfigFileError(f"{where}: keyPaths must be a non-empty list", path)
-        return tuple(_read_key(p, where, path, base) for p in paths)
-    datas = [raw["keyData"]] if "keyData" in raw else raw.get("keyDatas", [])
+            raise ConfigFileError(f"{where}: {ps} must be a non-empty list", path)
+        return tuple(_read_key(x, where, path, base) for x in paths)
+    datas = [raw[d]] if d in raw else raw.get(ds, [])
     if not isinstance(datas, list):
-        raise ConfigFileError(f"{where}: keyDatas must be a list", path)
+        raise ConfigFileError(f"{where}: {ds} must be a list", path)
     out = []
     for data in datas:
         try:
             out.append(base64.b64decode(data, validate=True))
         except (binascii.Error, TypeError) as err:
-            raise ConfigFileError(f"{where}: keyData is not base64", path) from err
+            raise ConfigFileError(f"{where}: {d} is not base64", path) from err
     return tuple(out)
+
+
+def _fulcio(raw: Any, where: str, path: str | None, base: Path | None) -> FulcioTrust:
+    """policy.json's ``fulcio`` object: one CA (caPath or caData) and the OIDC identity."""
+    if not isinstance(raw, dict):
+        raise ConfigFileError(f"{where}: fulcio must be an object", path)
+    _only(raw, {"caPath", "caData", "oidcIssuer", "subjectEmail"}, f"{where} fulcio", path)
+    if ("caPath" in raw) == ("caData" in raw):
+        raise ConfigFileError(f"{where}: fulcio needs exactly one of caPath, caData", path)
+    if "caPath" in raw:
+        ca = _read_key(raw["caPath"], where, path, base)
+    else:
+        try:
+            ca = base64.b64decode(raw["caData"], validate=True)
+        except (binascii.Error, TypeError) as err:
+            raise ConfigFileError(f"{where}: fulcio caData is not base64", path) from err
+    try:
+        load_certificates(ca, "fulcio CA")
+    except ConfigFileError as err:
+        raise ConfigFileError(f"{where}: {err}", path) from err
+    for name in ("oidcIssuer", "subjectEmail"):
+        if not isinstance(raw.get(name), str) or not raw[name]:
+            raise ConfigFileError(f"{where}: fulcio needs {name}", path)
+    return FulcioTrust(
+        ca_certificates=ca, oidc_issuer=raw["oidcIssuer"], subject_email=raw["subjectEmail"]
+    )
 
 
 def _identity(raw: Any, where: str, path: str | None) -> SignedIdentity:
@@ -364,15 +400,30 @@ def _requirement(raw: Any, where: str, path: str | None, base: Path | None) -> R
         }
         _only(raw, allowed, f"{where} {kind}", path)
         keys = _keys(raw, where, path, base)
-        fulcio = raw.get("fulcio")
-        if not keys and fulcio is None and "pki" not in raw:
+        trust_roots = [
+            n
+            for n, given in (("keys", keys), ("fulcio", "fulcio" in raw), ("pki", "pki" in raw))
+            if given
+        ]
+        if not trust_roots:
             raise ConfigFileError(f"{where}: sigstoreSigned needs keys or fulcio", path)
+        if len(trust_roots) > 1:
+            raise ConfigFileError(
+                f"{where}: sigstoreSigned takes only one of {', '.join(trust_roots)}", path
+            )
+        rekor_keys = _keys(raw, where, path, base, "rekorPublicKey")
+        if "fulcio" in raw and not rekor_keys:
+            raise ConfigFileError(
+                f"{where}: sigstoreSigned with fulcio needs rekorPublicKeyPath or "
+                "rekorPublicKeyData (keyless signatures are dated by Rekor)",
+                path,
+            )
+        pki = raw.get("pki")
         return SigstoreSigned(
             keys=keys,
-            fulcio=fulcio
-            if isinstance(fulcio, dict)
-            else ({"pki": raw["pki"]} if "pki" in raw else None),
-            requires_rekor=any(k.startswith("rekorPublicKey") for k in raw),
+            fulcio=_fulcio(raw["fulcio"], where, path, base) if "fulcio" in raw else None,
+            rekor_keys=rekor_keys,
+            pki=pki if isinstance(pki, dict) else ({} if "pki" in raw else None),
             signed_identity=_identity(raw.get("signedIdentity"), where, path),
         )
     if kind == "signedBy":
