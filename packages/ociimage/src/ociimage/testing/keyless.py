@@ -144,10 +144,14 @@ class FulcioCA:
         not_before: datetime.datetime | None = None,
         lifetime: datetime.timedelta = datetime.timedelta(minutes=10),
         issuer_extensions: Sequence[str] = ("v1", "v2"),
+        legacy_issuer: str | None = None,
         key_kind: str = "p256",
     ) -> KeylessSigner:
         """A fresh key and its certificate for ``email`` from the OIDC ``issuer``,
-        valid from ``not_before`` (default: a minute ago) for ``lifetime``."""
+        valid from ``not_before`` (default: a minute ago) for ``lifetime``.
+
+        ``issuer_extensions`` picks Fulcio's issuer extensions (``v1``: raw, ``v2``:
+        UTF8String); ``legacy_issuer`` writes another issuer into the v1 one."""
         key = SigningKey.generate(key_kind)
         start = not_before or _now() - datetime.timedelta(minutes=1)
         builder = (
@@ -183,7 +187,8 @@ class FulcioCA:
         )
         if "v1" in issuer_extensions:
             builder = builder.add_extension(
-                x509.UnrecognizedExtension(_ISSUER_V1, issuer.encode()), critical=False
+                x509.UnrecognizedExtension(_ISSUER_V1, (legacy_issuer or issuer).encode()),
+                critical=False,
             )
         if "v2" in issuer_extensions:
             builder = builder.add_extension(
