@@ -435,6 +435,15 @@ async def test_keyless_bundles_through_referrers(
         keyless_bundle(statement(good), signer, rekor),
     )
     assert await _pull(registry.host, policy, good.digest_reference, tmp_path / "good") == 1
+    # a bundle with a SET and no inclusion proof is still verifiable offline
+    promise_only = _image(registry, "kbundle/promise-only")
+    attach_bundle(
+        registry,
+        promise_only.repository,
+        promise_only.manifest_digest,
+        keyless_bundle(statement(promise_only), signer, rekor, inclusion_proof=False),
+    )
+    assert await _pull(registry.host, policy, promise_only.digest_reference, tmp_path / "p") == 1
     root_only = _policy(trust_dir, registry.host, _keyless())
     with pytest.raises(PolicyRejectedError, match="does not chain"):
         await _pull(registry.host, root_only, good.digest_reference, tmp_path / "root-only")
@@ -463,6 +472,12 @@ async def test_keyless_bundles_through_referrers(
         assert isinstance(material, dict)
         material["tlogEntries"][0]["integratedTime"] = "1"
 
+    def bad_proof(doc: dict[str, object]) -> None:
+        material = doc["verificationMaterial"]
+        assert isinstance(material, dict)
+        proof = material["tlogEntries"][0]["inclusionProof"]
+        proof["hashes"] = list(reversed(proof["hashes"]))
+
     mallory = ca.issue(email="mallory@crid.test", issuer=ISSUER)
     cases: list[tuple[KeylessSigner, Callable[[dict[str, object]], None] | None, str]] = [
         (mallory, None, r"email SAN \(mallory@crid.test\)"),
@@ -471,6 +486,7 @@ async def test_keyless_bundles_through_referrers(
         (signer, no_promise, "no inclusionPromise"),
         (signer, other_payload, "Rekor entry is for another payload"),
         (signer, backdated, "signed entry timestamp does not verify"),
+        (signer, bad_proof, "inclusion proof does not lead to its root hash"),
     ]
     for n, (who, change, reason) in enumerate(cases):
         image = _image(registry, f"kbundle/reject-{n}")

@@ -7,7 +7,9 @@ the ``dev.sigstore.cosign/bundle`` annotation; Sigstore bundles carry it as a tl
 entry's ``inclusionPromise``. Checking the SET with the policy's Rekor keys, then that
 the logged entry is this signature (same signature bytes, same key or certificate, same
 payload hash), proves when the signature existed, which is the time a Fulcio
-certificate must have been valid at. Nothing here queries a Rekor server.
+certificate must have been valid at. A bundle's ``inclusionProof`` is checked too
+(RFC 9162 Merkle inclusion of the entry in a tree whose checkpoint the Rekor key
+signed). Nothing here queries a Rekor server.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ __all__ = [
     "parse_cosign_bundle",
     "parse_tlog_entry",
     "verifier_der",
+    "verify_inclusion_proof",
     "verify_set",
 ]
 
@@ -238,4 +241,80 @@ def check_dsse_entry(
     if not any(sig in wanted and verifier_der(pem) == verifier for sig, pem in logged):
         raise SignatureVerificationError(
             "the Rekor entry is for another signature, key or certificate"
+        )
+
+
+def _node(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def _merkle_root(leaf: bytes, index: int, size: int, path: Sequence[bytes]) -> bytes:
+    """The root an RFC 9162 (2.1.3.2) inclusion proof of ``leaf`` at ``index`` leads to."""
+    if not 0 <= index < size:
+        raise SignatureVerificationError(
+            f"the inclusion proof's index {index} is outside a tree of {size} entries"
+        )
+    fn, sn, node = index, size - 1, hashlib.sha256(b"\x00" + leaf).digest()
+    for sibling in path:
+        if sn == 0:
+            raise SignatureVerificationError("the inclusion proof has too many hashes")
+        if fn & 1 or fn == sn:
+            node = _node(sibling, node)
+            while not fn & 1 and fn:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            node = _node(node, sibling)
+        fn, sn = fn >> 1, sn >> 1
+    if sn != 0:
+        raise SignatureVerificationError("the inclusion proof has too few hashes")
+    return node
+
+
+def _checkpoint(envelope: str, rekor_keys: Sequence[PublicKey]) -> tuple[int, bytes]:
+    """(tree size, root hash) of a signed-note checkpoint signed by a Rekor key."""
+    text, sep, signatures = envelope.partition("\n\n")
+    lines = text.split("\n")
+    if not sep or len(lines) < 3:
+        raise SignatureVerificationError("the inclusion proof's checkpoint is malformed")
+    note = (text + "\n").encode()
+    signed = False
+    for line in signatures.splitlines():
+        _, _, encoded = line.rpartition(" ")
+        try:
+            raw = base64.b64decode(encoded, validate=True)
+        except binascii.Error:
+            continue
+        # a 4-byte key hint, then the signature
+        if verify_signature(note, base64.b64encode(raw[4:]).decode(), list(rekor_keys)):
+            signed = True
+            break
+    if not signed:
+        raise SignatureVerificationError(
+            "the inclusion proof's checkpoint is not signed by the policy's Rekor keys"
+        )
+    try:
+        return int(lines[1]), base64.b64decode(lines[2], validate=True)
+    except (ValueError, binascii.Error) as err:
+        raise SignatureVerificationError("the inclusion proof's checkpoint is malformed") from err
+
+
+def verify_inclusion_proof(entry: RekorEntry, proof: Any, rekor_keys: Sequence[PublicKey]) -> None:
+    """That ``proof`` (a bundle's ``inclusionProof``) puts ``entry`` in a log tree whose
+    checkpoint a Rekor key signed."""
+    try:
+        index = _int(proof["logIndex"], "inclusion proof logIndex")
+        size = _int(proof["treeSize"], "inclusion proof treeSize")
+        root = base64.b64decode(proof["rootHash"], validate=True)
+        path = [base64.b64decode(h, validate=True) for h in proof["hashes"]]
+        envelope = proof["checkpoint"]["envelope"]
+        leaf = base64.b64decode(entry.body, validate=True)
+    except (KeyError, TypeError, binascii.Error) as err:
+        raise SignatureVerificationError(f"the inclusion proof is malformed ({err!r})") from err
+    if not isinstance(envelope, str):
+        raise SignatureVerificationError("the inclusion proof's checkpoint is malformed")
+    if _merkle_root(leaf, index, size, path) != root:
+        raise SignatureVerificationError("the inclusion proof does not lead to its root hash")
+    if _checkpoint(envelope, rekor_keys) != (size, root):
+        raise SignatureVerificationError(
+            "the inclusion proof's checkpoint is for another tree size or root hash"
         )

@@ -27,6 +27,7 @@ from ociimage.rekor import (
     check_hashedrekord_entry,
     parse_cosign_bundle,
     parse_tlog_entry,
+    verify_inclusion_proof,
     verify_set,
 )
 from ociimage.sigstore import (
@@ -142,4 +143,7 @@ class SigstoreVerifier:
             raise SignatureVerificationError(f"the bundle's DSSE signature: {err}") from err
         if entry is not None:
             check_dsse_entry(entry, bundle.payload, bundle.signatures, verifier)
+            proof = bundle.tlog_entries[0].get("inclusionProof")
+            if proof is not None:
+                verify_inclusion_proof(entry, proof, self.rekor_keys)
         return statement_claims(bundle.payload, digest)

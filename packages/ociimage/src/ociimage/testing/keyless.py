@@ -33,6 +33,8 @@ __all__ = [
     "RekorLog",
     "keyless_annotations",
     "keyless_bundle",
+    "merkle_path",
+    "merkle_root",
 ]
 
 _ISSUER_V1 = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.1")
@@ -222,9 +224,14 @@ class LoggedEntry:
             }
         )
 
-    def tlog_entry(self, kind: str = "dsse") -> dict[str, Any]:
-        """A Sigstore bundle ``tlogEntries`` item with this entry's SET."""
+    def tlog_entry(
+        self, kind: str = "dsse", inclusion_proof: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """A Sigstore bundle ``tlogEntries`` item with this entry's SET (and
+        ``inclusion_proof``, from :meth:`RekorLog.inclusion_proof`, when given)."""
+        extra = {"inclusionProof": dict(inclusion_proof)} if inclusion_proof else {}
         return {
+            **extra,
             "logIndex": str(self.log_index),
             "logId": {"keyId": base64.b64encode(bytes.fromhex(self.log_id)).decode()},
             "kindVersion": {"kind": kind, "version": "0.0.1"},
@@ -290,6 +297,29 @@ class RekorLog:
             },
         }
 
+    def checkpoint(self, size: int, root: bytes) -> str:
+        """A signed-note checkpoint for a tree of ``size`` entries with ``root``."""
+        note = f"crid-test-rekor - 1\n{size}\n{base64.b64encode(root).decode()}\n"
+        signature = base64.b64decode(self.key.sign(note.encode()))
+        hint = bytes.fromhex(self.log_id)[:4]
+        return f"{note}\n\u2014 crid-test-rekor {base64.b64encode(hint + signature).decode()}\n"
+
+    def inclusion_proof(
+        self, entry: LoggedEntry, *, position: int = 2, size: int = 5
+    ) -> dict[str, Any]:
+        """A bundle ``inclusionProof`` placing ``entry`` at ``position`` in a tree of
+        ``size`` entries (the others are filler), with a signed checkpoint."""
+        leaves = [b"filler %d" % n for n in range(size)]
+        leaves[position] = base64.b64decode(entry.body)
+        root = merkle_root(leaves)
+        return {
+            "logIndex": str(position),
+            "rootHash": base64.b64encode(root).decode(),
+            "treeSize": str(size),
+            "hashes": [base64.b64encode(h).decode() for h in merkle_path(position, leaves)],
+            "checkpoint": {"envelope": self.checkpoint(size, root)},
+        }
+
     def log(self, entry: Mapping[str, Any], integrated_time: int | None = None) -> LoggedEntry:
         """Log ``entry`` at ``integrated_time`` (default now) and sign its SET."""
         body = base64.b64encode(json.dumps(entry, sort_keys=True).encode()).decode()
@@ -308,6 +338,30 @@ class RekorLog:
             log_id=self.log_id,
             signed_entry_timestamp=self.key.sign(promise),
         )
+
+
+def _leaf(data: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + data).digest()
+
+
+def merkle_root(leaves: Sequence[bytes]) -> bytes:
+    """RFC 6962's Merkle tree hash of ``leaves`` (at least one)."""
+    if len(leaves) == 1:
+        return _leaf(leaves[0])
+    split = 1 << ((len(leaves) - 1).bit_length() - 1)
+    return hashlib.sha256(
+        b"\x01" + merkle_root(leaves[:split]) + merkle_root(leaves[split:])
+    ).digest()
+
+
+def merkle_path(index: int, leaves: Sequence[bytes]) -> list[bytes]:
+    """RFC 6962's audit path for leaf ``index``, from the leaf up."""
+    if len(leaves) == 1:
+        return []
+    split = 1 << ((len(leaves) - 1).bit_length() - 1)
+    if index < split:
+        return [*merkle_path(index, leaves[:split]), merkle_root(leaves[split:])]
+    return [*merkle_path(index - split, leaves[split:]), merkle_root(leaves[:split])]
 
 
 def keyless_annotations(
@@ -337,18 +391,21 @@ def keyless_bundle(
     rekor: RekorLog,
     *,
     integrated_time: int | None = None,
+    inclusion_proof: bool = True,
 ) -> dict[str, Any]:
-    """A Sigstore bundle v0.3 signing ``statement`` keylessly, with its SET."""
+    """A Sigstore bundle v0.3 signing ``statement`` keylessly, with its SET and (unless
+    ``inclusion_proof`` is false) an inclusion proof."""
     signature = signer.key.sign(dsse_pae(IN_TOTO, statement))
     entry = rekor.log(
         RekorLog.dsse(statement, [signature], signer.certificate_pem), integrated_time
     )
+    proof = rekor.inclusion_proof(entry) if inclusion_proof else None
     der = signer.certificate.public_bytes(Encoding.DER)
     return {
         "mediaType": BUNDLE,
         "verificationMaterial": {
             "certificate": {"rawBytes": base64.b64encode(der).decode()},
-            "tlogEntries": [entry.tlog_entry()],
+            "tlogEntries": [entry.tlog_entry(inclusion_proof=proof)],
         },
         "dsseEnvelope": {
             "payload": base64.b64encode(statement).decode(),
