@@ -312,6 +312,7 @@ async def test_keyless_policy_identity_and_trust_must_fit(
     (trust_dir / "stranger.pem").write_bytes(FulcioCA("stranger").root_pem)
     (trust_dir / "stranger-rekor.pub").write_bytes(RekorLog().public_pem)
     cases = [
+        ({"type": "sigstoreSigned", "pki": {"caRootsPath": "fulcio.pem"}}, "pki"),
         (_keyless(oidcIssuer="https://other.test"), "is not the policy's 'https://other.test'"),
         (_keyless(subjectEmail="other@crid.test"), "is not the policy's 'other@crid.test'"),
         (_keyless("stranger.pem"), "does not chain"),
@@ -334,6 +335,29 @@ async def test_keyless_policy_identity_and_trust_must_fit(
     # the intermediate may also come from the policy's CA file instead of the signature
     policy = _policy(trust_dir, registry.host, _keyless("fulcio-chain.pem"))
     assert await _pull(registry.host, policy, image.reference, tmp_path / "ok") == 1
+
+
+async def test_a_ca_must_allow_code_signing(
+    registry: LocalRegistry, rekor: RekorLog, trust_dir: Path, tmp_path: Path
+) -> None:
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    web_ca = FulcioCA("web", intermediate_usages=[ExtendedKeyUsageOID.SERVER_AUTH])
+    (tmp_path / "web.pem").write_bytes(web_ca.root_pem)
+    (tmp_path / "rekor.pub").write_bytes(rekor.public_pem)
+    image = _image(registry, "keyless/web-ca")
+    payload = _payload(image)
+    signer = web_ca.issue(email=EMAIL, issuer=ISSUER)
+    push_signed_layer(
+        registry,
+        image.repository,
+        image.manifest_digest,
+        payload,
+        keyless_annotations(payload, signer, rekor),
+    )
+    policy = _policy(tmp_path, registry.host, _keyless("web.pem"))
+    with pytest.raises(PolicyRejectedError, match="does not allow code signing"):
+        await _pull(registry.host, policy, image.reference, tmp_path / "oci")
 
 
 async def test_keyless_rejection_happens_before_any_layer_request(

@@ -117,6 +117,24 @@ def _allows_code_signing(certificate: x509.Certificate) -> bool:
     return ExtendedKeyUsageOID.CODE_SIGNING in eku.value
 
 
+def _ca_code_signing(
+    policy: verification.Policy, certificate: x509.Certificate, eku: x509.ExtendedKeyUsage | None
+) -> None:
+    """A CA's EKU, when it has one, must allow code signing (Fulcio's intermediate has
+    exactly that one, which the Web PKI default, client authentication, would refuse)."""
+    if eku is not None and not {
+        ExtendedKeyUsageOID.CODE_SIGNING,
+        ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE,
+    } & set(eku):
+        raise ValueError("a CA certificate's extended key usage does not allow code signing")
+
+
+#: Web PKI CA rules, except that CA EKUs are checked for code signing.
+_CA_POLICY = verification.ExtensionPolicy.webpki_defaults_ca().may_be_present(
+    x509.ExtendedKeyUsage, verification.Criticality.AGNOSTIC, _ca_code_signing
+)
+
+
 def verify_fulcio_certificate(
     certificate_pem: bytes,
     chain_pem: bytes,
@@ -152,7 +170,7 @@ def verify_fulcio_certificate(
         .time(at)
         .max_chain_depth(_MAX_CHAIN_DEPTH)
         .extension_policies(
-            ca_policy=verification.ExtensionPolicy.webpki_defaults_ca(),
+            ca_policy=_CA_POLICY,
             ee_policy=verification.ExtensionPolicy.permit_all(),
         )
         .build_client_verifier()

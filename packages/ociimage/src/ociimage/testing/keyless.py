@@ -62,6 +62,7 @@ def _ca(
     key: ec.EllipticCurvePrivateKey,
     issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None,
     path_length: int | None,
+    usages: Sequence[x509.ObjectIdentifier] = (),
 ) -> x509.Certificate:
     subject = x509.Name(
         [
@@ -101,6 +102,8 @@ def _ca(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(signer_key.public_key()),
             critical=False,
         )
+    if usages:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(list(usages)), critical=False)
     return builder.sign(signer_key, hashes.SHA384())
 
 
@@ -118,14 +121,26 @@ class KeylessSigner:
 
 
 class FulcioCA:
-    """A root CA and an intermediate CA (P-384) issuing Fulcio-style leaf certificates."""
+    """A root CA and an intermediate CA (P-384) issuing Fulcio-style leaf certificates.
 
-    def __init__(self, name: str = "crid test fulcio") -> None:
+    Like Fulcio's, the intermediate's extended key usage is code signing only
+    (``intermediate_usages`` changes that)."""
+
+    def __init__(
+        self,
+        name: str = "crid test fulcio",
+        *,
+        intermediate_usages: Sequence[x509.ObjectIdentifier] = (ExtendedKeyUsageOID.CODE_SIGNING,),
+    ) -> None:
         self._root_key = ec.generate_private_key(ec.SECP384R1())
         self.root = _ca(f"{name} root", self._root_key, None, 1)
         self._intermediate_key = ec.generate_private_key(ec.SECP384R1())
         self.intermediate = _ca(
-            f"{name} intermediate", self._intermediate_key, (self.root, self._root_key), 0
+            f"{name} intermediate",
+            self._intermediate_key,
+            (self.root, self._root_key),
+            0,
+            intermediate_usages,
         )
 
     @property
