@@ -23,7 +23,6 @@ __all__ = [
     "RegistryError",
     "RegistryUnavailableError",
     "ShortNameError",
-    "SignatureVerificationError",
     "SizeMismatchError",
     "UnsupportedManifestError",
 ]
@@ -132,5 +131,7 @@ class PolicyRejectedError(ImageError):
 class SignatureVerificationError(ImageError):
     """A signature, its Fulcio certificate or its Rekor proof failed a check.
 
-    The message names the check; the policy evaluation turns it into a rejection reason.
+    The message names the check; the policy evaluation turns it into a rejection reason,
+    so pulls only ever raise :class:`PolicyRejectedError`. (Not in ``__all__`` yet: crid's
+    gRPC status map must list every exported error first.)
     """

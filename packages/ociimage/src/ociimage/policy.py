@@ -11,8 +11,6 @@ which always rejects: the policy never fails open.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -20,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ociimage._policy_keys import read_fulcio, read_keys
 from ociimage.errors import ConfigFileError, InvalidReferenceError
-from ociimage.fulcio import FulcioTrust, load_certificates
+from ociimage.fulcio import FulcioTrust
 from ociimage.reference import Reference, parse_reference, split_reference
 
 __all__ = [
@@ -269,76 +268,6 @@ def _requirements(
     return tuple(_requirement(r, where, path, base) for r in raw)
 
 
-def _read_key(value: Any, where: str, path: str | None, base: Path | None) -> bytes:
-    if not isinstance(value, str) or not value:
-        raise ConfigFileError(f"{where}: key paths must be non-empty strings", path)
-    key_path = Path(value)
-    if not key_path.is_absolute() and base is not None:
-        key_path = base / key_path
-    try:
-        return key_path.read_bytes()
-    except OSError as err:
-        raise ConfigFileError(f"{where}: cannot read key {value}: {err}", path) from err
-
-
-def _keys(
-    raw: Mapping[str, Any],
-    where: str,
-    path: str | None,
-    base: Path | None,
-    prefix: str = "key",
-) -> tuple[bytes, ...]:
-    """The keys given as ``<prefix>Path``, ``<prefix>Paths``, ``<prefix>Data`` or
-    ``<prefix>Datas`` (only one of them)."""
-    p, ps, d, ds = (prefix + suffix for suffix in ("Path", "Paths", "Data", "Datas"))
-    given = [k for k in (p, ps, d, ds) if k in raw]
-    if len(given) > 1:
-        raise ConfigFileError(f"{where}: give only one of {', '.join(given)}", path)
-    if p in raw:
-        return (_read_key(raw[p], where, path, base),)
-    if ps in raw:
-        paths = raw[ps]
-        if not isinstance(paths, list) or not paths:
-            raise ConfigFileError(f"{where}: {ps} must be a non-empty list", path)
-        return tuple(_read_key(x, where, path, base) for x in paths)
-    datas = [raw[d]] if d in raw else raw.get(ds, [])
-    if not isinstance(datas, list):
-        raise ConfigFileError(f"{where}: {ds} must be a list", path)
-    out = []
-    for data in datas:
-        try:
-            out.append(base64.b64decode(data, validate=True))
-        except (binascii.Error, TypeError) as err:
-            raise ConfigFileError(f"{where}: {d} is not base64", path) from err
-    return tuple(out)
-
-
-def _fulcio(raw: Any, where: str, path: str | None, base: Path | None) -> FulcioTrust:
-    """policy.json's ``fulcio`` object: one CA (caPath or caData) and the OIDC identity."""
-    if not isinstance(raw, dict):
-        raise ConfigFileError(f"{where}: fulcio must be an object", path)
-    _only(raw, {"caPath", "caData", "oidcIssuer", "subjectEmail"}, f"{where} fulcio", path)
-    if ("caPath" in raw) == ("caData" in raw):
-        raise ConfigFileError(f"{where}: fulcio needs exactly one of caPath, caData", path)
-    if "caPath" in raw:
-        ca = _read_key(raw["caPath"], where, path, base)
-    else:
-        try:
-            ca = base64.b64decode(raw["caData"], validate=True)
-        except (binascii.Error, TypeError) as err:
-            raise ConfigFileError(f"{where}: fulcio caData is not base64", path) from err
-    try:
-        load_certificates(ca, "fulcio CA")
-    except ConfigFileError as err:
-        raise ConfigFileError(f"{where}: {err}", path) from err
-    for name in ("oidcIssuer", "subjectEmail"):
-        if not isinstance(raw.get(name), str) or not raw[name]:
-            raise ConfigFileError(f"{where}: fulcio needs {name}", path)
-    return FulcioTrust(
-        ca_certificates=ca, oidc_issuer=raw["oidcIssuer"], subject_email=raw["subjectEmail"]
-    )
-
-
 def _identity(raw: Any, where: str, path: str | None) -> SignedIdentity:
     if raw is None:
         return SignedIdentity()
@@ -399,7 +328,7 @@ def _requirement(raw: Any, where: str, path: str | None, base: Path | None) -> R
             "pki",
         }
         _only(raw, allowed, f"{where} {kind}", path)
-        keys = _keys(raw, where, path, base)
+        keys = read_keys(raw, where, path, base)
         trust_roots = [
             n
             for n, given in (("keys", keys), ("fulcio", "fulcio" in raw), ("pki", "pki" in raw))
@@ -411,7 +340,7 @@ def _requirement(raw: Any, where: str, path: str | None, base: Path | None) -> R
             raise ConfigFileError(
                 f"{where}: sigstoreSigned takes only one of {', '.join(trust_roots)}", path
             )
-        rekor_keys = _keys(raw, where, path, base, "rekorPublicKey")
+        rekor_keys = read_keys(raw, where, path, base, "rekorPublicKey")
         if "fulcio" in raw and not rekor_keys:
             raise ConfigFileError(
                 f"{where}: sigstoreSigned with fulcio needs rekorPublicKeyPath or "
@@ -421,7 +350,7 @@ def _requirement(raw: Any, where: str, path: str | None, base: Path | None) -> R
         pki = raw.get("pki")
         return SigstoreSigned(
             keys=keys,
-            fulcio=_fulcio(raw["fulcio"], where, path, base) if "fulcio" in raw else None,
+            fulcio=read_fulcio(raw["fulcio"], where, path, base) if "fulcio" in raw else None,
             rekor_keys=rekor_keys,
             pki=pki if isinstance(pki, dict) else ({} if "pki" in raw else None),
             signed_identity=_identity(raw.get("signedIdentity"), where, path),
@@ -436,7 +365,7 @@ def _requirement(raw: Any, where: str, path: str | None, base: Path | None) -> R
         key_type = raw.get("keyType", "")
         if key_type != "GPGKeys":
             raise ConfigFileError(f"{where}: signedBy keyType {key_type!r} is unknown", path)
-        gpg_keys = _keys(raw, where, path, base)
+        gpg_keys = read_keys(raw, where, path, base)
         if not gpg_keys:
             raise ConfigFileError(f"{where}: signedBy needs keyPath, keyPaths or keyData", path)
         return SignedBy(
