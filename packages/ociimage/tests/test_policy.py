@@ -199,10 +199,72 @@ def test_signed_identity_rules() -> None:
 
 
 def test_dsse_pae_matches_the_spec_example() -> None:
-    from ociimage.bundles import dsse_pae, verify_bundle
+    from ociimage.bundles import dsse_pae, parse_bundle
+    from ociimage.errors import SignatureVerificationError
 
     assert dsse_pae("http://example.com/HelloWorld", b"hello world") == (
         b"DSSEv1 29 http://example.com/HelloWorld 11 hello world"
     )
-    assert verify_bundle(b"[]", [], DIGEST)[1] == "the bundle is not a JSON object"
-    assert "message-signature" in verify_bundle(b'{"messageSignature": {}}', [], DIGEST)[1]
+    with pytest.raises(SignatureVerificationError, match="the bundle is not a JSON object"):
+        parse_bundle(b"[]")
+    with pytest.raises(SignatureVerificationError, match="message-signature"):
+        parse_bundle(b'{"messageSignature": {}}')
+
+
+def test_keyless_requirement_parsing(tmp_path: Path) -> None:
+    from ociimage.testing.keyless import FulcioCA, RekorLog
+
+    ca, rekor = FulcioCA(), RekorLog()
+    (tmp_path / "ca.pem").write_bytes(ca.root_pem)
+    (tmp_path / "rekor.pub").write_bytes(rekor.public_pem)
+    issuer, email = "https://oidc.example", "me@example.com"
+
+    def parse(req: dict[str, object]) -> SigstoreSigned:
+        doc = {"default": [{"type": "sigstoreSigned", **req}]}
+        parsed = Policy.parse(json.dumps(doc), base=tmp_path).default[0]
+        assert isinstance(parsed, SigstoreSigned)
+        return parsed
+
+    by_path = parse(
+        {
+            "fulcio": {"caPath": "ca.pem", "oidcIssuer": issuer, "subjectEmail": email},
+            "rekorPublicKeyPath": "rekor.pub",
+        }
+    )
+    assert by_path.fulcio is not None and by_path.fulcio.ca_certificates == ca.root_pem
+    assert (by_path.fulcio.oidc_issuer, by_path.fulcio.subject_email) == (issuer, email)
+    assert by_path.rekor_keys == (rekor.public_pem,) and by_path.keys == ()
+    by_data = parse(
+        {
+            "fulcio": {
+                "caData": base64.b64encode(ca.chain_pem).decode(),
+                "oidcIssuer": issuer,
+                "subjectEmail": email,
+            },
+            "rekorPublicKeyDatas": [base64.b64encode(rekor.public_pem).decode()],
+        }
+    )
+    assert by_data.fulcio is not None and by_data.fulcio.ca_certificates == ca.chain_pem
+    assert by_data.rekor_keys == (rekor.public_pem,)
+
+    fulcio = {"caPath": "ca.pem", "oidcIssuer": issuer, "subjectEmail": email}
+    rekor_key = {"rekorPublicKeyPath": "rekor.pub"}
+    (tmp_path / "not-a-cert.pem").write_bytes(b"hello")
+    bad: list[tuple[dict[str, object], str]] = [
+        ({"fulcio": fulcio}, "fulcio needs rekorPublicKeyPath"),
+        ({"fulcio": fulcio, "keyData": "eA==", **rekor_key}, "only one of keys, fulcio"),
+        ({"fulcio": {**fulcio, "caData": "eA=="}, **rekor_key}, "exactly one of caPath, caData"),
+        ({"fulcio": {**fulcio, "extra": 1}, **rekor_key}, "unknown fields"),
+        ({"fulcio": {"caPath": "ca.pem", "subjectEmail": email}, **rekor_key}, "oidcIssuer"),
+        ({"fulcio": {"caPath": "ca.pem", "oidcIssuer": issuer}, **rekor_key}, "subjectEmail"),
+        ({"fulcio": {**fulcio, "caPath": "not-a-cert.pem"}, **rekor_key}, "no PEM certificate"),
+        ({"fulcio": "ca.pem", **rekor_key}, "fulcio must be an object"),
+        (
+            {"fulcio": fulcio, "rekorPublicKeyPath": "rekor.pub", "rekorPublicKeyData": "eA=="},
+            "only one of rekorPublicKeyPath, rekorPublicKeyData",
+        ),
+        ({"fulcio": fulcio, "rekorPublicKeyData": "!!"}, "rekorPublicKeyData is not base64"),
+    ]
+    for req, why in bad:
+        with pytest.raises(ConfigFileError, match=why):
+            parse(req)

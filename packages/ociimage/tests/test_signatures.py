@@ -432,7 +432,7 @@ async def test_sigstore_bundles_through_referrers(
         keys["rsa"],
         subject_name=f"{host}/{wrong.repository}",
     )
-    with pytest.raises(PolicyRejectedError, match="DSSE signature does not verify"):
+    with pytest.raises(PolicyRejectedError, match="DSSE signature: the signature does not verify"):
         await attempt(wrong.digest_reference, policy(), "d")
 
     other = _image(signed_registry, "bundle/other-digest")

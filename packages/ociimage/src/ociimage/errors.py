@@ -126,3 +126,12 @@ class PolicyRejectedError(ImageError):
         self.scope = scope
         self.requirement = requirement
         self.reason = reason
+
+
+class SignatureVerificationError(ImageError):
+    """A signature, its Fulcio certificate or its Rekor proof failed a check.
+
+    The message names the check; the policy evaluation turns it into a rejection reason,
+    so pulls only ever raise :class:`PolicyRejectedError`. (Not in ``__all__`` yet: crid's
+    gRPC status map must list every exported error first.)
+    """

@@ -11,8 +11,6 @@ which always rejects: the policy never fails open.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -20,7 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ociimage._policy_keys import read_fulcio, read_keys
 from ociimage.errors import ConfigFileError, InvalidReferenceError
+from ociimage.fulcio import FulcioTrust
 from ociimage.reference import Reference, parse_reference, split_reference
 
 __all__ = [
@@ -121,15 +121,17 @@ class Reject(Requirement):
 
 @dataclass(frozen=True, kw_only=True)
 class SigstoreSigned(Requirement):
-    """``sigstoreSigned`` with public keys (PEM); keyless (Fulcio) is kept in ``fulcio``.
+    """``sigstoreSigned``: public keys (PEM), or keyless with a ``fulcio`` CA and identity.
 
-    ``requires_rekor`` is set when the policy names Rekor keys: signatures must then carry
-    a verified transparency-log proof, which ociimage cannot check yet (so it rejects).
+    ``rekor_keys`` (PEM) are set when the policy names Rekor keys (always with
+    ``fulcio``): signatures must then carry a Rekor SET that verifies with one of them.
+    ``pki`` (X.509 CA keys) is kept as written; it is not supported, so it rejects.
     """
 
     keys: tuple[bytes, ...] = ()
-    fulcio: Mapping[str, Any] | None = None
-    requires_rekor: bool = False
+    fulcio: FulcioTrust | None = None
+    rekor_keys: tuple[bytes, ...] = ()
+    pki: Mapping[str, Any] | None = None
     signed_identity: SignedIdentity = field(default_factory=SignedIdentity)
 
     @property
@@ -266,43 +268,6 @@ def _requirements(
     return tuple(_requirement(r, where, path, base) for r in raw)
 
 
-def _read_key(value: Any, where: str, path: str | None, base: Path | None) -> bytes:
-    if not isinstance(value, str) or not value:
-        raise ConfigFileError(f"{where}: key paths must be non-empty strings", path)
-    key_path = Path(value)
-    if not key_path.is_absolute() and base is not None:
-        key_path = base / key_path
-    try:
-        return key_path.read_bytes()
-    except OSError as err:
-        raise ConfigFileError(f"{where}: cannot read key {value}: {err}", path) from err
-
-
-def _keys(
-    raw: Mapping[str, Any], where: str, path: str | None, base: Path | None
-) -> tuple[bytes, ...]:
-    given = [k for k in ("keyPath", "keyPaths", "keyData", "keyDatas") if k in raw]
-    if len(given) > 1:
-        raise ConfigFileError(f"{where}: give only one of {', '.join(given)}", path)
-    if "keyPath" in raw:
-        return (_read_key(raw["keyPath"], where, path, base),)
-    if "keyPaths" in raw:
-        paths = raw["keyPaths"]
-        if not isinstance(paths, list) or not paths:
-            raise ConfigFileError(f"{where}: keyPaths must be a non-empty list", path)
-        return tuple(_read_key(p, where, path, base) for p in paths)
-    datas = [raw["keyData"]] if "keyData" in raw else raw.get("keyDatas", [])
-    if not isinstance(datas, list):
-        raise ConfigFileError(f"{where}: keyDatas must be a list", path)
-    out = []
-    for data in datas:
-        try:
-            out.append(base64.b64decode(data, validate=True))
-        except (binascii.Error, TypeError) as err:
-            raise ConfigFileError(f"{where}: keyData is not base64", path) from err
-    return tuple(out)
-
-
 def _identity(raw: Any, where: str, path: str | None) -> SignedIdentity:
     if raw is None:
         return SignedIdentity()
@@ -363,16 +328,31 @@ def _requirement(raw: Any, where: str, path: str | None, base: Path | None) -> R
             "pki",
         }
         _only(raw, allowed, f"{where} {kind}", path)
-        keys = _keys(raw, where, path, base)
-        fulcio = raw.get("fulcio")
-        if not keys and fulcio is None and "pki" not in raw:
+        keys = read_keys(raw, where, path, base)
+        trust_roots = [
+            n
+            for n, given in (("keys", keys), ("fulcio", "fulcio" in raw), ("pki", "pki" in raw))
+            if given
+        ]
+        if not trust_roots:
             raise ConfigFileError(f"{where}: sigstoreSigned needs keys or fulcio", path)
+        if len(trust_roots) > 1:
+            raise ConfigFileError(
+                f"{where}: sigstoreSigned takes only one of {', '.join(trust_roots)}", path
+            )
+        rekor_keys = read_keys(raw, where, path, base, "rekorPublicKey")
+        if "fulcio" in raw and not rekor_keys:
+            raise ConfigFileError(
+                f"{where}: sigstoreSigned with fulcio needs rekorPublicKeyPath or "
+                "rekorPublicKeyData (keyless signatures are dated by Rekor)",
+                path,
+            )
+        pki = raw.get("pki")
         return SigstoreSigned(
             keys=keys,
-            fulcio=fulcio
-            if isinstance(fulcio, dict)
-            else ({"pki": raw["pki"]} if "pki" in raw else None),
-            requires_rekor=any(k.startswith("rekorPublicKey") for k in raw),
+            fulcio=read_fulcio(raw["fulcio"], where, path, base) if "fulcio" in raw else None,
+            rekor_keys=rekor_keys,
+            pki=pki if isinstance(pki, dict) else ({} if "pki" in raw else None),
             signed_identity=_identity(raw.get("signedIdentity"), where, path),
         )
     if kind == "signedBy":
@@ -385,7 +365,7 @@ def _requirement(raw: Any, where: str, path: str | None, base: Path | None) -> R
         key_type = raw.get("keyType", "")
         if key_type != "GPGKeys":
             raise ConfigFileError(f"{where}: signedBy keyType {key_type!r} is unknown", path)
-        gpg_keys = _keys(raw, where, path, base)
+        gpg_keys = read_keys(raw, where, path, base)
         if not gpg_keys:
             raise ConfigFileError(f"{where}: signedBy needs keyPath, keyPaths or keyData", path)
         return SignedBy(

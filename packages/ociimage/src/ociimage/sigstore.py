@@ -4,8 +4,8 @@ Cosign stores the signatures of image ``sha256:<hex>`` as the image manifest tag
 ``sha256-<hex>.sig`` in the same repository; each layer is a simple-signing payload
 (``application/vnd.dev.cosign.simplesigning.v1+json``) with its base64 signature in the
 ``dev.cosignproject.cosign/signature`` annotation. A signature counts when it verifies
-with one of the trusted public keys (ECDSA P-256/P-384, RSA, Ed25519 in PEM) and its
-payload names the image's manifest digest.
+with one of the trusted public keys (ECDSA P-256/P-384, RSA, Ed25519 in PEM), or
+keylessly (:mod:`ociimage.verifier`), and its payload names the image's manifest digest.
 """
 
 from __future__ import annotations

@@ -6,13 +6,14 @@ logical reference; every requirement must hold.
 * ``sigstoreSigned`` looks, where the image was found and when registries.d enables
   ``use-sigstore-attachments`` (always when no registries.d is given), for cosign
   signatures (the ``sha256-<hex>.sig`` tag), then Sigstore bundles among the image's
-  OCI referrers; one must verify with a trusted key, name the image's digest and
-  satisfy the identity rule.
+  OCI referrers; one must verify (with a trusted key, or keyless with a Fulcio
+  certificate and a Rekor SET, see :mod:`ociimage.verifier`), name the image's digest
+  and satisfy the identity rule.
 * ``signedBy`` (GPG keys) reads OpenPGP signatures from the registries.d ``lookaside``
   (else the registry's signature API) and verifies them with ``gpgv``.
 
-Requirements that cannot be evaluated here (keyless or Rekor-bound ``sigstoreSigned``,
-unknown types) reject.
+Requirements that cannot be evaluated here (``sigstoreSigned`` with ``pki``, unknown
+types) reject.
 """
 
 from __future__ import annotations
@@ -26,13 +27,14 @@ from urllib.parse import unquote, urlsplit
 import httpx
 
 from ociimage._gpgv import verify_inline
-from ociimage.bundles import BUNDLE_MEDIA_TYPES, verify_bundle
+from ociimage.bundles import BUNDLE_MEDIA_TYPES
 from ociimage.client import RegistryClient
 from ociimage.errors import (
     ContentNotFoundError,
     ImageError,
     LookasideError,
     PolicyRejectedError,
+    SignatureVerificationError,
 )
 from ociimage.policy import (
     AcceptAnything,
@@ -44,15 +46,8 @@ from ociimage.policy import (
 )
 from ociimage.registries_d import RegistriesD, SignatureStorage
 from ociimage.resolved import ResolvedImage
-from ociimage.sigstore import (
-    SIGNATURE_ANNOTATION,
-    SIMPLE_SIGNING_MEDIA_TYPE,
-    PublicKey,
-    load_public_keys,
-    parse_payload,
-    signature_tag,
-    verify_signature,
-)
+from ociimage.sigstore import SIMPLE_SIGNING_MEDIA_TYPE, parse_payload, signature_tag
+from ociimage.verifier import SigstoreVerifier
 from ocispec.errors import SpecError
 from ocispec.image import Manifest
 
@@ -81,13 +76,11 @@ async def _sigstore(
     client: RegistryClient, image: ResolvedImage, req: SigstoreSigned, storage: SignatureStorage
 ) -> tuple[bool, str, int]:
     """(accepted, reason, verified signature count)."""
-    if not req.keys:
-        return False, "keyless (Fulcio) sigstore verification is not supported", 0
-    if req.requires_rekor:
-        return False, "Rekor transparency-log verification is not supported", 0
+    if req.pki is not None:
+        return False, "sigstoreSigned with pki (X.509 CA keys) is not supported", 0
     if not storage.use_sigstore_attachments:
         return False, "registries.d does not enable use-sigstore-attachments for this image", 0
-    keys = [k for pem in req.keys for k in load_public_keys(pem, "sigstoreSigned key")]
+    verifier = SigstoreVerifier.for_requirement(req)
     repo = image.source.reference.path
     tag = signature_tag(image.digest)
     try:
@@ -102,14 +95,15 @@ async def _sigstore(
     for layer in manifest.layers if manifest is not None else ():
         if layer.media_type != SIMPLE_SIGNING_MEDIA_TYPE:
             continue
-        signature = layer.annotations.get(SIGNATURE_ANNOTATION, "")
         try:
             payload = await client.get_blob(repo, layer, limit=_MAX_PAYLOAD)
         except ImageError as err:
             reasons.append(f"payload {layer.digest}: {err}")
             continue
-        if not verify_signature(payload, signature, keys):
-            reasons.append(f"signature on {layer.digest} does not verify with the trusted keys")
+        try:
+            verifier.verify_simple_signing(payload, layer.annotations)
+        except SignatureVerificationError as err:
+            reasons.append(f"signature {layer.digest}: {err}")
             continue
         claims = parse_payload(payload)
         if claims is None:
@@ -129,7 +123,7 @@ async def _sigstore(
         good += 1
     if good:
         return True, "", good
-    bundled, bundle_reasons = await _bundles(client, image, req, keys)
+    bundled, bundle_reasons = await _bundles(client, image, req, verifier)
     if bundled:
         return True, "", bundled
     reasons += bundle_reasons
@@ -139,7 +133,10 @@ async def _sigstore(
 
 
 async def _bundles(
-    client: RegistryClient, image: ResolvedImage, req: SigstoreSigned, keys: list[PublicKey]
+    client: RegistryClient,
+    image: ResolvedImage,
+    req: SigstoreSigned,
+    verifier: SigstoreVerifier,
 ) -> tuple[int, list[str]]:
     """(verified bundles, reasons) for Sigstore bundles among the image's referrers."""
     repo = image.source.reference.path
@@ -165,10 +162,12 @@ async def _bundles(
             except ImageError as err:
                 reasons.append(f"bundle {layer.digest}: {err}")
                 continue
-            claims, why = verify_bundle(data, keys, image.digest)
-            if claims is None:
-                reasons.append(f"bundle {layer.digest}: {why}")
-            elif not any(
+            try:
+                claims = verifier.verify_bundle(data, image.digest)
+            except SignatureVerificationError as err:
+                reasons.append(f"bundle {layer.digest}: {err}")
+                continue
+            if not any(
                 req.signed_identity.matches(image.reference, name) for name in claims.subject_names
             ):
                 reasons.append(

@@ -10,6 +10,7 @@ a lie (another digest or identity) to check that verification refuses it.
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,17 @@ from ociimage.testing.images import Blob, canonical_json
 from ociimage.testing.push import RegistryPusher
 from ociimage.testing.registry import LocalRegistry
 
-__all__ = ["SigningKey", "push_bundle", "push_signature", "simple_signing_payload"]
+__all__ = [
+    "SigningKey",
+    "attach_bundle",
+    "dsse_pae",
+    "in_toto_statement",
+    "push_bundle",
+    "push_signature",
+    "push_signed_layer",
+    "simple_signing_payload",
+    "tampered",
+]
 
 SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 ANNOTATION = "dev.cosignproject.cosign/signature"
@@ -82,6 +93,34 @@ def simple_signing_payload(reference: str, digest: str) -> bytes:
     )
 
 
+def push_signed_layer(
+    registry: LocalRegistry | str,
+    repository: str,
+    digest: str,
+    payload: bytes,
+    annotations: Mapping[str, str],
+) -> str:
+    """Push ``sha256-<hex>.sig`` for ``digest`` with one simple-signing layer holding
+    ``payload`` and ``annotations`` (signature, certificate, chain, Rekor bundle) exactly
+    as given, so tests can also store broken ones. Returns the manifest's digest."""
+    layer = Blob.of(SIMPLE_SIGNING, payload)
+    config = Blob.json("application/vnd.oci.image.config.v1+json", {})
+    manifest = Blob.json(
+        "application/vnd.oci.image.manifest.v1+json",
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": config.descriptor(),
+            "layers": [layer.descriptor(annotations=dict(annotations))],
+        },
+    )
+    with RegistryPusher(registry) as pusher:
+        pusher.push_blob(repository, config.data, config.digest)
+        pusher.push_blob(repository, layer.data, layer.digest)
+        pusher.push_manifest(repository, digest.replace(":", "-", 1) + ".sig", manifest)
+    return manifest.digest
+
+
 def push_signature(
     registry: LocalRegistry | str,
     repository: str,
@@ -99,26 +138,35 @@ def push_signature(
     payload = simple_signing_payload(payload_reference, payload_digest or digest)
     signature = key.sign(payload)
     if tamper:
-        payload = payload.replace(b"container image signature", b"container image signaturE")
-    layer = Blob.of(SIMPLE_SIGNING, payload)
-    config = Blob.json("application/vnd.oci.image.config.v1+json", {})
-    manifest = Blob.json(
-        "application/vnd.oci.image.manifest.v1+json",
-        {
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": config.descriptor(),
-            "layers": [layer.descriptor(annotations={ANNOTATION: signature})],
-        },
-    )
-    with RegistryPusher(registry) as pusher:
-        pusher.push_blob(repository, config.data, config.digest)
-        pusher.push_blob(repository, layer.data, layer.digest)
-        pusher.push_manifest(repository, digest.replace(":", "-", 1) + ".sig", manifest)
-    return manifest.digest
+        payload = tampered(payload)
+    return push_signed_layer(registry, repository, digest, payload, {ANNOTATION: signature})
+
+
+def tampered(payload: bytes) -> bytes:
+    """``payload`` with one letter changed (still a well-formed payload)."""
+    return payload.replace(b"container image signature", b"container image signaturE")
 
 
 BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+IN_TOTO = "application/vnd.in-toto+json"
+
+
+def in_toto_statement(subject_name: str, digest: str) -> bytes:
+    """The in-toto statement cosign v3 signs for an image: ``subject_name`` at ``digest``."""
+    algorithm, _, encoded = digest.partition(":")
+    return canonical_json(
+        {
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"name": subject_name, "digest": {algorithm: encoded}}],
+            "predicateType": "https://sigstore.dev/cosign/sign/v1",
+            "predicate": {},
+        }
+    )
+
+
+def dsse_pae(payload_type: str, payload: bytes) -> bytes:
+    """What a DSSE signature signs (its pre-authentication encoding)."""
+    return b"DSSEv1 %d %s %d %s" % (len(payload_type), payload_type.encode(), len(payload), payload)
 
 
 def push_bundle(
@@ -131,36 +179,27 @@ def push_bundle(
     statement_digest: str | None = None,
 ) -> str:
     """Attach a key-signed Sigstore bundle (DSSE in-toto statement) to ``digest``, as
-    cosign v3 does: an artifact manifest with ``subject``, listed in the referrers tag
-    fallback index (``sha256-<hex>``). Returns the artifact manifest's digest."""
-    algorithm, _, encoded = (statement_digest or digest).partition(":")
-    statement = canonical_json(
-        {
-            "_type": "https://in-toto.io/Statement/v1",
-            "subject": [{"name": subject_name, "digest": {algorithm: encoded}}],
-            "predicateType": "https://sigstore.dev/cosign/sign/v1",
-            "predicate": {},
-        }
-    )
-    payload_type = "application/vnd.in-toto+json"
-    pae = b"DSSEv1 %d %s %d %s" % (
-        len(payload_type),
-        payload_type.encode(),
-        len(statement),
-        statement,
-    )
-    bundle = Blob.json(
-        BUNDLE,
-        {
-            "mediaType": BUNDLE,
-            "verificationMaterial": {"publicKey": {"hint": "crid-test"}},
-            "dsseEnvelope": {
-                "payload": base64.b64encode(statement).decode(),
-                "payloadType": payload_type,
-                "signatures": [{"sig": key.sign(pae), "keyid": ""}],
-            },
+    cosign v3 does. Returns the artifact manifest's digest."""
+    statement = in_toto_statement(subject_name, statement_digest or digest)
+    bundle = {
+        "mediaType": BUNDLE,
+        "verificationMaterial": {"publicKey": {"hint": "crid-test"}},
+        "dsseEnvelope": {
+            "payload": base64.b64encode(statement).decode(),
+            "payloadType": IN_TOTO,
+            "signatures": [{"sig": key.sign(dsse_pae(IN_TOTO, statement)), "keyid": ""}],
         },
-    )
+    }
+    return attach_bundle(registry, repository, digest, bundle)
+
+
+def attach_bundle(
+    registry: LocalRegistry | str, repository: str, digest: str, bundle: Mapping[str, Any]
+) -> str:
+    """Attach the bundle document ``bundle`` to ``digest``: an artifact manifest with
+    ``subject``, listed in the referrers tag fallback index (``sha256-<hex>``), which
+    it replaces. Returns the artifact manifest's digest."""
+    blob = Blob.json(BUNDLE, bundle)
     empty = Blob.of("application/vnd.oci.empty.v1+json", b"{}")
     with RegistryPusher(registry) as pusher:
         subject = pusher.fetch_manifest(repository, digest)
@@ -171,12 +210,12 @@ def push_bundle(
                 "mediaType": "application/vnd.oci.image.manifest.v1+json",
                 "artifactType": BUNDLE,
                 "config": empty.descriptor(),
-                "layers": [bundle.descriptor()],
+                "layers": [blob.descriptor()],
                 "subject": subject.descriptor(),
             },
         )
         pusher.push_blob(repository, empty.data, empty.digest)
-        pusher.push_blob(repository, bundle.data, bundle.digest)
+        pusher.push_blob(repository, blob.data, blob.digest)
         pusher.push_manifest(repository, artifact.digest, artifact)
         index = Blob.json(
             "application/vnd.oci.image.index.v1+json",
