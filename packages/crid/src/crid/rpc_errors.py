@@ -58,6 +58,7 @@ STATUS_CODES: dict[type[BaseException], grpc.StatusCode] = {
     ociimage.errors.LookasideError: grpc.StatusCode.UNAVAILABLE,
     ociimage.errors.LayoutError: grpc.StatusCode.INVALID_ARGUMENT,
     ociimage.errors.PolicyRejectedError: grpc.StatusCode.PERMISSION_DENIED,
+    ociimage.errors.SignatureVerificationError: grpc.StatusCode.PERMISSION_DENIED,
     ocistore.errors.StoreError: grpc.StatusCode.INTERNAL,
     ocistore.errors.StoreLockedError: grpc.StatusCode.UNAVAILABLE,
     ocistore.errors.BlobNotFoundError: grpc.StatusCode.NOT_FOUND,

@@ -23,6 +23,7 @@ __all__ = [
     "RegistryError",
     "RegistryUnavailableError",
     "ShortNameError",
+    "SignatureVerificationError",
     "SizeMismatchError",
     "UnsupportedManifestError",
 ]
