@@ -21,7 +21,10 @@ __all__ = [
     "OCIRuntimeError",
     "RuntimeHandlerError",
     "SocketInUseError",
+    "SpdyProtocolError",
     "StateError",
+    "StreamTokenError",
+    "StreamingError",
 ]
 
 
@@ -92,3 +95,15 @@ class ContainerNotRunningError(CridError):
 
 class NotSupportedError(CridError):
     """The operation needs something this host or crid lacks (CRIU for checkpoints)."""
+
+
+class StreamingError(CridError):
+    """The streaming server (exec, attach, port-forward) could not serve a session."""
+
+
+class SpdyProtocolError(StreamingError):
+    """A SPDY peer sent a malformed or out-of-order frame: its connection is closed."""
+
+
+class StreamTokenError(StreamingError):
+    """A streaming URL's token is unknown, already used or expired."""

@@ -99,6 +99,9 @@ STATUS_CODES: dict[type[BaseException], grpc.StatusCode] = {
     errors.InvalidRequestError: grpc.StatusCode.INVALID_ARGUMENT,
     errors.ContainerNotRunningError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.NotSupportedError: grpc.StatusCode.UNIMPLEMENTED,
+    errors.StreamingError: grpc.StatusCode.INTERNAL,
+    errors.SpdyProtocolError: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.StreamTokenError: grpc.StatusCode.NOT_FOUND,
 }
 
 

@@ -19,12 +19,13 @@ import grpc
 
 from crid import __version__
 from crid._cri.v1 import api_pb2_grpc
-from crid.config import Config
+from crid.config import Config, parse_duration
 from crid.context import Context
-from crid.errors import CridError, SocketInUseError
+from crid.errors import ConfigError, CridError, SocketInUseError
 from crid.metrics import MetricsEndpoint, MetricsInterceptor
 from crid.services import ImageService, RuntimeService
 from crid.socket import SOCKET_MODE, prepare_socket
+from crid.streaming import ServerOptions, StreamingServer
 
 __all__ = ["Daemon", "serve"]
 
@@ -41,6 +42,7 @@ class Daemon:
         self.context: Context | None = None
         self._lock: IO[bytes] | None = None
         self.metrics: MetricsEndpoint | None = None
+        self.streaming: StreamingServer | None = None
 
     def _acquire_lock(self) -> None:
         lock_path = self.socket_path.with_name(self.socket_path.name + ".lock")
@@ -82,7 +84,10 @@ class Daemon:
                     registry=self.context.registry,
                 )
                 await self.metrics.start()
+            self.streaming = StreamingServer(self.context, _stream_options(self.config))
+            await self.streaming.start()
             runtime = RuntimeService(self.context)
+            runtime.streaming = self.streaming
             image = ImageService(self.context)
             api_pb2_grpc.add_RuntimeServiceServicer_to_server(runtime, server)  # type: ignore[no-untyped-call]
             api_pb2_grpc.add_ImageServiceServicer_to_server(image, server)  # type: ignore[no-untyped-call]
@@ -96,6 +101,7 @@ class Daemon:
             self.socket_path.chmod(SOCKET_MODE)
             self._server = server
         except BaseException:
+            await self._stop_streaming()
             await self._stop_metrics()
             await self._close_context()
             self._release_lock()
@@ -113,9 +119,15 @@ class Daemon:
             self._server = None
             self.socket_path.unlink(missing_ok=True)
             _log.info("crid stopped", extra={"socket": str(self.socket_path)})
+        await self._stop_streaming()
         await self._stop_metrics()
         await self._close_context()
         self._release_lock()
+
+    async def _stop_streaming(self) -> None:
+        if self.streaming is not None:
+            await self.streaming.stop()
+            self.streaming = None
 
     async def _stop_metrics(self) -> None:
         if self.metrics is not None:
@@ -126,6 +138,24 @@ class Daemon:
         if self.context is not None:
             await self.context.close()
             self.context = None
+
+
+def _stream_options(config: Config) -> ServerOptions:
+    api = config.crid.api
+    durations = {}
+    for key in ("stream_idle_timeout", "stream_token_ttl"):
+        try:
+            durations[key] = parse_duration(getattr(api, key))
+        except ValueError as err:
+            raise ConfigError(f"key 'crid.api.{key}': {err}") from err
+    return ServerOptions(
+        address=api.stream_address,
+        port=api.stream_port,
+        tls_cert=api.stream_tls_cert,
+        tls_key=api.stream_tls_key,
+        token_ttl=durations["stream_token_ttl"],
+        idle_timeout=durations["stream_idle_timeout"],
+    )
 
 
 async def serve(config: Config) -> None:

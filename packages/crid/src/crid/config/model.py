@@ -54,6 +54,22 @@ class ApiConfig(_Table, frozen=True):
         int,
         Meta(ge=0, le=65535, description="Port of the streaming server; 0 picks a free port."),
     ] = 0
+    stream_tls_cert: Annotated[
+        str,
+        Meta(description="PEM certificate (chain) of the streaming server; empty: plain HTTP."),
+    ] = ""
+    stream_tls_key: Annotated[
+        str,
+        Meta(description="PEM private key of stream_tls_cert (empty: the key is in that file)."),
+    ] = ""
+    stream_idle_timeout: Annotated[
+        str,
+        Meta(description="Close a streaming connection after this long without traffic."),
+    ] = "4h"
+    stream_token_ttl: Annotated[
+        str,
+        Meta(description="How long an Exec/Attach/PortForward URL stays usable (used once)."),
+    ] = "1m"  # noqa: S105 - a duration, not a secret
     grpc_max_recv_msg_size: Annotated[
         int, Meta(gt=0, description="Largest gRPC message crid accepts, in bytes.")
     ] = 80 * 1024 * 1024

@@ -15,6 +15,7 @@ from crid.services._unimplemented import unimplemented_rest
 from crid.services.events import EventRPCs
 from crid.services.runtime_config import RuntimeConfigRPCs
 from crid.services.stats import StatsRPCs
+from crid.services.streaming import StreamingRPCs
 
 __all__ = ["CRI_API_VERSION", "KUBELET_API_VERSION", "RUNTIME_NAME", "RuntimeService"]
 
@@ -34,7 +35,12 @@ def _condition(condition: Condition) -> api_pb2.RuntimeCondition:
 
 @unimplemented_rest("RuntimeService")
 class RuntimeService(
-    StatsRPCs, EventRPCs, RuntimeConfigRPCs, ServiceBase, api_pb2_grpc.RuntimeServiceServicer
+    StreamingRPCs,
+    StatsRPCs,
+    EventRPCs,
+    RuntimeConfigRPCs,
+    ServiceBase,
+    api_pb2_grpc.RuntimeServiceServicer,
 ):
     """The CRI runtime service; RPCs no mixin defines answer UNIMPLEMENTED."""
 

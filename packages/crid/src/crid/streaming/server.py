@@ -1,0 +1,311 @@
+"""The streaming HTTP server: one asyncio server that takes SPDY/3.1 and WebSocket upgrades.
+
+``Exec``/``Attach``/``PortForward`` RPCs register their validated request and get a URL
+``<scheme>://<address>:<port>/<kind>/<token>``; the client then upgrades a request to
+that URL. h11 reads the request; ``Upgrade: SPDY/3.1`` negotiates a protocol from the
+client's ``X-Stream-Protocol-Version`` offers, ``Upgrade: websocket`` one from its
+``Sec-WebSocket-Protocol`` offers (wsproto does the handshake). Tokens are used up by
+the request that presents them, whatever happens next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import ssl
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
+import h11
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import AcceptConnection, RejectConnection
+from wsproto.events import Request as WsRequest
+
+from crid.context import Context
+from crid.errors import StreamTokenError
+from crid.streaming.attach import run_attach
+from crid.streaming.channel import StreamChannel
+from crid.streaming.commands import serve_spdy_command, serve_websocket_command
+from crid.streaming.exec import run_exec
+from crid.streaming.portforward import PROTOCOL as PORTFORWARD_PROTOCOL
+from crid.streaming.portforward import serve_port_forward
+from crid.streaming.remotecommand import SPDY_PROTOCOLS, WEBSOCKET_PROTOCOLS, CommandIO
+from crid.streaming.requests import AttachRequest, ExecRequest, PortForwardRequest, StreamRequest
+from crid.streaming.spdy import Session
+from crid.streaming.tokens import TokenCache
+from crid.streaming.websocket import TunnelChannel, WebSocket
+
+__all__ = ["TUNNEL_PROTOCOL", "ServerOptions", "StreamingServer"]
+
+_log = logging.getLogger(__name__)
+TUNNEL_PROTOCOL = "SPDY/3.1+portforward.k8s.io"
+_KINDS: dict[str, type[StreamRequest]] = {
+    "exec": ExecRequest,
+    "attach": AttachRequest,
+    "portforward": PortForwardRequest,
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerOptions:
+    """Where and how the streaming server listens."""
+
+    address: str = "127.0.0.1"
+    port: int = 0
+    tls_cert: str = ""
+    tls_key: str = ""
+    token_ttl: float = 60.0
+    idle_timeout: float = 4 * 3600.0
+    request_timeout: float = 30.0
+
+
+def _offers(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> list[str]:
+    values: list[str] = []
+    for key, value in headers:
+        if key == name:
+            values += [part.strip() for part in value.decode("latin-1").split(",") if part.strip()]
+    return values
+
+
+def _negotiate(offered: list[str], supported: tuple[str, ...]) -> str | None:
+    return next((protocol for protocol in offered if protocol in supported), None)
+
+
+class StreamingServer:
+    """Issues streaming URLs and serves them."""
+
+    def __init__(self, ctx: Context, options: ServerOptions) -> None:
+        self.ctx = ctx
+        self.options = options
+        self.tokens = TokenCache(ttl=options.token_ttl)
+        self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+        self.port = options.port
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.options.tls_cert else "http"
+
+    async def start(self) -> None:
+        """Listen (with TLS when a certificate is configured)."""
+        context = None
+        if self.options.tls_cert:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            await asyncio.to_thread(
+                context.load_cert_chain, self.options.tls_cert, self.options.tls_key or None
+            )
+        self._server = await asyncio.start_server(
+            self._accept, self.options.address, self.options.port, ssl=context
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        _log.info("streaming server listening", extra={"url": self.base_url})
+
+    async def stop(self) -> None:
+        """Stop listening and end every open session."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for task in list(self._connections):
+            task.cancel()
+        await asyncio.gather(*self._connections, return_exceptions=True)
+
+    @property
+    def base_url(self) -> str:
+        host = self.options.address
+        with contextlib.suppress(ValueError):
+            address = ipaddress.ip_address(host)
+            if address.is_unspecified:
+                host = "127.0.0.1" if address.version == 4 else "::1"
+            if ipaddress.ip_address(host).version == 6:
+                host = f"[{host}]"
+        return f"{self.scheme}://{host}:{self.port}"
+
+    def url_for(self, request: StreamRequest) -> str:
+        """A single-use URL for ``request``."""
+        kind = next(name for name, cls in _KINDS.items() if isinstance(request, cls))
+        return f"{self.base_url}/{kind}/{self.tokens.issue(request)}"
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        watchdog = asyncio.create_task(self._watch_idle(writer))
+        try:
+            await self._serve(reader, writer)
+        except (ConnectionError, OSError, asyncio.IncompleteReadError, TimeoutError):
+            pass
+        except Exception:
+            _log.exception("streaming connection failed")
+        finally:
+            watchdog.cancel()
+            self._connections.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _watch_idle(self, writer: asyncio.StreamWriter) -> None:
+        """Abort the connection when no byte has moved for ``idle_timeout`` seconds."""
+        transport = writer.transport
+        loop = asyncio.get_running_loop()
+        timeout = self.options.idle_timeout
+        protocol = transport.get_protocol()
+        original = protocol.data_received  # type: ignore[attr-defined]
+        state = {"last": loop.time()}
+
+        def received(data: bytes) -> None:
+            state["last"] = loop.time()
+            original(data)
+
+        protocol.data_received = received  # type: ignore[attr-defined]
+        write = transport.write
+
+        def sent(data: bytes | bytearray | memoryview) -> None:
+            state["last"] = loop.time()
+            write(data)
+
+        transport.write = sent  # type: ignore[method-assign]
+        while True:
+            await asyncio.sleep(max(0.05, min(timeout / 4, 5.0)))
+            if loop.time() - state["last"] >= timeout:
+                _log.info("closing idle streaming connection")
+                transport.abort()
+                return
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=16 * 1024)
+        raw = bytearray()
+        async with asyncio.timeout(self.options.request_timeout):
+            while True:
+                event = conn.next_event()
+                if event is h11.NEED_DATA:
+                    data = await reader.read(16 * 1024)
+                    raw += data
+                    conn.receive_data(data)
+                    continue
+                break
+        if not isinstance(event, h11.Request):
+            return
+        path = event.target.decode("latin-1").split("?", 1)[0].strip("/").split("/")
+        kind = path[0] if len(path) == 2 else ""
+        if kind not in _KINDS:
+            await _respond(writer, 404, "not found")
+            return
+        try:
+            request = self.tokens.consume(path[1], _KINDS[kind])
+        except StreamTokenError as err:
+            await _respond(writer, 404, str(err))
+            return
+        upgrade = [value.lower() for value in _offers(event.headers, b"upgrade")]
+        if "websocket" in upgrade:
+            await self._websocket(bytes(raw), reader, writer, request)
+        elif "spdy/3.1" in upgrade:
+            offered = _offers(event.headers, b"x-stream-protocol-version")
+            await self._spdy(conn.trailing_data[0], offered, reader, writer, request)
+        else:
+            await _respond(writer, 400, "this URL needs an Upgrade to SPDY/3.1 or websocket")
+
+    async def _spdy(
+        self,
+        leftover: bytes,
+        offered: list[str],
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        request: StreamRequest,
+    ) -> None:
+        supported = (
+            (PORTFORWARD_PROTOCOL,) if isinstance(request, PortForwardRequest) else SPDY_PROTOCOLS
+        )
+        protocol = _negotiate(offered, supported)
+        if protocol is None:
+            await _respond(
+                writer, 403, f"no supported X-Stream-Protocol-Version in {offered}: {supported}"
+            )
+            return
+        writer.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n"
+            b"X-Stream-Protocol-Version: " + protocol.encode() + b"\r\n\r\n"
+        )
+        await writer.drain()
+        session = Session(StreamChannel(reader, writer, leftover), client=False)
+        await session.start()
+        if isinstance(request, PortForwardRequest):
+            await serve_port_forward(session, request)
+            return
+        await serve_spdy_command(
+            session,
+            protocol,
+            stdin=request.stdin,
+            stdout=request.stdout,
+            stderr=request.stderr,
+            tty=request.tty,
+            command=self._command(request),
+        )
+
+    async def _websocket(
+        self,
+        raw: bytes,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        request: StreamRequest,
+    ) -> None:
+        ws = WSConnection(ConnectionType.SERVER)
+        ws.receive_data(raw)
+        handshake = next((e for e in ws.events() if isinstance(e, WsRequest)), None)
+        if handshake is None:
+            await _respond(writer, 400, "bad websocket handshake")
+            return
+        if isinstance(request, PortForwardRequest):
+            supported: tuple[str, ...] = (TUNNEL_PROTOCOL,)
+            protocol = _negotiate(handshake.subprotocols, supported)
+        else:
+            supported = WEBSOCKET_PROTOCOLS
+            protocol = (
+                _negotiate(handshake.subprotocols, supported)
+                if handshake.subprotocols
+                else "channel.k8s.io"
+            )
+        if protocol is None:
+            writer.write(ws.send(RejectConnection(status_code=400, has_body=False)))
+            await writer.drain()
+            return
+        writer.write(
+            ws.send(AcceptConnection(subprotocol=protocol if handshake.subprotocols else None))
+        )
+        await writer.drain()
+        websocket = WebSocket(ws, reader, writer)
+        if isinstance(request, PortForwardRequest):
+            session = Session(TunnelChannel(websocket), client=False)
+            await session.start()
+            await serve_port_forward(session, request)
+            return
+        await serve_websocket_command(
+            websocket,
+            protocol,
+            stdin=request.stdin,
+            stdout=request.stdout,
+            stderr=request.stderr,
+            tty=request.tty,
+            command=self._command(request),
+        )
+
+    def _command(
+        self, request: ExecRequest | AttachRequest
+    ) -> Callable[[CommandIO], Awaitable[int | None]]:
+        if isinstance(request, ExecRequest):
+            return lambda io: run_exec(self.ctx, request, io)
+        return lambda io: run_attach(self.ctx, request, io)
+
+
+async def _respond(writer: asyncio.StreamWriter, status: int, message: str) -> None:
+    conn = h11.Connection(h11.SERVER)
+    conn.receive_data(b"GET / HTTP/1.1\r\nHost: crid\r\n\r\n")
+    conn.next_event()
+    body = message.encode() + b"\n"
+    headers = [("content-type", "text/plain"), ("content-length", str(len(body))),
+               ("connection", "close")]  # fmt: skip
+    writer.write(conn.send(h11.Response(status_code=status, headers=headers)) or b"")
+    writer.write(conn.send(h11.Data(data=body)) or b"")
+    writer.write(conn.send(h11.EndOfMessage()) or b"")
+    await writer.drain()
