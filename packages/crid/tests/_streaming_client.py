@@ -247,7 +247,9 @@ async def spdy_command(url: str, *, stdin: bytes | None = None, tty: bool = Fals
     """Run a remote command the way client-go's SPDY executor does; gather its output."""
     protocols = protocols or ["v5.channel.k8s.io", "v4.channel.k8s.io", "v3.channel.k8s.io",
                               "v2.channel.k8s.io", "channel.k8s.io"]  # fmt: skip
-    client = await SpdyClient.connect(url, protocols, flow_control=flow_control, window=window, ca=ca)
+    client = await SpdyClient.connect(
+        url, protocols, flow_control=flow_control, window=window, ca=ca
+    )
     try:
         error = await client.create_stream({"streamtype": "error"})
         ids: dict[str, int] = {}
@@ -260,7 +262,9 @@ async def spdy_command(url: str, *, stdin: bytes | None = None, tty: bool = Fals
         if tty and client.protocol not in ("channel.k8s.io", "v2.channel.k8s.io"):
             ids["resize"] = await client.create_stream({"streamtype": "resize"})
             for width, height in resizes or []:
-                await client.write(ids["resize"], json.dumps({"Width": width, "Height": height}).encode() + b"\n")
+                await client.write(
+                    ids["resize"], json.dumps({"Width": width, "Height": height}).encode() + b"\n"
+                )
 
         async def reader(name: str) -> bytes:
             if name not in ids:
@@ -303,7 +307,9 @@ class WebSocketClient:
     async def connect(cls, url: str, subprotocols: list[str]) -> WebSocketClient:
         parts, reader, writer = await _open(url)
         ws = WSConnection(ConnectionType.CLIENT)
-        writer.write(ws.send(Request(host=parts.netloc, target=parts.path, subprotocols=subprotocols)))
+        writer.write(
+            ws.send(Request(host=parts.netloc, target=parts.path, subprotocols=subprotocols))
+        )
         await writer.drain()
         while True:
             data = await reader.read(65536)
@@ -364,7 +370,9 @@ async def websocket_command(url: str, *, protocols: list[str], stdin: bytes | No
     b64 = ".base64." in f".{protocol}"
 
     def frame(channel: int, payload: bytes) -> bytes | str:
-        return str(channel) + base64.b64encode(payload).decode() if b64 else bytes([channel]) + payload
+        return (
+            str(channel) + base64.b64encode(payload).decode() if b64 else bytes([channel]) + payload
+        )
 
     try:
         for width, height in resizes or []:

@@ -211,6 +211,9 @@ async def serve_websocket_command(
             return
         status = running.result()
         with contextlib.suppress(ConnectionError):
+            for writer in (io.stdout, io.stderr):
+                if writer is not None:
+                    await writer.close()
             if status:
                 await _ChannelWriter(websocket, 3, b64=b64, v5=v5).write(status)
     finally:

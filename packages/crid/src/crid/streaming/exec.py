@@ -21,7 +21,7 @@ import secrets
 import signal
 import struct
 import termios
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from crid.streaming.requests import ExecRequest
 __all__ = ["run_exec"]
 
 _log = logging.getLogger(__name__)
+INITIAL_SIZE_WAIT = 0.5
 
 
 def _process_spec(bundle: Path, command: tuple[str, ...], tty: bool) -> dict[str, Any]:
@@ -146,6 +147,12 @@ async def _run_tty(argv: list[str], io: CommandIO, pid_path: Path) -> int:
     master, slave = os.openpty()
     os.set_blocking(master, False)
     set_size(master, TerminalSize(width=80, height=24))
+    sizes = resize_events(io.resize) if io.resize is not None else None
+    if sizes is not None:
+        # Clients send the terminal's size right after opening their streams: wait briefly
+        # for it, so that the process starts with the right size instead of 80x24.
+        with contextlib.suppress(TimeoutError, StopAsyncIteration):
+            set_size(master, await asyncio.wait_for(anext(sizes), INITIAL_SIZE_WAIT))
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=slave, stdout=slave, stderr=slave, env=environment(),
@@ -158,8 +165,8 @@ async def _run_tty(argv: list[str], io: CommandIO, pid_path: Path) -> int:
     os.close(slave)
     side: list[asyncio.Task[None]] = []
     try:
-        if io.resize is not None:
-            side.append(asyncio.create_task(_apply_resizes(io.resize, master, proc.pid)))
+        if sizes is not None:
+            side.append(asyncio.create_task(_apply_resizes(sizes, master, proc.pid)))
         if io.stdin is not None:
             side.append(
                 asyncio.create_task(_copy_in(io.stdin, lambda d: write_fd(master, d), lambda: None))
@@ -173,8 +180,12 @@ async def _run_tty(argv: list[str], io: CommandIO, pid_path: Path) -> int:
         os.close(master)
 
 
-async def _apply_resizes(reader: Reader, master: int, runtime_pid: int) -> None:
-    async for size in resize_events(reader):
+async def _apply_resizes(sizes: AsyncIterator[TerminalSize], master: int, runtime_pid: int) -> None:
+    async for size in sizes:
         set_size(master, size)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(runtime_pid, signal.SIGWINCH)
+        # runc copies the size to the container's terminal on SIGWINCH; a signal that
+        # lands while it is still setting that terminal up is lost, so it is repeated.
+        for delay in (0.0, 0.05, 0.25):
+            await asyncio.sleep(delay)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(runtime_pid, signal.SIGWINCH)
