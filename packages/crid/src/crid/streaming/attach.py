@@ -1,9 +1,11 @@
 """Attach: the container's own stdio, held by conmon, through its attach socket.
 
 conmon listens on ``<attach dir>/<id>/attach`` (SOCK_SEQPACKET): each packet it sends
-starts with the stream it came from (1 stdout, 2 stderr), and what a client writes goes
+starts with the pipe it came from (2 stdout, 3 stderr: conmon 2.1.6, measured), and what a client writes goes
 to the container's stdin (only if conmon was started with ``--stdin``). A terminal
-resize is a line ``1 <height> <width>`` written to the bundle's ``ctl`` fifo. Leaving
+resize is a line ``1 <height> <width>`` (message type 1: window size) written to the
+bundle's ``ctl`` fifo (conmon 2.1.6 also has a ``winsz`` fifo taking ``<height> <width>``;
+both were checked by experiment, ``ctl`` is what CRI-O has always used). Leaving
 (the client's end of stdin, or the connection closing) only closes our socket: the
 container keeps running.
 """
@@ -25,7 +27,7 @@ from crid.streaming.requests import AttachRequest
 __all__ = ["run_attach"]
 
 _PACKET = 8192 + 1
-_STDOUT, _STDERR = 1, 2
+_STDOUT, _STDERR = 2, 3  # conmon numbers its pipes stdin 1, stdout 2, stderr 3
 
 
 def _connect(path: Path) -> socket.socket:
