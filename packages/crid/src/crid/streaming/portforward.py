@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from crid.streaming.requests import PortForwardRequest
@@ -23,16 +23,13 @@ __all__ = ["PROTOCOL", "serve_port_forward"]
 
 _log = logging.getLogger(__name__)
 PROTOCOL = "portforward.k8s.io"
-PAIR_TIMEOUT = 30.0
 
 
 @dataclass
 class _Pair:
     data: Stream | None = None
     error: Stream | None = None
-    timer: asyncio.TimerHandle | None = None
     started: bool = False
-    extra: list[Stream] = field(default_factory=list)
 
 
 async def _connect(netns: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -84,10 +81,11 @@ async def _forward(request: PortForwardRequest, pair: _Pair, port: int) -> None:
     try:
         inbound = asyncio.create_task(_copy_to_pod(data, writer))
         await _copy_from_pod(reader, data)
-        # The pod's side has finished: the connection is over, whatever the client still sends.
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.shield(inbound), 1.0)
+        # The pod's side has finished: the connection is over, whatever the client still
+        # sends (as the kubelet does; clients do not half-close their data streams).
         inbound.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await inbound
     finally:
         writer.close()
         with contextlib.suppress(ConnectionError, OSError):
