@@ -36,13 +36,13 @@ from crid.streaming.spdy.frames import (
     FrameEncoder,
     FrameParser,
     GoAway,
-    Ping as SpdyPing,
     RstStream,
     Settings,
     SynReply,
     SynStream,
     WindowUpdate,
 )
+from crid.streaming.spdy.frames import Ping as SpdyPing
 
 
 class HTTPError(Exception):
@@ -75,8 +75,16 @@ class _Stream:
 class SpdyClient:
     """One upgraded SPDY connection, driven frame by frame."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 leftover: bytes, protocol: str, *, flow_control: bool, window: int) -> None:  # fmt: skip
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        leftover: bytes,
+        protocol: str,
+        *,
+        flow_control: bool,
+        window: int,
+    ) -> None:
         self.reader, self.writer = reader, writer
         self.protocol = protocol
         self.encoder, self.parser = FrameEncoder(), FrameParser()
@@ -91,8 +99,15 @@ class SpdyClient:
         self._task = asyncio.create_task(self._read_loop(leftover))
 
     @classmethod
-    async def connect(cls, url: str, protocols: list[str], *, flow_control: bool = False,
-                      window: int = 64 * 1024, ca: ssl.SSLContext | None = None) -> SpdyClient:  # fmt: skip
+    async def connect(
+        cls,
+        url: str,
+        protocols: list[str],
+        *,
+        flow_control: bool = False,
+        window: int = 64 * 1024,
+        ca: ssl.SSLContext | None = None,
+    ) -> SpdyClient:
         parts, reader, writer = await _open(url, ca)
         offers = "".join(f"X-Stream-Protocol-Version: {p}\r\n" for p in protocols)
         writer.write(
@@ -177,8 +192,9 @@ class SpdyClient:
     async def write(self, stream_id: int, data: bytes, *, fin: bool = False) -> None:
         for start in range(0, max(len(data), 1), 16384):
             last = start + 16384 >= len(data)
-            await self._send(DataFrame(stream_id=stream_id, data=data[start : start + 16384],
-                                       fin=fin and last))  # fmt: skip
+            await self._send(
+                DataFrame(stream_id=stream_id, data=data[start : start + 16384], fin=fin and last)
+            )
 
     async def close_stream(self, stream_id: int) -> None:
         await self._send(DataFrame(stream_id=stream_id, data=b"", fin=True))
@@ -238,15 +254,28 @@ class ExecResult:
         return int(next(c["message"] for c in causes if c["reason"] == "ExitCode"))
 
 
-async def spdy_command(url: str, *, stdin: bytes | None = None, tty: bool = False,
-                       stdout: bool = True, stderr: bool = True,
-                       resizes: list[tuple[int, int]] | None = None,
-                       protocols: list[str] | None = None, flow_control: bool = False,
-                       window: int = 64 * 1024, slow_reader: float = 0.0,
-                       ca: ssl.SSLContext | None = None) -> ExecResult:  # fmt: skip
+async def spdy_command(
+    url: str,
+    *,
+    stdin: bytes | None = None,
+    tty: bool = False,
+    stdout: bool = True,
+    stderr: bool = True,
+    resizes: list[tuple[int, int]] | None = None,
+    protocols: list[str] | None = None,
+    flow_control: bool = False,
+    window: int = 64 * 1024,
+    slow_reader: float = 0.0,
+    ca: ssl.SSLContext | None = None,
+) -> ExecResult:
     """Run a remote command the way client-go's SPDY executor does; gather its output."""
-    protocols = protocols or ["v5.channel.k8s.io", "v4.channel.k8s.io", "v3.channel.k8s.io",
-                              "v2.channel.k8s.io", "channel.k8s.io"]  # fmt: skip
+    protocols = protocols or [
+        "v5.channel.k8s.io",
+        "v4.channel.k8s.io",
+        "v3.channel.k8s.io",
+        "v2.channel.k8s.io",
+        "channel.k8s.io",
+    ]
     client = await SpdyClient.connect(
         url, protocols, flow_control=flow_control, window=window, ca=ca
     )
@@ -294,8 +323,13 @@ async def spdy_command(url: str, *, stdin: bytes | None = None, tty: bool = Fals
 class WebSocketClient:
     """A WebSocket client connection (wsproto) with whole-message receive."""
 
-    def __init__(self, ws: WSConnection, reader: asyncio.StreamReader,
-                 writer: asyncio.StreamWriter, subprotocol: str | None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        ws: WSConnection,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        subprotocol: str | None,
+    ) -> None:
         self.ws, self.reader, self.writer = ws, reader, writer
         self.subprotocol = subprotocol
         self.pending: deque[bytes | str] = deque()
@@ -361,9 +395,14 @@ class WebSocketClient:
             await self.writer.wait_closed()
 
 
-async def websocket_command(url: str, *, protocols: list[str], stdin: bytes | None = None,
-                            close_stdin: bool = True,
-                            resizes: list[tuple[int, int]] | None = None) -> ExecResult:  # fmt: skip
+async def websocket_command(
+    url: str,
+    *,
+    protocols: list[str],
+    stdin: bytes | None = None,
+    close_stdin: bool = True,
+    resizes: list[tuple[int, int]] | None = None,
+) -> ExecResult:
     """Run a remote command over WebSocket channels as client-go's WebSocket executor does."""
     client = await WebSocketClient.connect(url, protocols)
     protocol = client.subprotocol or "channel.k8s.io"
@@ -392,8 +431,9 @@ async def websocket_command(url: str, *, protocols: list[str], stdin: bytes | No
                 closed.add(payload[0])
             elif channel in out:
                 out[channel] += payload
-        result = ExecResult(stdout=bytes(out[1]), stderr=bytes(out[2]), error=bytes(out[3]),
-                            protocol=protocol)  # fmt: skip
+        result = ExecResult(
+            stdout=bytes(out[1]), stderr=bytes(out[2]), error=bytes(out[3]), protocol=protocol
+        )
         result.closed_channels = closed  # type: ignore[attr-defined]
         return result
     finally:

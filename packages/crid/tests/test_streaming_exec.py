@@ -44,8 +44,15 @@ async def sleeper(daemon: Daemon) -> AsyncIterator[Container]:
         yield record
 
 
-async def exec_url(stub: api_pb2_grpc.RuntimeServiceStub, container: Container, cmd: list[str],
-                   *, tty: bool = False, stdin: bool = False, stderr: bool = True) -> str:  # fmt: skip
+async def exec_url(
+    stub: api_pb2_grpc.RuntimeServiceStub,
+    container: Container,
+    cmd: list[str],
+    *,
+    tty: bool = False,
+    stdin: bool = False,
+    stderr: bool = True,
+) -> str:
     reply = await stub.Exec(
         api_pb2.ExecRequest(
             container_id=container.id,
@@ -54,7 +61,7 @@ async def exec_url(stub: api_pb2_grpc.RuntimeServiceStub, container: Container, 
             stdin=stdin,
             stdout=True,
             stderr=stderr and not tty,
-        )  # fmt: skip
+        )
     )
     return reply.url
 
@@ -101,8 +108,9 @@ async def test_tty_exec_applies_the_initial_size_and_later_resizes(
 ) -> None:
     from ._streaming_client import SpdyClient
 
-    url = await exec_url(stub, sleeper, ["sh", "-c", "sleep 0.2; stty size; read x; stty size"], tty=True,
-                         stdin=True)  # fmt: skip
+    url = await exec_url(
+        stub, sleeper, ["sh", "-c", "sleep 0.2; stty size; read x; stty size"], tty=True, stdin=True
+    )
     client = await SpdyClient.connect(url, ["v4.channel.k8s.io"])
     try:
         error = await client.create_stream({"streamtype": "error"})
@@ -135,8 +143,9 @@ async def test_tens_of_megabytes_flow_within_the_peer_window(
     size = 32 * 1024 * 1024
     cmd = ["head", "-c", str(size), "/dev/zero"]
     started = time.monotonic()
-    result = await spdy_command(await exec_url(stub, sleeper, cmd), flow_control=True,
-                                window=256 * 1024)  # fmt: skip
+    result = await spdy_command(
+        await exec_url(stub, sleeper, cmd), flow_control=True, window=256 * 1024
+    )
     took = time.monotonic() - started
     assert len(result.stdout) == size and result.stdout.count(0) == size
     assert result.window_violations == 0  # type: ignore[attr-defined]
@@ -151,8 +160,9 @@ async def test_a_slow_reader_throttles_the_command(
     stub: api_pb2_grpc.RuntimeServiceStub, sleeper: Container
 ) -> None:
     cmd = ["head", "-c", str(2 * 1024 * 1024), "/dev/zero"]
-    result = await spdy_command(await exec_url(stub, sleeper, cmd), flow_control=True,
-                                window=64 * 1024, slow_reader=0.001)  # fmt: skip
+    result = await spdy_command(
+        await exec_url(stub, sleeper, cmd), flow_control=True, window=64 * 1024, slow_reader=0.001
+    )
     assert len(result.stdout) == 2 * 1024 * 1024
     assert result.window_violations == 0  # type: ignore[attr-defined]
 

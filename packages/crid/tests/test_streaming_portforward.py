@@ -59,7 +59,7 @@ async def fetch(client: SpdyClient, request_id: int, port: int = 8080) -> tuple[
 async def wait_listening(client: SpdyClient) -> None:
     async with asyncio.timeout(10):
         for attempt in range(1000, 2000):
-            body, failure = await fetch(client, attempt)
+            _body, failure = await fetch(client, attempt)
             if not failure:
                 return
             await asyncio.sleep(0.05)

@@ -1,13 +1,13 @@
 """Attach: the container's own stdio, held by conmon, through its attach socket.
 
 conmon listens on ``<attach dir>/<id>/attach`` (SOCK_SEQPACKET): each packet it sends
-starts with the pipe it came from (2 stdout, 3 stderr: conmon 2.1.6, measured), and what a client writes goes
-to the container's stdin (only if conmon was started with ``--stdin``). A terminal
-resize is a line ``1 <height> <width>`` (message type 1: window size) written to the
-bundle's ``ctl`` fifo (conmon 2.1.6 also has a ``winsz`` fifo taking ``<height> <width>``;
-both were checked by experiment, ``ctl`` is what CRI-O has always used). Leaving
-(the client's end of stdin, or the connection closing) only closes our socket: the
-container keeps running.
+starts with the pipe it came from (2 stdout, 3 stderr: conmon 2.1.6, measured), and
+what a client writes goes to the container's stdin (only if conmon was started with
+``--stdin``). A terminal resize is a line ``1 <height> <width>`` (message type 1:
+window size) written to the bundle's ``ctl`` fifo (conmon 2.1.6 also has a ``winsz``
+fifo taking ``<height> <width>``; both checked by experiment, ``ctl`` is what CRI-O
+has always used). Leaving (the client's end of stdin, or the connection closing)
+only closes our socket: the container keeps running.
 """
 
 from __future__ import annotations

@@ -59,8 +59,9 @@ async def _copy_out(read: Callable[[], Awaitable[bytes]], writer: Writer | None)
                 await writer.write(data)
 
 
-async def _copy_in(reader: Reader, write: Callable[[bytes], Awaitable[None]],
-                   close: Callable[[], None]) -> None:  # fmt: skip
+async def _copy_in(
+    reader: Reader, write: Callable[[bytes], Awaitable[None]], close: Callable[[], None]
+) -> None:
     try:
         while data := await reader.read():
             await write(data)
@@ -82,8 +83,16 @@ async def run_exec(ctx: Context, request: ExecRequest, io: CommandIO) -> int:
     spec_path, pid_path = bundle / f"{name}.json", bundle / f"{name}.pid"
     spec = await asyncio.to_thread(_process_spec, bundle, request.command, io.tty)
     await asyncio.to_thread(spec_path.write_text, json.dumps(spec))
-    argv = [str(handler.runtime.binary), *handler.runtime.global_args(), "exec",
-            "--process", str(spec_path), "--pid-file", str(pid_path), container.id]  # fmt: skip
+    argv = [
+        str(handler.runtime.binary),
+        *handler.runtime.global_args(),
+        "exec",
+        "--process",
+        str(spec_path),
+        "--pid-file",
+        str(pid_path),
+        container.id,
+    ]
     try:
         if io.tty:
             return await _run_tty(argv, io, pid_path)
@@ -155,9 +164,13 @@ async def _run_tty(argv: list[str], io: CommandIO, pid_path: Path) -> int:
             set_size(master, await asyncio.wait_for(anext(sizes), INITIAL_SIZE_WAIT))
     try:
         proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=slave, stdout=slave, stderr=slave, env=environment(),
+            *argv,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=environment(),
             start_new_session=True,
-        )  # fmt: skip
+        )
     except BaseException:
         os.close(master)
         os.close(slave)

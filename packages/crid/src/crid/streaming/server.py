@@ -303,8 +303,11 @@ async def _respond(writer: asyncio.StreamWriter, status: int, message: str) -> N
     conn.receive_data(b"GET / HTTP/1.1\r\nHost: crid\r\n\r\n")
     conn.next_event()
     body = message.encode() + b"\n"
-    headers = [("content-type", "text/plain"), ("content-length", str(len(body))),
-               ("connection", "close")]  # fmt: skip
+    headers = [
+        ("content-type", "text/plain"),
+        ("content-length", str(len(body))),
+        ("connection", "close"),
+    ]
     writer.write(conn.send(h11.Response(status_code=status, headers=headers)) or b"")
     writer.write(conn.send(h11.Data(data=body)) or b"")
     writer.write(conn.send(h11.EndOfMessage()) or b"")

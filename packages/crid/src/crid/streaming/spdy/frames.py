@@ -159,8 +159,9 @@ class FrameEncoder:
     """Turns frames into bytes; owns the outgoing header compression context."""
 
     def __init__(self) -> None:
-        self._deflate = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, 15, 8,
-                                         zlib.Z_DEFAULT_STRATEGY, DICTIONARY)  # fmt: skip
+        self._deflate = zlib.compressobj(
+            zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, 15, 8, zlib.Z_DEFAULT_STRATEGY, DICTIONARY
+        )
 
     def _header_block(self, headers: HeaderList) -> bytes:
         parts = [struct.pack(">I", len(headers))]
@@ -177,16 +178,21 @@ class FrameEncoder:
             if len(frame.data) > MAX_LENGTH:
                 raise SpdyProtocolError("DATA frame too long")
             flags = FLAG_FIN if frame.fin else 0
-            head = struct.pack(">II", _check_id(frame.stream_id, "stream id"),
-                               (flags << 24) | len(frame.data))  # fmt: skip
+            head = struct.pack(
+                ">II", _check_id(frame.stream_id, "stream id"), (flags << 24) | len(frame.data)
+            )
             return head + frame.data
         if isinstance(frame, SynStream):
             flags = (FLAG_FIN if frame.fin else 0) | (
                 FLAG_UNIDIRECTIONAL if frame.unidirectional else 0
             )
-            payload = struct.pack(">IIBB", _check_id(frame.stream_id, "stream id"),
-                                  _check_id(frame.associated_id, "associated id"),
-                                  (frame.priority & 7) << 5, 0)  # fmt: skip
+            payload = struct.pack(
+                ">IIBB",
+                _check_id(frame.stream_id, "stream id"),
+                _check_id(frame.associated_id, "associated id"),
+                (frame.priority & 7) << 5,
+                0,
+            )
             return _control(
                 FrameType.SYN_STREAM, flags, payload + self._header_block(frame.headers)
             )
@@ -208,11 +214,13 @@ class FrameEncoder:
         if isinstance(frame, Ping):
             return _control(FrameType.PING, 0, struct.pack(">I", frame.ping_id & 0xFFFFFFFF))
         if isinstance(frame, GoAway):
-            payload = struct.pack(">II", _check_id(frame.last_good_stream_id, "stream id"),
-                                  frame.status)  # fmt: skip
+            payload = struct.pack(
+                ">II", _check_id(frame.last_good_stream_id, "stream id"), frame.status
+            )
             return _control(FrameType.GOAWAY, 0, payload)
-        payload = struct.pack(">II", _check_id(frame.stream_id, "stream id"),
-                              _check_id(frame.delta, "window delta"))  # fmt: skip
+        payload = struct.pack(
+            ">II", _check_id(frame.stream_id, "stream id"), _check_id(frame.delta, "window delta")
+        )
         return _control(FrameType.WINDOW_UPDATE, 0, payload)
 
 
