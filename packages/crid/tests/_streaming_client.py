@@ -96,6 +96,8 @@ class SpdyClient:
         self.max_outstanding = 0
         self.goaway = False
         self.pings_answered = 0
+        self.pings_returned = 0
+        self.pinged = asyncio.Event()
         self._task = asyncio.create_task(self._read_loop(leftover))
 
     @classmethod
@@ -174,6 +176,9 @@ class SpdyClient:
             if frame.ping_id % 2 == 0:
                 await self._send(frame)
                 self.pings_answered += 1
+            else:
+                self.pings_returned += 1
+                self.pinged.set()
         elif isinstance(frame, GoAway):
             self.goaway = True
         elif isinstance(frame, SynStream):
