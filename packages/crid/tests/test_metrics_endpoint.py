@@ -76,7 +76,7 @@ async def test_rpc_counts_errors_latencies_and_state(daemon: Daemon) -> None:
             with pytest.raises(grpc.aio.AioRpcError):
                 await stub.ContainerStats(api_pb2.ContainerStatsRequest(container_id="f" * 64))
         with pytest.raises(grpc.aio.AioRpcError):
-            await stub.Exec(api_pb2.ExecRequest())  # answered UNIMPLEMENTED
+            await stub.Exec(api_pb2.ExecRequest())  # no command: INVALID_ARGUMENT
         assert [m async for m in stub.StreamContainers(api_pb2.StreamContainersRequest())] == []
     record_pull(12345, 0.75)
     after = await scrape(daemon)
@@ -89,7 +89,7 @@ async def test_rpc_counts_errors_latencies_and_state(daemon: Daemon) -> None:
     assert delta("crid_grpc_request_duration_seconds_sum", method="Version") > 0
     assert delta("crid_grpc_requests_total", method="ContainerStats", code="NOT_FOUND") == 2
     assert delta("crid_grpc_errors_total", method="ContainerStats", code="NOT_FOUND") == 2
-    assert delta("crid_grpc_errors_total", method="Exec", code="UNIMPLEMENTED") == 1
+    assert delta("crid_grpc_errors_total", method="Exec", code="INVALID_ARGUMENT") == 1
     assert delta("crid_grpc_requests_total", method="StreamContainers", code="OK") == 1
     assert delta("crid_grpc_errors_total", method="Version", code="OK") == 0
     assert delta("crid_image_pulls_total") == 1
