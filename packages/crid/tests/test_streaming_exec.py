@@ -274,3 +274,13 @@ async def test_rpc_validation(
     with pytest.raises(grpc.aio.AioRpcError) as no_pod:
         await stub.PortForward(api_pb2.PortForwardRequest(pod_sandbox_id="e" * 64, port=[80]))
     assert no_pod.value.code() is grpc.StatusCode.NOT_FOUND
+
+
+async def test_websocket_tty_exec_with_resize(
+    stub: api_pb2_grpc.RuntimeServiceStub, sleeper: Container
+) -> None:
+    url = await exec_url(stub, sleeper, ["sh", "-c", "sleep 0.2; stty size"], tty=True)
+    result = await websocket_command(url, protocols=["v5.channel.k8s.io"], resizes=[(90, 33)])
+    assert result.stdout == b"33 90\r\n"
+    assert result.stderr == b""
+    assert result.exit_code == 0

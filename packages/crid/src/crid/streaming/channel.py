@@ -4,9 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import Protocol
 
-__all__ = ["ByteChannel", "StreamChannel"]
+__all__ = ["Activity", "ByteChannel", "StreamChannel"]
+
+
+class Activity:
+    """When a connection last moved a byte (the idle timeout watches it)."""
+
+    def __init__(self) -> None:
+        self.last = time.monotonic()
+
+    def touch(self) -> None:
+        self.last = time.monotonic()
+
+    def idle_for(self) -> float:
+        return time.monotonic() - self.last
 
 
 class ByteChannel(Protocol):
@@ -29,22 +43,30 @@ class StreamChannel:
     """A :class:`ByteChannel` over asyncio streams (the upgraded HTTP connection)."""
 
     def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, prefix: bytes = b""
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        prefix: bytes = b"",
+        activity: Activity | None = None,
     ) -> None:
         self._reader = reader
         self._writer = writer
         self._prefix = prefix
+        self.activity = activity or Activity()
 
     async def receive(self) -> bytes:
         if self._prefix:
             data, self._prefix = self._prefix, b""
             return data
         try:
-            return await self._reader.read(65536)
+            data = await self._reader.read(65536)
         except (ConnectionError, OSError):
             return b""
+        self.activity.touch()
+        return data
 
     async def send(self, data: bytes) -> None:
+        self.activity.touch()
         self._writer.write(data)
         await self._writer.drain()
 

@@ -23,6 +23,7 @@ __all__ = ["PROTOCOL", "serve_port_forward"]
 
 _log = logging.getLogger(__name__)
 PROTOCOL = "portforward.k8s.io"
+MAX_PENDING = 256  # connections with only one of their two streams opened so far
 
 
 @dataclass
@@ -116,6 +117,9 @@ async def serve_port_forward(session: Session, request: PortForwardRequest) -> N
                 continue
             if kind not in ("data", "error") or not request_id:
                 await stream.reset()
+                continue
+            if request_id not in pairs and len(pairs) >= MAX_PENDING:
+                await stream.reset()  # too many half-opened connections
                 continue
             await stream.reply()
             pair = pairs.setdefault(request_id, _Pair())

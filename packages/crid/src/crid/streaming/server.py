@@ -26,7 +26,7 @@ from wsproto.events import Request as WsRequest
 from crid.context import Context
 from crid.errors import StreamTokenError
 from crid.streaming.attach import run_attach
-from crid.streaming.channel import StreamChannel
+from crid.streaming.channel import Activity, StreamChannel
 from crid.streaming.commands import serve_spdy_command, serve_websocket_command
 from crid.streaming.exec import run_exec
 from crid.streaming.portforward import PROTOCOL as PORTFORWARD_PROTOCOL
@@ -131,9 +131,10 @@ class StreamingServer:
         task = asyncio.current_task()
         assert task is not None
         self._connections.add(task)
-        watchdog = asyncio.create_task(self._watch_idle(writer))
+        activity = Activity()
+        watchdog = asyncio.create_task(self._watch_idle(writer, activity))
         try:
-            await self._serve(reader, writer)
+            await self._serve(reader, writer, activity)
         except (ConnectionError, OSError, asyncio.IncompleteReadError, TimeoutError):
             pass
         except Exception:
@@ -145,35 +146,19 @@ class StreamingServer:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def _watch_idle(self, writer: asyncio.StreamWriter) -> None:
+    async def _watch_idle(self, writer: asyncio.StreamWriter, activity: Activity) -> None:
         """Abort the connection when no byte has moved for ``idle_timeout`` seconds."""
-        transport = writer.transport
-        loop = asyncio.get_running_loop()
         timeout = self.options.idle_timeout
-        protocol = transport.get_protocol()
-        original = protocol.data_received  # type: ignore[attr-defined]
-        state = {"last": loop.time()}
-
-        def received(data: bytes) -> None:
-            state["last"] = loop.time()
-            original(data)
-
-        protocol.data_received = received  # type: ignore[attr-defined]
-        write = transport.write
-
-        def sent(data: bytes | bytearray | memoryview) -> None:
-            state["last"] = loop.time()
-            write(data)
-
-        transport.write = sent  # type: ignore[method-assign]
         while True:
-            await asyncio.sleep(max(0.05, min(timeout / 4, 5.0)))
-            if loop.time() - state["last"] >= timeout:
+            await asyncio.sleep(max(0.05, min(timeout - activity.idle_for(), 5.0)))
+            if activity.idle_for() >= timeout:
                 _log.info("closing idle streaming connection")
-                transport.abort()
+                writer.transport.abort()
                 return
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, activity: Activity
+    ) -> None:
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=16 * 1024)
         raw = bytearray()
         async with asyncio.timeout(self.options.request_timeout):
@@ -199,10 +184,10 @@ class StreamingServer:
             return
         upgrade = [value.lower() for value in _offers(event.headers, b"upgrade")]
         if "websocket" in upgrade:
-            await self._websocket(bytes(raw), reader, writer, request)
+            await self._websocket(bytes(raw), reader, writer, request, activity)
         elif "spdy/3.1" in upgrade:
             offered = _offers(event.headers, b"x-stream-protocol-version")
-            await self._spdy(conn.trailing_data[0], offered, reader, writer, request)
+            await self._spdy(conn.trailing_data[0], offered, reader, writer, request, activity)
         else:
             await _respond(writer, 400, "this URL needs an Upgrade to SPDY/3.1 or websocket")
 
@@ -213,6 +198,7 @@ class StreamingServer:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         request: StreamRequest,
+        activity: Activity,
     ) -> None:
         supported = (
             (PORTFORWARD_PROTOCOL,) if isinstance(request, PortForwardRequest) else SPDY_PROTOCOLS
@@ -228,7 +214,7 @@ class StreamingServer:
             b"X-Stream-Protocol-Version: " + protocol.encode() + b"\r\n\r\n"
         )
         await writer.drain()
-        session = Session(StreamChannel(reader, writer, leftover), client=False)
+        session = Session(StreamChannel(reader, writer, leftover, activity), client=False)
         await session.start()
         if isinstance(request, PortForwardRequest):
             await serve_port_forward(session, request)
@@ -249,6 +235,7 @@ class StreamingServer:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         request: StreamRequest,
+        activity: Activity,
     ) -> None:
         ws = WSConnection(ConnectionType.SERVER)
         ws.receive_data(raw)
@@ -274,7 +261,7 @@ class StreamingServer:
             ws.send(AcceptConnection(subprotocol=protocol if handshake.subprotocols else None))
         )
         await writer.drain()
-        websocket = WebSocket(ws, reader, writer)
+        websocket = WebSocket(ws, reader, writer, activity)
         if isinstance(request, PortForwardRequest):
             session = Session(TunnelChannel(websocket), client=False)
             await session.start()

@@ -21,6 +21,8 @@ from wsproto.events import (
 )
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
+from crid.streaming.channel import Activity
+
 __all__ = ["MAX_MESSAGE", "TunnelChannel", "WebSocket"]
 
 MAX_MESSAGE = 16 * 1024 * 1024
@@ -30,8 +32,13 @@ class WebSocket:
     """An accepted WebSocket connection."""
 
     def __init__(
-        self, ws: WSConnection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        ws: WSConnection,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        activity: Activity | None = None,
     ) -> None:
+        self.activity = activity or Activity()
         self._ws = ws
         self._reader = reader
         self._writer = writer
@@ -41,6 +48,7 @@ class WebSocket:
         self.closed = False
 
     async def _flush(self, data: bytes) -> None:
+        self.activity.touch()
         async with self._lock:
             self._writer.write(data)
             await self._writer.drain()
@@ -54,6 +62,7 @@ class WebSocket:
                 data = await self._reader.read(65536)
             except (ConnectionError, OSError):
                 data = b""
+            self.activity.touch()
             try:
                 self._ws.receive_data(data or None)
                 await self._handle_events()

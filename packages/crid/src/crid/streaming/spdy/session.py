@@ -44,6 +44,7 @@ _log = logging.getLogger(__name__)
 DEFAULT_WINDOW = 64 * 1024
 MAX_DATA_FRAME = 16 * 1024
 SETTINGS_INITIAL_WINDOW_SIZE = 7
+MAX_STREAMS = 1000  # open streams per session; more are refused (RST_STREAM REFUSED_STREAM)
 _MAX_WINDOW = 0x7FFFFFFF
 
 
@@ -263,6 +264,9 @@ class Session:
         if frame.stream_id % 2 != expected_parity or frame.stream_id <= self._last_remote_id:
             raise SpdyProtocolError(f"SYN_STREAM with invalid stream id {frame.stream_id}")
         self._last_remote_id = frame.stream_id
+        if len(self._streams) >= MAX_STREAMS:
+            await self._send(RstStream(stream_id=frame.stream_id, status=RstStatus.REFUSED_STREAM))
+            return
         stream = Stream(self, frame.stream_id, frame.headers)
         stream.local_closed = frame.unidirectional
         self._streams[stream.id] = stream
