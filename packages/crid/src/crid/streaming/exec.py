@@ -22,6 +22,7 @@ import signal
 import struct
 import termios
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -103,17 +104,22 @@ async def run_exec(ctx: Context, request: ExecRequest, io: CommandIO) -> int:
 
 
 async def _finish(proc: asyncio.subprocess.Process, pid_path: Path) -> None:
-    """Kill the exec'd process (then runc) if still running, and reap runc."""
-    if proc.returncode is None:
+    """Kill the exec'd process if it still runs, then reap runc.
+
+    runc writes the pid file once the process exists; until then (a client gone during
+    start-up) keep looking for it, so the process is never left behind.
+    """
+    for _ in range(20):
+        if proc.returncode is not None:
+            return
         with contextlib.suppress(OSError, ValueError):
             pid = int((await asyncio.to_thread(pid_path.read_text)).strip())
             os.kill(pid, signal.SIGKILL)
-        try:
-            await asyncio.wait_for(asyncio.shield(proc.wait()), 5.0)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(proc.wait()), 0.25)
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+    await proc.wait()
 
 
 async def _run_pipes(argv: list[str], io: CommandIO, pid_path: Path) -> int:
@@ -128,10 +134,9 @@ async def _run_pipes(argv: list[str], io: CommandIO, pid_path: Path) -> int:
     )
     tasks: list[asyncio.Task[None]] = []
     try:
-        if proc.stdout is not None:
-            tasks.append(asyncio.create_task(_copy_out(lambda: proc.stdout.read(65536), io.stdout)))  # type: ignore[union-attr]
-        if proc.stderr is not None:
-            tasks.append(asyncio.create_task(_copy_out(lambda: proc.stderr.read(65536), io.stderr)))  # type: ignore[union-attr]
+        for pipe_out, writer in ((proc.stdout, io.stdout), (proc.stderr, io.stderr)):
+            if pipe_out is not None:
+                tasks.append(asyncio.create_task(_copy_out(partial(pipe_out.read, 65536), writer)))
         stdin_task = None
         if io.stdin is not None and proc.stdin is not None:
             stdin = proc.stdin

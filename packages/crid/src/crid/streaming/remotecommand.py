@@ -8,7 +8,6 @@ the way the negotiated protocol defines: v4 and later send a JSON ``metav1.Statu
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
@@ -128,10 +127,3 @@ async def resize_events(reader: Reader) -> AsyncIterator[TerminalSize]:
                 size = TerminalSize(width=int(value["Width"]), height=int(value["Height"]))
                 if 0 < size.width < 65536 and 0 < size.height < 65536:
                     yield size
-
-
-async def pump(reader: Reader, write: object) -> None:
-    """Copy ``reader`` into the coroutine function ``write`` until end of stream."""
-    while data := await reader.read():
-        await write(data)  # type: ignore[operator]
-        await asyncio.sleep(0)

@@ -286,16 +286,12 @@ class StreamingServer:
 
 
 async def _respond(writer: asyncio.StreamWriter, status: int, message: str) -> None:
-    conn = h11.Connection(h11.SERVER)
-    conn.receive_data(b"GET / HTTP/1.1\r\nHost: crid\r\n\r\n")
-    conn.next_event()
+    """A plain-text answer for a request that is not upgraded; the connection then closes."""
     body = message.encode() + b"\n"
-    headers = [
-        ("content-type", "text/plain"),
-        ("content-length", str(len(body))),
-        ("connection", "close"),
-    ]
-    writer.write(conn.send(h11.Response(status_code=status, headers=headers)) or b"")
-    writer.write(conn.send(h11.Data(data=body)) or b"")
-    writer.write(conn.send(h11.EndOfMessage()) or b"")
+    reason = {400: "Bad Request", 403: "Forbidden", 404: "Not Found"}.get(status, "Error")
+    writer.write(
+        f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+        + body
+    )
     await writer.drain()
