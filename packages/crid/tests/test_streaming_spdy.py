@@ -120,6 +120,7 @@ frames = st.one_of(
 )
 
 
+@settings(deadline=None)
 @given(st.lists(frames, max_size=8), st.integers(1, 64))
 def test_frames_round_trip_in_any_chunking(sequence: list[Any], chunk: int) -> None:
     encoder, parser = FrameEncoder(), FrameParser()
@@ -130,7 +131,7 @@ def test_frames_round_trip_in_any_chunking(sequence: list[Any], chunk: int) -> N
     assert parsed == sequence
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(frames, min_size=1, max_size=4), st.data())
 def test_malformed_input_raises_protocol_error_or_parses(sequence: list[Any], data: Any) -> None:
     wire = bytearray(b"".join(FrameEncoder().encode(frame) for frame in sequence))
@@ -143,6 +144,7 @@ def test_malformed_input_raises_protocol_error_or_parses(sequence: list[Any], da
             assert isinstance(frame, (*FRAME_TYPES,))
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=200))
 def test_random_bytes_never_escape_as_other_errors(garbage: bytes) -> None:
     with contextlib.suppress(SpdyProtocolError):
