@@ -286,3 +286,19 @@ async def test_websocket_tty_exec_with_resize(
     assert result.stdout == b"33 90\r\n"
     assert result.stderr == b""
     assert result.exit_code == 0
+
+
+async def test_a_container_that_stopped_after_the_url_was_issued_reports_a_failure(
+    daemon: Daemon, stub: api_pb2_grpc.RuntimeServiceStub
+) -> None:
+    ctx = ctx_of(daemon)
+    async with pod(ctx) as sandbox, running(ctx, sandbox, ["sleep", "600"]) as record:
+        url = await exec_url(stub, record, ["true"])
+        await ctx.handler().runtime.kill(record.id, 9)
+        deadline = time.monotonic() + 10
+        while (await ctx.handler().runtime.state(record.id)).status != "stopped":
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        result = await spdy_command(url)
+        assert result.status["status"] == "Failure"
+        assert "stopped" in str(result.status["message"])
