@@ -12,11 +12,16 @@ __all__ = [
     "ConmonError",
     "ContainerNotFoundError",
     "CridError",
+    "ExecTimeoutError",
+    "InvalidConfigError",
+    "InvalidStateError",
     "NameReservedError",
     "NotFoundError",
     "OCIRuntimeError",
+    "SandboxNotReadyError",
     "SocketInUseError",
     "StateError",
+    "UnsupportedConfigError",
 ]
 
 
@@ -75,3 +80,23 @@ class CgroupError(CridError):
 
 class RuntimeHandlerError(CridError):
     """A pod asked for a runtime handler that is not configured or not installed."""
+
+
+class InvalidConfigError(CridError):
+    """A pod or container config the kubelet sent is incomplete or contradictory."""
+
+
+class UnsupportedConfigError(CridError):
+    """The request asks for something this crid is configured not to do; names the option."""
+
+
+class SandboxNotReadyError(CridError):
+    """A container was asked for in a pod sandbox that is stopped (or being removed)."""
+
+
+class ExecTimeoutError(CridError):
+    """An ExecSync command ran past its timeout and was killed."""
+
+
+class InvalidStateError(CridError):
+    """The container is not in a state that allows this (e.g. starting a running one)."""

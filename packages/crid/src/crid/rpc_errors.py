@@ -77,6 +77,11 @@ STATUS_CODES: dict[type[BaseException], grpc.StatusCode] = {
     errors.AmbiguousIdError: grpc.StatusCode.INVALID_ARGUMENT,
     errors.CgroupError: grpc.StatusCode.INTERNAL,
     errors.RuntimeHandlerError: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.InvalidConfigError: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.UnsupportedConfigError: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.SandboxNotReadyError: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.ExecTimeoutError: grpc.StatusCode.DEADLINE_EXCEEDED,
+    errors.InvalidStateError: grpc.StatusCode.FAILED_PRECONDITION,
 }
 
 

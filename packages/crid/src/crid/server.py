@@ -22,6 +22,7 @@ from crid._cri.v1 import api_pb2_grpc
 from crid.config import Config
 from crid.context import Context
 from crid.errors import CridError, SocketInUseError
+from crid.sandbox import Lifecycle
 from crid.services import ImageService, RuntimeService
 from crid.socket import SOCKET_MODE, prepare_socket
 
@@ -71,6 +72,7 @@ class Daemon:
                 ]
             )
             self.context = await Context.open(self.config)
+            await Lifecycle.of(self.context).start()
             runtime = RuntimeService(self.context)
             image = ImageService(self.context)
             api_pb2_grpc.add_RuntimeServiceServicer_to_server(runtime, server)  # type: ignore[no-untyped-call]
@@ -102,6 +104,7 @@ class Daemon:
 
     async def _close_context(self) -> None:
         if self.context is not None:
+            await Lifecycle.of(self.context).stop()
             await self.context.close()
             self.context = None
 

@@ -11,6 +11,8 @@ from crid._cri.v1 import api_pb2, api_pb2_grpc
 from crid.readiness import Condition, network_condition, runtime_condition
 from crid.services._base import RpcContext, ServiceBase
 from crid.services._unimplemented import unimplemented_rest
+from crid.services.container import ContainerRPCs
+from crid.services.sandbox import SandboxRPCs
 
 __all__ = ["CRI_API_VERSION", "KUBELET_API_VERSION", "RUNTIME_NAME", "RuntimeService"]
 
@@ -29,7 +31,7 @@ def _condition(condition: Condition) -> api_pb2.RuntimeCondition:
 
 
 @unimplemented_rest("RuntimeService")
-class RuntimeService(ServiceBase, api_pb2_grpc.RuntimeServiceServicer):
+class RuntimeService(SandboxRPCs, ContainerRPCs, ServiceBase, api_pb2_grpc.RuntimeServiceServicer):
     """The CRI runtime service; RPCs no mixin defines answer UNIMPLEMENTED."""
 
     async def Version(  # noqa: N802 - the CRI names its RPCs
