@@ -35,6 +35,7 @@ from ocispec.generate import (
     parse_signal,
 )
 from ocispec.image import ImageConfig
+from ocispec.runtime import Mount
 
 __all__ = [
     "TERMINATION_PATH_ANNOTATION",
@@ -248,8 +249,8 @@ def _namespaces(
 
 def _mounts(
     config: api_pb2.ContainerConfig, sandbox: Sandbox, paths: ContainerPaths
-) -> list[BindMount]:
-    mounts = []
+) -> list[BindMount | Mount]:
+    mounts: list[BindMount | Mount] = []
     for m in config.mounts:
         if not m.container_path or not m.host_path:
             raise InvalidConfigError("a mount needs a container_path and a host_path")
@@ -283,6 +284,17 @@ def _mounts(
                     options=("nosuid", "nodev", "noexec") if destination == "/dev/shm" else (),
                 )
             )
+    if "ipc" not in sandbox.namespaces and not Path("/dev/mqueue").is_dir():
+        # The node's IPC namespace, but no /dev/mqueue to bind on this host: mount the
+        # namespace's (the node's) message queue file system directly.
+        mounts.append(
+            Mount(
+                destination="/dev/mqueue",
+                type="mqueue",
+                source="mqueue",
+                options=["nosuid", "noexec", "nodev"],
+            )
+        )
     termination = config.annotations.get(TERMINATION_PATH_ANNOTATION, "")
     if paths.termination_log is not None and termination and termination not in taken:
         mounts.append(BindMount(source=str(paths.termination_log), destination=termination))
@@ -295,7 +307,10 @@ def container_options(
     image: ImageConfig,
     paths: ContainerPaths,
 ) -> ContainerOptions:
-    """The ocispec generator's options for a stored ContainerConfig in ``sandbox``."""
+    """The ocispec generator's options for a stored ContainerConfig in ``sandbox``.
+
+    Looks at the host's file system (/dev/mqueue): call it off the event loop.
+    """
     config = api_pb2.ContainerConfig()
     config.ParseFromString(config_bytes)
     pod = api_pb2.PodSandboxConfig()

@@ -145,19 +145,22 @@ class Containers:
             raise InvalidConfigError(f"container log path {relative!r} leaves the log directory")
         return path
 
-    def _pid_namespace(self, sandbox: Sandbox, request: ContainerRequest) -> str:
+    def _pid_namespaces(self, sandbox: Sandbox, request: ContainerRequest) -> list[str]:
+        """Candidate PID namespaces to join, in order of preference (none: a new one)."""
         if request.pid is NamespaceMode.TARGET:
             target = self.ctx.registry.container(request.pid_target)
             if target.state is not ContainerState.RUNNING or target.pid <= 0:
                 raise InvalidStateError(f"PID namespace target {target.id} is not running")
-            return f"/proc/{target.pid}/ns/pid"
+            return [f"/proc/{target.pid}/ns/pid"]
         if request.pid is NamespaceMode.POD:
             # No infra container holds the pod's PID namespace: the first running
             # container of the pod creates it and the others join it.
-            for other in self.ctx.registry.containers(sandbox.id):
-                if other.state is ContainerState.RUNNING and other.pid > 0:
-                    return f"/proc/{other.pid}/ns/pid"
-        return ""
+            return [
+                f"/proc/{other.pid}/ns/pid"
+                for other in self.ctx.registry.containers(sandbox.id)
+                if other.state is ContainerState.RUNNING and other.pid > 0
+            ]
+        return []
 
     async def _prepare(
         self, record: Container, sandbox: Sandbox, request: ContainerRequest
@@ -176,13 +179,15 @@ class Containers:
             files=SandboxFiles(directory=self.ctx.layout.sandbox_dir(sandbox.id)),
             cgroups_path=record.cgroup_path,
             termination_log=termination_log,
-            pid_namespace=self._pid_namespace(sandbox, request),
+            pid_namespace=await asyncio.to_thread(
+                _first_existing, self._pid_namespaces(sandbox, request)
+            ),
             seccomp_default_profile=self.ctx.config.crid.runtime.seccomp_profile,
         )
-        options = container_options(record.config, sandbox, image_config, paths)
         host = self._host
 
         def write() -> GeneratedSpec:
+            options = container_options(record.config, sandbox, image_config, paths)
             bundle.mkdir(parents=True, exist_ok=True, mode=0o700)
             Path(record.log_path).parent.mkdir(parents=True, exist_ok=True)
             if termination_log is not None:
@@ -345,6 +350,10 @@ class Containers:
 
         await asyncio.to_thread(files)
         await self.ctx.registry.remove_container(record.id)
+
+
+def _first_existing(paths: list[str]) -> str:
+    return next((path for path in paths if Path(path).exists()), "")
 
 
 async def remove_rootfs(ctx: Context, container_id: str) -> None:
