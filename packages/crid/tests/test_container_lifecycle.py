@@ -25,7 +25,7 @@ import pytest
 from crid._cri.v1 import api_pb2, api_pb2_grpc
 from crid.cgroups import Hierarchies
 from crid.events import EventKind
-from crid.sandbox import Lifecycle
+from crid.sandbox.lifecycle import Lifecycle
 from crid.server import Daemon
 from ociimage.testing import busybox_image
 from ocinet.testing import (

@@ -22,7 +22,7 @@ from crid._cri.v1 import api_pb2_grpc
 from crid.config import Config
 from crid.context import Context
 from crid.errors import CridError, SocketInUseError
-from crid.sandbox import Lifecycle
+from crid.sandbox.lifecycle import Lifecycle
 from crid.services import ImageService, RuntimeService
 from crid.socket import SOCKET_MODE, prepare_socket
 

@@ -1,17 +1,13 @@
-"""Containers: created under conmon from a translated config, run, stopped, removed."""
+"""Containers: created under conmon from a translated config, run, stopped, removed.
+
+The package exports the plain request type; the orchestration lives in
+``crid.container.manager`` (Containers), ``execsync``, ``monitor`` and ``recovery``,
+imported from their modules (``crid.translate`` uses the request type, and the
+manager uses ``crid.translate``).
+"""
 
 from __future__ import annotations
 
-from crid.container.execsync import ExecResult, exec_sync
-from crid.container.manager import Containers
-from crid.container.monitor import ExitMonitor
 from crid.container.request import ContainerRequest, container_name
 
-__all__ = [
-    "ContainerRequest",
-    "Containers",
-    "ExecResult",
-    "ExitMonitor",
-    "container_name",
-    "exec_sync",
-]
+__all__ = ["ContainerRequest", "container_name"]

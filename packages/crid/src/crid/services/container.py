@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 from crid._cri.v1 import api_pb2
-from crid.container import exec_sync
+from crid.container.execsync import exec_sync
 from crid.errors import AmbiguousIdError
 from crid.rpc_errors import translate_errors
-from crid.sandbox import Lifecycle
+from crid.sandbox.lifecycle import Lifecycle
 from crid.services._base import RpcContext, ServiceBase
 from crid.services.sandbox import labels_match
 from crid.state import Container, ContainerState

@@ -7,7 +7,7 @@ import json
 from crid._cri.v1 import api_pb2
 from crid.errors import AmbiguousIdError
 from crid.rpc_errors import translate_errors
-from crid.sandbox import Lifecycle
+from crid.sandbox.lifecycle import Lifecycle
 from crid.services._base import RpcContext, ServiceBase
 from crid.state import Sandbox, SandboxState
 from crid.translate import pod_request
