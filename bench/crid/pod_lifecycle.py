@@ -54,6 +54,9 @@ async def cycle(
         command=["sleep", "600"],
         log_path="sleep.log",
     )
+    # What the kubelet sends by default: a PID namespace per container.
+    pod.linux.security_context.namespace_options.pid = api_pb2.CONTAINER
+    container.linux.security_context.namespace_options.pid = api_pb2.CONTAINER
     t0 = time.perf_counter()
     pod_id = (await stub.RunPodSandbox(api_pb2.RunPodSandboxRequest(config=pod))).pod_sandbox_id
     created = await stub.CreateContainer(
@@ -82,6 +85,8 @@ async def main(rounds: int) -> None:
             f'[crid]\nroot = "{tmp}/root"\nrunroot = "{tmp}/run"\n'
             f'[crid.api]\nlisten = "{tmp}/run/crid.sock"\n'
             f'[crid.network]\nnetwork_dir = "{tmp}/net.d"\n'
+            f'[crid.runtime]\nnamespaces_dir = "{tmp}/run/ns"\n'
+            f'container_exits_dir = "{tmp}/run/exits"\n'
         )
         daemon = Daemon(load_config(config_file))
         await daemon.start()

@@ -65,6 +65,14 @@ class Env:
         return Lifecycle.of(self.daemon.context)
 
 
+def runtime_table(tmp: Path, lines: str = "") -> str:
+    """Pinned namespaces and exit files under tmp too (their defaults are in /run/crid)."""
+    return (
+        f'[crid.runtime]\nnamespaces_dir = "{tmp}/run/ns"\n'
+        f'container_exits_dir = "{tmp}/run/exits"\n{lines}'
+    )
+
+
 def write_network(tmp: Path) -> tuple[str, str, str]:
     """A test conflist in the config's network dir: (network name, bridge, subnet)."""
     name = f"crid-test-{secrets.token_hex(3)}"
@@ -79,9 +87,10 @@ def write_network(tmp: Path) -> tuple[str, str, str]:
 
 
 @contextlib.asynccontextmanager
-async def crid_env(tmp: Path, extra: str = "") -> AsyncIterator[Env]:
+async def crid_env(tmp: Path, runtime: str = "") -> AsyncIterator[Env]:
+    """``runtime``: more lines for ``[crid.runtime]``."""
     network, bridge, subnet = write_network(tmp)
-    _, config = make_config(tmp, extra)
+    _, config = make_config(tmp, runtime_table(tmp, runtime))
     parent = f"crid-test-{secrets.token_hex(4)}"
     daemon = Daemon(config)
     await daemon.start()
@@ -119,6 +128,8 @@ def pod_config(env: Env, name: str = "web", **extra: object) -> api_pb2.PodSandb
         annotations={"note": "a"},
         linux=api_pb2.LinuxPodSandboxConfig(cgroup_parent=f"/{env.cgroup_parent}/{name}"),
     )
+    # As the kubelet sends it: a PID namespace per container unless the pod shares one.
+    config.linux.security_context.namespace_options.pid = api_pb2.CONTAINER
     for key, value in extra.items():
         if key == "dns":
             config.dns_config.CopyFrom(value)  # type: ignore[arg-type]
@@ -138,6 +149,7 @@ def container_config(name: str, args: list[str], **fields: object) -> api_pb2.Co
         log_path=f"{name}.log",
         labels={"c": name},
     )
+    config.linux.security_context.namespace_options.pid = api_pb2.CONTAINER
     for key, value in fields.items():
         if key == "resources":
             config.linux.resources.CopyFrom(value)  # type: ignore[arg-type]
@@ -363,7 +375,7 @@ async def test_errors_for_bad_unknown_and_duplicate_requests(tmp_path: Path) -> 
 
 
 async def test_infra_container_option_is_refused_by_name(tmp_path: Path) -> None:
-    async with crid_env(tmp_path, "[crid.runtime]\ndrop_infra_ctr = false\n") as env:
+    async with crid_env(tmp_path, "drop_infra_ctr = false\n") as env:
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await run_pod(env, pod_config(env))
         assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
@@ -517,3 +529,46 @@ async def test_host_network_pod(tmp_path: Path) -> None:
         out = await exec_sync(env, cid, ["readlink", "/proc/1/ns/net"])
         host_net = os.readlink("/proc/self/ns/net").encode()
         assert out.stdout.strip() == host_net
+
+
+async def test_shared_pid_namespace_is_held_by_the_pod(tmp_path: Path) -> None:
+    async with crid_env(tmp_path) as env:
+        pod = pod_config(env, "shared")
+        pod.linux.security_context.namespace_options.pid = api_pb2.POD
+        pod_id = await run_pod(env, pod)
+
+        def shared(name: str, script: str) -> api_pb2.ContainerConfig:
+            config = container_config(name, [script])
+            config.linux.security_context.namespace_options.pid = api_pb2.POD
+            return config
+
+        first = await start_container(env, pod_id, pod, shared("a", "exit 0"))
+        await wait_exited(env, first)
+        # The first container is gone; the namespace still takes new containers.
+        await start_container(env, pod_id, pod, shared("b", "sleep 61"))
+        third = await start_container(env, pod_id, pod, shared("c", "sleep 62"))
+        ps = (await exec_sync(env, third, ["ps", "-o", "pid,args"])).stdout.decode()
+        assert "sleep 61" in ps and "sleep 62" in ps
+        pid1 = [line for line in ps.splitlines() if line.split()[0] == "1"]
+        assert len(pid1) == 1 and "sleep infinity" in pid1[0]
+        reply = await env.stub.PodSandboxStatus(
+            api_pb2.PodSandboxStatusRequest(pod_sandbox_id=pod_id, verbose=True)
+        )
+        pin = Path(json.loads(reply.info["info"])["namespaces"]["pid"])
+        inode = pin.stat().st_ino
+        await env.stub.RemovePodSandbox(api_pb2.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
+        assert not pin.exists()
+        await asyncio.sleep(0.2)
+        left = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError):
+                    if (entry / "ns" / "pid").stat().st_ino == inode:
+                        left.append(entry.name)
+        assert not left
+
+        private = pod_config(env, "private")
+        private_id = await run_pod(env, private)
+        cid = await start_container(env, private_id, private, container_config("p", ["sleep 63"]))
+        ps = (await exec_sync(env, cid, ["ps", "-o", "pid,args"])).stdout.decode()
+        assert "sleep infinity" not in ps and "sleep 63" in ps

@@ -81,7 +81,11 @@ async def test_kill_9_and_restart(tmp_path: Path) -> None:
     )
     (tmp_path / "net.d").mkdir()
     (tmp_path / "net.d" / "10-test.conflist").write_text(json.dumps(conf))
-    config_file, config = make_config(tmp_path)
+    config_file, config = make_config(
+        tmp_path,
+        f'[crid.runtime]\nnamespaces_dir = "{tmp_path}/run/ns"\n'
+        f'container_exits_dir = "{tmp_path}/run/exits"\n',
+    )
     storage = Path(config.crid.root) / "storage"
     store = Store.open(storage)
     try:

@@ -152,14 +152,8 @@ class Containers:
             if target.state is not ContainerState.RUNNING or target.pid <= 0:
                 raise InvalidStateError(f"PID namespace target {target.id} is not running")
             return [f"/proc/{target.pid}/ns/pid"]
-        if request.pid is NamespaceMode.POD:
-            # No infra container holds the pod's PID namespace: the first running
-            # container of the pod creates it and the others join it.
-            return [
-                f"/proc/{other.pid}/ns/pid"
-                for other in self.ctx.registry.containers(sandbox.id)
-                if other.state is ContainerState.RUNNING and other.pid > 0
-            ]
+        if request.pid is NamespaceMode.POD and "pid" in sandbox.namespaces:
+            return [sandbox.namespaces["pid"]]
         return []
 
     async def _prepare(

@@ -2,10 +2,10 @@
 
 No infra container: the pod's network, IPC and UTS namespaces are pinned as bind
 mounts (``ocinet.pin_pod_namespaces``) and joined by path by its containers. A shared
-PID namespace is the one of the pod's first running container (see
-``crid.container.manager``). The record is saved first (NOTREADY: this reserves the
-name) and marked READY once everything is in place; any failure undoes every step in
-reverse and forgets the record.
+PID namespace is pinned too, held open by a tiny holder process
+(``crid.sandbox.pidns``). The record is saved first (NOTREADY: this reserves the name)
+and marked READY once everything is in place; any failure undoes every step in reverse
+and forgets the record.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from crid.context import Context
 from crid.errors import CridError, UnsupportedConfigError
 from crid.events import Event, EventKind
 from crid.sandbox.files import SandboxFiles, remove_files, write_files
+from crid.sandbox.pidns import pin_pid_namespace, release_pid_namespace
 from crid.sandbox.request import PodRequest
 from crid.state import Sandbox, SandboxState
 from ocinet import NamespaceKind, PodRef, pin_pod_namespaces, remove_namespace
@@ -139,6 +140,11 @@ class Pods:
             namespaces = {_KEYS[ns.kind]: str(ns.path) for ns in pinned.all()}
             if sysctls:
                 await run_in_namespaces(pinned.all(), _write_sysctls, sysctls)
+        if request.pid is NamespaceMode.POD:
+            pid_pin = self.ctx.layout.namespaces / "pidns" / sandbox.id
+            undo.append(lambda: asyncio.to_thread(release_pid_namespace, pid_pin))
+            await asyncio.to_thread(pin_pid_namespace, pid_pin)
+            namespaces["pid"] = str(pid_pin)
         if request.cgroup_parent and ":" not in request.cgroup_parent:
             parent = request.cgroup_parent
             undo.append(lambda: asyncio.to_thread(self.ctx.hierarchies.remove, parent))
@@ -220,8 +226,11 @@ class Pods:
         files = self.files(sandbox.id)
 
         def release() -> None:
-            for path in sandbox.namespaces.values():
-                remove_namespace(path)
+            for kind, path in sandbox.namespaces.items():
+                if kind == "pid":
+                    release_pid_namespace(Path(path))
+                else:
+                    remove_namespace(path)
             remove_files(files)
 
         await asyncio.to_thread(release)
@@ -255,5 +264,9 @@ class Pods:
                 for pin in pins.iterdir() if pins.is_dir() else ():
                     if pin.name not in known:
                         remove_namespace(pin)
+            pid_pins = layout.namespaces / "pidns"
+            for pin in pid_pins.iterdir() if pid_pins.is_dir() else ():
+                if pin.name not in known:
+                    release_pid_namespace(pin)
 
         await asyncio.to_thread(orphans)
