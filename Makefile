@@ -34,5 +34,6 @@ proto:
 wheels:
 	$(UV) build --all-packages --wheel -o dist
 
-bench:
-	$(UV) run --frozen python -m bench
+## Every benchmark, each printing crid's numbers beside its reference's (needs root).
+bench: setup
+	@for script in bench/*/*.py; do echo "== $$script"; $(UV) run --frozen python $$script || exit 1; done

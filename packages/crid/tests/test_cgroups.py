@@ -56,20 +56,27 @@ def test_pod_cgroup_in_every_hierarchy_with_real_usage() -> None:
     try:
         for root in h.roots():
             assert (root / pod).is_dir()
-        proc = subprocess.Popen(
-            [
-                "/bin/busybox",
-                "sh",
-                "-c",
-                "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; sleep 30",
-            ]
+        # The busy loop waits for a line on stdin, so it burns CPU inside the cgroup, and
+        # the final sleep replaces the shell, so the cgroup holds exactly one process.
+        script = (
+            "read go; i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; echo done; exec sleep 30"
         )
+        proc = subprocess.Popen(
+            ["/bin/busybox", "sh", "-c", script],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdin is not None and proc.stdout is not None
         try:
             for controller in ("memory", "cpuacct", "pids"):
                 procs = h.controller_path(controller, pod)
                 if procs is not None:
                     (procs / "cgroup.procs").write_text(str(proc.pid))
-            time.sleep(0.5)
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+            assert proc.stdout.readline().strip() == "done"
+            time.sleep(0.1)
             stats = read_stats(h, pod)
             assert stats.cpu_usage_ns is not None and stats.cpu_usage_ns > 0
             assert stats.memory_usage_bytes is not None and stats.memory_usage_bytes > 0

@@ -8,16 +8,21 @@ from __future__ import annotations
 
 __all__ = [
     "AmbiguousIdError",
+    "CgroupError",
     "ConfigError",
     "ConmonError",
     "ContainerNotFoundError",
+    "ContainerNotRunningError",
     "CridError",
     "ExecTimeoutError",
     "InvalidConfigError",
+    "InvalidRequestError",
     "InvalidStateError",
     "NameReservedError",
     "NotFoundError",
+    "NotSupportedError",
     "OCIRuntimeError",
+    "RuntimeHandlerError",
     "SandboxNotReadyError",
     "SocketInUseError",
     "StateError",
@@ -100,3 +105,15 @@ class ExecTimeoutError(CridError):
 
 class InvalidStateError(CridError):
     """The container is not in a state that allows this (e.g. starting a running one)."""
+
+
+class InvalidRequestError(CridError):
+    """A request field has a value crid cannot accept (names the field and the value)."""
+
+
+class ContainerNotRunningError(CridError):
+    """The operation needs a running (or created) container, and this one is not."""
+
+
+class NotSupportedError(CridError):
+    """The operation needs something this host or crid lacks (CRIU for checkpoints)."""

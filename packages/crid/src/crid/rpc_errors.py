@@ -10,8 +10,9 @@ package has its own entry, so a new exception cannot silently become UNKNOWN.
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
@@ -25,7 +26,7 @@ from crid import errors
 __all__ = ["STATUS_CODES", "status_code_for", "translate_errors"]
 
 _log = logging.getLogger(__name__)
-_Handler = TypeVar("_Handler", bound=Callable[..., Awaitable[Any]])
+_Handler = TypeVar("_Handler", bound=Callable[..., Awaitable[Any] | AsyncIterator[Any]])
 
 STATUS_CODES: dict[type[BaseException], grpc.StatusCode] = {
     ocispec.errors.SpecError: grpc.StatusCode.INVALID_ARGUMENT,
@@ -40,6 +41,24 @@ STATUS_CODES: dict[type[BaseException], grpc.StatusCode] = {
     ocispec.errors.SysctlError: grpc.StatusCode.INVALID_ARGUMENT,
     ocispec.errors.SeccompProfileError: grpc.StatusCode.INVALID_ARGUMENT,
     ociimage.errors.ImageError: grpc.StatusCode.UNKNOWN,
+    ociimage.errors.InvalidReferenceError: grpc.StatusCode.INVALID_ARGUMENT,
+    ociimage.errors.ConfigFileError: grpc.StatusCode.FAILED_PRECONDITION,
+    ociimage.errors.ShortNameError: grpc.StatusCode.INVALID_ARGUMENT,
+    ociimage.errors.BlockedRegistryError: grpc.StatusCode.PERMISSION_DENIED,
+    ociimage.errors.RegistryError: grpc.StatusCode.UNKNOWN,
+    ociimage.errors.AuthenticationError: grpc.StatusCode.UNAUTHENTICATED,
+    ociimage.errors.ContentNotFoundError: grpc.StatusCode.NOT_FOUND,
+    ociimage.errors.RegistryUnavailableError: grpc.StatusCode.UNAVAILABLE,
+    ociimage.errors.UnsupportedManifestError: grpc.StatusCode.FAILED_PRECONDITION,
+    ociimage.errors.IntegrityError: grpc.StatusCode.DATA_LOSS,
+    ociimage.errors.DigestMismatchError: grpc.StatusCode.DATA_LOSS,
+    ociimage.errors.SizeMismatchError: grpc.StatusCode.DATA_LOSS,
+    ociimage.errors.NoMatchingPlatformError: grpc.StatusCode.NOT_FOUND,
+    ociimage.errors.ProgressTimeoutError: grpc.StatusCode.DEADLINE_EXCEEDED,
+    ociimage.errors.LookasideError: grpc.StatusCode.UNAVAILABLE,
+    ociimage.errors.LayoutError: grpc.StatusCode.INVALID_ARGUMENT,
+    ociimage.errors.PolicyRejectedError: grpc.StatusCode.PERMISSION_DENIED,
+    ociimage.errors.SignatureVerificationError: grpc.StatusCode.PERMISSION_DENIED,
     ocistore.errors.StoreError: grpc.StatusCode.INTERNAL,
     ocistore.errors.StoreLockedError: grpc.StatusCode.UNAVAILABLE,
     ocistore.errors.BlobNotFoundError: grpc.StatusCode.NOT_FOUND,
@@ -82,6 +101,9 @@ STATUS_CODES: dict[type[BaseException], grpc.StatusCode] = {
     errors.SandboxNotReadyError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.ExecTimeoutError: grpc.StatusCode.DEADLINE_EXCEEDED,
     errors.InvalidStateError: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.InvalidRequestError: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.ContainerNotRunningError: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.NotSupportedError: grpc.StatusCode.UNIMPLEMENTED,
 }
 
 
@@ -94,18 +116,36 @@ def status_code_for(error: BaseException) -> grpc.StatusCode | None:
     return None
 
 
+async def _abort(handler: Callable[..., Any], err: BaseException, context: Any) -> None:
+    code = status_code_for(err)
+    assert code is not None
+    if code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN):
+        _log.exception("rpc failed", extra={"rpc": handler.__name__})
+    await context.abort(code, str(err) or type(err).__name__)
+
+
 def translate_errors(handler: _Handler) -> _Handler:
-    """Decorate an RPC handler so library exceptions end the call with their status."""
+    """Decorate an RPC handler so library exceptions end the call with their status.
+
+    Works for unary handlers (coroutines) and server-streaming ones (async generators).
+    """
+    if inspect.isasyncgenfunction(handler):
+
+        @functools.wraps(handler)
+        async def streaming(self: object, request: object, context: Any) -> AsyncIterator[Any]:
+            try:
+                async for reply in handler(self, request, context):
+                    yield reply
+            except tuple(STATUS_CODES) as err:
+                await _abort(handler, err, context)
+
+        return streaming  # type: ignore[return-value]
 
     @functools.wraps(handler)
     async def wrapper(self: object, request: object, context: Any) -> Any:
         try:
-            return await handler(self, request, context)
+            return await handler(self, request, context)  # type: ignore[misc]
         except tuple(STATUS_CODES) as err:
-            code = status_code_for(err)
-            assert code is not None
-            if code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN):
-                _log.exception("rpc failed", extra={"rpc": handler.__name__})
-            await context.abort(code, str(err) or type(err).__name__)
+            await _abort(handler, err, context)
 
     return wrapper  # type: ignore[return-value]

@@ -22,6 +22,7 @@ from crid._cri.v1 import api_pb2_grpc
 from crid.config import Config
 from crid.context import Context
 from crid.errors import CridError, SocketInUseError
+from crid.metrics import MetricsEndpoint, MetricsInterceptor
 from crid.sandbox.lifecycle import Lifecycle
 from crid.services import ImageService, RuntimeService
 from crid.socket import SOCKET_MODE, prepare_socket
@@ -40,6 +41,7 @@ class Daemon:
         self._server: grpc.aio.Server | None = None
         self.context: Context | None = None
         self._lock: IO[bytes] | None = None
+        self.metrics: MetricsEndpoint | None = None
 
     def _acquire_lock(self) -> None:
         lock_path = self.socket_path.with_name(self.socket_path.name + ".lock")
@@ -65,14 +67,23 @@ class Daemon:
         try:
             await asyncio.to_thread(prepare_socket, self.socket_path)
             api = self.config.crid.api
+            metrics = self.config.crid.metrics
             server = grpc.aio.server(
+                interceptors=[MetricsInterceptor()] if metrics.enable_metrics else None,
                 options=[
                     ("grpc.max_receive_message_length", api.grpc_max_recv_msg_size),
                     ("grpc.max_send_message_length", api.grpc_max_send_msg_size),
-                ]
+                ],
             )
             self.context = await Context.open(self.config)
             await Lifecycle.of(self.context).start()
+            if metrics.enable_metrics:
+                self.metrics = MetricsEndpoint(
+                    host=metrics.metrics_host,
+                    port=metrics.metrics_port,
+                    registry=self.context.registry,
+                )
+                await self.metrics.start()
             runtime = RuntimeService(self.context)
             image = ImageService(self.context)
             api_pb2_grpc.add_RuntimeServiceServicer_to_server(runtime, server)  # type: ignore[no-untyped-call]
@@ -87,6 +98,7 @@ class Daemon:
             self.socket_path.chmod(SOCKET_MODE)
             self._server = server
         except BaseException:
+            await self._stop_metrics()
             await self._close_context()
             self._release_lock()
             raise
@@ -94,13 +106,23 @@ class Daemon:
 
     async def stop(self, grace: float = 5.0) -> None:
         """Finish in-flight RPCs (up to ``grace`` seconds), close and remove the socket."""
+        if self.context is not None:
+            # Event streams never finish on their own: end them first, so that they close
+            # cleanly (status OK) instead of holding the shutdown for the whole grace period.
+            self.context.events.close()
         if self._server is not None:
             await self._server.stop(grace)
             self._server = None
             self.socket_path.unlink(missing_ok=True)
             _log.info("crid stopped", extra={"socket": str(self.socket_path)})
+        await self._stop_metrics()
         await self._close_context()
         self._release_lock()
+
+    async def _stop_metrics(self) -> None:
+        if self.metrics is not None:
+            await self.metrics.stop()
+            self.metrics = None
 
     async def _close_context(self) -> None:
         if self.context is not None:

@@ -7,6 +7,7 @@ exactly as cAdvisor computes it.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,13 +31,27 @@ class CgroupStats:
     process_count: int | None = None
 
 
+def _read(path: Path) -> str | None:
+    """A small cgroup file's text; raw os calls, as these are read for every container."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return os.read(fd, 65536).decode()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 def _read_int(path: Path | None) -> int | None:
     if path is None:
         return None
-    try:
-        text = path.read_text().strip()
-    except OSError:
+    raw = _read(path)
+    if raw is None:
         return None
+    text = raw.strip()
     if text == "max":
         return None
     try:
@@ -48,10 +63,10 @@ def _read_int(path: Path | None) -> int | None:
 def _read_keyed(path: Path | None) -> dict[str, int]:
     if path is None:
         return {}
-    try:
-        lines = path.read_text().splitlines()
-    except OSError:
+    raw = _read(path)
+    if raw is None:
         return {}
+    lines = raw.splitlines()
     values: dict[str, int] = {}
     for line in lines:
         key, _, value = line.partition(" ")

@@ -165,6 +165,25 @@ class ImageConfig(_Table, frozen=True):
             )
         ),
     ] = "1m"
+    registries_d: Annotated[
+        str,
+        Meta(
+            description=(
+                "Directory of registries.d YAML files: where signatures are looked up for"
+                " the signature policy."
+            )
+        ),
+    ] = "/etc/containers/registries.d"
+    pinned_images: Annotated[
+        list[str],
+        Meta(
+            description=(
+                "Images reported as pinned (exempt from the kubelet's image garbage"
+                " collection): exact names, or globs such as 'registry.example/infra/*';"
+                " the pause image is always pinned."
+            )
+        ),
+    ] = msgspec.field(default_factory=list)
 
 
 class NetworkConfig(_Table, frozen=True):
@@ -190,7 +209,10 @@ class MetricsConfig(_Table, frozen=True):
         "127.0.0.1"
     )
     metrics_port: Annotated[
-        int, Meta(ge=0, le=65535, description="Port of the metrics server.")
+        int,
+        Meta(
+            ge=0, le=65535, description="Port of the metrics server; 0 picks a free port (logged)."
+        ),
     ] = 9090
 
 

@@ -16,10 +16,12 @@ import json
 import logging
 import os
 import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from crid.errors import ConmonError
+from crid.metrics.instruments import observe_runtime_call
 from crid.oci._exec import environment, find_binary, version_line
 from crid.oci.runtime import OCIRuntime, runtime_message
 
@@ -133,6 +135,16 @@ class Conmon:
         On failure, timeout or cancellation nothing is left running: conmon is killed,
         and the runtime's half-created container deleted.
         """
+        started = time.perf_counter()
+        ok = False
+        try:
+            created = await self._create(options, timeout)
+            ok = True
+            return created
+        finally:
+            observe_runtime_call(self.runtime.name, "create", time.perf_counter() - started, ok=ok)
+
+    async def _create(self, options: ConmonOptions, timeout: float) -> CreatedContainer:
         for directory in (options.exit_dir, options.socket_dir, options.log_path.parent):
             directory.mkdir(parents=True, exist_ok=True)
         options.exit_file.unlink(missing_ok=True)

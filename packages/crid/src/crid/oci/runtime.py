@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from crid.config import RuntimeHandler
 from crid.errors import ContainerNotFoundError, OCIRuntimeError
+from crid.metrics.instruments import observe_runtime_call
 from crid.oci._exec import find_binary, run, version_line
 
 __all__ = [
@@ -75,7 +77,15 @@ class OCIRuntime:
 
     async def _call(self, *args: str, container_id: str, stdin: bytes | None = None) -> bytes:
         argv = [str(self.binary), *self.global_args(), *args]
-        done = await run(argv, timeout=self.timeout, stdin=stdin)
+        started = time.perf_counter()
+        try:
+            done = await run(argv, timeout=self.timeout, stdin=stdin)
+        except BaseException:
+            observe_runtime_call(self.name, args[0], time.perf_counter() - started, ok=False)
+            raise
+        observe_runtime_call(
+            self.name, args[0], time.perf_counter() - started, ok=done.returncode == 0
+        )
         if done.returncode != 0:
             message = runtime_message(done.stderr) or f"exit status {done.returncode}"
             command = f"{self.name} {args[0]}"

@@ -8,11 +8,15 @@ import msgspec
 
 from crid import __version__
 from crid._cri.v1 import api_pb2, api_pb2_grpc
+from crid.control import read_pod_cidr
 from crid.readiness import Condition, network_condition, runtime_condition
 from crid.services._base import RpcContext, ServiceBase
 from crid.services._unimplemented import unimplemented_rest
 from crid.services.container import ContainerRPCs
+from crid.services.events import EventRPCs
+from crid.services.runtime_config import RuntimeConfigRPCs
 from crid.services.sandbox import SandboxRPCs
+from crid.services.stats import StatsRPCs
 
 __all__ = ["CRI_API_VERSION", "KUBELET_API_VERSION", "RUNTIME_NAME", "RuntimeService"]
 
@@ -31,7 +35,15 @@ def _condition(condition: Condition) -> api_pb2.RuntimeCondition:
 
 
 @unimplemented_rest("RuntimeService")
-class RuntimeService(SandboxRPCs, ContainerRPCs, ServiceBase, api_pb2_grpc.RuntimeServiceServicer):
+class RuntimeService(
+    SandboxRPCs,
+    ContainerRPCs,
+    StatsRPCs,
+    EventRPCs,
+    RuntimeConfigRPCs,
+    ServiceBase,
+    api_pb2_grpc.RuntimeServiceServicer,
+):
     """The CRI runtime service; RPCs no mixin defines answer UNIMPLEMENTED."""
 
     async def Version(  # noqa: N802 - the CRI names its RPCs
@@ -58,6 +70,7 @@ class RuntimeService(SandboxRPCs, ContainerRPCs, ServiceBase, api_pb2_grpc.Runti
         if request.verbose:
             info["config"] = json.dumps(msgspec.to_builtins(self.ctx.config))
             info["conditions"] = json.dumps([msgspec.to_builtins(c) for c in conditions])
+            info["podCIDR"] = await read_pod_cidr(self.ctx.layout)
         return api_pb2.StatusResponse(
             status=api_pb2.RuntimeStatus(conditions=[_condition(c) for c in conditions]),
             info=info,

@@ -1,0 +1,185 @@
+"""List and Status RPC latency with a populated registry: 100 pods and 100 containers.
+
+The records are written to a fresh state database before ``crid serve`` starts (as after a
+restart), every container "running" in a real (empty) cgroup of its own under a pod
+cgroup, so ListContainerStats reads real cgroup files. Then each RPC is called over the
+unix socket and p50/p99 reported (target <= 1 ms). RPCs this build does not implement are
+listed as such. Run as root from the checkout:
+``uv run python bench/crid/list_status.py [--calls N] [--pods N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+
+from crid._cri.v1 import api_pb2, api_pb2_grpc
+from crid.cgroups import Hierarchies, container_cgroup_path
+from crid.state import (
+    Container,
+    ContainerMeta,
+    ContainerState,
+    PodMeta,
+    Registry,
+    Sandbox,
+    SandboxState,
+)
+
+PARENT = f"/crid-bench-{secrets.token_hex(3)}"
+
+
+async def populate(db: Path, pods: int, hierarchies: Hierarchies) -> tuple[str, str]:
+    """Write ``pods`` sandboxes with one running container each; returns one id of each."""
+    registry = Registry.open(db)
+    try:
+        for i in range(pods):
+            sandbox_id, container_id = secrets.token_hex(32), secrets.token_hex(32)
+            parent = f"{PARENT}/pod{i}"
+            cgroup = container_cgroup_path(parent, container_id, "cgroupfs")
+            hierarchies.create(cgroup)
+            meta = PodMeta(name=f"pod{i}", uid=f"uid-{i}", namespace="bench")
+            await registry.save_sandbox(
+                Sandbox(
+                    id=sandbox_id,
+                    name=f"k8s_pod{i}_bench_uid-{i}_0",
+                    meta=meta,
+                    state=SandboxState.READY,
+                    created_at=time.time_ns(),
+                    labels={"app": f"app{i % 10}", "io.kubernetes.pod.name": f"pod{i}"},
+                    annotations={"kubernetes.io/config.seen": "2024-01-01T00:00:00Z"},
+                    ips=(f"10.88.{i // 250}.{i % 250 + 2}",),
+                    cgroup_parent=parent,
+                )
+            )
+            await registry.save_container(
+                Container(
+                    id=container_id,
+                    name=f"k8s_c_pod{i}_bench_uid-{i}_0",
+                    sandbox_id=sandbox_id,
+                    meta=ContainerMeta(name="c"),
+                    state=ContainerState.RUNNING,
+                    created_at=time.time_ns(),
+                    started_at=time.time_ns(),
+                    image="docker.io/library/busybox:latest",
+                    image_ref="sha256:" + "ab" * 32,
+                    labels={"io.kubernetes.container.name": "c"},
+                    log_path=f"/var/log/pods/bench/c{i}.log",
+                    cgroup_path=cgroup,
+                )
+            )
+        return sandbox_id, container_id
+    finally:
+        registry.close()
+
+
+def timed(call: Callable[[], object], n: int) -> list[float] | str:
+    samples = []
+    for _ in range(n):
+        start = time.perf_counter()
+        try:
+            call()
+        except grpc.RpcError as err:
+            if err.code() == grpc.StatusCode.UNIMPLEMENTED:  # type: ignore[attr-defined]
+                return "not implemented in this build"
+            raise
+        samples.append((time.perf_counter() - start) * 1000)
+    return samples
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--calls", type=int, default=1000)
+    parser.add_argument("--pods", type=int, default=100)
+    args = parser.parse_args()
+    hierarchies = Hierarchies.detect()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "net.d").mkdir()
+        (root / "root").mkdir()
+        config = root / "crid.toml"
+        config.write_text(
+            f'[crid]\nroot = "{root}/root"\nrunroot = "{root}/run"\n'
+            f'[crid.api]\nlisten = "{root}/run/crid.sock"\n'
+            f'[crid.network]\nnetwork_dir = "{root}/net.d"\n'
+        )
+        try:
+            sandbox_id, container_id = asyncio.run(
+                populate(root / "root" / "state.db", args.pods, hierarchies)
+            )
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "crid", "serve", "--config", str(config)],
+                stderr=subprocess.DEVNULL,
+            )
+            sock = root / "run" / "crid.sock"
+            try:
+                while not sock.exists():
+                    time.sleep(0.005)
+                results = run_calls(sock, args.calls, sandbox_id, container_id)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=20)
+        finally:
+            hierarchies.remove(PARENT)
+
+    print(f"{args.pods} pods, {args.pods} running containers, {args.calls} calls each")
+    for name, samples in results.items():
+        if isinstance(samples, str):
+            print(f"{name:<22} {samples}")
+            continue
+        p50 = statistics.median(samples)
+        p99 = statistics.quantiles(samples, n=100)[98]
+        print(f"{name:<22} p50 {p50:7.3f} ms   p99 {p99:7.3f} ms   (target <= 1 ms)")
+    return 0
+
+
+def run_calls(
+    sock: Path, n: int, sandbox_id: str, container_id: str
+) -> dict[str, list[float] | str]:
+    with grpc.insecure_channel(f"unix://{sock}") as channel:
+        stub = api_pb2_grpc.RuntimeServiceStub(channel)
+        for _ in range(50):  # warm up the channel
+            stub.Version(api_pb2.VersionRequest(), timeout=10)
+        calls: dict[str, Callable[[], object]] = {
+            "ListPodSandbox": lambda: stub.ListPodSandbox(
+                api_pb2.ListPodSandboxRequest(), timeout=10
+            ),
+            "ListContainers": lambda: stub.ListContainers(
+                api_pb2.ListContainersRequest(), timeout=10
+            ),
+            "PodSandboxStatus": lambda: stub.PodSandboxStatus(
+                api_pb2.PodSandboxStatusRequest(pod_sandbox_id=sandbox_id), timeout=10
+            ),
+            "ContainerStatus": lambda: stub.ContainerStatus(
+                api_pb2.ContainerStatusRequest(container_id=container_id), timeout=10
+            ),
+            "ListContainerStats": lambda: stub.ListContainerStats(
+                api_pb2.ListContainerStatsRequest(), timeout=10
+            ),
+            "ListPodSandboxStats": lambda: stub.ListPodSandboxStats(
+                api_pb2.ListPodSandboxStatsRequest(), timeout=10
+            ),
+            "ContainerStats (one)": lambda: stub.ContainerStats(
+                api_pb2.ContainerStatsRequest(container_id=container_id), timeout=10
+            ),
+            "StreamPodSandboxes": lambda: list(
+                stub.StreamPodSandboxes(api_pb2.StreamPodSandboxesRequest(), timeout=10)
+            ),
+            "StreamContainers": lambda: list(
+                stub.StreamContainers(api_pb2.StreamContainersRequest(), timeout=10)
+            ),
+        }
+        return {name: timed(call, n) for name, call in calls.items()}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""Pulling images into crid's store through ociimage, as the CRI's PullImage asks.
+
+Each pull reads the configuration files afresh (registries.conf and its drop-ins, the
+signature policy, registries.d, the auth files), as CRI-O does, so editing them needs
+no restart. Pulls running at the same time share one ociimage ``Puller`` (connections,
+tokens); it is closed when the last of them ends, so an idle crid holds no registry
+connection. Two requests for the same image (same name, platform and credentials)
+share one download: the second waits for the first's result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from crid.config import ImageConfig, parse_duration
+from crid.errors import CridError
+from ociimage import (
+    Credentials,
+    CredentialStore,
+    Puller,
+    RegistriesConfig,
+    default_auth_files,
+    load_policy,
+    load_registries_conf,
+    load_registries_d,
+)
+from ocistore import AsyncStore, Image
+
+__all__ = ["ImagePuller", "PullOutcome", "load_registries"]
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PullOutcome:
+    """A finished pull: the stored image and what it cost."""
+
+    image: Image
+    repo_digest: str
+    downloaded_bytes: int
+    seconds: float
+
+
+def load_registries(config: ImageConfig) -> RegistriesConfig:
+    """registries.conf and its drop-in directory, as configured (blocking)."""
+    return load_registries_conf(config.registries_conf, config.registries_conf_dir)
+
+
+def _auth_files(config: ImageConfig) -> Sequence[str | Path]:
+    """``global_auth_file`` first, then the standard containers-auth.json(5) files."""
+    files: list[str | Path] = list(default_auth_files())
+    if config.global_auth_file:
+        files.insert(0, config.global_auth_file)
+    return files
+
+
+class _Session:
+    """One shared Puller and how many pulls use it."""
+
+    def __init__(self, puller: Puller) -> None:
+        self.puller = puller
+        self.users = 0
+
+
+class _Flight:
+    """One pull that several identical requests wait for."""
+
+    def __init__(self, task: asyncio.Task[PullOutcome]) -> None:
+        self.task = task
+        self.waiters = 0
+
+
+_FlightKey = tuple[str, str, Credentials | None]
+
+
+class ImagePuller:
+    """Pulls images into ``store`` with the settings of ``config`` (``[crid.image]``)."""
+
+    def __init__(self, store: AsyncStore, config: ImageConfig) -> None:
+        self._store = store
+        self._config = config
+        timeout = parse_duration(config.pull_progress_timeout)
+        self._progress_timeout = timeout if timeout > 0 else None
+        self._session: _Session | None = None
+        self._session_lock = asyncio.Lock()
+        self._flights: dict[_FlightKey, _Flight] = {}
+
+    def _make_puller(self) -> Puller:
+        """Read every configuration file the pull depends on (blocking: in a thread)."""
+        config = self._config
+        return Puller(
+            registries=load_registries(config),
+            credentials=CredentialStore(_auth_files(config)),
+            policy=load_policy(config.signature_policy),
+            registries_d=load_registries_d(config.registries_d),
+            progress_timeout=self._progress_timeout,
+        )
+
+    async def _acquire(self) -> _Session:
+        async with self._session_lock:
+            if self._session is None:
+                self._session = _Session(await asyncio.to_thread(self._make_puller))
+            self._session.users += 1
+            return self._session
+
+    async def _release(self, session: _Session) -> None:
+        async with self._session_lock:
+            session.users -= 1
+            if session.users == 0:
+                if self._session is session:
+                    self._session = None
+                await session.puller.aclose()
+
+    async def pull(
+        self, name: str, *, credentials: Credentials | None = None, platform: str = ""
+    ) -> PullOutcome:
+        """Pull ``name`` (for ``platform``, default the host's) and return the stored image.
+
+        ``credentials`` None means "from the auth files". Errors are ociimage's and
+        ocistore's exceptions, unchanged.
+        """
+        key: _FlightKey = (name, platform, credentials)
+        flight = self._flights.get(key)
+        if flight is None:
+            task = asyncio.ensure_future(self._pull(name, credentials, platform))
+            flight = _Flight(task)
+            self._flights[key] = flight
+            task.add_done_callback(lambda _t: self._flights.pop(key, None))
+        else:
+            _log.info("pull joined", extra={"image": name})
+        flight.waiters += 1
+        try:
+            return await asyncio.shield(flight.task)
+        except asyncio.CancelledError:
+            if flight.waiters == 1:  # nobody else wants it: stop the download
+                flight.task.cancel()
+                await asyncio.gather(flight.task, return_exceptions=True)
+            raise
+        finally:
+            flight.waiters -= 1
+
+    async def _pull(self, name: str, credentials: Credentials | None, platform: str) -> PullOutcome:
+        started = time.monotonic()
+        session = await self._acquire()
+        try:
+            sink = self._store.pull_sink()
+            result = await session.puller.pull(
+                name, sink, credentials=credentials, platform=platform or None
+            )
+        finally:
+            await self._release(session)
+        image = sink.image
+        if image is None:  # ociimage always commits; a sink left empty is a bug
+            raise CridError(f"pull of {name} committed no image to the store")
+        if result.repo_digest not in image.repo_digests:
+            # a by-digest pull gives the sink no names: record where it came from
+            image = await self._store.tag_image(image.id, result.repo_digest)
+        seconds = time.monotonic() - started
+        _log.info(
+            "image pulled",
+            extra={
+                "image": name,
+                "id": image.id,
+                "bytes": result.downloaded_bytes,
+                "seconds": round(seconds, 3),
+            },
+        )
+        return PullOutcome(
+            image=image,
+            repo_digest=result.repo_digest,
+            downloaded_bytes=result.downloaded_bytes,
+            seconds=seconds,
+        )

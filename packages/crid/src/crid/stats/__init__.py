@@ -1,0 +1,45 @@
+"""Resource usage of pods and containers for the CRI stats and metrics RPCs."""
+
+from __future__ import annotations
+
+from crid.stats.collector import StatsCollector, memory_limit, mountpoint_of
+from crid.stats.descriptors import (
+    METRIC_DESCRIPTORS,
+    MetricDescriptor,
+    MetricKind,
+    MetricSample,
+    container_metrics,
+    sandbox_metrics,
+)
+from crid.stats.network import InterfaceUsage, NetworkUsage, parse_net_dev, read_pod_network
+from crid.stats.paths import cgroup_dir, slice_dir
+from crid.stats.rates import CpuRates
+from crid.stats.select import labels_match, select_containers, select_sandboxes
+from crid.stats.usage import ContainerUsage, CpuUsage, FsUsage, MemoryUsage, SandboxUsage
+
+__all__ = [
+    "METRIC_DESCRIPTORS",
+    "ContainerUsage",
+    "CpuRates",
+    "CpuUsage",
+    "FsUsage",
+    "InterfaceUsage",
+    "MemoryUsage",
+    "MetricDescriptor",
+    "MetricKind",
+    "MetricSample",
+    "NetworkUsage",
+    "SandboxUsage",
+    "StatsCollector",
+    "cgroup_dir",
+    "container_metrics",
+    "labels_match",
+    "memory_limit",
+    "mountpoint_of",
+    "parse_net_dev",
+    "read_pod_network",
+    "sandbox_metrics",
+    "select_containers",
+    "select_sandboxes",
+    "slice_dir",
+]

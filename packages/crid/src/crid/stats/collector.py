@@ -1,0 +1,169 @@
+"""Sampling pods and containers: cgroup counters, CPU rates, memory limits, writable layers.
+
+All reads of one RPC happen in one worker thread (a list of a hundred containers is a few
+hundred small file reads, never on the event loop). Containers are read from their own
+cgroup (``Container.cgroup_path``), pods from the pod cgroup (``Sandbox.cgroup_parent``),
+which holds all of the pod's containers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from crid.cgroups import Hierarchies, read_stats
+from crid.cgroups.stats import CgroupStats
+from crid.state import Container, ContainerState, Sandbox
+from crid.stats.network import read_pod_network
+from crid.stats.paths import cgroup_dir
+from crid.stats.rates import CpuRates
+from crid.stats.usage import ContainerUsage, CpuUsage, FsUsage, MemoryUsage, SandboxUsage
+from ocistore import AsyncStore
+from ocistore.errors import StoreError
+
+__all__ = ["StatsCollector", "memory_limit", "mountpoint_of"]
+
+# cgroup v1 reports "no limit" as the largest page-aligned 64-bit value.
+_UNLIMITED = 1 << 62
+
+
+def memory_limit(hierarchies: Hierarchies, cgroup: str) -> int | None:
+    """The memory limit of ``cgroup`` in bytes, or None when unlimited or unknown."""
+    directory = hierarchies.controller_path("memory", cgroup)
+    if directory is None:
+        return None
+    name = "memory.max" if hierarchies.unified else "memory.limit_in_bytes"
+    try:
+        text = (directory / name).read_text().strip()
+    except OSError:
+        return None
+    if text == "max":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        return None
+    return value if value < _UNLIMITED else None
+
+
+def mountpoint_of(path: Path) -> str:
+    """The mount point of the file system holding ``path`` (the CRI's fs id)."""
+    current = path.resolve()
+    device = current.stat().st_dev
+    while current != current.parent:
+        parent = current.parent
+        if parent.stat().st_dev != device:
+            break
+        current = parent
+    return str(current)
+
+
+class StatsCollector:
+    """Samples usage for the stats RPCs; keeps CPU samples between calls for rates."""
+
+    def __init__(self, *, hierarchies: Hierarchies, store: AsyncStore) -> None:
+        self.hierarchies = hierarchies
+        self.store = store
+        self.rates = CpuRates()
+        self._mountpoint: str | None = None
+
+    def _mount(self) -> str:
+        if self._mountpoint is None:
+            self._mountpoint = mountpoint_of(self.store.store.root)
+        return self._mountpoint
+
+    def _cgroup(self, cgroup: str) -> tuple[CgroupStats, CpuUsage, MemoryUsage]:
+        raw = read_stats(self.hierarchies, cgroup)
+        now = raw.timestamp_ns
+        limit = memory_limit(self.hierarchies, cgroup)
+        working_set = raw.memory_working_set_bytes
+        available = (
+            max(limit - working_set, 0) if limit is not None and working_set is not None else None
+        )
+        cpu = CpuUsage(
+            timestamp_ns=now,
+            usage_core_ns=raw.cpu_usage_ns,
+            usage_nano_cores=self.rates.rate(cgroup, now, raw.cpu_usage_ns),
+        )
+        memory = MemoryUsage(
+            timestamp_ns=now,
+            working_set_bytes=working_set,
+            available_bytes=available,
+            usage_bytes=raw.memory_usage_bytes,
+            rss_bytes=raw.memory_rss_bytes,
+            page_faults=raw.page_faults,
+            major_page_faults=raw.major_page_faults,
+            limit_bytes=limit,
+        )
+        return raw, cpu, memory
+
+    def _writable_layer(self, container_id: str) -> FsUsage | None:
+        try:
+            used = self.store.store.container_usage(container_id)
+        except (StoreError, OSError):
+            return None
+        return FsUsage(
+            timestamp_ns=time.time_ns(),
+            mountpoint=self._mount(),
+            used_bytes=used.bytes,
+            inodes_used=used.inodes,
+        )
+
+    def _container(self, container: Container) -> ContainerUsage:
+        cgroup = cgroup_dir(container.cgroup_path) if container.cgroup_path else ""
+        if cgroup and container.state in (ContainerState.RUNNING, ContainerState.CREATED):
+            raw, cpu, memory = self._cgroup(cgroup)
+            processes = raw.process_count
+        else:
+            now = time.time_ns()
+            cpu, memory, processes = CpuUsage(timestamp_ns=now), MemoryUsage(timestamp_ns=now), None
+        return ContainerUsage(
+            container_id=container.id,
+            cgroup=cgroup,
+            cpu=cpu,
+            memory=memory,
+            process_count=processes,
+            writable_layer=self._writable_layer(container.id),
+        )
+
+    def _sandbox(self, sandbox: Sandbox, containers: Sequence[Container]) -> SandboxUsage:
+        cgroup = cgroup_dir(sandbox.cgroup_parent) if sandbox.cgroup_parent else ""
+        if cgroup:
+            raw, cpu, memory = self._cgroup(cgroup)
+            processes = raw.process_count
+        else:
+            now = time.time_ns()
+            cpu, memory, processes = CpuUsage(timestamp_ns=now), MemoryUsage(timestamp_ns=now), None
+        return SandboxUsage(
+            sandbox_id=sandbox.id,
+            cgroup=cgroup,
+            cpu=cpu,
+            memory=memory,
+            process_count=processes,
+            network=(
+                read_pod_network(sandbox.namespaces["network"], [c.pid for c in containers])
+                if "network" in sandbox.namespaces
+                else None
+            ),
+            containers=tuple(self._container(c) for c in containers),
+        )
+
+    async def containers(self, containers: Sequence[Container]) -> list[ContainerUsage]:
+        """Sample each container (in one worker thread)."""
+        if not containers:
+            return []
+        return await asyncio.to_thread(lambda: [self._container(c) for c in containers])
+
+    async def sandboxes(
+        self, pods: Sequence[tuple[Sandbox, Sequence[Container]]]
+    ) -> list[SandboxUsage]:
+        """Sample each pod with its given (running) containers, in one worker thread."""
+        if not pods:
+            return []
+        return await asyncio.to_thread(lambda: [self._sandbox(s, cs) for s, cs in pods])
+
+    def forget_except(self, cgroups: set[str]) -> None:
+        """Drop CPU samples of cgroups that no longer exist in crid's records."""
+        self.rates.forget_except(cgroups)

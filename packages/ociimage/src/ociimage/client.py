@@ -1,0 +1,553 @@
+"""An async client for one registry host (OCI distribution API v2), on httpx.AsyncClient.
+
+It authenticates (Basic or Bearer, see :mod:`ociimage._tokens`), retries 5xx/429 and
+dropped connections with backoff (honouring ``Retry-After``), negotiates manifest media
+types and verifies every manifest's digest, streams blobs into a sink's writer while
+hashing them (resuming with ``Range`` after a dropped connection) and cancels any wait
+that makes no progress for ``progress_timeout`` seconds. Redirects to another host are
+followed without the Authorization header (httpx drops it across origins).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import json
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+
+from ociimage._content import absorb, error_code, sniff_media_type, verify_content
+from ociimage._retry import RETRYABLE_STATUS, RetryPolicy, retry_after_seconds
+from ociimage._tokens import Authorizer
+from ociimage.auth import Credentials
+from ociimage.errors import (
+    AuthenticationError,
+    ContentNotFoundError,
+    DigestMismatchError,
+    ProgressTimeoutError,
+    RegistryError,
+    RegistryUnavailableError,
+    SizeMismatchError,
+)
+from ociimage.sink import BlobWriter
+from ociimage.tls import TLSConfig
+from ocispec.image import Descriptor, Digest, Index, MediaType, is_index
+
+__all__ = ["MANIFEST_MEDIA_TYPES", "FetchedManifest", "RegistryClient"]
+
+log = logging.getLogger(__name__)
+
+#: What a pull accepts, best first.
+MANIFEST_MEDIA_TYPES = (
+    MediaType.IMAGE_INDEX,
+    MediaType.IMAGE_MANIFEST,
+    MediaType.DOCKER_MANIFEST_LIST,
+    MediaType.DOCKER_MANIFEST,
+)
+_CHUNK = 4 << 20
+_MAX_MANIFEST = 4 << 20
+_TRANSIENT = (httpx.TransportError,)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FetchedManifest:
+    """A manifest or index exactly as the registry sent it, with its verified digest."""
+
+    media_type: str
+    data: bytes
+    digest: str
+
+    @property
+    def descriptor(self) -> Descriptor:
+        """A descriptor for these bytes."""
+        return Descriptor(media_type=self.media_type, digest=self.digest, size=len(self.data))
+
+    @property
+    def is_index(self) -> bool:
+        """Whether this is an image index / manifest list."""
+        return is_index(self.media_type)
+
+
+def _scope(repository: str, actions: str = "pull") -> str:
+    return f"repository:{repository}:{actions}"
+
+
+class RegistryClient:
+    """Speaks the distribution API to ``host`` (``name[:port]``).
+
+    ``insecure`` allows unverified TLS and, when TLS does not answer, plain HTTP.
+    Use as an async context manager, or call :meth:`aclose`.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        *,
+        credentials: Credentials | None = None,
+        insecure: bool = False,
+        tls: TLSConfig | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float = 60.0,
+        progress_timeout: float | None = 60.0,
+    ) -> None:
+        self.host = host
+        self.insecure = insecure
+        self.retry = retry or RetryPolicy()
+        self.progress_timeout = progress_timeout
+        self._auth = Authorizer(host, credentials or Credentials())
+        verify = (tls or TLSConfig()).context(host, insecure=insecure)
+        self._http = httpx.AsyncClient(
+            verify=verify,
+            # no byte for progress_timeout seconds: httpx raises a TimeoutException
+            timeout=httpx.Timeout(
+                timeout,
+                connect=min(timeout, 15.0),
+                read=progress_timeout if progress_timeout is not None else timeout,
+            ),
+            follow_redirects=True,
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+            headers={"User-Agent": "ociimage/0.1"},
+        )
+        self._scheme: str | None = None if insecure else "https"
+
+    async def aclose(self) -> None:
+        """Close the connections."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> RegistryClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- plumbing ------------------------------------------------------------------
+
+    async def _url(self, path: str) -> str:
+        if self._scheme is None:
+            # insecure: prefer TLS without verification, fall back to plain HTTP
+            try:
+                await self._http.get(f"https://{self.host}/v2/")
+                self._scheme = "https"
+            except httpx.ConnectError:
+                self._scheme = "http"
+            except httpx.TimeoutException as err:
+                raise self._stalled(err) from err
+            log.debug("event=scheme host=%s scheme=%s", self.host, self._scheme)
+        return f"{self._scheme}://{self.host}{path}"
+
+    def _stalled(self, err: BaseException) -> ProgressTimeoutError:
+        limit = self.progress_timeout
+        shown = f"{limit:g}s" if limit is not None else "the timeout"
+        return ProgressTimeoutError(f"no progress from {self.host} for {shown}; giving up: {err}")
+
+    @asynccontextmanager
+    async def _stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        scopes: Sequence[str],
+        headers: dict[str, str] | None = None,
+        content: bytes | None = None,
+        ok: Sequence[int] = (200,),
+    ) -> AsyncIterator[httpx.Response]:
+        """Send a request (authorizing and retrying), yield the streamed response."""
+        url = await self._url(path) if path.startswith("/") else path
+        attempt = 0
+        authorized_once = False
+        while True:
+            attempt += 1
+            hdrs = dict(headers or {})
+            auth = self._auth.header(scopes)
+            if auth:
+                hdrs["Authorization"] = auth
+            request = self._http.build_request(method, url, headers=hdrs, content=content)
+            try:
+                response = await self._http.send(request, stream=True)
+            except httpx.TimeoutException as err:
+                raise self._stalled(err) from err
+            except _TRANSIENT as err:
+                if attempt >= self.retry.attempts:
+                    raise RegistryUnavailableError(
+                        f"{method} {url}: {type(err).__name__}: {err}"
+                    ) from err
+                await asyncio.sleep(self.retry.delay(attempt))
+                continue
+            try:
+                status = response.status_code
+                if status == 401 and not authorized_once:
+                    await response.aread()
+                    await self._auth.authorize(self._http, response, scopes)
+                    authorized_once = True
+                    attempt -= 1
+                    continue
+                if status in RETRYABLE_STATUS and attempt < self.retry.attempts:
+                    await response.aread()
+                    wait = self.retry.delay(
+                        attempt, retry_after_seconds(response.headers.get("retry-after"))
+                    )
+                    log.info("event=retry host=%s status=%d wait=%.2f", self.host, status, wait)
+                    await asyncio.sleep(wait)
+                    continue
+                if status not in ok:
+                    await response.aread()
+                    raise self._failure(method, url, response)
+                yield response
+                return
+            finally:
+                await response.aclose()
+
+    def _failure(self, method: str, url: str, response: httpx.Response) -> RegistryError:
+        status = response.status_code
+        code = error_code(response)
+        what = f"{method} {url}: HTTP {status}" + (f" {code}" if code else "")
+        if status in (401, 403):
+            return AuthenticationError(f"{what}: access denied", status=status, code=code)
+        if status == 404:
+            return ContentNotFoundError(f"{what}: not found", status=status, code=code)
+        if status in RETRYABLE_STATUS:
+            return RegistryUnavailableError(
+                f"{what}: still failing after {self.retry.attempts} attempts",
+                status=status,
+                code=code,
+            )
+        return RegistryError(f"{what}: {response.text[:300]}", status=status, code=code)
+
+    async def _read_all(self, response: httpx.Response, limit: int) -> bytes:
+        parts: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in response.aiter_raw():
+                size += len(chunk)
+                if size > limit:
+                    raise RegistryError(f"{response.url}: body larger than {limit} bytes")
+                parts.append(chunk)
+        except httpx.TimeoutException as err:
+            raise self._stalled(err) from err
+        except _TRANSIENT as err:
+            raise RegistryUnavailableError(f"{response.url}: connection failed: {err}") from err
+        return b"".join(parts)
+
+    # -- manifests -----------------------------------------------------------------
+
+    async def get_manifest(
+        self,
+        repository: str,
+        reference: str,
+        *,
+        accept: Sequence[str] = MANIFEST_MEDIA_TYPES,
+    ) -> FetchedManifest:
+        """Fetch a manifest or index by tag or digest; its bytes must match the digest.
+
+        Docker schema 1 is refused with :class:`UnsupportedManifestError`.
+        """
+        headers = {"Accept": ", ".join(accept)}
+        async with self._stream(
+            "GET",
+            f"/v2/{repository}/manifests/{reference}",
+            scopes=[_scope(repository)],
+            headers=headers,
+        ) as response:
+            data = await self._read_all(response, _MAX_MANIFEST)
+            media_type = response.headers.get("content-type", "").split(";")[0].strip()
+            header_digest = response.headers.get("docker-content-digest", "")
+        if reference.count(":") == 1 and reference.split(":")[0] in ("sha256", "sha512"):
+            wanted = Digest(reference)
+            if not wanted.verify(data):
+                raise DigestMismatchError(
+                    f"manifest {self.host}/{repository}@{reference}: received bytes hash to "
+                    f"{Digest.from_bytes(data, wanted.algorithm)}"
+                )
+            digest = str(wanted)
+        else:
+            digest = str(Digest.from_bytes(data))
+            if header_digest and header_digest.startswith("sha256:") and header_digest != digest:
+                raise DigestMismatchError(
+                    f"manifest {self.host}/{repository}:{reference}: bytes hash to {digest} "
+                    f"but the registry says {header_digest}"
+                )
+        media_type = sniff_media_type(media_type, data, f"{self.host}/{repository}:{reference}")
+        return FetchedManifest(media_type=media_type, data=data, digest=digest)
+
+    async def head_manifest(self, repository: str, reference: str) -> Descriptor | None:
+        """The descriptor of a manifest by tag or digest, or None when it does not exist."""
+        headers = {"Accept": ", ".join(MANIFEST_MEDIA_TYPES)}
+        try:
+            async with self._stream(
+                "HEAD",
+                f"/v2/{repository}/manifests/{reference}",
+                scopes=[_scope(repository)],
+                headers=headers,
+            ) as response:
+                digest = response.headers.get("docker-content-digest", "")
+                media_type = response.headers.get("content-type", "").split(";")[0].strip()
+                size = int(response.headers.get("content-length", "0"))
+        except ContentNotFoundError:
+            return None
+        return Descriptor(media_type=media_type, digest=digest, size=size)
+
+    # -- blobs ---------------------------------------------------------------------
+
+    async def get_blob(
+        self, repository: str, descriptor: Descriptor, *, limit: int = _MAX_MANIFEST
+    ) -> bytes:
+        """A small blob (config, signature) in memory, verified."""
+        async with self._stream(
+            "GET", f"/v2/{repository}/blobs/{descriptor.digest}", scopes=[_scope(repository)]
+        ) as response:
+            data = await self._read_all(response, min(limit, descriptor.size + 1))
+        verify_content(data, descriptor, f"{self.host}/{repository}")
+        return data
+
+    async def blob_exists(self, repository: str, digest: str, *, push: bool = False) -> bool:
+        """Whether the repository has the blob."""
+        scope = _scope(repository, "pull,push" if push else "pull")
+        try:
+            async with self._stream("HEAD", f"/v2/{repository}/blobs/{digest}", scopes=[scope]):
+                return True
+        except ContentNotFoundError:
+            return False
+
+    async def fetch_blob(
+        self,
+        repository: str,
+        descriptor: Descriptor,
+        writer: BlobWriter,
+        *,
+        on_progress: Callable[[int], None] | None = None,
+        verify: bool = True,
+    ) -> None:
+        """Stream a blob into ``writer`` (in worker threads), verifying size and digest.
+
+        Resumes with ``Range`` from ``writer.offset`` after a dropped connection. Does not
+        commit: the caller commits (or aborts) the writer. ``verify=False`` skips hashing
+        here, for writers that verify the digest themselves on commit (every
+        :class:`~ociimage.sink.BlobWriter` must), which saves hashing each byte twice.
+        """
+        digest = Digest(descriptor.digest)
+        path = f"/v2/{repository}/blobs/{descriptor.digest}"
+        start = await asyncio.to_thread(lambda: writer.offset)
+        hasher = digest.hasher() if (verify and start == 0) else None
+        failures = 0
+        while True:
+            offset = await asyncio.to_thread(lambda: writer.offset)
+            if offset >= descriptor.size:
+                break
+            headers = {"Range": f"bytes={offset}-"} if offset else {}
+            try:
+                await self._fetch_range(
+                    path, repository, descriptor, writer, hasher, offset, headers, on_progress
+                )
+                break
+            except httpx.TimeoutException as err:
+                raise self._stalled(err) from err
+            except _TRANSIENT as err:
+                failures += 1
+                if failures >= self.retry.attempts:
+                    raise RegistryUnavailableError(
+                        f"blob {descriptor.digest} from {self.host}: connection kept failing: {err}"
+                    ) from err
+                log.info(
+                    "event=blob_resume host=%s digest=%s offset=%d error=%s",
+                    self.host,
+                    descriptor.digest,
+                    offset,
+                    type(err).__name__,
+                )
+                await asyncio.sleep(self.retry.delay(failures))
+        final = await asyncio.to_thread(lambda: writer.offset)
+        if final != descriptor.size:
+            raise SizeMismatchError(
+                f"blob {descriptor.digest} from {self.host}: got {final} bytes, "
+                f"descriptor says {descriptor.size}"
+            )
+        if hasher is not None and hasher.hexdigest() != digest.encoded:
+            raise DigestMismatchError(
+                f"blob {descriptor.digest} from {self.host}/{repository}: received bytes hash "
+                f"to {digest.algorithm}:{hasher.hexdigest()}"
+            )
+
+    async def _fetch_range(
+        self,
+        path: str,
+        repository: str,
+        descriptor: Descriptor,
+        writer: BlobWriter,
+        hasher: hashlib._Hash | None,
+        offset: int,
+        headers: dict[str, str],
+        on_progress: Callable[[int], None] | None,
+    ) -> None:
+        async with self._stream(
+            "GET", path, scopes=[_scope(repository)], headers=headers, ok=(200, 206)
+        ) as response:
+            skip = offset if (offset and response.status_code == 200) else 0
+            received = offset
+            parts: list[bytes] = []
+            pending = 0
+            # double buffering: the next batch downloads while the last one is written
+            writing: asyncio.Future[None] | None = None
+            try:
+                async for chunk in response.aiter_raw():
+                    if skip:
+                        cut = min(skip, len(chunk))
+                        chunk, skip = chunk[cut:], skip - cut
+                    if not chunk:
+                        continue
+                    received += len(chunk)
+                    if received > descriptor.size:
+                        raise SizeMismatchError(
+                            f"blob {descriptor.digest} from {self.host}: more than the "
+                            f"{descriptor.size} bytes its descriptor says"
+                        )
+                    parts.append(chunk)
+                    pending += len(chunk)
+                    if on_progress is not None:
+                        on_progress(len(chunk))
+                    if pending >= _CHUNK:
+                        batch, parts, pending = parts, [], 0
+                        if writing is not None:
+                            await writing
+                        writing = asyncio.ensure_future(
+                            asyncio.to_thread(absorb, writer, hasher, batch)
+                        )
+            finally:
+                if writing is not None:
+                    await asyncio.shield(writing)
+                if parts:
+                    # what arrived intact is kept: a retry resumes after it
+                    await asyncio.to_thread(absorb, writer, hasher, parts)
+
+    # -- push ----------------------------------------------------------------------
+
+    async def push_blob(
+        self,
+        repository: str,
+        data: bytes,
+        descriptor: Descriptor,
+        *,
+        mount_from: str | None = None,
+        chunk_size: int | None = None,
+    ) -> None:
+        """Upload a blob: skipped when present, cross-mounted from ``mount_from`` when it
+        has it, else monolithic (or chunked PATCHes of ``chunk_size`` bytes)."""
+        verify_content(data, descriptor, "blob to push")
+        push = _scope(repository, "pull,push")
+        if await self.blob_exists(repository, descriptor.digest, push=True):
+            return
+        scopes = [push] + ([_scope(mount_from)] if mount_from else [])
+        start = f"/v2/{repository}/blobs/uploads/"
+        if mount_from:
+            start += f"?mount={descriptor.digest}&from={mount_from}"
+        async with self._stream("POST", start, scopes=scopes, ok=(201, 202)) as response:
+            if response.status_code == 201:
+                return  # mounted
+            location = str(response.url.join(response.headers["location"]))
+        if chunk_size:
+            for pos in range(0, len(data), chunk_size):
+                part = data[pos : pos + chunk_size]
+                headers = {
+                    "Content-Type": "application/octet-stream",
+                    "Content-Range": f"{pos}-{pos + len(part) - 1}",
+                }
+                async with self._stream(
+                    "PATCH", location, scopes=scopes, headers=headers, content=part, ok=(202,)
+                ) as response:
+                    location = str(response.url.join(response.headers["location"]))
+            body = b""
+        else:
+            body = data
+        url = httpx.URL(location).copy_merge_params({"digest": descriptor.digest})
+        async with self._stream(
+            "PUT",
+            str(url),
+            scopes=scopes,
+            headers={"Content-Type": "application/octet-stream"},
+            content=body,
+            ok=(201,),
+        ):
+            pass
+
+    async def push_manifest(
+        self, repository: str, reference: str, data: bytes, media_type: str
+    ) -> str:
+        """PUT a manifest or index under a tag or digest; returns its digest."""
+        digest = str(Digest.from_bytes(data))
+        async with self._stream(
+            "PUT",
+            f"/v2/{repository}/manifests/{reference}",
+            scopes=[_scope(repository, "pull,push")],
+            headers={"Content-Type": media_type},
+            content=data,
+            ok=(201,),
+        ) as response:
+            echoed = response.headers.get("docker-content-digest", "")
+        if echoed and echoed != digest:
+            raise DigestMismatchError(f"registry stored manifest {digest} as {echoed}")
+        return digest
+
+    # -- discovery -----------------------------------------------------------------
+
+    async def list_tags(self, repository: str) -> list[str]:
+        """The repository's tags (one page of up to 10000)."""
+        async with self._stream(
+            "GET", f"/v2/{repository}/tags/list?n=10000", scopes=[_scope(repository)]
+        ) as response:
+            body = await self._read_all(response, _MAX_MANIFEST)
+        try:
+            tags = httpx.Response(200, content=body).json().get("tags") or []
+        except ValueError as err:
+            raise RegistryError(f"{self.host}/{repository}: tag list is not JSON") from err
+        return [str(t) for t in tags]
+
+    async def signatures_extension(self, repository: str, digest: str) -> list[bytes]:
+        """OpenPGP signatures from the registry's signature API (``X-Registry-Supports-
+        Signatures``, as OpenShift's registry serves them); empty when it has none or no API."""
+        try:
+            async with self._stream(
+                "GET",
+                f"/extensions/v2/{repository}/signatures/{digest}",
+                scopes=[_scope(repository)],
+            ) as response:
+                body = await self._read_all(response, _MAX_MANIFEST)
+        except ContentNotFoundError:
+            return []
+        try:
+            entries = json.loads(body).get("signatures") or []
+            return [
+                base64.b64decode(e["content"], validate=True)
+                for e in entries
+                if isinstance(e, dict) and e.get("type", "atomic") == "atomic"
+            ]
+        except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as err:
+            raise RegistryError(
+                f"{self.host}/{repository}: malformed signature API answer: {err}"
+            ) from err
+
+    async def referrers(self, repository: str, digest: str) -> list[Descriptor]:
+        """Artifacts whose ``subject`` is ``digest``: the referrers API, else the
+        ``<alg>-<hex>`` tag fallback index."""
+        try:
+            async with self._stream(
+                "GET", f"/v2/{repository}/referrers/{digest}", scopes=[_scope(repository)]
+            ) as response:
+                body = await self._read_all(response, _MAX_MANIFEST)
+                ctype = response.headers.get("content-type", "")
+            if is_index(ctype) or MediaType.IMAGE_INDEX in ctype:
+                return list(Index.from_json(body).manifests)
+        except ContentNotFoundError:
+            pass
+        tag = digest.replace(":", "-")
+        try:
+            fallback = await self.get_manifest(repository, tag, accept=[MediaType.IMAGE_INDEX])
+        except ContentNotFoundError:
+            return []
+        if not fallback.is_index:
+            return []
+        return list(Index.from_json(fallback.data).manifests)

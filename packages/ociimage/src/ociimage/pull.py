@@ -1,0 +1,535 @@
+"""Pulling an image into a :class:`~ociimage.sink.PullSink`.
+
+:class:`Puller` resolves a name (short names through registries.conf), tries the
+mirrors then the primary location, negotiates the manifest, picks the platform from an
+index, then downloads the config and layers concurrently (bounded; one fetch per digest
+even when asked for twice at once) into the sink, and commits the image only once every
+blob is committed. Cancelled or failed, it aborts what it was writing: no partial blob
+and no image become visible. :func:`pull` and :func:`pull_sync` are one-shot helpers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from ociimage._retry import RetryPolicy
+from ociimage.auth import Credentials, CredentialStore
+from ociimage.client import FetchedManifest, RegistryClient
+from ociimage.errors import (
+    AuthenticationError,
+    ContentNotFoundError,
+    ImageError,
+    IntegrityError,
+    NoMatchingPlatformError,
+    ProgressTimeoutError,
+    RegistryUnavailableError,
+    UnsupportedManifestError,
+)
+from ociimage.policy import Policy
+from ociimage.reference import Reference
+from ociimage.registries import PullSource, RegistriesConfig
+from ociimage.registries_d import RegistriesD
+from ociimage.resolved import ResolvedImage
+from ociimage.sink import PullSink
+from ociimage.tls import TLSConfig
+from ociimage.trust import PolicyDecision, evaluate_policy
+from ocispec.errors import SpecError
+from ocispec.image import Descriptor, ImageConfig, Index, Manifest, Platform, host_platform
+
+__all__ = [
+    "ProgressEvent",
+    "ProgressKind",
+    "PullResult",
+    "Puller",
+    "pull",
+    "pull_sync",
+]
+
+log = logging.getLogger(__name__)
+
+_M = TypeVar("_M", Manifest, Index)
+
+#: Errors after which the next mirror / location / candidate is tried.
+_TRY_NEXT = (
+    ContentNotFoundError,
+    RegistryUnavailableError,
+    AuthenticationError,
+    IntegrityError,
+    ProgressTimeoutError,
+)
+
+
+class ProgressKind(StrEnum):
+    """What a :class:`ProgressEvent` reports."""
+
+    START = "start"
+    PROGRESS = "progress"
+    DONE = "done"
+    EXISTS = "exists"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProgressEvent:
+    """Progress of one blob: ``done`` bytes of ``descriptor.size`` so far."""
+
+    kind: ProgressKind
+    descriptor: Descriptor
+    done: int = 0
+
+
+ProgressCallback = Callable[[ProgressEvent], None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PullResult:
+    """What a pull stored."""
+
+    image: ResolvedImage
+    policy: PolicyDecision | None = None
+    downloaded_bytes: int = 0
+    skipped_blobs: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def manifest(self) -> Descriptor:
+        """The platform-specific manifest's descriptor."""
+        return self.image.manifest.descriptor
+
+    @property
+    def index(self) -> Descriptor | None:
+        return self.image.index
+
+    @property
+    def config(self) -> ImageConfig:
+        return self.image.config
+
+    @property
+    def repo_digest(self) -> str:
+        return self.image.repo_digest
+
+    @property
+    def names(self) -> list[str]:
+        return self.image.names
+
+
+class _Flight:
+    """One in-flight blob download shared by every waiter (single-flight per digest)."""
+
+    def __init__(self, task: asyncio.Task[int]) -> None:
+        self.task = task
+        self.waiters = 0
+
+
+class Puller:
+    """Pulls images; share one across concurrent pulls so identical blobs are fetched once.
+
+    ``registries`` (default: nothing configured) decides sources and insecure hosts;
+    ``credentials`` finds auth per repository (default: the standard auth files);
+    ``policy`` is enforced before layers move, with signatures found as ``registries_d``
+    says (default: sigstore attachments in the registry, no lookaside).
+    """
+
+    def __init__(
+        self,
+        *,
+        registries: RegistriesConfig | None = None,
+        credentials: CredentialStore | None = None,
+        tls: TLSConfig | None = None,
+        retry: RetryPolicy | None = None,
+        max_concurrent_downloads: int = 4,
+        progress_timeout: float | None = 60.0,
+        timeout: float = 60.0,
+        policy: Policy | None = None,
+        registries_d: RegistriesD | None = None,
+    ) -> None:
+        self.registries = registries or RegistriesConfig()
+        self.policy = policy
+        self.registries_d = registries_d
+        self._credentials = credentials
+        self._tls = tls or TLSConfig()
+        self._retry = retry or RetryPolicy()
+        self._progress_timeout = progress_timeout
+        self._timeout = timeout
+        self._limit = asyncio.Semaphore(max_concurrent_downloads)
+        self._clients: dict[tuple[str, bool, Credentials], RegistryClient] = {}
+        self._flights: dict[tuple[int, str], _Flight] = {}
+
+    async def aclose(self) -> None:
+        """Close every registry connection."""
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()
+
+    async def __aenter__(self) -> Puller:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def _store(self) -> CredentialStore:
+        if self._credentials is None:
+            self._credentials = CredentialStore()
+        return self._credentials
+
+    def client(
+        self, host: str, *, insecure: bool = False, credentials: Credentials | None = None
+    ) -> RegistryClient:
+        """The (cached) client for ``host``; credentials default to the credential store."""
+        if credentials is None or credentials.anonymous:
+            credentials = self._store().lookup(host)
+        key = (host, insecure, credentials)
+        client = self._clients.get(key)
+        if client is None:
+            client = RegistryClient(
+                host,
+                credentials=credentials,
+                insecure=insecure,
+                tls=self._tls,
+                retry=self._retry,
+                timeout=self._timeout,
+                progress_timeout=self._progress_timeout,
+            )
+            self._clients[key] = client
+        return client
+
+    def _client_for(self, source: PullSource, credentials: Credentials | None) -> RegistryClient:
+        ref = source.reference
+        if credentials is None or credentials.anonymous:
+            # an empty CRI AuthConfig means "use the configured auth files", as in CRI-O
+            credentials = self._store().lookup(ref.name)
+        insecure = source.insecure or self.registries.is_insecure(ref.domain)
+        return self.client(ref.domain, insecure=insecure, credentials=credentials)
+
+    # -- resolving -----------------------------------------------------------------
+
+    async def resolve(
+        self,
+        name: str,
+        *,
+        platform: Platform | str | None = None,
+        credentials: Credentials | None = None,
+    ) -> ResolvedImage:
+        """Find ``name``'s manifest and config for ``platform`` (the host's by default).
+
+        Candidates (short-name resolution) and sources (mirrors, then the location) are
+        tried in order; the first that has the image wins.
+        """
+        resolution = self.registries.resolve(name)
+        failures: list[tuple[str, ImageError]] = []
+        for candidate in resolution.candidates:
+            for source in self.registries.pull_sources(candidate):
+                client = self._client_for(source, credentials)
+                try:
+                    return await self._resolve_at(client, candidate, source, platform)
+                except _TRY_NEXT as err:
+                    log.info("event=source_failed source=%s error=%s", source.reference, err)
+                    failures.append((str(source.reference), err))
+        raise _combined(name, failures)
+
+    async def _resolve_at(
+        self,
+        client: RegistryClient,
+        reference: Reference,
+        source: PullSource,
+        platform: Platform | str | None,
+    ) -> ResolvedImage:
+        repo = source.reference.path
+        top = await client.get_manifest(repo, source.reference.manifest_reference)
+        manifest = top
+        platforms: tuple[Platform, ...] = ()
+        if top.is_index:
+            index = _decode(Index, top, source.reference)
+            platforms = tuple(d.platform for d in index.manifests if d.platform is not None)
+            wanted = platform or host_platform()
+            chosen = index.select(wanted)
+            if not chosen:
+                offered = ", ".join(str(p) for p in platforms) or "none"
+                raise NoMatchingPlatformError(
+                    f"{reference} has no image for platform {wanted} (it has: {offered})"
+                )
+            manifest = await client.get_manifest(repo, chosen[0].digest)
+            if manifest.is_index:
+                raise UnsupportedManifestError(f"{reference}: an index inside an index")
+        image_manifest = _decode(Manifest, manifest, source.reference)
+        config_data = await client.get_blob(repo, image_manifest.config)
+        try:
+            config = ImageConfig.from_json(config_data)
+        except SpecError as err:
+            raise UnsupportedManifestError(f"{reference}: image config: {err}") from err
+        if config.rootfs.diff_ids and len(config.rootfs.diff_ids) != len(image_manifest.layers):
+            raise UnsupportedManifestError(
+                f"{reference}: the manifest has {len(image_manifest.layers)} layers, the "
+                f"config {len(config.rootfs.diff_ids)} diff_ids"
+            )
+        return ResolvedImage(
+            reference=reference,
+            source=source,
+            top=top,
+            manifest=manifest,
+            image_manifest=image_manifest,
+            config_data=config_data,
+            config=config,
+            platforms=platforms,
+        )
+
+    # -- pulling -------------------------------------------------------------------
+
+    async def pull(
+        self,
+        name: str,
+        sink: PullSink,
+        *,
+        platform: Platform | str | None = None,
+        credentials: Credentials | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> PullResult:
+        """Pull ``name`` into ``sink`` and commit it there; see the module docs.
+
+        With a policy, it is evaluated before any layer is downloaded; a rejection raises
+        :class:`~ociimage.errors.PolicyRejectedError` and nothing is written.
+        """
+        image = await self.resolve(name, platform=platform, credentials=credentials)
+        decision = await self.check_policy(image, credentials=credentials)
+        return await self.pull_resolved(
+            image, sink, credentials=credentials, progress=progress, decision=decision
+        )
+
+    async def check_policy(
+        self, image: ResolvedImage, *, credentials: Credentials | None = None
+    ) -> PolicyDecision | None:
+        """Evaluate the puller's policy for ``image`` (None when it has no policy)."""
+        if self.policy is None:
+            return None
+        client = self._client_for(image.source, credentials)
+        return await evaluate_policy(self.policy, image, client, self.registries_d)
+
+    async def pull_resolved(
+        self,
+        image: ResolvedImage,
+        sink: PullSink,
+        *,
+        credentials: Credentials | None = None,
+        progress: ProgressCallback | None = None,
+        decision: PolicyDecision | None = None,
+    ) -> PullResult:
+        """Download and commit an image found by :meth:`resolve` (e.g. after a policy check)."""
+        client = self._client_for(image.source, credentials)
+        repo = image.source.reference.path
+        skipped: list[str] = []
+        await self._store_bytes(sink, image.image_manifest.config, image.config_data, skipped)
+        layers: list[Descriptor] = []
+        seen: set[str] = set()
+        for layer in image.image_manifest.layers:
+            if layer.digest not in seen:
+                seen.add(layer.digest)
+                layers.append(layer)
+        results = await _gather_or_cancel(
+            [self._ensure_blob(client, repo, layer, sink, progress) for layer in layers]
+        )
+        downloaded = sum(r for r in results if r > 0)
+        skipped += [layer.digest for layer, r in zip(layers, results, strict=True) if r < 0]
+        await self._store_bytes(sink, image.manifest.descriptor, image.manifest.data, skipped)
+        if image.index is not None:
+            await self._store_bytes(sink, image.index, image.top.data, skipped)
+        await asyncio.to_thread(
+            lambda: sink.commit_image(
+                manifest=image.manifest.descriptor, names=image.names, index=image.index
+            )
+        )
+        log.info(
+            "event=pulled reference=%s digest=%s bytes=%d",
+            image.reference,
+            image.digest,
+            downloaded,
+        )
+        return PullResult(
+            image=image, policy=decision, downloaded_bytes=downloaded, skipped_blobs=tuple(skipped)
+        )
+
+    async def _store_bytes(
+        self, sink: PullSink, descriptor: Descriptor, data: bytes, skipped: list[str]
+    ) -> None:
+        if await asyncio.to_thread(sink.has_blob, descriptor.digest):
+            skipped.append(descriptor.digest)
+            return
+
+        def write() -> None:
+            writer = sink.open_blob(descriptor)
+            try:
+                writer.write(data)
+                writer.commit()
+            except BaseException:
+                writer.abort()
+                raise
+
+        await asyncio.to_thread(write)
+
+    async def _ensure_blob(
+        self,
+        client: RegistryClient,
+        repo: str,
+        descriptor: Descriptor,
+        sink: PullSink,
+        progress: ProgressCallback | None,
+    ) -> int:
+        """Bytes this call downloaded (0 when it joined another's download), -1 when present."""
+        if await asyncio.to_thread(sink.has_blob, descriptor.digest):
+            if progress is not None:
+                progress(ProgressEvent(kind=ProgressKind.EXISTS, descriptor=descriptor))
+            return -1
+        key = (id(sink), descriptor.digest)
+        flight = self._flights.get(key)
+        owner = flight is None
+        if flight is None:
+            task = asyncio.ensure_future(self._download(client, repo, descriptor, sink, progress))
+            flight = _Flight(task)
+            self._flights[key] = flight
+            task.add_done_callback(lambda _t: self._flights.pop(key, None))
+        flight.waiters += 1
+        try:
+            done = await asyncio.shield(flight.task)
+            return done if owner else 0  # a joiner downloaded nothing itself
+        except asyncio.CancelledError:
+            if flight.waiters == 1:
+                flight.task.cancel()
+                await asyncio.gather(flight.task, return_exceptions=True)
+            raise
+        finally:
+            flight.waiters -= 1
+
+    async def _download(
+        self,
+        client: RegistryClient,
+        repo: str,
+        descriptor: Descriptor,
+        sink: PullSink,
+        progress: ProgressCallback | None,
+    ) -> int:
+        async with self._limit:
+            done = 0
+
+            def advance(n: int) -> None:
+                nonlocal done
+                done += n
+                if progress is not None:
+                    progress(
+                        ProgressEvent(kind=ProgressKind.PROGRESS, descriptor=descriptor, done=done)
+                    )
+
+            if progress is not None:
+                progress(ProgressEvent(kind=ProgressKind.START, descriptor=descriptor))
+            opening = asyncio.ensure_future(asyncio.to_thread(sink.open_blob, descriptor))
+            try:
+                writer = await asyncio.shield(opening)
+            except asyncio.CancelledError:
+                # the thread may already have created the writer: discard it
+                opened = await asyncio.gather(opening, return_exceptions=True)
+                if not isinstance(opened[0], BaseException):
+                    await asyncio.to_thread(opened[0].abort)
+                raise
+            try:
+                # the sink verifies size and digest on commit (the protocol requires it)
+                await client.fetch_blob(repo, descriptor, writer, on_progress=advance, verify=False)
+                await asyncio.to_thread(writer.commit)
+            except BaseException:
+                await asyncio.shield(asyncio.to_thread(writer.abort))
+                raise
+            if progress is not None:
+                progress(ProgressEvent(kind=ProgressKind.DONE, descriptor=descriptor, done=done))
+            return done
+
+
+async def _gather_or_cancel(coros: Sequence[Coroutine[Any, Any, int]]) -> list[int]:
+    """Run the downloads; on the first failure cancel the rest and wait for their cleanup."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def _decode(cls: type[_M], fetched: FetchedManifest, ref: Reference) -> _M:
+    try:
+        return cls.from_json(fetched.data)
+    except SpecError as err:
+        raise UnsupportedManifestError(f"{ref}: malformed {fetched.media_type}: {err}") from err
+
+
+def _combined(name: str, failures: list[tuple[str, ImageError]]) -> ImageError:
+    """One error for a name no source could serve: the last source's, noting the others."""
+    if not failures:
+        return ContentNotFoundError(f"{name}: no source to pull from")
+    last = failures[-1][1]
+    if all(isinstance(e, ContentNotFoundError) for _, e in failures) and len(failures) > 1:
+        tried = ", ".join(w for w, _ in failures)
+        return ContentNotFoundError(f"{name}: not found in any of {tried}", status=404)
+    for other_where, other in failures[:-1]:
+        last.add_note(f"also tried {other_where}: {other}")
+    return last
+
+
+async def pull(
+    name: str,
+    sink: PullSink,
+    *,
+    platform: Platform | str | None = None,
+    registries: RegistriesConfig | None = None,
+    credentials: Credentials | None = None,
+    credential_store: CredentialStore | None = None,
+    max_concurrent_downloads: int = 4,
+    progress_timeout: float | None = 60.0,
+    progress: ProgressCallback | None = None,
+    policy: Policy | None = None,
+    registries_d: RegistriesD | None = None,
+) -> PullResult:
+    """Pull ``name`` into ``sink`` with a one-off :class:`Puller`."""
+    async with Puller(
+        registries=registries,
+        policy=policy,
+        registries_d=registries_d,
+        credentials=credential_store,
+        max_concurrent_downloads=max_concurrent_downloads,
+        progress_timeout=progress_timeout,
+    ) as puller:
+        return await puller.pull(
+            name, sink, platform=platform, credentials=credentials, progress=progress
+        )
+
+
+def pull_sync(
+    name: str,
+    sink: PullSink,
+    *,
+    platform: Platform | str | None = None,
+    registries: RegistriesConfig | None = None,
+    credentials: Credentials | None = None,
+    credential_store: CredentialStore | None = None,
+    max_concurrent_downloads: int = 4,
+    progress_timeout: float | None = 60.0,
+    progress: ProgressCallback | None = None,
+    policy: Policy | None = None,
+    registries_d: RegistriesD | None = None,
+) -> PullResult:
+    """:func:`pull` for synchronous code (runs its own event loop)."""
+    return asyncio.run(
+        pull(
+            name,
+            sink,
+            platform=platform,
+            registries=registries,
+            credentials=credentials,
+            credential_store=credential_store,
+            max_concurrent_downloads=max_concurrent_downloads,
+            progress_timeout=progress_timeout,
+            progress=progress,
+            policy=policy,
+            registries_d=registries_d,
+        )
+    )

@@ -1,0 +1,46 @@
+"""An image found in a registry, before any of its layers is downloaded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ociimage.client import FetchedManifest
+from ociimage.reference import Reference
+from ociimage.registries import PullSource
+from ocispec.image import Descriptor, ImageConfig, Manifest, Platform
+
+__all__ = ["ResolvedImage"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResolvedImage:
+    """An image found in a registry: its manifest and config, no layers downloaded yet."""
+
+    reference: Reference
+    source: PullSource
+    top: FetchedManifest
+    manifest: FetchedManifest
+    image_manifest: Manifest
+    config_data: bytes
+    config: ImageConfig
+    platforms: tuple[Platform, ...] = ()
+
+    @property
+    def index(self) -> Descriptor | None:
+        """The index's descriptor when the reference resolved through one."""
+        return self.top.descriptor if self.top.is_index else None
+
+    @property
+    def digest(self) -> str:
+        """The repo digest: of the index when there is one, else of the manifest."""
+        return self.top.digest
+
+    @property
+    def repo_digest(self) -> str:
+        """``repo@sha256:...`` under the logical name."""
+        return self.reference.repo_digest(self.digest)
+
+    @property
+    def names(self) -> list[str]:
+        """The names to record the image under: the tagged reference, none for a digest."""
+        return [] if self.reference.digest else [str(self.reference.with_default_tag())]
