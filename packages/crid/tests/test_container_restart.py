@@ -25,8 +25,17 @@ import pytest
 
 from crid._cri.v1 import api_pb2, api_pb2_grpc
 from crid.cgroups import Hierarchies
-from crid.state import Container, ContainerMeta, ContainerState, Registry
+from crid.state import (
+    Container,
+    ContainerMeta,
+    ContainerState,
+    PodMeta,
+    Registry,
+    Sandbox,
+    SandboxState,
+)
 from ociimage.testing import busybox_image
+from ocinet import NamespaceKind, pin_pod_namespaces
 from ocinet.testing import (
     bridge_network,
     delete_link,
@@ -144,14 +153,36 @@ async def test_kill_9_and_restart(tmp_path: Path) -> None:
             created_at=time.time_ns(),
         )
         await registry.save_container(half)
+        # ... and a RunPodSandbox cut short: a NOTREADY record and a pinned netns.
+        cut_short = Sandbox(
+            id=secrets.token_hex(32),
+            name="k8s_POD_cut_ns_u2_0",
+            meta=PodMeta(name="cut", uid="u2", namespace="ns"),
+            state=SandboxState.NOTREADY,
+            created_at=time.time_ns(),
+            config=api_pb2.PodSandboxConfig(
+                metadata=api_pb2.PodSandboxMetadata(name="cut", uid="u2", namespace="ns")
+            ).SerializeToString(),
+        )
+        await registry.save_sandbox(cut_short)
         registry.close()
+        ns_dir = Path(config.crid.runtime.namespaces_dir)
+        cut_pin = pin_pod_namespaces(ns_dir, cut_short.id, [NamespaceKind.NET]).net
+        assert cut_pin is not None and cut_pin.is_pinned()
         orphan = Path(config.crid.runroot) / "containers" / secrets.token_hex(32)
         orphan.mkdir(parents=True)
 
         proc = await start_crid(config_file, socket_path)
         async with stub_for(socket_path) as stub:
             pods = (await stub.ListPodSandbox(api_pb2.ListPodSandboxRequest())).items
-            assert [(p.id, p.state) for p in pods] == [(pod_id, api_pb2.SANDBOX_READY)]
+            assert {(p.id, p.state) for p in pods} == {
+                (pod_id, api_pb2.SANDBOX_READY),
+                (cut_short.id, api_pb2.SANDBOX_NOTREADY),
+            }
+            await stub.RemovePodSandbox(
+                api_pb2.RemovePodSandboxRequest(pod_sandbox_id=cut_short.id)
+            )
+            assert not cut_pin.path.exists()
             listed = {
                 c.id: c.state
                 for c in (await stub.ListContainers(api_pb2.ListContainersRequest())).containers

@@ -45,6 +45,7 @@ __all__ = [
     "namespace_mode",
     "pod_request",
     "termination_log_source",
+    "wants_pod_network",
 ]
 
 #: The kubelet names the container's termination message file in this annotation.
@@ -383,3 +384,9 @@ def termination_log_source(config_bytes: bytes, own_file: Path) -> Path | None:
         if mount.container_path == path:
             return Path(mount.host_path)
     return own_file
+
+
+def wants_pod_network(config_bytes: bytes) -> bool:
+    """Whether a stored PodSandboxConfig asks for a pod network (not the node's)."""
+    config = api_pb2.PodSandboxConfig.FromString(config_bytes)
+    return config.linux.security_context.namespace_options.network != api_pb2.NODE

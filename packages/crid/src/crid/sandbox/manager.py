@@ -27,7 +27,8 @@ from crid.sandbox.files import SandboxFiles, remove_files, write_files
 from crid.sandbox.pidns import pin_pid_namespace, release_pid_namespace
 from crid.sandbox.request import PodRequest
 from crid.state import Sandbox, SandboxState
-from ocinet import NamespaceKind, PodRef, pin_pod_namespaces, remove_namespace
+from crid.translate import wants_pod_network
+from ocinet import NamespaceKind, NetError, PodRef, pin_pod_namespaces, remove_namespace
 from ocinet.netns import Namespace, run_in_namespaces
 from ocispec.generate import DEFAULT_SHM_SIZE, NamespaceMode, validate_sysctls
 
@@ -35,6 +36,9 @@ __all__ = ["Pods"]
 
 _log = logging.getLogger(__name__)
 _KEYS = {NamespaceKind.NET: "network", NamespaceKind.IPC: "ipc", NamespaceKind.UTS: "uts"}
+#: Pin directory names (``<kind>ns``) and the record's namespace keys they belong to.
+_PINS = ("net", "ipc", "uts", "pid")
+_PIN_OF = {"network": "net", "ipc": "ipc", "uts": "uts", "pid": "pid"}
 
 
 def _write_sysctls(sysctls: Mapping[str, str]) -> None:
@@ -217,6 +221,8 @@ class Pods:
         async with self._lock(sandbox.id):
             for container in self.ctx.registry.containers(sandbox.id):
                 await self.containers.remove(container.id)
+            if not sandbox.namespaces and wants_pod_network(sandbox.config):
+                await self._teardown_half_created(sandbox)
             await self._release(sandbox)
             await self.ctx.registry.remove_sandbox(sandbox.id)
         self._locks.pop(sandbox.id, None)
@@ -225,10 +231,15 @@ class Pods:
     async def _release(self, sandbox: Sandbox) -> None:
         files = self.files(sandbox.id)
 
+        # The conventional pin paths too: a RunPodSandbox cut short by a crash pinned
+        # namespaces its NOTREADY record does not list yet.
+        pins = {kind: self.ctx.layout.namespaces / f"{kind}ns" / sandbox.id for kind in _PINS}
+        pins.update({_PIN_OF[key]: Path(path) for key, path in sandbox.namespaces.items()})
+
         def release() -> None:
-            for kind, path in sandbox.namespaces.items():
+            for kind, path in pins.items():
                 if kind == "pid":
-                    release_pid_namespace(Path(path))
+                    release_pid_namespace(path)
                 else:
                     remove_namespace(path)
             remove_files(files)
@@ -238,6 +249,14 @@ class Pods:
         if parent and ":" not in parent:
             with contextlib.suppress(CridError):
                 await asyncio.to_thread(self.ctx.hierarchies.remove, parent)
+
+    async def _teardown_half_created(self, sandbox: Sandbox) -> None:
+        """DEL what a RunPodSandbox cut short by a crash may have attached (from the CNI
+        cache; nothing cached is fine)."""
+        try:
+            await self.ctx.network.teardown(container_id=sandbox.id)
+        except NetError as err:
+            _log.warning("network teardown of half-created pod %s failed: %s", sandbox.id, err)
 
     async def recover(self) -> None:
         """After a restart: pods whose namespaces vanished (a reboot) are NOTREADY; files
