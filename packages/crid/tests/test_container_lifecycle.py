@@ -288,6 +288,22 @@ async def test_full_pod_lifecycle(tmp_path: Path) -> None:
             )
         )
         assert [c.id for c in listed.containers] == [cid]
+        for pod_filter, expected in (
+            (api_pb2.PodSandboxFilter(id=pod_id[:8]), [pod_id]),
+            (api_pb2.PodSandboxFilter(label_selector={"app": "web"}), [pod_id]),
+            (api_pb2.PodSandboxFilter(label_selector={"app": "other"}), []),
+            (api_pb2.PodSandboxFilter(id="0" * 64), []),
+        ):
+            found = await env.stub.ListPodSandbox(api_pb2.ListPodSandboxRequest(filter=pod_filter))
+            assert [p.id for p in found.items] == expected, pod_filter
+        exited_only = await env.stub.ListContainers(
+            api_pb2.ListContainersRequest(
+                filter=api_pb2.ContainerFilter(
+                    state=api_pb2.ContainerStateValue(state=api_pb2.CONTAINER_EXITED)
+                )
+            )
+        )
+        assert not exited_only.containers
 
         await env.stub.StopContainer(api_pb2.StopContainerRequest(container_id=cid, timeout=10))
         stopped = await status(env, cid)
