@@ -388,6 +388,19 @@ async def test_errors_for_bad_unknown_and_duplicate_requests(tmp_path: Path) -> 
         # A failed create leaves nothing behind: only the running container's bundle.
         bundles = sorted(p.name for p in (env.tmp / "run" / "containers").iterdir())
         assert bundles == [cid]
+        # A created container that never ran is stopped and removed without a wait.
+        created = await env.stub.CreateContainer(
+            api_pb2.CreateContainerRequest(
+                pod_sandbox_id=pod_id, config=container_config("never", ["true"])
+            )
+        )
+        assert (await status(env, created.container_id)).state == api_pb2.CONTAINER_CREATED
+        began = time.monotonic()
+        await env.stub.RemoveContainer(
+            api_pb2.RemoveContainerRequest(container_id=created.container_id)
+        )
+        assert time.monotonic() - began < 2
+        assert not (env.tmp / "run" / "containers" / created.container_id).exists()
 
 
 async def test_infra_container_option_is_refused_by_name(tmp_path: Path) -> None:
