@@ -120,9 +120,7 @@ def _registry(family: str) -> referencing.Registry[Any]:
         uri, contents = todo.pop()
         if uri in found:
             continue
-        found[uri] = referencing.Resource.from_contents(
-            contents, default_specification=DRAFT4
-        )
+        found[uri] = referencing.Resource.from_contents(contents, default_specification=DRAFT4)
         base = contents.get("id") or contents.get("$id") or uri
         for ref in _refs(contents):
             target = urljoin(base, ref.split("#", 1)[0])
