@@ -273,3 +273,28 @@ def test_pod_files_content(tmp_path: Path) -> None:
         DNS(servers=("10.0.0.10",), searches=("a", "b"), options=("ndots:5",)), host
     ) == ("nameserver 10.0.0.10\nsearch a b\noptions ndots:5\n")
     assert "127.0.1.1\tweb" in hosts_file("web")
+
+
+def test_configured_default_capabilities_are_the_starting_set(tmp_path: Path) -> None:
+    from ocispec.generate import generate
+
+    (tmp_path / "rootfs").mkdir()
+    (tmp_path / "pod").mkdir()
+    for name in ("hostname", "hosts", "resolv.conf"):
+        (tmp_path / "pod" / name).write_text("")
+    (tmp_path / "pod" / "shm").mkdir()
+    config = api_pb2.ContainerConfig(
+        metadata=api_pb2.ContainerMetadata(name="c"),
+        image=api_pb2.ImageSpec(image="busybox"),
+    )
+    config.linux.security_context.capabilities.add_capabilities.append("NET_RAW")
+    config.linux.security_context.capabilities.drop_capabilities.append("KILL")
+    options = container_options(
+        config.SerializeToString(),
+        sandbox(pod_config(), PINNED),
+        ImageConfig.from_json(b'{"architecture":"amd64","os":"linux","config":{"Cmd":["sh"]}}'),
+        paths(tmp_path, default_capabilities=("CHOWN", "KILL", "SETUID")),
+    )
+    caps = generate(options).spec.process.capabilities  # type: ignore[union-attr]
+    assert caps is not None
+    assert set(caps.bounding) == {"CAP_CHOWN", "CAP_SETUID", "CAP_NET_RAW"}

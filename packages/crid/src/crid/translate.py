@@ -165,7 +165,7 @@ def container_request(sandbox_id: str, config: api_pb2.ContainerConfig) -> Conta
 
 @dataclass(frozen=True, kw_only=True)
 class ContainerPaths:
-    """Host paths the container config refers to, chosen by the orchestration."""
+    """Host paths the container config refers to, and the runtime-wide settings it uses."""
 
     rootfs: Path
     files: SandboxFiles
@@ -175,6 +175,8 @@ class ContainerPaths:
     #: The PID namespace to join (POD: a running container's; TARGET: the target's).
     pid_namespace: str = ""
     seccomp_default_profile: str = ""
+    #: ``[crid.runtime] default_capabilities`` (None: ocispec's, the same as CRI-O's).
+    default_capabilities: tuple[str, ...] | None = None
 
 
 def _user(sc: api_pb2.LinuxContainerSecurityContext) -> str:
@@ -323,6 +325,7 @@ def container_options(
         privileged=sc.privileged,
         capabilities_add=tuple(caps.add_capabilities),
         capabilities_drop=tuple(caps.drop_capabilities),
+        default_capabilities=paths.default_capabilities,
         readonly_rootfs=sc.readonly_rootfs,
         no_new_privileges=sc.no_new_privs,
         seccomp=_seccomp(sc.seccomp, sc.HasField("seccomp"), paths.seccomp_default_profile),

@@ -177,6 +177,7 @@ class Containers:
                 _first_existing, self._pid_namespaces(sandbox, request)
             ),
             seccomp_default_profile=self.ctx.config.crid.runtime.seccomp_profile,
+            default_capabilities=tuple(self.ctx.config.crid.runtime.default_capabilities),
         )
         host = self._host
 
