@@ -46,7 +46,20 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         _skipped.append(report.nodeid)
 
 
+# Tests keep their state in tmp_path: these system paths must not appear during a run.
+_SYSTEM_PATHS = (Path("/run/crid"), Path("/var/lib/crid"), Path("/var/lib/cni/results"))
+_PRESENT_BEFORE = {path for path in _SYSTEM_PATHS if path.exists()}
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    leaked = [p for p in _SYSTEM_PATHS if p.exists() and p not in _PRESENT_BEFORE]
+    if leaked:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(
+                f"tests wrote outside tmp_path: {', '.join(map(str, leaked))}", red=True
+            )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if STRICT and _skipped:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:

@@ -14,17 +14,22 @@ __all__ = [
     "ContainerNotFoundError",
     "ContainerNotRunningError",
     "CridError",
+    "ExecTimeoutError",
+    "InvalidConfigError",
     "InvalidRequestError",
+    "InvalidStateError",
     "NameReservedError",
     "NotFoundError",
     "NotSupportedError",
     "OCIRuntimeError",
     "RuntimeHandlerError",
+    "SandboxNotReadyError",
     "SocketInUseError",
     "SpdyProtocolError",
     "StateError",
     "StreamTokenError",
     "StreamingError",
+    "UnsupportedConfigError",
 ]
 
 
@@ -83,6 +88,26 @@ class CgroupError(CridError):
 
 class RuntimeHandlerError(CridError):
     """A pod asked for a runtime handler that is not configured or not installed."""
+
+
+class InvalidConfigError(CridError):
+    """A pod or container config the kubelet sent is incomplete or contradictory."""
+
+
+class UnsupportedConfigError(CridError):
+    """The request asks for something this crid is configured not to do; names the option."""
+
+
+class SandboxNotReadyError(CridError):
+    """A container was asked for in a pod sandbox that is stopped (or being removed)."""
+
+
+class ExecTimeoutError(CridError):
+    """An ExecSync command ran past its timeout and was killed."""
+
+
+class InvalidStateError(CridError):
+    """The container is not in a state that allows this (e.g. starting a running one)."""
 
 
 class InvalidRequestError(CridError):

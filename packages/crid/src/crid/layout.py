@@ -13,8 +13,8 @@ Volatile (``runroot``, default /run/crid):
     sandboxes/<id>/        a pod's hostname, hosts, resolv.conf and its /dev/shm mount
     containers/<id>/       a container's OCI bundle (config.json, conmon pid files, ctl fifo)
     attach/<id>/attach     conmon's attach sockets
-    <namespaces_dir>       pinned namespaces (``[crid.runtime] namespaces_dir``)
-    <container_exits_dir>  conmon's exit files (``[crid.runtime] container_exits_dir``)
+    ns/                    pinned namespaces (``[crid.runtime] namespaces_dir`` overrides)
+    exits/                 conmon's exit files (``[crid.runtime] container_exits_dir`` overrides)
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ class Layout:
         return cls(
             root=Path(crid.root),
             runroot=Path(crid.runroot),
-            namespaces=Path(crid.runtime.namespaces_dir),
-            exits=Path(crid.runtime.container_exits_dir),
+            namespaces=Path(crid.runtime.namespaces_dir or f"{crid.runroot}/ns"),
+            exits=Path(crid.runtime.container_exits_dir or f"{crid.runroot}/exits"),
             log_dir=Path(crid.log_dir),
         )
 

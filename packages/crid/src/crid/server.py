@@ -23,6 +23,7 @@ from crid.config import Config, parse_duration
 from crid.context import Context
 from crid.errors import ConfigError, CridError, SocketInUseError
 from crid.metrics import MetricsEndpoint, MetricsInterceptor
+from crid.sandbox.lifecycle import Lifecycle
 from crid.services import ImageService, RuntimeService
 from crid.socket import SOCKET_MODE, prepare_socket
 from crid.streaming import ServerOptions, StreamingServer
@@ -77,6 +78,7 @@ class Daemon:
                 ],
             )
             self.context = await Context.open(self.config)
+            await Lifecycle.of(self.context).start()
             if metrics.enable_metrics:
                 self.metrics = MetricsEndpoint(
                     host=metrics.metrics_host,
@@ -136,6 +138,7 @@ class Daemon:
 
     async def _close_context(self) -> None:
         if self.context is not None:
+            await Lifecycle.of(self.context).stop()
             await self.context.close()
             self.context = None
 

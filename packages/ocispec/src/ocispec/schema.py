@@ -21,7 +21,7 @@ from enum import StrEnum
 from functools import cache
 from importlib import resources
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import jsonschema  # type: ignore[import-untyped]
 import referencing
@@ -84,21 +84,59 @@ def _load(family: str, name: str) -> Any:
     return json.loads(text)
 
 
+def _contents(family: str, name: str) -> Any:
+    """A schema file, or a placeholder for the platforms whose schemas are not shipped."""
+    platform = _NOT_SHIPPED.match(name)
+    if platform:
+        return {platform.group(1): {"type": "object"}}
+    return _load(family, name)
+
+
+def _refs(node: Any) -> list[str]:
+    """Every ``$ref`` in a schema document."""
+    if isinstance(node, dict):
+        found = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+        for value in node.values():
+            found += _refs(value)
+        return found
+    if isinstance(node, list):
+        return [ref for item in node for ref in _refs(item)]
+    return []
+
+
 @cache
 def _registry(family: str) -> referencing.Registry[Any]:
-    def retrieve(uri: str) -> referencing.Resource[Any]:
-        name = uri.split("#", 1)[0].rstrip("/").rsplit("/", 1)[-1]
-        platform = _NOT_SHIPPED.match(name)
-        if platform:
-            contents: Any = {platform.group(1): {"type": "object"}}
-        else:
-            try:
-                contents = _load(family, name)
-            except (FileNotFoundError, ValueError) as err:
-                raise referencing.exceptions.NoSuchResource(uri) from err
-        return referencing.Resource.from_contents(contents, default_specification=DRAFT4)
+    """Every schema of ``family`` under every URI it is referred to by, crawled once.
 
-    return referencing.Registry(retrieve=retrieve)  # type: ignore[call-arg]
+    A referencing.Registry is immutable: one that retrieves lazily would read, parse and
+    crawl the referenced files again at each validation (~45 ms for a runtime config).
+    """
+    found: dict[str, referencing.Resource[Any]] = {}
+    todo: list[tuple[str, Any]] = []
+    for entry in _schema_files(family):
+        contents = _load(family, entry)
+        todo.append((contents.get("id") or contents.get("$id") or entry, contents))
+    while todo:
+        uri, contents = todo.pop()
+        if uri in found:
+            continue
+        found[uri] = referencing.Resource.from_contents(contents, default_specification=DRAFT4)
+        base = contents.get("id") or contents.get("$id") or uri
+        for ref in _refs(contents):
+            target = urljoin(base, ref.split("#", 1)[0])
+            if target and target not in found:
+                name = target.rstrip("/").rsplit("/", 1)[-1]
+                try:
+                    todo.append((target, _contents(family, name)))
+                except (FileNotFoundError, ValueError):
+                    continue
+    return referencing.Registry().with_resources(found.items()).crawl()
+
+
+def _schema_files(family: str) -> list[str]:
+    """The schema file names shipped for ``family``."""
+    folder = resources.files("ocispec").joinpath("schemas", family)
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".json"))
 
 
 _RFC3339 = re.compile(

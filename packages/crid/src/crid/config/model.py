@@ -143,11 +143,22 @@ class RuntimeConfig(_Table, frozen=True):
         ),
     ] = True
     namespaces_dir: Annotated[
-        str, Meta(description="Directory where pods' namespaces are pinned as bind mounts.")
-    ] = "/run/crid/ns"
+        str,
+        Meta(
+            description=(
+                "Directory where pods' namespaces are pinned as bind mounts; empty uses"
+                " <runroot>/ns."
+            )
+        ),
+    ] = ""
     container_exits_dir: Annotated[
-        str, Meta(description="Directory where conmon writes containers' exit codes.")
-    ] = "/run/crid/exits"
+        str,
+        Meta(
+            description=(
+                "Directory where conmon writes containers' exit codes; empty uses <runroot>/exits."
+            )
+        ),
+    ] = ""
     runtimes: Annotated[
         dict[str, RuntimeHandler],
         Meta(description="OCI runtime handlers by name (the names RuntimeClasses use)."),

@@ -12,8 +12,10 @@ from crid.control import read_pod_cidr
 from crid.readiness import Condition, network_condition, runtime_condition
 from crid.services._base import RpcContext, ServiceBase
 from crid.services._unimplemented import unimplemented_rest
+from crid.services.container import ContainerRPCs
 from crid.services.events import EventRPCs
 from crid.services.runtime_config import RuntimeConfigRPCs
+from crid.services.sandbox import SandboxRPCs
 from crid.services.stats import StatsRPCs
 from crid.services.streaming import StreamingRPCs
 
@@ -35,6 +37,8 @@ def _condition(condition: Condition) -> api_pb2.RuntimeCondition:
 
 @unimplemented_rest("RuntimeService")
 class RuntimeService(
+    SandboxRPCs,
+    ContainerRPCs,
     StreamingRPCs,
     StatsRPCs,
     EventRPCs,

@@ -169,6 +169,8 @@ class SecurityOptions:
     privileged: bool = False
     capabilities_add: Sequence[str] = ()
     capabilities_drop: Sequence[str] = ()
+    #: The set before add/drop (None: CRI-O's default set).
+    default_capabilities: Sequence[str] | None = None
     readonly_rootfs: bool = False
     no_new_privileges: bool = False
     run_as_non_root: bool = False
@@ -378,6 +380,11 @@ def generate(options: ContainerOptions, *, host: HostInfo | None = None) -> Gene
         caps = capmod.compute_capabilities(
             add=sec.capabilities_add,
             drop=sec.capabilities_drop,
+            default=(
+                sec.default_capabilities
+                if sec.default_capabilities is not None
+                else capmod.DEFAULT_CAPABILITIES
+            ),
             available=host.bounding_capabilities,
         )
 

@@ -1,0 +1,359 @@
+"""The container lifecycle: create under conmon, start, stop, record exits, remove.
+
+Every step that changes a container happens under its lock and is persisted before it
+is visible. A record is saved (state UNKNOWN) before anything is created, so the name
+is reserved at once and a crash halfway leaves a record that start-up cleans away.
+Waits (Stop's grace period) happen outside the lock, so a second Stop never waits on
+the first one: each sends its signal and waits, bounded by its own timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import secrets
+import shutil
+import signal
+import time
+from pathlib import Path
+
+from crid.cgroups import container_cgroup_path, oom_kills
+from crid.container.request import ContainerRequest, container_name
+from crid.context import Context
+from crid.errors import (
+    CridError,
+    InvalidConfigError,
+    InvalidStateError,
+    OCIRuntimeError,
+    SandboxNotReadyError,
+)
+from crid.events import Event, EventKind
+from crid.oci import ConmonOptions
+from crid.sandbox.files import SandboxFiles
+from crid.state import Container, ContainerState, Sandbox, SandboxState
+from crid.translate import ContainerPaths, container_options, termination_log_source
+from ocispec.generate import GeneratedSpec, HostInfo, NamespaceMode, generate, parse_signal
+from ocistore.errors import ContainerNotFoundError as StoreContainerNotFoundError
+
+__all__ = ["KILL_GRACE", "MESSAGE_LIMIT", "Containers"]
+
+_log = logging.getLogger(__name__)
+
+#: How long to wait for a SIGKILLed container's exit to be recorded before giving up.
+KILL_GRACE = 10.0
+#: The termination message is cut to this many bytes (as the kubelet does).
+MESSAGE_LIMIT = 4096
+_POLL = 0.005
+
+
+def _now() -> int:
+    return time.time_ns()
+
+
+class Containers:
+    """Creates, runs and removes the containers of the registry's pods."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._host: HostInfo | None = None
+
+    def _lock(self, container_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(container_id, asyncio.Lock())
+
+    def exit_file(self, container_id: str) -> Path:
+        return self.ctx.layout.exits / container_id
+
+    def _publish(self, kind: EventKind, record: Container) -> None:
+        self.ctx.events.publish(
+            Event(kind=kind, container_id=record.id, sandbox_id=record.sandbox_id)
+        )
+
+    # -- create -----------------------------------------------------------------------
+
+    async def create(self, request: ContainerRequest) -> Container:
+        """Create the container (state CREATED) or leave nothing behind."""
+        sandbox = self.ctx.registry.sandbox(request.sandbox_id)
+        if sandbox.state is not SandboxState.READY:
+            raise SandboxNotReadyError(f"pod sandbox {sandbox.id} is not ready")
+        image = await self.ctx.store.image(request.image)
+        handler = self.ctx.handler(sandbox.runtime_handler)
+        container_id = secrets.token_hex(32)
+        record = Container(
+            id=container_id,
+            name=container_name(request.meta, sandbox.meta),
+            sandbox_id=sandbox.id,
+            meta=request.meta,
+            state=ContainerState.UNKNOWN,
+            created_at=_now(),
+            image=request.image,
+            image_ref=image.repo_digests[0] if image.repo_digests else image.id,
+            image_id=image.id,
+            labels=dict(request.labels),
+            annotations=dict(request.annotations),
+            log_path=str(self._log_path(sandbox, request, container_id)),
+            bundle=str(self.ctx.layout.bundle(container_id)),
+            runtime_handler=handler.name,
+            cgroup_path=container_cgroup_path(
+                sandbox.cgroup_parent, container_id, self.ctx.config.crid.runtime.cgroup_manager
+            ),
+            config=request.config,
+        )
+        await self.ctx.registry.save_container(record)
+        try:
+            generated = await self._prepare(record, sandbox, request)
+            created = await handler.conmon.create(
+                ConmonOptions(
+                    container_id=container_id,
+                    name=record.name,
+                    bundle=Path(record.bundle),
+                    log_path=Path(record.log_path),
+                    exit_dir=self.ctx.layout.exits,
+                    socket_dir=self.ctx.layout.attach,
+                    terminal=request.tty,
+                    stdin=request.stdin,
+                    stdin_once=request.stdin_once,
+                    systemd_cgroup=self.ctx.config.crid.runtime.cgroup_manager == "systemd",
+                )
+            )
+            stop_signal = request.stop_signal or generated.stop_signal
+            await asyncio.to_thread(Path(record.bundle, "stop-signal").write_text, str(stop_signal))
+            record = dataclasses.replace(
+                record,
+                state=ContainerState.CREATED,
+                pid=created.pid,
+                conmon_pid=created.conmon_pid,
+            )
+            await self.ctx.registry.save_container(record)
+        except BaseException:
+            await asyncio.shield(self.cleanup(record))
+            raise
+        self._publish(EventKind.CONTAINER_CREATED, record)
+        return record
+
+    def _log_path(self, sandbox: Sandbox, request: ContainerRequest, container_id: str) -> Path:
+        directory = (
+            Path(sandbox.log_directory)
+            if sandbox.log_directory
+            else self.ctx.layout.log_dir / sandbox.id
+        )
+        relative = request.log_path or f"{request.meta.name}_{request.meta.attempt}.log"
+        path = directory / relative
+        if not path.is_absolute() or ".." in Path(relative).parts:
+            raise InvalidConfigError(f"container log path {relative!r} leaves the log directory")
+        return path
+
+    def _pid_namespaces(self, sandbox: Sandbox, request: ContainerRequest) -> list[str]:
+        """Candidate PID namespaces to join, in order of preference (none: a new one)."""
+        if request.pid is NamespaceMode.TARGET:
+            target = self.ctx.registry.container(request.pid_target)
+            if target.state is not ContainerState.RUNNING or target.pid <= 0:
+                raise InvalidStateError(f"PID namespace target {target.id} is not running")
+            return [f"/proc/{target.pid}/ns/pid"]
+        if request.pid is NamespaceMode.POD and "pid" in sandbox.namespaces:
+            return [sandbox.namespaces["pid"]]
+        return []
+
+    async def _prepare(
+        self, record: Container, sandbox: Sandbox, request: ContainerRequest
+    ) -> GeneratedSpec:
+        """Root filesystem, bundle directory, termination log file and config.json."""
+        store = self.ctx.store
+        await store.create_container(record.id, record.image_id)
+        rootfs = await store.mount_container(record.id)
+        image_config = await asyncio.to_thread(store.store.image_config, record.image_id)
+        bundle = Path(record.bundle)
+        termination_log = bundle / "termination-log" if request.termination_message_path else None
+        if self._host is None:
+            self._host = await asyncio.to_thread(HostInfo.detect)
+        paths = ContainerPaths(
+            rootfs=rootfs,
+            files=SandboxFiles(directory=self.ctx.layout.sandbox_dir(sandbox.id)),
+            cgroups_path=record.cgroup_path,
+            termination_log=termination_log,
+            pid_namespace=await asyncio.to_thread(
+                _first_existing, self._pid_namespaces(sandbox, request)
+            ),
+            seccomp_default_profile=self.ctx.config.crid.runtime.seccomp_profile,
+            default_capabilities=tuple(self.ctx.config.crid.runtime.default_capabilities),
+        )
+        host = self._host
+
+        def write() -> GeneratedSpec:
+            options = container_options(record.config, sandbox, image_config, paths)
+            bundle.mkdir(parents=True, exist_ok=True, mode=0o700)
+            Path(record.log_path).parent.mkdir(parents=True, exist_ok=True)
+            if termination_log is not None:
+                termination_log.touch()
+            generated = generate(options, host=host)
+            generated.write(bundle)
+            return generated
+
+        return await asyncio.to_thread(write)
+
+    # -- start / stop -----------------------------------------------------------------
+
+    async def start(self, container_id: str) -> Container:
+        async with self._lock(self.ctx.registry.container(container_id).id):
+            record = self.ctx.registry.container(container_id)
+            if record.state is not ContainerState.CREATED:
+                raise InvalidStateError(
+                    f"container {record.id} is {record.state}, not created: cannot start it"
+                )
+            await self.ctx.handler(record.runtime_handler).runtime.start(record.id)
+            record = dataclasses.replace(record, state=ContainerState.RUNNING, started_at=_now())
+            await self.ctx.registry.save_container(record)
+        self._publish(EventKind.CONTAINER_STARTED, record)
+        return record
+
+    async def _stop_signal(self, record: Container) -> int:
+        try:
+            text = await asyncio.to_thread(Path(record.bundle, "stop-signal").read_text)
+            return parse_signal(text.strip())
+        except (OSError, ValueError):
+            return signal.SIGTERM
+
+    async def _signal(self, record: Container, signum: int) -> None:
+        try:
+            await self.ctx.handler(record.runtime_handler).runtime.kill(record.id, signum)
+        except OCIRuntimeError as err:
+            # Already stopped (or gone): the exit file tells what happened.
+            _log.debug("kill %s: %s", record.id, err)
+
+    async def _wait_exit(self, container_id: str, timeout: float) -> bool:
+        path = self.exit_file(container_id)
+        deadline = time.monotonic() + timeout
+        while True:
+            if await asyncio.to_thread(path.exists):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(_POLL)
+
+    async def stop(self, container_id: str, timeout: float) -> Container:
+        """Stop signal, then SIGKILL after ``timeout`` seconds (0: at once). Idempotent."""
+        record = self.ctx.registry.container(container_id)
+        if record.state in (ContainerState.EXITED, ContainerState.UNKNOWN):
+            return record
+        if timeout > 0:
+            await self._signal(record, await self._stop_signal(record))
+            exited = await self._wait_exit(record.id, timeout)
+        else:
+            exited = False
+        if not exited:
+            await self._signal(record, signal.SIGKILL)
+            if not await self._wait_exit(record.id, KILL_GRACE):
+                raise CridError(f"container {record.id} did not exit after SIGKILL")
+        return await self.record_exit(record.id) or self.ctx.registry.container(record.id)
+
+    async def record_exit(self, container_id: str) -> Container | None:
+        """Mark the container EXITED from conmon's exit file (None: it has not exited)."""
+        async with self._lock(container_id):
+            record = self.ctx.registry.find_container(container_id)
+            if record is None or record.id != container_id:
+                return None
+            if record.state in (ContainerState.EXITED, ContainerState.UNKNOWN):
+                return record
+            found = await asyncio.to_thread(self._read_exit, record)
+            if found is None:
+                return None
+            code, finished_at, oom, message = found
+            reason = "OOMKilled" if oom else ("Completed" if code == 0 else "Error")
+            record = dataclasses.replace(
+                record,
+                state=ContainerState.EXITED,
+                exit_code=code,
+                finished_at=finished_at,
+                started_at=record.started_at or finished_at,
+                reason=reason,
+                message=message,
+            )
+            await self.ctx.registry.save_container(record)
+        self._publish(EventKind.CONTAINER_STOPPED, record)
+        return record
+
+    def _read_exit(self, record: Container) -> tuple[int, int, bool, str] | None:
+        path = self.exit_file(record.id)
+        try:
+            text = path.read_text().strip()
+            finished_at = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return None
+        try:
+            code = int(text)
+        except ValueError:
+            code = 255
+        bundle = Path(record.bundle)
+        oom = (bundle / "oom").exists() or oom_kills(self.ctx.hierarchies, record.cgroup_path) > 0
+        return code, finished_at, oom, self._termination_message(record)
+
+    def _termination_message(self, record: Container) -> str:
+        source = termination_log_source(record.config, Path(record.bundle, "termination-log"))
+        if source is None:
+            return ""
+        try:
+            with open(source, "rb") as handle:
+                return handle.read(MESSAGE_LIMIT).decode(errors="replace")
+        except OSError:
+            return ""
+
+    async def mark_lost(self, record: Container, why: str) -> Container:
+        """Record a container whose process vanished without an exit file (crash, reboot)."""
+        async with self._lock(record.id):
+            record = dataclasses.replace(
+                record,
+                state=ContainerState.EXITED,
+                exit_code=255,
+                finished_at=record.finished_at or _now(),
+                reason="Error",
+                message=why,
+            )
+            await self.ctx.registry.save_container(record)
+        self._publish(EventKind.CONTAINER_STOPPED, record)
+        return record
+
+    # -- remove -----------------------------------------------------------------------
+
+    async def remove(self, container_id: str) -> None:
+        """Stop (at once) if needed and remove everything; an unknown id is not an error."""
+        record = self.ctx.registry.find_container(container_id)
+        if record is None:
+            return
+        if record.state in (ContainerState.CREATED, ContainerState.RUNNING):
+            await self.stop(record.id, 0)
+        async with self._lock(record.id):
+            record = self.ctx.registry.find_container(record.id) or record
+            await self.cleanup(record)
+        self._locks.pop(record.id, None)
+        self._publish(EventKind.CONTAINER_DELETED, record)
+
+    async def cleanup(self, record: Container) -> None:
+        """Remove the runtime container, root filesystem, bundle, exit file and record."""
+        with contextlib.suppress(CridError):
+            await self.ctx.handler(record.runtime_handler).runtime.delete(record.id, force=True)
+        await remove_rootfs(self.ctx, record.id)
+        cgroup = record.cgroup_path
+        if cgroup and ":" not in cgroup:
+            with contextlib.suppress(CridError):
+                await asyncio.to_thread(self.ctx.hierarchies.remove, cgroup)
+
+        def files() -> None:
+            shutil.rmtree(record.bundle or self.ctx.layout.bundle(record.id), ignore_errors=True)
+            self.exit_file(record.id).unlink(missing_ok=True)
+
+        await asyncio.to_thread(files)
+        await self.ctx.registry.remove_container(record.id)
+
+
+def _first_existing(paths: list[str]) -> str:
+    return next((path for path in paths if Path(path).exists()), "")
+
+
+async def remove_rootfs(ctx: Context, container_id: str) -> None:
+    """Unmount and delete a container's root filesystem (absent is fine)."""
+    with contextlib.suppress(StoreContainerNotFoundError):
+        await ctx.store.unmount_container(container_id)
+    with contextlib.suppress(StoreContainerNotFoundError):
+        await ctx.store.remove_container(container_id)

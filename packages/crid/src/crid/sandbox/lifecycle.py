@@ -1,0 +1,47 @@
+"""One object per running crid that owns the pod and container lifecycles.
+
+The RPC mixins find it with :meth:`Lifecycle.of` (one per :class:`Context`); the daemon
+calls :meth:`start` once the context is open (recovery after a restart, then the exit
+monitor) and :meth:`stop` before closing it. Containers keep running either way.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+from crid.container.manager import Containers
+from crid.container.monitor import ExitMonitor
+from crid.container.recovery import recover_containers
+from crid.context import Context
+from crid.sandbox.manager import Pods
+
+__all__ = ["Lifecycle"]
+
+_ATTACHED: weakref.WeakKeyDictionary[Context, Lifecycle] = weakref.WeakKeyDictionary()
+
+
+class Lifecycle:
+    """Pods, containers and the exit monitor of one context."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.containers = Containers(ctx)
+        self.pods = Pods(ctx, self.containers)
+        self.monitor = ExitMonitor(self.containers)
+
+    @classmethod
+    def of(cls, ctx: Context) -> Lifecycle:
+        """The lifecycle of ``ctx`` (created on first use)."""
+        found = _ATTACHED.get(ctx)
+        if found is None:
+            found = _ATTACHED[ctx] = cls(ctx)
+        return found
+
+    async def start(self) -> None:
+        """Reconcile state left by a previous run, then watch for exits."""
+        await recover_containers(self.containers)
+        await self.pods.recover()
+        self.monitor.start()
+
+    async def stop(self) -> None:
+        await self.monitor.stop()

@@ -1,0 +1,291 @@
+"""The pod sandbox lifecycle: run (namespaces, files, cgroup, network), stop, remove.
+
+No infra container: the pod's network, IPC and UTS namespaces are pinned as bind
+mounts (``ocinet.pin_pod_namespaces``) and joined by path by its containers. A shared
+PID namespace is pinned too, held open by a tiny holder process
+(``crid.sandbox.pidns``). The record is saved first (NOTREADY: this reserves the name)
+and marked READY once everything is in place; any failure undoes every step in reverse
+and forgets the record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+
+from crid.container.manager import Containers
+from crid.context import Context
+from crid.errors import CridError, UnsupportedConfigError
+from crid.events import Event, EventKind
+from crid.sandbox.files import SandboxFiles, remove_files, write_files
+from crid.sandbox.pidns import pin_pid_namespace, release_pid_namespace
+from crid.sandbox.request import PodRequest
+from crid.state import Sandbox, SandboxState
+from crid.translate import wants_pod_network
+from ocinet import NamespaceKind, NetError, PodRef, pin_pod_namespaces, remove_namespace
+from ocinet.netns import Namespace, run_in_namespaces
+from ocispec.generate import DEFAULT_SHM_SIZE, NamespaceMode, validate_sysctls
+
+__all__ = ["Pods"]
+
+_log = logging.getLogger(__name__)
+_KEYS = {NamespaceKind.NET: "network", NamespaceKind.IPC: "ipc", NamespaceKind.UTS: "uts"}
+#: Pin directory names (``<kind>ns``) and the record's namespace keys they belong to.
+_PINS = ("net", "ipc", "uts", "pid")
+_PIN_OF = {"network": "net", "ipc": "ipc", "uts": "uts", "pid": "pid"}
+
+
+def _write_sysctls(sysctls: Mapping[str, str]) -> None:
+    for name, value in sysctls.items():
+        Path("/proc/sys", name.replace(".", "/")).write_text(value)
+
+
+def _all_pinned(paths: list[Path]) -> bool:
+    return all(Namespace(kind=NamespaceKind.NET, path=path).is_pinned() for path in paths)
+
+
+class Pods:
+    """Runs, stops and removes pod sandboxes."""
+
+    def __init__(self, ctx: Context, containers: Containers) -> None:
+        self.ctx = ctx
+        self.containers = containers
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def _lock(self, sandbox_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(sandbox_id, asyncio.Lock())
+
+    def files(self, sandbox_id: str) -> SandboxFiles:
+        return SandboxFiles(directory=self.ctx.layout.sandbox_dir(sandbox_id))
+
+    def _publish(self, kind: EventKind, sandbox_id: str) -> None:
+        self.ctx.events.publish(Event(kind=kind, container_id=sandbox_id, sandbox_id=sandbox_id))
+
+    async def run(self, request: PodRequest) -> Sandbox:
+        """Create the pod sandbox (READY), or leave nothing behind."""
+        if not self.ctx.config.crid.runtime.drop_infra_ctr:
+            raise UnsupportedConfigError(
+                "[crid.runtime] drop_infra_ctr = false (an infra container per pod) is not"
+                " supported by this crid: set drop_infra_ctr = true"
+            )
+        handler = self.ctx.handler(request.runtime_handler)
+        private_net = request.network is not NamespaceMode.NODE
+        private_ipc = request.ipc is not NamespaceMode.NODE
+        sysctls = validate_sysctls(
+            request.sysctls, private_network=private_net, private_ipc=private_ipc
+        )
+        sandbox_id = secrets.token_hex(32)
+        sandbox = Sandbox(
+            id=sandbox_id,
+            name=request.name,
+            meta=request.meta,
+            state=SandboxState.NOTREADY,
+            created_at=time.time_ns(),
+            runtime_handler=request.runtime_handler or handler.name,
+            labels=dict(request.labels),
+            annotations=dict(request.annotations),
+            hostname=request.hostname,
+            log_directory=request.log_directory,
+            cgroup_parent=request.cgroup_parent,
+            network=self.ctx.config.crid.network.cni_default_network,
+            config=request.config,
+        )
+        await self.ctx.registry.save_sandbox(sandbox)
+        undo: list[Callable[[], Awaitable[object]]] = []
+        try:
+            async with self._lock(sandbox_id):
+                sandbox = await self._setup(sandbox, request, sysctls, undo)
+                await self.ctx.registry.save_sandbox(sandbox)
+        except BaseException:
+            await asyncio.shield(self._undo(sandbox_id, undo))
+            raise
+        self._publish(EventKind.CONTAINER_CREATED, sandbox_id)
+        self._publish(EventKind.CONTAINER_STARTED, sandbox_id)
+        return sandbox
+
+    async def _setup(
+        self,
+        sandbox: Sandbox,
+        request: PodRequest,
+        sysctls: Mapping[str, str],
+        undo: list[Callable[[], Awaitable[object]]],
+    ) -> Sandbox:
+        files = self.files(sandbox.id)
+        private_net = request.network is not NamespaceMode.NODE
+        private_ipc = request.ipc is not NamespaceMode.NODE
+        undo.append(lambda: asyncio.to_thread(remove_files, files))
+        await asyncio.to_thread(
+            write_files,
+            files,
+            hostname=request.hostname,
+            dns=request.dns,
+            shm_size=DEFAULT_SHM_SIZE,
+            host_ipc=not private_ipc,
+        )
+        kinds = [NamespaceKind.NET, NamespaceKind.UTS] if private_net else []
+        if private_ipc:
+            kinds.append(NamespaceKind.IPC)
+        namespaces: dict[str, str] = {}
+        if kinds:
+            pinned = await asyncio.to_thread(
+                pin_pod_namespaces,
+                self.ctx.layout.namespaces,
+                sandbox.id,
+                kinds,
+                hostname=(request.hostname or None) if private_net else None,
+            )
+            undo.append(lambda: asyncio.to_thread(pinned.remove))
+            namespaces = {_KEYS[ns.kind]: str(ns.path) for ns in pinned.all()}
+            if sysctls:
+                await run_in_namespaces(pinned.all(), _write_sysctls, sysctls)
+        if request.pid is NamespaceMode.POD:
+            pid_pin = self.ctx.layout.namespaces / "pidns" / sandbox.id
+            undo.append(lambda: asyncio.to_thread(release_pid_namespace, pid_pin))
+            await asyncio.to_thread(pin_pid_namespace, pid_pin)
+            namespaces["pid"] = str(pid_pin)
+        if request.cgroup_parent and ":" not in request.cgroup_parent:
+            parent = request.cgroup_parent
+            undo.append(lambda: asyncio.to_thread(self.ctx.hierarchies.remove, parent))
+            await asyncio.to_thread(self.ctx.hierarchies.create, parent)
+        ips: tuple[str, ...] = ()
+        if private_net:
+            pod = PodRef(
+                namespace=request.meta.namespace, name=request.meta.name, uid=request.meta.uid
+            )
+            netns = namespaces["network"]
+            result = await self.ctx.network.setup(
+                container_id=sandbox.id,
+                netns=netns,
+                pod=pod,
+                port_mappings=request.port_mappings,
+            )
+            undo.append(
+                lambda: self.ctx.network.teardown(container_id=sandbox.id, netns=netns, pod=pod)
+            )
+            ips = tuple(str(ip.ip) for ip in result.ips)
+        return dataclasses.replace(
+            sandbox, state=SandboxState.READY, namespaces=namespaces, ips=ips
+        )
+
+    async def _undo(self, sandbox_id: str, undo: list[Callable[[], Awaitable[object]]]) -> None:
+        for step in reversed(undo):
+            try:
+                await step()
+            except Exception:
+                _log.exception("undoing a failed RunPodSandbox step failed (pod %s)", sandbox_id)
+        await self.ctx.registry.remove_sandbox(sandbox_id)
+        self._locks.pop(sandbox_id, None)
+
+    async def stop(self, sandbox_id: str) -> None:
+        """Kill every container, detach the network, mark NOTREADY. Idempotent."""
+        sandbox = self.ctx.registry.find_sandbox(sandbox_id)
+        if sandbox is None:
+            return
+        async with self._lock(sandbox.id):
+            sandbox = self.ctx.registry.sandbox(sandbox.id)
+            await asyncio.gather(
+                *(self.containers.stop(c.id, 0) for c in self.ctx.registry.containers(sandbox.id))
+            )
+            if sandbox.state is SandboxState.NOTREADY:
+                return
+            await self._teardown_network(sandbox)
+            await self.ctx.registry.save_sandbox(
+                dataclasses.replace(sandbox, state=SandboxState.NOTREADY)
+            )
+        self._publish(EventKind.CONTAINER_STOPPED, sandbox.id)
+
+    async def _teardown_network(self, sandbox: Sandbox) -> None:
+        netns = sandbox.namespaces.get("network")
+        if netns is None:
+            return
+        meta = sandbox.meta
+        present = await asyncio.to_thread(Path(netns).exists)
+        await self.ctx.network.teardown(
+            container_id=sandbox.id,
+            netns=netns if present else "",
+            pod=PodRef(namespace=meta.namespace, name=meta.name, uid=meta.uid),
+        )
+
+    async def remove(self, sandbox_id: str) -> None:
+        """Remove the containers, namespaces, files, cgroup and record. Idempotent."""
+        sandbox = self.ctx.registry.find_sandbox(sandbox_id)
+        if sandbox is None:
+            return
+        await self.stop(sandbox.id)
+        async with self._lock(sandbox.id):
+            for container in self.ctx.registry.containers(sandbox.id):
+                await self.containers.remove(container.id)
+            if not sandbox.namespaces and wants_pod_network(sandbox.config):
+                await self._teardown_half_created(sandbox)
+            await self._release(sandbox)
+            await self.ctx.registry.remove_sandbox(sandbox.id)
+        self._locks.pop(sandbox.id, None)
+        self._publish(EventKind.CONTAINER_DELETED, sandbox.id)
+
+    async def _release(self, sandbox: Sandbox) -> None:
+        files = self.files(sandbox.id)
+
+        # The conventional pin paths too: a RunPodSandbox cut short by a crash pinned
+        # namespaces its NOTREADY record does not list yet.
+        pins = {kind: self.ctx.layout.namespaces / f"{kind}ns" / sandbox.id for kind in _PINS}
+        pins.update({_PIN_OF[key]: Path(path) for key, path in sandbox.namespaces.items()})
+
+        def release() -> None:
+            for kind, path in pins.items():
+                if kind == "pid":
+                    release_pid_namespace(path)
+                else:
+                    remove_namespace(path)
+            remove_files(files)
+
+        await asyncio.to_thread(release)
+        parent = sandbox.cgroup_parent
+        if parent and ":" not in parent:
+            with contextlib.suppress(CridError):
+                await asyncio.to_thread(self.ctx.hierarchies.remove, parent)
+
+    async def _teardown_half_created(self, sandbox: Sandbox) -> None:
+        """DEL what a RunPodSandbox cut short by a crash may have attached (from the CNI
+        cache; nothing cached is fine)."""
+        try:
+            await self.ctx.network.teardown(container_id=sandbox.id)
+        except NetError as err:
+            _log.warning("network teardown of half-created pod %s failed: %s", sandbox.id, err)
+
+    async def recover(self) -> None:
+        """After a restart: pods whose namespaces vanished (a reboot) are NOTREADY; files
+        and namespace pins no pod owns are removed."""
+        known = {s.id for s in self.ctx.registry.sandboxes()}
+        for sandbox in list(self.ctx.registry.sandboxes()):
+            if sandbox.state is not SandboxState.READY:
+                continue
+            paths = [Path(p) for p in sandbox.namespaces.values()]
+            alive = await asyncio.to_thread(_all_pinned, paths)
+            if not alive:
+                await self.ctx.registry.save_sandbox(
+                    dataclasses.replace(sandbox, state=SandboxState.NOTREADY)
+                )
+        layout = self.ctx.layout
+
+        def orphans() -> None:
+            base = layout.sandbox_dir("x").parent
+            for directory in base.iterdir() if base.is_dir() else ():
+                if directory.name not in known:
+                    remove_files(SandboxFiles(directory=directory))
+            for kind in _KEYS:
+                pins = layout.namespaces / f"{kind}ns"
+                for pin in pins.iterdir() if pins.is_dir() else ():
+                    if pin.name not in known:
+                        remove_namespace(pin)
+            pid_pins = layout.namespaces / "pidns"
+            for pin in pid_pins.iterdir() if pid_pins.is_dir() else ():
+                if pin.name not in known:
+                    release_pid_namespace(pin)
+
+        await asyncio.to_thread(orphans)

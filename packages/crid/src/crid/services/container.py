@@ -1,0 +1,167 @@
+"""Container RPCs: create, start, stop, remove, status, list and ExecSync."""
+
+from __future__ import annotations
+
+import json
+
+from crid._cri.v1 import api_pb2
+from crid.container.execsync import exec_sync
+from crid.errors import AmbiguousIdError
+from crid.rpc_errors import translate_errors
+from crid.sandbox.lifecycle import Lifecycle
+from crid.services._base import RpcContext, ServiceBase
+from crid.services.sandbox import labels_match
+from crid.state import Container, ContainerState
+from crid.translate import container_request
+
+__all__ = ["ContainerRPCs"]
+
+_STATES = {
+    ContainerState.CREATED: api_pb2.CONTAINER_CREATED,
+    ContainerState.RUNNING: api_pb2.CONTAINER_RUNNING,
+    ContainerState.EXITED: api_pb2.CONTAINER_EXITED,
+    ContainerState.UNKNOWN: api_pb2.CONTAINER_UNKNOWN,
+}
+
+
+def _metadata(container: Container) -> api_pb2.ContainerMetadata:
+    return api_pb2.ContainerMetadata(name=container.meta.name, attempt=container.meta.attempt)
+
+
+def _config(container: Container) -> api_pb2.ContainerConfig:
+    config = api_pb2.ContainerConfig()
+    config.ParseFromString(container.config)
+    return config
+
+
+class ContainerRPCs(ServiceBase):
+    """The container half of RuntimeService."""
+
+    @property
+    def lifecycle(self) -> Lifecycle:
+        return Lifecycle.of(self.ctx)
+
+    @translate_errors
+    async def CreateContainer(  # noqa: N802 - the CRI names its RPCs
+        self, request: api_pb2.CreateContainerRequest, context: RpcContext
+    ) -> api_pb2.CreateContainerResponse:
+        wanted = container_request(request.pod_sandbox_id, request.config)
+        container = await self.lifecycle.containers.create(wanted)
+        return api_pb2.CreateContainerResponse(container_id=container.id)
+
+    @translate_errors
+    async def StartContainer(  # noqa: N802
+        self, request: api_pb2.StartContainerRequest, context: RpcContext
+    ) -> api_pb2.StartContainerResponse:
+        await self.lifecycle.containers.start(request.container_id)
+        return api_pb2.StartContainerResponse()
+
+    @translate_errors
+    async def StopContainer(  # noqa: N802
+        self, request: api_pb2.StopContainerRequest, context: RpcContext
+    ) -> api_pb2.StopContainerResponse:
+        await self.lifecycle.containers.stop(request.container_id, float(request.timeout))
+        return api_pb2.StopContainerResponse()
+
+    @translate_errors
+    async def RemoveContainer(  # noqa: N802
+        self, request: api_pb2.RemoveContainerRequest, context: RpcContext
+    ) -> api_pb2.RemoveContainerResponse:
+        await self.lifecycle.containers.remove(request.container_id)
+        return api_pb2.RemoveContainerResponse()
+
+    @translate_errors
+    async def ContainerStatus(  # noqa: N802
+        self, request: api_pb2.ContainerStatusRequest, context: RpcContext
+    ) -> api_pb2.ContainerStatusResponse:
+        c = self.ctx.registry.container(request.container_id)
+        config = _config(c)
+        status = api_pb2.ContainerStatus(
+            id=c.id,
+            metadata=_metadata(c),
+            state=_STATES[c.state],
+            created_at=c.created_at,
+            started_at=c.started_at,
+            finished_at=c.finished_at,
+            exit_code=c.exit_code,
+            image=api_pb2.ImageSpec(image=c.image, annotations=config.image.annotations),
+            image_ref=c.image_ref,
+            image_id=c.image_id,
+            reason=c.reason,
+            message=c.message,
+            labels=c.labels,
+            annotations=c.annotations,
+            mounts=config.mounts,
+            log_path=c.log_path,
+            resources=api_pb2.ContainerResources(linux=config.linux.resources)
+            if config.linux.HasField("resources")
+            else None,
+        )
+        info = {}
+        if request.verbose:
+            info["info"] = json.dumps(
+                {
+                    "sandboxID": c.sandbox_id,
+                    "name": c.name,
+                    "pid": c.pid,
+                    "conmonPid": c.conmon_pid,
+                    "bundle": c.bundle,
+                    "cgroupsPath": c.cgroup_path,
+                    "runtimeHandler": c.runtime_handler,
+                    "imageId": c.image_id,
+                }
+            )
+        return api_pb2.ContainerStatusResponse(status=status, info=info)
+
+    @translate_errors
+    async def ListContainers(  # noqa: N802
+        self, request: api_pb2.ListContainersRequest, context: RpcContext
+    ) -> api_pb2.ListContainersResponse:
+        registry = self.ctx.registry
+        f = request.filter
+        containers = registry.containers()
+        if f.id:
+            try:
+                found = registry.find_container(f.id)
+            except AmbiguousIdError:
+                found = None
+            containers = [found] if found is not None else []
+        if f.pod_sandbox_id:
+            try:
+                pod = registry.find_sandbox(f.pod_sandbox_id)
+            except AmbiguousIdError:
+                pod = None
+            containers = [c for c in containers if pod is not None and c.sandbox_id == pod.id]
+        if f.HasField("state"):
+            containers = [c for c in containers if _STATES[c.state] == f.state.state]
+        if f.label_selector:
+            selector = dict(f.label_selector)
+            containers = [c for c in containers if labels_match(c.labels, selector)]
+        return api_pb2.ListContainersResponse(
+            containers=[
+                api_pb2.Container(
+                    id=c.id,
+                    pod_sandbox_id=c.sandbox_id,
+                    metadata=_metadata(c),
+                    image=api_pb2.ImageSpec(image=c.image),
+                    image_ref=c.image_ref,
+                    image_id=c.image_id,
+                    state=_STATES[c.state],
+                    created_at=c.created_at,
+                    labels=c.labels,
+                    annotations=c.annotations,
+                )
+                for c in containers
+            ]
+        )
+
+    @translate_errors
+    async def ExecSync(  # noqa: N802
+        self, request: api_pb2.ExecSyncRequest, context: RpcContext
+    ) -> api_pb2.ExecSyncResponse:
+        result = await exec_sync(
+            self.ctx, request.container_id, list(request.cmd), float(request.timeout)
+        )
+        return api_pb2.ExecSyncResponse(
+            stdout=result.stdout, stderr=result.stderr, exit_code=result.exit_code
+        )

@@ -1,0 +1,147 @@
+"""Pod sandbox RPCs: RunPodSandbox, StopPodSandbox, RemovePodSandbox, status and list."""
+
+from __future__ import annotations
+
+import json
+
+from crid._cri.v1 import api_pb2
+from crid.errors import AmbiguousIdError
+from crid.rpc_errors import translate_errors
+from crid.sandbox.lifecycle import Lifecycle
+from crid.services._base import RpcContext, ServiceBase
+from crid.state import Sandbox, SandboxState
+from crid.translate import pod_request
+
+__all__ = ["SandboxRPCs", "labels_match"]
+
+_STATES = {
+    SandboxState.READY: api_pb2.SANDBOX_READY,
+    SandboxState.NOTREADY: api_pb2.SANDBOX_NOTREADY,
+}
+
+
+def labels_match(labels: dict[str, str], selector: dict[str, str]) -> bool:
+    """Whether every key=value of ``selector`` is among ``labels``."""
+    return all(labels.get(key) == value for key, value in selector.items())
+
+
+def _metadata(sandbox: Sandbox) -> api_pb2.PodSandboxMetadata:
+    m = sandbox.meta
+    return api_pb2.PodSandboxMetadata(
+        name=m.name, uid=m.uid, namespace=m.namespace, attempt=m.attempt
+    )
+
+
+def _namespace_options(sandbox: Sandbox) -> api_pb2.NamespaceOption:
+    config = api_pb2.PodSandboxConfig()
+    config.ParseFromString(sandbox.config)
+    requested = config.linux.security_context.namespace_options
+    ns = sandbox.namespaces
+    return api_pb2.NamespaceOption(
+        network=api_pb2.POD if "network" in ns else api_pb2.NODE,
+        ipc=api_pb2.POD if "ipc" in ns else api_pb2.NODE,
+        pid=requested.pid,
+    )
+
+
+class SandboxRPCs(ServiceBase):
+    """The pod sandbox half of RuntimeService."""
+
+    @property
+    def lifecycle(self) -> Lifecycle:
+        return Lifecycle.of(self.ctx)
+
+    @translate_errors
+    async def RunPodSandbox(  # noqa: N802 - the CRI names its RPCs
+        self, request: api_pb2.RunPodSandboxRequest, context: RpcContext
+    ) -> api_pb2.RunPodSandboxResponse:
+        pod = pod_request(request.config, request.runtime_handler)
+        sandbox = await self.lifecycle.pods.run(pod)
+        return api_pb2.RunPodSandboxResponse(pod_sandbox_id=sandbox.id)
+
+    @translate_errors
+    async def StopPodSandbox(  # noqa: N802
+        self, request: api_pb2.StopPodSandboxRequest, context: RpcContext
+    ) -> api_pb2.StopPodSandboxResponse:
+        await self.lifecycle.pods.stop(request.pod_sandbox_id)
+        return api_pb2.StopPodSandboxResponse()
+
+    @translate_errors
+    async def RemovePodSandbox(  # noqa: N802
+        self, request: api_pb2.RemovePodSandboxRequest, context: RpcContext
+    ) -> api_pb2.RemovePodSandboxResponse:
+        await self.lifecycle.pods.remove(request.pod_sandbox_id)
+        return api_pb2.RemovePodSandboxResponse()
+
+    @translate_errors
+    async def PodSandboxStatus(  # noqa: N802
+        self, request: api_pb2.PodSandboxStatusRequest, context: RpcContext
+    ) -> api_pb2.PodSandboxStatusResponse:
+        sandbox = self.ctx.registry.sandbox(request.pod_sandbox_id)
+        ips = list(sandbox.ips)
+        status = api_pb2.PodSandboxStatus(
+            id=sandbox.id,
+            metadata=_metadata(sandbox),
+            state=_STATES[sandbox.state],
+            created_at=sandbox.created_at,
+            network=api_pb2.PodSandboxNetworkStatus(
+                ip=ips[0] if ips else "",
+                additional_ips=[api_pb2.PodIP(ip=ip) for ip in ips[1:]],
+            ),
+            linux=api_pb2.LinuxPodSandboxStatus(
+                namespaces=api_pb2.Namespace(options=_namespace_options(sandbox))
+            ),
+            labels=sandbox.labels,
+            annotations=sandbox.annotations,
+            runtime_handler=sandbox.runtime_handler,
+        )
+        info = {}
+        if request.verbose:
+            info["info"] = json.dumps(
+                {
+                    "id": sandbox.id,
+                    "name": sandbox.name,
+                    "namespaces": sandbox.namespaces,
+                    "netns": sandbox.namespaces.get("network", ""),
+                    "ips": ips,
+                    "cgroupParent": sandbox.cgroup_parent,
+                    "hostname": sandbox.hostname,
+                    "network": sandbox.network,
+                    "runtimeHandler": sandbox.runtime_handler,
+                    "sandboxDir": str(self.ctx.layout.sandbox_dir(sandbox.id)),
+                    "containers": [c.id for c in self.ctx.registry.containers(sandbox.id)],
+                }
+            )
+        return api_pb2.PodSandboxStatusResponse(status=status, info=info)
+
+    @translate_errors
+    async def ListPodSandbox(  # noqa: N802
+        self, request: api_pb2.ListPodSandboxRequest, context: RpcContext
+    ) -> api_pb2.ListPodSandboxResponse:
+        sandboxes: list[Sandbox] = list(self.ctx.registry.sandboxes())
+        f = request.filter
+        if f.id:
+            try:
+                found = self.ctx.registry.find_sandbox(f.id)
+            except AmbiguousIdError:
+                found = None
+            sandboxes = [found] if found is not None else []
+        if f.HasField("state"):
+            sandboxes = [s for s in sandboxes if _STATES[s.state] == f.state.state]
+        if f.label_selector:
+            selector = dict(f.label_selector)
+            sandboxes = [s for s in sandboxes if labels_match(s.labels, selector)]
+        return api_pb2.ListPodSandboxResponse(
+            items=[
+                api_pb2.PodSandbox(
+                    id=s.id,
+                    metadata=_metadata(s),
+                    state=_STATES[s.state],
+                    created_at=s.created_at,
+                    labels=s.labels,
+                    annotations=s.annotations,
+                    runtime_handler=s.runtime_handler,
+                )
+                for s in sandboxes
+            ]
+        )
