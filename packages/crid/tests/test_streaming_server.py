@@ -100,6 +100,9 @@ async def test_http_answers(server: StreamingServer) -> None:
     assert (await raw_request(server, "GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n")).startswith(
         b"HTTP/1.1 404 "
     )
+    assert (await raw_request(server, "NOT HTTP AT ALL\r\n\r\n")).startswith(b"HTTP/1.1 400 ")
+    huge = "GET /exec/x HTTP/1.1\r\nHost: x\r\nX-Pad: " + "a" * 70000 + "\r\n\r\n"
+    assert (await raw_request(server, huge)).startswith(b"HTTP/1.1 431 ")
     token_url = server.url_for(HOST_FORWARD)
     path = token_url.split(str(server.port), 1)[1]
     plain = await raw_request(server, f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n")

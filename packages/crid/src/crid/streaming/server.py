@@ -161,15 +161,19 @@ class StreamingServer:
     ) -> None:
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=16 * 1024)
         raw = bytearray()
-        async with asyncio.timeout(self.options.request_timeout):
-            while True:
-                event = conn.next_event()
-                if event is h11.NEED_DATA:
-                    data = await reader.read(16 * 1024)
-                    raw += data
-                    conn.receive_data(data)
-                    continue
-                break
+        try:
+            async with asyncio.timeout(self.options.request_timeout):
+                while True:
+                    event = conn.next_event()
+                    if event is h11.NEED_DATA:
+                        data = await reader.read(16 * 1024)
+                        raw += data
+                        conn.receive_data(data)
+                        continue
+                    break
+        except h11.RemoteProtocolError as err:
+            await _respond(writer, err.error_status_hint, f"bad request: {err}")
+            return
         if not isinstance(event, h11.Request):
             return
         path = event.target.decode("latin-1").split("?", 1)[0].strip("/").split("/")
@@ -288,7 +292,12 @@ class StreamingServer:
 async def _respond(writer: asyncio.StreamWriter, status: int, message: str) -> None:
     """A plain-text answer for a request that is not upgraded; the connection then closes."""
     body = message.encode() + b"\n"
-    reason = {400: "Bad Request", 403: "Forbidden", 404: "Not Found"}.get(status, "Error")
+    reason = {
+        400: "Bad Request",
+        403: "Forbidden",
+        404: "Not Found",
+        431: "Request Header Fields Too Large",
+    }.get(status, "Error")
     writer.write(
         f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n"
         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()

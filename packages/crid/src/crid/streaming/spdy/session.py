@@ -193,7 +193,7 @@ class Session:
                         return  # the peer is done with this session
                     await self._dispatch(frame)
         except SpdyProtocolError as err:
-            _log.warning("closing SPDY session: %s", err)
+            _log.warning("closing SPDY session on a protocol error", extra={"error": str(err)})
             with contextlib.suppress(ConnectionError, OSError):
                 await self._send(GoAway(last_good_stream_id=self._last_remote_id, status=1))
         finally:
