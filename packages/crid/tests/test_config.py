@@ -144,3 +144,12 @@ def test_documented_defaults_match_the_code(repo_root: Path) -> None:
     text = (repo_root / "docs" / "configuration.md").read_text()
     block = text.split("```toml\n", 1)[1].split("```", 1)[0]
     assert block == render_config(Config()), "docs/configuration.md: paste `crid config` again"
+
+
+def test_stream_settings_are_checked_at_load(tmp_path: Path) -> None:
+    main = write(tmp_path / "crid.toml", '[crid.api]\nstream_token_ttl = "forever"\n')
+    with pytest.raises(ConfigError, match=r"crid\.api\.stream_token_ttl.*invalid duration"):
+        load_config(main)
+    write(main, '[crid.api]\nstream_tls_cert = "/etc/crid/stream.crt"\n')
+    with pytest.raises(ConfigError, match=r"must be set together"):
+        load_config(main)

@@ -21,7 +21,7 @@ from crid import __version__
 from crid._cri.v1 import api_pb2_grpc
 from crid.config import Config, parse_duration
 from crid.context import Context
-from crid.errors import ConfigError, CridError, SocketInUseError
+from crid.errors import CridError, SocketInUseError
 from crid.metrics import MetricsEndpoint, MetricsInterceptor
 from crid.sandbox.lifecycle import Lifecycle
 from crid.services import ImageService, RuntimeService
@@ -144,20 +144,15 @@ class Daemon:
 
 
 def _stream_options(config: Config) -> ServerOptions:
+    """The streaming server's settings (durations were checked when the config loaded)."""
     api = config.crid.api
-    durations = {}
-    for key in ("stream_idle_timeout", "stream_token_ttl"):
-        try:
-            durations[key] = parse_duration(getattr(api, key))
-        except ValueError as err:
-            raise ConfigError(f"key 'crid.api.{key}': {err}") from err
     return ServerOptions(
         address=api.stream_address,
         port=api.stream_port,
         tls_cert=api.stream_tls_cert,
         tls_key=api.stream_tls_key,
-        token_ttl=durations["stream_token_ttl"],
-        idle_timeout=durations["stream_idle_timeout"],
+        token_ttl=parse_duration(api.stream_token_ttl),
+        idle_timeout=parse_duration(api.stream_idle_timeout),
     )
 
 

@@ -86,10 +86,22 @@ def _check(config: Config, sources: str) -> None:
             f"{sources}: key 'crid.runtime.default_runtime': {runtime.default_runtime!r} is not"
             f" a configured runtime (have: {', '.join(sorted(runtime.runtimes))})"
         )
-    try:
-        parse_duration(config.crid.image.pull_progress_timeout)
-    except ValueError as err:
-        raise ConfigError(f"{sources}: key 'crid.image.pull_progress_timeout': {err}") from err
+    durations = {
+        "crid.image.pull_progress_timeout": config.crid.image.pull_progress_timeout,
+        "crid.api.stream_idle_timeout": config.crid.api.stream_idle_timeout,
+        "crid.api.stream_token_ttl": config.crid.api.stream_token_ttl,
+    }
+    for key, value in durations.items():
+        try:
+            parse_duration(value)
+        except ValueError as err:
+            raise ConfigError(f"{sources}: key '{key}': {err}") from err
+    api = config.crid.api
+    if bool(api.stream_tls_cert) != bool(api.stream_tls_key):
+        raise ConfigError(
+            f"{sources}: keys 'crid.api.stream_tls_cert' and 'crid.api.stream_tls_key'"
+            " must be set together"
+        )
     if not config.crid.api.listen.startswith("/"):
         raise ConfigError(f"{sources}: key 'crid.api.listen': must be an absolute socket path")
 
