@@ -19,8 +19,7 @@ from crid.stats import (
     MetricSample,
     NetworkUsage,
     SandboxUsage,
-    StatsCollector,
-    cgroup_dir,
+    StatsSampler,
     container_metrics,
     sandbox_metrics,
     select_containers,
@@ -152,19 +151,9 @@ class StatsRPCs(ServiceBase):
     """Resource usage RPCs."""
 
     @property
-    def stats(self) -> StatsCollector:
-        """One collector per service (it keeps the CPU samples that rates need)."""
-        collector: StatsCollector | None = getattr(self, "_stats_collector", None)
-        if collector is None:
-            collector = StatsCollector(hierarchies=self.ctx.hierarchies, store=self.ctx.store)
-            self._stats_collector = collector
-        return collector
-
-    def _prune(self) -> None:
-        """Forget CPU samples of cgroups no record names any more (after unfiltered lists)."""
-        known = {cgroup_dir(c.cgroup_path) for c in self.ctx.registry.containers()}
-        known |= {cgroup_dir(s.cgroup_parent) for s in self.ctx.registry.sandboxes()}
-        self.stats.forget_except(known)
+    def stats(self) -> StatsSampler:
+        """The context's usage cache (sampled in the background once stats are asked for)."""
+        return StatsSampler.of(self.ctx)
 
     async def _list_container_stats(
         self, request_filter: api_pb2.ContainerStatsFilter | None
@@ -221,10 +210,9 @@ class StatsRPCs(ServiceBase):
     async def ListContainerStats(  # noqa: N802
         self, request: api_pb2.ListContainerStatsRequest, context: RpcContext
     ) -> api_pb2.ListContainerStatsResponse:
-        has_filter = request.HasField("filter")
-        stats = await self._list_container_stats(request.filter if has_filter else None)
-        if not has_filter:
-            self._prune()
+        stats = await self._list_container_stats(
+            request.filter if request.HasField("filter") else None
+        )
         return api_pb2.ListContainerStatsResponse(stats=stats)
 
     @translate_errors
@@ -252,10 +240,9 @@ class StatsRPCs(ServiceBase):
     async def ListPodSandboxStats(  # noqa: N802
         self, request: api_pb2.ListPodSandboxStatsRequest, context: RpcContext
     ) -> api_pb2.ListPodSandboxStatsResponse:
-        has_filter = request.HasField("filter")
-        stats = await self._list_sandbox_stats(request.filter if has_filter else None)
-        if not has_filter:
-            self._prune()
+        stats = await self._list_sandbox_stats(
+            request.filter if request.HasField("filter") else None
+        )
         return api_pb2.ListPodSandboxStatsResponse(stats=stats)
 
     @translate_errors

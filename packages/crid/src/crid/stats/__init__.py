@@ -14,6 +14,7 @@ from crid.stats.descriptors import (
 from crid.stats.network import InterfaceUsage, NetworkUsage, parse_net_dev, read_pod_network
 from crid.stats.paths import cgroup_dir, slice_dir
 from crid.stats.rates import CpuRates
+from crid.stats.sampler import StatsSampler
 from crid.stats.select import labels_match, select_containers, select_sandboxes
 from crid.stats.usage import ContainerUsage, CpuUsage, FsUsage, MemoryUsage, SandboxUsage
 
@@ -31,6 +32,7 @@ __all__ = [
     "NetworkUsage",
     "SandboxUsage",
     "StatsCollector",
+    "StatsSampler",
     "cgroup_dir",
     "container_metrics",
     "labels_match",
