@@ -1,9 +1,9 @@
 """Sampling pods and containers: cgroup counters, CPU rates, memory limits, writable layers.
 
-Its methods block (a pod is a few dozen small file reads): :class:`~crid.stats.sampler.
-StatsSampler` calls them in a worker thread, never on the event loop. Containers are read from their own
-cgroup (``Container.cgroup_path``), pods from the pod cgroup (``Sandbox.cgroup_parent``),
-which holds all of the pod's containers.
+Its methods block (a pod is a few dozen small file reads), so the stats sampler
+(:mod:`crid.stats.sampler`) calls them in a worker thread, never on the event loop.
+Containers are read from their own cgroup (``Container.cgroup_path``), pods from the pod
+cgroup (``Sandbox.cgroup_parent``), which holds all of the pod's containers.
 """
 
 from __future__ import annotations

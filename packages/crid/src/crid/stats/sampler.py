@@ -167,9 +167,7 @@ class StatsSampler:
         """Sample every READY pod with its RUNNING containers now; drop removed records."""
         pods = self._ready_pods()
         sampled_at = time.monotonic()
-        samples = await asyncio.to_thread(
-            lambda: [self.collector.sandbox(s, cs) for s, cs in pods]
-        )
+        samples = await asyncio.to_thread(lambda: [self.collector.sandbox(s, cs) for s, cs in pods])
         self._store(pods, samples, sampled_at)
         self._prune()
         self.refreshes += 1
