@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
 from crid.config import Config
 from crid.context import Context
 from crid.server import Daemon
-from crid.stats import StatsSampler
+from crid.stats import Pod, SandboxUsage, StatsSampler
 
 from ._observe import container, pod, wait_until
 
@@ -130,3 +131,23 @@ async def test_the_loop_stops_when_nobody_asks(ctx: Context) -> None:
     assert sampler.running
     await sampler.stop()
     assert not sampler.running
+
+
+async def test_listeners_see_every_batch_in_the_worker_thread(ctx: Context) -> None:
+    sampler = StatsSampler(ctx, interval=60)
+    seen: list[tuple[list[str], bool, bool]] = []
+
+    def listener(samples: Sequence[tuple[Pod, SandboxUsage]], complete: bool) -> None:
+        on_worker = threading.current_thread() is not threading.main_thread()
+        ids = [
+            usage.sandbox_id for (sandbox, _), usage in samples if sandbox.id == usage.sandbox_id
+        ]
+        seen.append((ids, complete, on_worker))
+
+    sampler.add_listener(listener)
+    async with pod(ctx) as sandbox, container(ctx, sandbox, ["sleep", "60"]) as record:
+        await sampler.sandboxes([(sandbox, [record])])
+        await sampler.sandboxes([(sandbox, [record])])  # cached: no new batch
+        await sampler.refresh()
+    assert seen == [([sandbox.id], False, True), ([sandbox.id], True, True)]
+    await sampler.stop()

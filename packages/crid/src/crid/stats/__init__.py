@@ -14,7 +14,7 @@ from crid.stats.descriptors import (
 from crid.stats.network import InterfaceUsage, NetworkUsage, parse_net_dev, read_pod_network
 from crid.stats.paths import cgroup_dir, slice_dir
 from crid.stats.rates import CpuRates
-from crid.stats.sampler import StatsSampler
+from crid.stats.sampler import Pod, SampleListener, StatsSampler
 from crid.stats.select import labels_match, select_containers, select_sandboxes
 from crid.stats.usage import ContainerUsage, CpuUsage, FsUsage, MemoryUsage, SandboxUsage
 
@@ -30,6 +30,8 @@ __all__ = [
     "MetricKind",
     "MetricSample",
     "NetworkUsage",
+    "Pod",
+    "SampleListener",
     "SandboxUsage",
     "StatsCollector",
     "StatsSampler",

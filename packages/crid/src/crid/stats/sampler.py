@@ -12,6 +12,8 @@ Reading a hundred pods' cgroup files and network counters takes ~15 ms, far over
 - the writable layer (a walk of the container's upper directory) is measured at most
   every ``layer_interval`` seconds per container;
 - samples of removed pods and containers are dropped at every refresh;
+- listeners (:meth:`StatsSampler.add_listener`) see each batch of pod samples in the
+  worker thread, so the stats service builds its protobuf answers there too;
 - the loop stops when the daemon closes its event bus, or after ``idle_stop`` seconds
   without a stats RPC (the next one starts it again), so an idle crid samples nothing.
 
@@ -25,7 +27,7 @@ import contextlib
 import logging
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -35,7 +37,7 @@ from crid.stats.collector import StatsCollector
 from crid.stats.paths import cgroup_dir
 from crid.stats.usage import ContainerUsage, SandboxUsage
 
-__all__ = ["StatsSampler"]
+__all__ = ["Pod", "SampleListener", "StatsSampler"]
 
 _log = logging.getLogger(__name__)
 
@@ -44,6 +46,10 @@ _ATTACHED: weakref.WeakKeyDictionary[Context, StatsSampler] = weakref.WeakKeyDic
 _U = TypeVar("_U")
 
 Pod = tuple[Sandbox, Sequence[Container]]
+
+# Called in the worker thread with each batch of new pod samples (``complete``: every READY
+# pod, after a refresh), so that answers can be prepared off the event loop too.
+SampleListener = Callable[[Sequence[tuple[Pod, SandboxUsage]], bool], None]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,6 +88,7 @@ class StatsSampler:
         self._containers: dict[str, _Entry[ContainerUsage]] = {}
         self._sandboxes: dict[str, _Entry[SandboxUsage]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._listeners: list[SampleListener] = []
         self._last_request = time.monotonic()
         self.refreshes = 0
 
@@ -92,6 +99,20 @@ class StatsSampler:
         if found is None:
             found = _ATTACHED[ctx] = cls(ctx)
         return found
+
+    def add_listener(self, listener: SampleListener) -> None:
+        """Have ``listener`` called (in the worker thread) with every batch of pod samples."""
+        self._listeners.append(listener)
+
+    def _sample_pods(self, pods: Sequence[Pod], complete: bool) -> list[SandboxUsage]:
+        """Sample ``pods`` and tell the listeners (blocking: runs in a worker thread)."""
+        samples = [self.collector.sandbox(s, cs) for s, cs in pods]
+        for listener in self._listeners:
+            try:
+                listener(list(zip(pods, samples, strict=True)), complete)
+            except Exception:  # a listener's bug must not lose the samples
+                _log.exception("stats sample listener failed")
+        return samples
 
     @property
     def running(self) -> bool:
@@ -138,9 +159,7 @@ class StatsSampler:
         fresh: dict[str, SandboxUsage] = {}
         if missing:
             sampled_at = time.monotonic()
-            samples = await asyncio.to_thread(
-                lambda: [self.collector.sandbox(s, cs) for s, cs in missing]
-            )
+            samples = await asyncio.to_thread(self._sample_pods, missing, False)
             self._store(missing, samples, sampled_at)
             fresh = {u.sandbox_id: u for u in samples}
         return [fresh.get(s.id) or self._sandboxes[s.id].usage for s, _ in pods]
@@ -167,7 +186,7 @@ class StatsSampler:
         """Sample every READY pod with its RUNNING containers now; drop removed records."""
         pods = self._ready_pods()
         sampled_at = time.monotonic()
-        samples = await asyncio.to_thread(lambda: [self.collector.sandbox(s, cs) for s, cs in pods])
+        samples = await asyncio.to_thread(self._sample_pods, pods, True)
         self._store(pods, samples, sampled_at)
         self._prune()
         self.refreshes += 1
