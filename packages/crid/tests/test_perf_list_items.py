@@ -13,7 +13,7 @@ import pytest
 from crid._cri.v1 import api_pb2, api_pb2_grpc
 from crid.config import Config
 from crid.server import Daemon
-from crid.services.sandbox import MessageCache
+from crid.services.sandbox import MessageCache, ResponseCache
 from crid.state import Container, ContainerMeta, ContainerState, PodMeta, Sandbox, SandboxState
 
 
@@ -61,6 +61,23 @@ def test_items_are_reused_for_the_same_record_and_rebuilt_for_a_new_one() -> Non
     assert len(cache) == 2  # a filtered list keeps the others
     assert cache.messages([b], complete=True) == [first[1]]
     assert len(cache) == 1  # a complete list forgets removed records
+
+
+def test_an_unchanged_list_gets_the_same_answer() -> None:
+    def build(items: list[api_pb2.PodSandbox]) -> api_pb2.ListPodSandboxResponse:
+        return api_pb2.ListPodSandboxResponse(items=items)
+
+    cache: ResponseCache[api_pb2.PodSandbox, api_pb2.ListPodSandboxResponse] = ResponseCache(build)
+    a, b = api_pb2.PodSandbox(id="a"), api_pb2.PodSandbox(id="b")
+    first = cache.response([a, b])
+    assert [i.id for i in first.items] == ["a", "b"]
+    assert cache.response([a, b]) is first
+    assert cache.response([a, api_pb2.PodSandbox(id="b")]) is first  # equal items
+    changed = cache.response([a, api_pb2.PodSandbox(id="b", state=api_pb2.SANDBOX_NOTREADY)])
+    assert changed is not first
+    assert changed.items[1].state == api_pb2.SANDBOX_NOTREADY
+    assert list(cache.response([a]).items) == [a]
+    assert list(cache.response([]).items) == []
 
 
 @pytest.fixture

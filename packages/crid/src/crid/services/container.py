@@ -10,7 +10,7 @@ from crid.errors import AmbiguousIdError
 from crid.rpc_errors import translate_errors
 from crid.sandbox.lifecycle import Lifecycle
 from crid.services._base import RpcContext, ServiceBase
-from crid.services.sandbox import MessageCache, labels_match
+from crid.services.sandbox import MessageCache, ResponseCache, labels_match
 from crid.state import Container, ContainerState
 from crid.translate import container_request
 
@@ -53,6 +53,10 @@ def _container_id(container: Container) -> str:
     return container.id
 
 
+def _list_response(items: list[api_pb2.Container]) -> api_pb2.ListContainersResponse:
+    return api_pb2.ListContainersResponse(containers=items)
+
+
 class ContainerRPCs(ServiceBase):
     """The container half of RuntimeService."""
 
@@ -64,6 +68,16 @@ class ContainerRPCs(ServiceBase):
         )
         if cache is None:
             cache = self._container_items = MessageCache(_item, _container_id)
+        return cache
+
+    @property
+    def container_list(self) -> ResponseCache[api_pb2.Container, api_pb2.ListContainersResponse]:
+        """The last ListContainers answer."""
+        cache: ResponseCache[api_pb2.Container, api_pb2.ListContainersResponse] | None = getattr(
+            self, "_container_list", None
+        )
+        if cache is None:
+            cache = self._container_list = ResponseCache(_list_response)
         return cache
 
     @property
@@ -167,8 +181,8 @@ class ContainerRPCs(ServiceBase):
             selector = dict(f.label_selector)
             containers = [c for c in containers if labels_match(c.labels, selector)]
         complete = not (f.id or f.pod_sandbox_id or f.HasField("state") or f.label_selector)
-        return api_pb2.ListContainersResponse(
-            containers=self.container_items.messages(containers, complete=complete)
+        return self.container_list.response(
+            self.container_items.messages(containers, complete=complete)
         )
 
     @translate_errors

@@ -14,10 +14,11 @@ from crid.services._base import RpcContext, ServiceBase
 from crid.state import Sandbox, SandboxState
 from crid.translate import pod_request
 
-__all__ = ["MessageCache", "SandboxRPCs", "labels_match"]
+__all__ = ["MessageCache", "ResponseCache", "SandboxRPCs", "labels_match"]
 
 _R = TypeVar("_R")
 _M = TypeVar("_M")
+_A = TypeVar("_A")
 
 _STATES = {
     SandboxState.READY: api_pb2.SANDBOX_READY,
@@ -62,6 +63,28 @@ class MessageCache(Generic[_R, _M]):
         return len(self._entries)
 
 
+class ResponseCache(Generic[_M, _A]):
+    """The last answer, given again while its items are the same (a poll of a list that
+    did not change): copying a hundred items into a new response costs ~0.1 ms.
+
+    Items are compared identity first (in C), then by value; answers are never modified
+    after they are built, so one may be sent to several callers.
+    """
+
+    def __init__(self, build: Callable[[list[_M]], _A]) -> None:
+        self._build = build
+        self._last: tuple[list[_M], _A] | None = None
+
+    def response(self, items: list[_M]) -> _A:
+        """The answer holding ``items``."""
+        last = self._last
+        if last is not None and last[0] == items:
+            return last[1]
+        answer = self._build(items)
+        self._last = (items, answer)
+        return answer
+
+
 def _metadata(sandbox: Sandbox) -> api_pb2.PodSandboxMetadata:
     m = sandbox.meta
     return api_pb2.PodSandboxMetadata(
@@ -97,6 +120,10 @@ def _sandbox_id(sandbox: Sandbox) -> str:
     return sandbox.id
 
 
+def _list_response(items: list[api_pb2.PodSandbox]) -> api_pb2.ListPodSandboxResponse:
+    return api_pb2.ListPodSandboxResponse(items=items)
+
+
 class SandboxRPCs(ServiceBase):
     """The pod sandbox half of RuntimeService."""
 
@@ -108,6 +135,16 @@ class SandboxRPCs(ServiceBase):
         )
         if cache is None:
             cache = self._sandbox_items = MessageCache(_item, _sandbox_id)
+        return cache
+
+    @property
+    def sandbox_list(self) -> ResponseCache[api_pb2.PodSandbox, api_pb2.ListPodSandboxResponse]:
+        """The last ListPodSandbox answer."""
+        cache: ResponseCache[api_pb2.PodSandbox, api_pb2.ListPodSandboxResponse] | None = getattr(
+            self, "_sandbox_list", None
+        )
+        if cache is None:
+            cache = self._sandbox_list = ResponseCache(_list_response)
         return cache
 
     @property
@@ -195,6 +232,4 @@ class SandboxRPCs(ServiceBase):
             selector = dict(f.label_selector)
             sandboxes = [s for s in sandboxes if labels_match(s.labels, selector)]
         complete = not (f.id or f.HasField("state") or f.label_selector)
-        return api_pb2.ListPodSandboxResponse(
-            items=self.sandbox_items.messages(sandboxes, complete=complete)
-        )
+        return self.sandbox_list.response(self.sandbox_items.messages(sandboxes, complete=complete))

@@ -9,6 +9,7 @@ from typing import TypeVar
 from crid._cri.v1 import api_pb2
 from crid.rpc_errors import translate_errors
 from crid.services._base import RpcContext, ServiceBase
+from crid.services.sandbox import ResponseCache
 from crid.state import Container, ContainerState, Sandbox, SandboxState
 from crid.stats import (
     METRIC_DESCRIPTORS,
@@ -22,6 +23,7 @@ from crid.stats import (
     SandboxUsage,
     StatsSampler,
     container_metrics,
+    running_by_pod,
     sandbox_metrics,
     select_containers,
     select_sandboxes,
@@ -153,6 +155,8 @@ class _StatsMessages:
     def __init__(self) -> None:
         self._pods: dict[str, tuple[tuple[object, ...], api_pb2.PodSandboxStats]] = {}
         self._containers: dict[str, tuple[tuple[object, ...], api_pb2.ContainerStats]] = {}
+        self.pod_list = ResponseCache(_pod_list)
+        self.container_list = ResponseCache(_container_list)
 
     def container(self, usage: ContainerUsage, container: Container) -> api_pb2.ContainerStats:
         key = (usage, container)
@@ -193,8 +197,17 @@ class _StatsMessages:
         return len(self._pods) + len(self._containers)
 
 
+def _pod_list(items: list[api_pb2.PodSandboxStats]) -> api_pb2.ListPodSandboxStatsResponse:
+    return api_pb2.ListPodSandboxStatsResponse(stats=items)
+
+
+def _container_list(items: list[api_pb2.ContainerStats]) -> api_pb2.ListContainerStatsResponse:
+    return api_pb2.ListContainerStatsResponse(stats=items)
+
+
 def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
-    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
+    """Same samples and records: identical (checked first, in C) or equal (same content)."""
+    return a == b
 
 
 def _metric(sample: MetricSample) -> api_pb2.Metric:
@@ -263,17 +276,8 @@ class StatsRPCs(ServiceBase):
             states=[SandboxState.READY],
             labels=labels,
         )
-        return [
-            (
-                s,
-                [
-                    c
-                    for c in self.ctx.registry.containers(s.id)
-                    if c.state == ContainerState.RUNNING
-                ],
-            )
-            for s in sandboxes
-        ]
+        running = running_by_pod(self.ctx.registry)
+        return [(s, running.get(s.id, [])) for s in sandboxes]
 
     @translate_errors
     async def ContainerStats(  # noqa: N802 - the CRI names its RPCs
@@ -290,7 +294,7 @@ class StatsRPCs(ServiceBase):
         stats = await self._list_container_stats(
             request.filter if request.HasField("filter") else None
         )
-        return api_pb2.ListContainerStatsResponse(stats=stats)
+        return self.stats_messages.container_list.response(stats)
 
     @translate_errors
     async def StreamContainerStats(  # noqa: N802
@@ -322,7 +326,7 @@ class StatsRPCs(ServiceBase):
         stats = await self._list_sandbox_stats(
             request.filter if request.HasField("filter") else None
         )
-        return api_pb2.ListPodSandboxStatsResponse(stats=stats)
+        return self.stats_messages.pod_list.response(stats)
 
     @translate_errors
     async def StreamPodSandboxStats(  # noqa: N802

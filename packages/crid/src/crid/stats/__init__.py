@@ -15,7 +15,12 @@ from crid.stats.network import InterfaceUsage, NetworkUsage, parse_net_dev, read
 from crid.stats.paths import cgroup_dir, slice_dir
 from crid.stats.rates import CpuRates
 from crid.stats.sampler import Pod, SampleListener, StatsSampler
-from crid.stats.select import labels_match, select_containers, select_sandboxes
+from crid.stats.select import (
+    labels_match,
+    running_by_pod,
+    select_containers,
+    select_sandboxes,
+)
 from crid.stats.usage import ContainerUsage, CpuUsage, FsUsage, MemoryUsage, SandboxUsage
 
 __all__ = [
@@ -42,6 +47,7 @@ __all__ = [
     "mountpoint_of",
     "parse_net_dev",
     "read_pod_network",
+    "running_by_pod",
     "sandbox_metrics",
     "select_containers",
     "select_sandboxes",

@@ -8,7 +8,7 @@ Reading a hundred pods' cgroup files and network counters takes ~15 ms, far over
   are computed between consecutive samples of the same cgroup;
 - an RPC about a record that has no sample yet, whose sample is older than ``max_age``,
   or whose record changed since (records are frozen and replaced on every change, so the
-  record object itself is the key), is sampled on demand before the answer;
+  record object itself is the key, equality the fallback), is sampled on demand first;
 - the writable layer (a walk of the container's upper directory) is measured at most
   every ``layer_interval`` seconds per container;
 - samples of removed pods and containers are dropped at every refresh;
@@ -32,9 +32,10 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from crid.context import Context
-from crid.state import Container, ContainerState, Sandbox, SandboxState
+from crid.state import Container, Sandbox, SandboxState
 from crid.stats.collector import StatsCollector
 from crid.stats.paths import cgroup_dir
+from crid.stats.select import running_by_pod
 from crid.stats.usage import ContainerUsage, SandboxUsage
 
 __all__ = ["Pod", "SampleListener", "StatsSampler"]
@@ -59,11 +60,9 @@ class _Entry(Generic[_U]):
     sampled_at: float  # time.monotonic()
 
     def serves(self, records: tuple[object, ...], oldest: float) -> bool:
-        return (
-            self.sampled_at >= oldest
-            and len(records) == len(self.records)
-            and all(a is b for a, b in zip(records, self.records, strict=True))
-        )
+        # Tuple equality checks identity first (in C), then equality: an equal record
+        # (same pid, cgroup, namespaces...) would give the same sample anyway.
+        return self.sampled_at >= oldest and self.records == records
 
 
 class StatsSampler:
@@ -176,8 +175,9 @@ class StatsSampler:
 
     def _ready_pods(self) -> list[Pod]:
         registry = self.ctx.registry
+        running = running_by_pod(registry)
         return [
-            (s, [c for c in registry.containers(s.id) if c.state == ContainerState.RUNNING])
+            (s, running.get(s.id, []))
             for s in registry.sandboxes()
             if s.state == SandboxState.READY
         ]
