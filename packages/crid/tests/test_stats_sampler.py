@@ -120,6 +120,10 @@ async def test_the_loop_ends_when_the_daemon_closes_its_event_bus(ctx: Context) 
     await wait_until(lambda: sampler.refreshes >= 2, timeout=5)
     ctx.events.close()
     await wait_until(lambda: not sampler.running, timeout=5)
+    async with pod(ctx) as sandbox:
+        [usage] = await sampler.sandboxes([(sandbox, [])])  # still answered, on demand...
+        assert usage.memory.usage_bytes is not None
+    assert not sampler.running  # ...and sampling does not start again after shutdown
 
 
 async def test_the_loop_stops_when_nobody_asks(ctx: Context) -> None:

@@ -188,9 +188,10 @@ class _StatsMessages:
         if complete:
             pods = {sandbox.id for (sandbox, _), _ in samples}
             running = {c.id for (_, containers), _ in samples for c in containers}
-            for sid in [k for k in self._pods if k not in pods]:
+            # list(dict) is one atomic copy: another worker thread may be adding entries.
+            for sid in [k for k in list(self._pods) if k not in pods]:
                 self._pods.pop(sid, None)
-            for cid in [k for k in self._containers if k not in running]:
+            for cid in [k for k in list(self._containers) if k not in running]:
                 self._containers.pop(cid, None)
 
     def __len__(self) -> int:

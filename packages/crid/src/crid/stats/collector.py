@@ -166,5 +166,6 @@ class StatsCollector:
     def forget_except(self, cgroups: set[str], container_ids: set[str]) -> None:
         """Drop CPU samples and writable layers of records that no longer exist."""
         self.rates.forget_except(cgroups)
-        for cid in [c for c in self._layers if c not in container_ids]:
+        # list(dict) is one atomic copy: a worker thread may be adding layers meanwhile.
+        for cid in [c for c in list(self._layers) if c not in container_ids]:
             self._layers.pop(cid, None)

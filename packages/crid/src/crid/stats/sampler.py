@@ -14,8 +14,9 @@ Reading a hundred pods' cgroup files and network counters takes ~15 ms, far over
 - samples of removed pods and containers are dropped at every refresh;
 - listeners (:meth:`StatsSampler.add_listener`) see each batch of pod samples in the
   worker thread, so the stats service builds its protobuf answers there too;
-- the loop stops when the daemon closes its event bus, or after ``idle_stop`` seconds
-  without a stats RPC (the next one starts it again), so an idle crid samples nothing.
+- the loop stops for good when the daemon closes its event bus (shutdown: later requests
+  are sampled on demand), and after ``idle_stop`` seconds without a stats RPC (the next
+  one starts it again), so an idle crid samples nothing.
 
 The cache itself is only touched on the event loop; worker threads return samples.
 """
@@ -89,6 +90,7 @@ class StatsSampler:
         self._task: asyncio.Task[None] | None = None
         self._listeners: list[SampleListener] = []
         self._last_request = time.monotonic()
+        self._closed = False
         self.refreshes = 0
 
     @classmethod
@@ -120,7 +122,7 @@ class StatsSampler:
 
     def _touch(self) -> None:
         self._last_request = time.monotonic()
-        if not self.running:
+        if not self.running and not self._closed:
             self._task = asyncio.get_running_loop().create_task(
                 self._run(), name="crid-stats-sampler"
             )
@@ -229,9 +231,11 @@ class StatsSampler:
                 await watcher
 
     async def _watch_close(self) -> None:
-        """Return when the context's event bus closes (the daemon is stopping)."""
+        """Return when the context's event bus closes (the daemon is stopping): from then
+        on, requests are sampled on demand only and no loop starts again."""
         async for _ in self.ctx.events.subscribe():
             pass
+        self._closed = True
 
     async def stop(self) -> None:
         """Stop the background loop (it starts again on the next stats request)."""
