@@ -131,11 +131,14 @@ class StatsSampler:
         """The usage of each container: cached, or sampled now when missing or stale."""
         self._touch()
         oldest = time.monotonic() - self.max_age
-        missing = [
-            c
-            for c in containers
-            if not ((e := self._containers.get(c.id)) and e.serves((c,), oldest))
-        ]
+        found: dict[str, ContainerUsage] = {}  # taken now: a refresh may prune meanwhile
+        missing = []
+        for c in containers:
+            entry = self._containers.get(c.id)
+            if entry is not None and entry.serves((c,), oldest):
+                found[c.id] = entry.usage
+            else:
+                missing.append(c)
         if missing:
             sampled_at = time.monotonic()
             fresh = await asyncio.to_thread(lambda: [self.collector.container(c) for c in missing])
@@ -143,27 +146,27 @@ class StatsSampler:
                 self._containers[record.id] = _Entry(
                     usage=usage, records=(record,), sampled_at=sampled_at
                 )
-            by_id = {u.container_id: u for u in fresh}
-        else:
-            by_id = {}
-        return [by_id.get(c.id) or self._containers[c.id].usage for c in containers]
+                found[record.id] = usage
+        return [found[c.id] for c in containers]
 
     async def sandboxes(self, pods: Sequence[Pod]) -> list[SandboxUsage]:
         """The usage of each pod with its given (running) containers, cached or sampled now."""
         self._touch()
         oldest = time.monotonic() - self.max_age
-        missing = [
-            (s, cs)
-            for s, cs in pods
-            if not ((e := self._sandboxes.get(s.id)) and e.serves((s, *cs), oldest))
-        ]
-        fresh: dict[str, SandboxUsage] = {}
+        found: dict[str, SandboxUsage] = {}  # taken now: a refresh may prune meanwhile
+        missing: list[Pod] = []
+        for sandbox, containers in pods:
+            entry = self._sandboxes.get(sandbox.id)
+            if entry is not None and entry.serves((sandbox, *containers), oldest):
+                found[sandbox.id] = entry.usage
+            else:
+                missing.append((sandbox, containers))
         if missing:
             sampled_at = time.monotonic()
             samples = await asyncio.to_thread(self._sample_pods, missing, False)
             self._store(missing, samples, sampled_at)
-            fresh = {u.sandbox_id: u for u in samples}
-        return [fresh.get(s.id) or self._sandboxes[s.id].usage for s, _ in pods]
+            found.update((usage.sandbox_id, usage) for usage in samples)
+        return [found[sandbox.id] for sandbox, _ in pods]
 
     def _store(self, pods: Sequence[Pod], samples: Sequence[SandboxUsage], at: float) -> None:
         for (sandbox, containers), usage in zip(pods, samples, strict=True):
