@@ -1,10 +1,12 @@
 """List and Status RPC latency with a populated registry: 100 pods and 100 containers.
 
 The records are written to a fresh state database before ``crid serve`` starts (as after a
-restart), every container "running" in a real (empty) cgroup of its own under a pod
-cgroup, so ListContainerStats reads real cgroup files. Then each RPC is called over the
-unix socket and p50/p99 reported (target <= 1 ms). RPCs this build does not implement are
-listed as such. Run as root from the checkout:
+restart); every container really runs (``runc run -d`` of a busybox ``sleep`` under crid's
+runtime root, in a cgroup of its own under a pod cgroup), so crid's start-up recovery
+keeps it RUNNING and the stats RPCs read live cgroup files. Then each RPC is called over
+the unix socket and p50/p99 reported (target <= 1 ms). Stats are served from crid's
+sampler (refreshed every second in a worker thread while they are asked for). RPCs this
+build does not implement are listed as such. Run as root from the checkout:
 ``uv run python bench/crid/list_status.py [--calls N] [--pods N]``.
 """
 
@@ -12,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
@@ -38,15 +42,70 @@ from crid.state import (
 PARENT = f"/crid-bench-{secrets.token_hex(3)}"
 
 
-async def populate(db: Path, pods: int, hierarchies: Hierarchies) -> tuple[str, str]:
+def bundle_template(root: Path) -> dict[str, object]:
+    """A runc spec running busybox sleep from a read-only rootfs shared by all containers."""
+    rootfs = root / "rootfs"
+    (rootfs / "bin").mkdir(parents=True)
+    shutil.copy("/bin/busybox", rootfs / "bin" / "busybox")
+    template = root / "template"
+    template.mkdir()
+    subprocess.run(["runc", "spec"], cwd=template, check=True)
+    spec: dict[str, object] = json.loads((template / "config.json").read_text())
+    spec["root"] = {"path": str(rootfs), "readonly": True}
+    process = spec["process"]
+    assert isinstance(process, dict)
+    process["terminal"] = False
+    process["args"] = ["/bin/busybox", "sleep", "3600"]
+    return spec
+
+
+def run_container(
+    runc_root: Path, root: Path, spec: dict[str, object], cid: str, cgroup: str
+) -> int:
+    """``runc run -d`` one container; its pid."""
+    bundle = root / "bundles" / cid
+    bundle.mkdir(parents=True)
+    linux = dict(spec["linux"])  # type: ignore[call-overload]
+    linux["cgroupsPath"] = cgroup
+    (bundle / "config.json").write_text(json.dumps({**spec, "linux": linux}))
+    subprocess.run(
+        ["runc", "--root", str(runc_root), "run", "-d", "--bundle", str(bundle), cid],
+        check=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    state = subprocess.run(
+        ["runc", "--root", str(runc_root), "state", cid], check=True, capture_output=True
+    )
+    return int(json.loads(state.stdout)["pid"])
+
+
+def remove_containers(runc_root: Path) -> None:
+    if not runc_root.is_dir():
+        return
+    for entry in runc_root.iterdir():
+        subprocess.run(
+            ["runc", "--root", str(runc_root), "delete", "--force", entry.name],
+            check=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+
+async def populate(
+    db: Path, pods: int, hierarchies: Hierarchies, root: Path, runc_root: Path
+) -> tuple[str, str]:
     """Write ``pods`` sandboxes with one running container each; returns one id of each."""
     registry = Registry.open(db)
+    spec = bundle_template(root)
     try:
         for i in range(pods):
             sandbox_id, container_id = secrets.token_hex(32), secrets.token_hex(32)
             parent = f"{PARENT}/pod{i}"
+            hierarchies.create(parent)
             cgroup = container_cgroup_path(parent, container_id, "cgroupfs")
-            hierarchies.create(cgroup)
+            pid = run_container(runc_root, root, spec, container_id, cgroup)
             meta = PodMeta(name=f"pod{i}", uid=f"uid-{i}", namespace="bench")
             await registry.save_sandbox(
                 Sandbox(
@@ -75,6 +134,7 @@ async def populate(db: Path, pods: int, hierarchies: Hierarchies) -> tuple[str, 
                     labels={"io.kubernetes.container.name": "c"},
                     log_path=f"/var/log/pods/bench/c{i}.log",
                     cgroup_path=cgroup,
+                    pid=pid,
                 )
             )
         return sandbox_id, container_id
@@ -112,9 +172,10 @@ def main() -> int:
             f'[crid.api]\nlisten = "{root}/run/crid.sock"\n'
             f'[crid.network]\nnetwork_dir = "{root}/net.d"\n'
         )
+        runc_root = root / "run" / "runtimes" / "runc"  # crid's default for handler runc
         try:
             sandbox_id, container_id = asyncio.run(
-                populate(root / "root" / "state.db", args.pods, hierarchies)
+                populate(root / "root" / "state.db", args.pods, hierarchies, root, runc_root)
             )
             proc = subprocess.Popen(
                 [sys.executable, "-m", "crid", "serve", "--config", str(config)],
@@ -129,6 +190,7 @@ def main() -> int:
                 proc.terminate()
                 proc.wait(timeout=20)
         finally:
+            remove_containers(runc_root)
             hierarchies.remove(PARENT)
 
     print(f"{args.pods} pods, {args.pods} running containers, {args.calls} calls each")
@@ -149,6 +211,9 @@ def run_calls(
         stub = api_pb2_grpc.RuntimeServiceStub(channel)
         for _ in range(50):  # warm up the channel
             stub.Version(api_pb2.VersionRequest(), timeout=10)
+        stats = stub.ListContainerStats(api_pb2.ListContainerStatsRequest(), timeout=10).stats
+        running = [s for s in stats if s.memory.HasField("working_set_bytes")]
+        print(f"{len(running)} containers running with live stats")
         calls: dict[str, Callable[[], object]] = {
             "ListPodSandbox": lambda: stub.ListPodSandbox(
                 api_pb2.ListPodSandboxRequest(), timeout=10

@@ -125,8 +125,15 @@ async def test_cpu_rate_of_a_busy_loop_is_about_one_core(
         request = api_pb2.ContainerStatsRequest(container_id=record.id)
         first = (await stub.ContainerStats(request)).stats.cpu
         assert not first.HasField("usage_nano_cores")  # no previous sample yet
-        await asyncio.sleep(0.6)
-        second = (await stub.ContainerStats(request)).stats.cpu
+        # Stats come from the sampler's cache: poll until its next sample replaces this one
+        # (polling far more often than it samples, so that one follows the first directly).
+        second = first
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            second = (await stub.ContainerStats(request)).stats.cpu
+            if second.timestamp != first.timestamp:
+                break
+        assert second.timestamp > first.timestamp
         assert second.usage_core_nano_seconds.value > first.usage_core_nano_seconds.value
         elapsed = second.timestamp - first.timestamp
         used = second.usage_core_nano_seconds.value - first.usage_core_nano_seconds.value

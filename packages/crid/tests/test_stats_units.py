@@ -141,3 +141,75 @@ def test_parse_net_dev_skips_loopback() -> None:
         65432,
         1,
     )
+
+
+def test_stats_messages_keep_zero_apart_from_unknown_and_are_built_once() -> None:
+    from crid.services.stats import _StatsMessages
+    from crid.stats import (
+        ContainerUsage,
+        CpuUsage,
+        FsUsage,
+        InterfaceUsage,
+        MemoryUsage,
+        NetworkUsage,
+        SandboxUsage,
+    )
+
+    sandbox = Sandbox(
+        id="p" * 64,
+        name="k8s_web",
+        meta=PodMeta(name="web", uid="u1", namespace="ns", attempt=2),
+        state=SandboxState.READY,
+        created_at=1,
+        labels={"app": "web"},
+    )
+    record = Container(
+        id="c" * 64,
+        name="k8s_c",
+        sandbox_id=sandbox.id,
+        meta=ContainerMeta(name="c", attempt=1),
+        state=ContainerState.RUNNING,
+        created_at=1,
+        labels={"role": "main"},
+    )
+    cpu = CpuUsage(timestamp_ns=5, usage_core_ns=0, usage_nano_cores=None)
+    memory = MemoryUsage(timestamp_ns=5, working_set_bytes=0, usage_bytes=7)
+    layer = FsUsage(timestamp_ns=6, mountpoint="/var", used_bytes=0, inodes_used=3)
+    usage = ContainerUsage(
+        container_id=record.id, cgroup="/c", cpu=cpu, memory=memory, writable_layer=layer
+    )
+    eth0 = InterfaceUsage(name="eth0", rx_bytes=0, rx_errors=0, tx_bytes=9, tx_errors=1)
+    network = NetworkUsage(timestamp_ns=8, interfaces=(eth0,), default="eth0")
+    pod_usage = SandboxUsage(
+        sandbox_id=sandbox.id,
+        cgroup="/p",
+        cpu=cpu,
+        memory=memory,
+        process_count=0,
+        network=network,
+        containers=(usage,),
+    )
+    messages = _StatsMessages()
+    stats = messages.sandbox(pod_usage, sandbox, [record])
+    assert messages.sandbox(pod_usage, sandbox, [record]) is stats  # built once
+    assert stats.attributes.metadata.attempt == 2
+    assert dict(stats.attributes.labels) == {"app": "web"}
+    linux = stats.linux
+    assert linux.cpu.HasField("usage_core_nano_seconds")  # 0 is a value...
+    assert not linux.cpu.HasField("usage_nano_cores")  # ...None is unknown: unset
+    assert linux.memory.HasField("working_set_bytes")
+    assert not linux.memory.HasField("available_bytes")
+    assert linux.process.HasField("process_count")
+    assert linux.network.default_interface.tx_bytes.value == 9
+    assert linux.network.default_interface.HasField("rx_bytes")
+    [inner] = linux.containers
+    assert inner.writable_layer.HasField("used_bytes")
+    assert inner.writable_layer.fs_id.mountpoint == "/var"
+    alone = messages.container(usage, record)
+    assert alone == inner  # built with the pod, answered alone by ListContainerStats
+    assert messages.container(usage, record) is alone
+    # A new sample (or record) is a new message; a complete batch forgets other pods.
+    newer = SandboxUsage(sandbox_id=sandbox.id, cgroup="/p", cpu=cpu, memory=memory)
+    assert messages.sandbox(newer, sandbox, []) is not stats
+    messages.render([], complete=True)
+    assert len(messages) == 0

@@ -20,17 +20,18 @@ from collections.abc import Mapping
 from enum import StrEnum
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
-
-import jsonschema  # type: ignore[import-untyped]
-import referencing
-import referencing.exceptions
-from referencing.jsonschema import DRAFT4
 
 from ocispec._model import JSONModel
 from ocispec.errors import DecodeError, SchemaValidationError, SchemaViolation
 from ocispec.image.mediatype import MediaType, _base
+
+if TYPE_CHECKING:
+    import referencing
+
+# jsonschema and referencing (with attrs, ~10 MiB and ~100 ms) are imported at the first
+# validation, not with ocispec: a daemon that only reads models never needs them.
 
 __all__ = [
     "Schema",
@@ -111,6 +112,9 @@ def _registry(family: str) -> referencing.Registry[Any]:
     A referencing.Registry is immutable: one that retrieves lazily would read, parse and
     crawl the referenced files again at each validation (~45 ms for a runtime config).
     """
+    import referencing
+    from referencing.jsonschema import DRAFT4
+
     found: dict[str, referencing.Resource[Any]] = {}
     todo: list[tuple[str, Any]] = []
     for entry in _schema_files(family):
@@ -145,6 +149,8 @@ _RFC3339 = re.compile(
 
 
 def _format_checker() -> Any:
+    import jsonschema  # type: ignore[import-untyped]
+
     checker = jsonschema.FormatChecker(formats=())
 
     @checker.checks("date-time")  # type: ignore[untyped-decorator]
@@ -163,6 +169,8 @@ def _format_checker() -> Any:
 
 @cache
 def _validator(schema: Schema) -> Any:
+    import jsonschema
+
     family, name = schema.value.split("/", 1)
     contents = _load(family, name)
     cls = jsonschema.Draft4Validator
@@ -183,6 +191,8 @@ def _as_document(document: object) -> Any:
 
 
 def _violation(error: Any) -> SchemaViolation:
+    import jsonschema.exceptions  # type: ignore[import-untyped]
+
     best = jsonschema.exceptions.best_match([error])
     schema_path = "/".join(str(p) for p in best.absolute_schema_path)
     return SchemaViolation(

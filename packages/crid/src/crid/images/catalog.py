@@ -15,7 +15,7 @@ from crid.images.lookup import find_image
 from crid.images.pull import ImagePuller, PullOutcome, load_registries
 from crid.images.record import ImageRecord, PinRule, make_record
 from crid.images.usage import StorageUsage, storage_usage
-from ociimage import Credentials
+from ociimage.auth import Credentials
 from ocistore import AsyncStore, Image, ImageNotFoundError
 
 __all__ = ["ImageCatalog"]

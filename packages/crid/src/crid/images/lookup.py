@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 
-from ociimage import ImageError, RegistriesConfig, ShortNameError, parse_reference
-from ociimage.reference import Reference, is_qualified
+from ociimage.errors import ImageError, ShortNameError
+from ociimage.reference import Reference, is_qualified, parse_reference
+from ociimage.registries import RegistriesConfig
 from ocistore import AsyncStore, Image, ImageNotFoundError
 
 __all__ = ["candidate_names", "find_image"]

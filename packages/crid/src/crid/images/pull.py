@@ -4,7 +4,8 @@ Each pull reads the configuration files afresh (registries.conf and its drop-ins
 signature policy, registries.d, the auth files), as CRI-O does, so editing them needs
 no restart. Pulls running at the same time share one ociimage ``Puller`` (connections,
 tokens); it is closed when the last of them ends, so an idle crid holds no registry
-connection. Two requests for the same image (same name, platform and credentials)
+connection, and the first one imports ociimage's pull stack, so a crid that never pulls
+never loads it. Two requests for the same image (same name, platform and credentials)
 share one download: the second waits for the first's result.
 """
 
@@ -16,20 +17,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from crid.config import ImageConfig, parse_duration
 from crid.errors import CridError
-from ociimage import (
-    Credentials,
-    CredentialStore,
-    Puller,
-    RegistriesConfig,
-    default_auth_files,
-    load_policy,
-    load_registries_conf,
-    load_registries_d,
-)
+from ociimage.auth import Credentials, CredentialStore, default_auth_files
+from ociimage.registries import RegistriesConfig, load_registries_conf
 from ocistore import AsyncStore, Image
+
+if TYPE_CHECKING:
+    from ociimage.pull import Puller
 
 __all__ = ["ImagePuller", "PullOutcome", "load_registries"]
 
@@ -91,7 +88,15 @@ class ImagePuller:
         self._flights: dict[_FlightKey, _Flight] = {}
 
     def _make_puller(self) -> Puller:
-        """Read every configuration file the pull depends on (blocking: in a thread)."""
+        """Read every configuration file the pull depends on (blocking: in a thread).
+
+        The pull stack (httpx, cryptography for signatures, yaml: ~35 MiB) is imported
+        here, at the first pull and in this worker thread, not when crid starts.
+        """
+        from ociimage.policy import load_policy
+        from ociimage.pull import Puller
+        from ociimage.registries_d import load_registries_d
+
         config = self._config
         return Puller(
             registries=load_registries(config),

@@ -10,7 +10,8 @@ import fnmatch
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ociimage import ImageError, parse_reference
+from ociimage.errors import ImageError
+from ociimage.reference import parse_reference
 from ocispec.image import ImageConfig
 from ocistore import Image
 

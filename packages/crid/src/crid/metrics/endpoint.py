@@ -9,59 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter as Tally
-from collections.abc import Iterator
-from wsgiref.simple_server import WSGIServer
+from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, start_http_server
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+from crid.metrics import instruments
+from crid.state import Registry
 
-from crid.metrics.instruments import REGISTRY
-from crid.state import ContainerState, Registry, SandboxState
+if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
 
-__all__ = ["MetricsEndpoint", "StateCollector"]
+__all__ = ["MetricsEndpoint"]
 
 _log = logging.getLogger(__name__)
-
-
-class _Instruments(Collector):
-    """crid's shared instruments, served by each endpoint."""
-
-    def collect(self) -> Iterator[Metric]:
-        yield from REGISTRY.collect()
-
-
-class StateCollector(Collector):
-    """``crid_containers`` and ``crid_pods`` gauges by state, read on the event loop."""
-
-    def __init__(
-        self, registry: Registry, loop: asyncio.AbstractEventLoop, timeout: float = 5.0
-    ) -> None:
-        self._registry = registry
-        self._loop = loop
-        self._timeout = timeout
-
-    async def _snapshot(self) -> tuple[Tally[str], Tally[str]]:
-        containers = Tally(c.state.value for c in self._registry.containers())
-        pods = Tally(s.state.value for s in self._registry.sandboxes())
-        return containers, pods
-
-    def collect(self) -> Iterator[Metric]:
-        future = asyncio.run_coroutine_threadsafe(self._snapshot(), self._loop)
-        containers, pods = future.result(self._timeout)
-        family = GaugeMetricFamily(
-            "crid_containers", "Containers crid knows, by state.", labels=["state"]
-        )
-        for state in ContainerState:
-            family.add_metric([state.value], containers.get(state.value, 0))
-        yield family
-        family = GaugeMetricFamily(
-            "crid_pods", "Pod sandboxes crid knows, by state.", labels=["state"]
-        )
-        for sandbox_state in SandboxState:
-            family.add_metric([sandbox_state.value], pods.get(sandbox_state.value, 0))
-        yield family
 
 
 class MetricsEndpoint:
@@ -72,6 +30,7 @@ class MetricsEndpoint:
         self.requested_port = port
         self._state_registry = registry
         self._server: WSGIServer | None = None
+        instruments.enable()  # recording starts with the endpoint that serves it
 
     @property
     def port(self) -> int:
@@ -81,8 +40,12 @@ class MetricsEndpoint:
         return int(self._server.server_port)
 
     async def start(self) -> None:
+        from prometheus_client import CollectorRegistry, start_http_server
+
+        from crid.metrics.collectors import InstrumentsCollector, StateCollector
+
         collectors = CollectorRegistry(auto_describe=False)
-        collectors.register(_Instruments())
+        collectors.register(InstrumentsCollector())
         collectors.register(StateCollector(self._state_registry, asyncio.get_running_loop()))
         server, _ = await asyncio.to_thread(
             start_http_server, self.requested_port, self.host, collectors

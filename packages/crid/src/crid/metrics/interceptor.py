@@ -14,6 +14,7 @@ from typing import Any
 
 import grpc
 
+from crid.metrics import instruments
 from crid.metrics.instruments import observe_rpc
 
 __all__ = ["MetricsInterceptor"]
@@ -63,6 +64,9 @@ def _wrap_stream(method: str, behavior: Callable[..., AsyncIterator[Any]]) -> Ca
 
 class MetricsInterceptor(grpc.aio.ServerInterceptor):
     """Feeds ``crid_grpc_*`` for every unary and server-streaming method."""
+
+    def __init__(self) -> None:
+        instruments.enable()  # recording starts with the interceptor (metrics enabled)
 
     async def intercept_service(
         self,

@@ -10,7 +10,7 @@ from crid.errors import AmbiguousIdError
 from crid.rpc_errors import translate_errors
 from crid.sandbox.lifecycle import Lifecycle
 from crid.services._base import RpcContext, ServiceBase
-from crid.services.sandbox import labels_match
+from crid.services.sandbox import MessageCache, ResponseCache, labels_match
 from crid.state import Container, ContainerState
 from crid.translate import container_request
 
@@ -34,8 +34,51 @@ def _config(container: Container) -> api_pb2.ContainerConfig:
     return config
 
 
+def _item(c: Container) -> api_pb2.Container:
+    return api_pb2.Container(
+        id=c.id,
+        pod_sandbox_id=c.sandbox_id,
+        metadata=_metadata(c),
+        image=api_pb2.ImageSpec(image=c.image),
+        image_ref=c.image_ref,
+        image_id=c.image_id,
+        state=_STATES[c.state],
+        created_at=c.created_at,
+        labels=c.labels,
+        annotations=c.annotations,
+    )
+
+
+def _container_id(container: Container) -> str:
+    return container.id
+
+
+def _list_response(items: list[api_pb2.Container]) -> api_pb2.ListContainersResponse:
+    return api_pb2.ListContainersResponse(containers=items)
+
+
 class ContainerRPCs(ServiceBase):
     """The container half of RuntimeService."""
+
+    @property
+    def container_items(self) -> MessageCache[Container, api_pb2.Container]:
+        """ListContainers items, cached per record object."""
+        cache: MessageCache[Container, api_pb2.Container] | None = getattr(
+            self, "_container_items", None
+        )
+        if cache is None:
+            cache = self._container_items = MessageCache(_item, _container_id)
+        return cache
+
+    @property
+    def container_list(self) -> ResponseCache[api_pb2.Container, api_pb2.ListContainersResponse]:
+        """The last ListContainers answer."""
+        cache: ResponseCache[api_pb2.Container, api_pb2.ListContainersResponse] | None = getattr(
+            self, "_container_list", None
+        )
+        if cache is None:
+            cache = self._container_list = ResponseCache(_list_response)
+        return cache
 
     @property
     def lifecycle(self) -> Lifecycle:
@@ -137,22 +180,9 @@ class ContainerRPCs(ServiceBase):
         if f.label_selector:
             selector = dict(f.label_selector)
             containers = [c for c in containers if labels_match(c.labels, selector)]
-        return api_pb2.ListContainersResponse(
-            containers=[
-                api_pb2.Container(
-                    id=c.id,
-                    pod_sandbox_id=c.sandbox_id,
-                    metadata=_metadata(c),
-                    image=api_pb2.ImageSpec(image=c.image),
-                    image_ref=c.image_ref,
-                    image_id=c.image_id,
-                    state=_STATES[c.state],
-                    created_at=c.created_at,
-                    labels=c.labels,
-                    annotations=c.annotations,
-                )
-                for c in containers
-            ]
+        complete = not (f.id or f.pod_sandbox_id or f.HasField("state") or f.label_selector)
+        return self.container_list.response(
+            self.container_items.messages(containers, complete=complete)
         )
 
     @translate_errors

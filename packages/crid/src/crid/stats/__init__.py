@@ -14,7 +14,13 @@ from crid.stats.descriptors import (
 from crid.stats.network import InterfaceUsage, NetworkUsage, parse_net_dev, read_pod_network
 from crid.stats.paths import cgroup_dir, slice_dir
 from crid.stats.rates import CpuRates
-from crid.stats.select import labels_match, select_containers, select_sandboxes
+from crid.stats.sampler import Pod, SampleListener, StatsSampler
+from crid.stats.select import (
+    labels_match,
+    running_by_pod,
+    select_containers,
+    select_sandboxes,
+)
 from crid.stats.usage import ContainerUsage, CpuUsage, FsUsage, MemoryUsage, SandboxUsage
 
 __all__ = [
@@ -29,8 +35,11 @@ __all__ = [
     "MetricKind",
     "MetricSample",
     "NetworkUsage",
+    "Pod",
+    "SampleListener",
     "SandboxUsage",
     "StatsCollector",
+    "StatsSampler",
     "cgroup_dir",
     "container_metrics",
     "labels_match",
@@ -38,6 +47,7 @@ __all__ = [
     "mountpoint_of",
     "parse_net_dev",
     "read_pod_network",
+    "running_by_pod",
     "sandbox_metrics",
     "select_containers",
     "select_sandboxes",

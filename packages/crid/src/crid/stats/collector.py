@@ -1,14 +1,13 @@
 """Sampling pods and containers: cgroup counters, CPU rates, memory limits, writable layers.
 
-All reads of one RPC happen in one worker thread (a list of a hundred containers is a few
-hundred small file reads, never on the event loop). Containers are read from their own
-cgroup (``Container.cgroup_path``), pods from the pod cgroup (``Sandbox.cgroup_parent``),
-which holds all of the pod's containers.
+Its methods block (a pod is a few dozen small file reads), so the stats sampler
+(:mod:`crid.stats.sampler`) calls them in a worker thread, never on the event loop.
+Containers are read from their own cgroup (``Container.cgroup_path``), pods from the pod
+cgroup (``Sandbox.cgroup_parent``), which holds all of the pod's containers.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -63,10 +62,14 @@ def mountpoint_of(path: Path) -> str:
 class StatsCollector:
     """Samples usage for the stats RPCs; keeps CPU samples between calls for rates."""
 
-    def __init__(self, *, hierarchies: Hierarchies, store: AsyncStore) -> None:
+    def __init__(
+        self, *, hierarchies: Hierarchies, store: AsyncStore, layer_interval: float = 10.0
+    ) -> None:
         self.hierarchies = hierarchies
         self.store = store
         self.rates = CpuRates()
+        self.layer_interval_ns = int(layer_interval * 1_000_000_000)
+        self._layers: dict[str, FsUsage] = {}
         self._mountpoint: str | None = None
 
     def _mount(self) -> str:
@@ -100,18 +103,27 @@ class StatsCollector:
         return raw, cpu, memory
 
     def _writable_layer(self, container_id: str) -> FsUsage | None:
+        """The upper directory's usage: a tree walk, so redone at most every layer interval."""
+        now = time.time_ns()
+        known = self._layers.get(container_id)
+        if known is not None and now - known.timestamp_ns < self.layer_interval_ns:
+            return known
         try:
             used = self.store.store.container_usage(container_id)
         except (StoreError, OSError):
+            self._layers.pop(container_id, None)
             return None
-        return FsUsage(
-            timestamp_ns=time.time_ns(),
+        layer = FsUsage(
+            timestamp_ns=now,
             mountpoint=self._mount(),
             used_bytes=used.bytes,
             inodes_used=used.inodes,
         )
+        self._layers[container_id] = layer
+        return layer
 
-    def _container(self, container: Container) -> ContainerUsage:
+    def container(self, container: Container) -> ContainerUsage:
+        """Sample one container (blocking)."""
         cgroup = cgroup_dir(container.cgroup_path) if container.cgroup_path else ""
         if cgroup and container.state in (ContainerState.RUNNING, ContainerState.CREATED):
             raw, cpu, memory = self._cgroup(cgroup)
@@ -128,7 +140,8 @@ class StatsCollector:
             writable_layer=self._writable_layer(container.id),
         )
 
-    def _sandbox(self, sandbox: Sandbox, containers: Sequence[Container]) -> SandboxUsage:
+    def sandbox(self, sandbox: Sandbox, containers: Sequence[Container]) -> SandboxUsage:
+        """Sample one pod with its given (running) containers (blocking)."""
         cgroup = cgroup_dir(sandbox.cgroup_parent) if sandbox.cgroup_parent else ""
         if cgroup:
             raw, cpu, memory = self._cgroup(cgroup)
@@ -147,23 +160,12 @@ class StatsCollector:
                 if "network" in sandbox.namespaces
                 else None
             ),
-            containers=tuple(self._container(c) for c in containers),
+            containers=tuple(self.container(c) for c in containers),
         )
 
-    async def containers(self, containers: Sequence[Container]) -> list[ContainerUsage]:
-        """Sample each container (in one worker thread)."""
-        if not containers:
-            return []
-        return await asyncio.to_thread(lambda: [self._container(c) for c in containers])
-
-    async def sandboxes(
-        self, pods: Sequence[tuple[Sandbox, Sequence[Container]]]
-    ) -> list[SandboxUsage]:
-        """Sample each pod with its given (running) containers, in one worker thread."""
-        if not pods:
-            return []
-        return await asyncio.to_thread(lambda: [self._sandbox(s, cs) for s, cs in pods])
-
-    def forget_except(self, cgroups: set[str]) -> None:
-        """Drop CPU samples of cgroups that no longer exist in crid's records."""
+    def forget_except(self, cgroups: set[str], container_ids: set[str]) -> None:
+        """Drop CPU samples and writable layers of records that no longer exist."""
         self.rates.forget_except(cgroups)
+        # list(dict) is one atomic copy: a worker thread may be adding layers meanwhile.
+        for cid in [c for c in list(self._layers) if c not in container_ids]:
+            self._layers.pop(cid, None)

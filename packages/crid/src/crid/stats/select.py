@@ -7,12 +7,21 @@ from collections.abc import Iterable, Mapping
 
 from crid.state import Container, ContainerState, Registry, Sandbox, SandboxState
 
-__all__ = ["labels_match", "select_containers", "select_sandboxes"]
+__all__ = ["labels_match", "running_by_pod", "select_containers", "select_sandboxes"]
 
 
 def labels_match(labels: Mapping[str, str], selector: Mapping[str, str]) -> bool:
     """True when every ``selector`` key is in ``labels`` with the same value."""
     return all(labels.get(key) == value for key, value in selector.items())
+
+
+def running_by_pod(registry: Registry) -> dict[str, list[Container]]:
+    """The RUNNING containers of every pod, in one pass (not one scan per pod)."""
+    found: dict[str, list[Container]] = {}
+    for container in registry.containers():
+        if container.state == ContainerState.RUNNING:
+            found.setdefault(container.sandbox_id, []).append(container)
+    return found
 
 
 def _by_id(records: Iterable[Sandbox] | Iterable[Container], id_or_prefix: str) -> list[str]:
@@ -35,12 +44,12 @@ def select_sandboxes(
     if id_or_prefix:
         wanted = set(_by_id(registry.sandboxes(), id_or_prefix))
         records = [s for s in records if s.id in wanted]
-    allowed = set(states) if states is not None else None
-    return [
-        s
-        for s in records
-        if (allowed is None or s.state in allowed) and labels_match(s.labels, labels or {})
-    ]
+    if states is not None:
+        allowed = set(states)
+        records = [s for s in records if s.state in allowed]
+    if labels:
+        records = [s for s in records if labels_match(s.labels, labels)]
+    return list(records)
 
 
 def select_containers(
@@ -59,9 +68,9 @@ def select_containers(
     if sandbox_id:
         pods = set(_by_id(registry.sandboxes(), sandbox_id)) or {sandbox_id}
         records = [c for c in records if c.sandbox_id in pods]
-    allowed = set(states) if states is not None else None
-    return [
-        c
-        for c in records
-        if (allowed is None or c.state in allowed) and labels_match(c.labels, labels or {})
-    ]
+    if states is not None:
+        allowed = set(states)
+        records = [c for c in records if c.state in allowed]
+    if labels:
+        records = [c for c in records if labels_match(c.labels, labels)]
+    return records

@@ -1,0 +1,52 @@
+"""Heavy libraries stay out of an idle crid: they load at their first use, not at start.
+
+Each check runs in a fresh interpreter, since this test process has imported everything.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+# Loaded at first use: metrics (only with enable_metrics) and schema validation (the first
+# CreateContainer). ~20 MiB of an idle daemon's RSS between them.
+LAZY = ("prometheus_client", "jsonschema", "referencing")
+
+
+def loaded_after(code: str) -> set[str]:
+    """The top-level modules of ``LAZY`` that running ``code`` in a new interpreter loads."""
+    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(set(sys.modules))))"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    modules = set(json.loads(result.stdout.splitlines()[-1]))
+    return {name for name in LAZY if name in modules}
+
+
+def test_importing_the_daemon_loads_no_metrics_or_schema_library() -> None:
+    assert loaded_after("import crid.server, crid.cli") == set()
+
+
+def test_they_load_when_first_used() -> None:
+    assert loaded_after("import crid.metrics; crid.metrics.enable()") == {"prometheus_client"}
+    assert loaded_after("from crid.metrics import REGISTRY") == {"prometheus_client"}
+    validate = (
+        "from ocispec.schema import Schema, violations\n"
+        "assert violations({'ociVersion': 1}, Schema.RUNTIME_CONFIG)"
+    )
+    assert loaded_after(validate) == {"jsonschema", "referencing"}
+
+
+def test_recording_does_nothing_until_metrics_are_enabled() -> None:
+    code = (
+        "from crid.metrics import instruments\n"
+        "instruments.observe_runtime_call('runc', 'start', 0.01, ok=True)\n"
+        "instruments.record_pull(10, 0.5)\n"
+        "assert not instruments.enabled()\n"
+        "registry = instruments.enable()\n"
+        "assert registry.get_sample_value('crid_image_pulls_total') == 0\n"
+        "instruments.record_pull(10, 0.5)\n"
+        "assert registry.get_sample_value('crid_image_pulls_total') == 1\n"
+    )
+    assert loaded_after(code) == {"prometheus_client"}
