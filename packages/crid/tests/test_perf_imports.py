@@ -11,7 +11,7 @@ import sys
 
 # Loaded at first use: metrics (only with enable_metrics) and schema validation (the first
 # CreateContainer). ~20 MiB of an idle daemon's RSS between them.
-LAZY = ("prometheus_client", "jsonschema", "referencing")
+LAZY = ("prometheus_client", "jsonschema", "referencing", "httpx", "cryptography", "yaml")
 
 
 def loaded_after(code: str) -> set[str]:

@@ -13,7 +13,7 @@ from crid.metrics import record_pull
 from crid.rpc_errors import translate_errors
 from crid.services._base import RpcContext, ServiceBase
 from crid.services._unimplemented import unimplemented_rest
-from ociimage import Credentials
+from ociimage.auth import Credentials
 
 __all__ = ["PLATFORM_ANNOTATION", "STREAM_CHUNK", "ImageService"]
 
