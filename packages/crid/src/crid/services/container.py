@@ -10,43 +10,12 @@ from crid.errors import AmbiguousIdError
 from crid.rpc_errors import translate_errors
 from crid.sandbox.lifecycle import Lifecycle
 from crid.services._base import RpcContext, ServiceBase
+from crid.services._messages import CONTAINER_STATES, container_item, container_status
 from crid.services.sandbox import MessageCache, ResponseCache, labels_match
-from crid.state import Container, ContainerState
+from crid.state import Container
 from crid.translate import container_request
 
 __all__ = ["ContainerRPCs"]
-
-_STATES = {
-    ContainerState.CREATED: api_pb2.CONTAINER_CREATED,
-    ContainerState.RUNNING: api_pb2.CONTAINER_RUNNING,
-    ContainerState.EXITED: api_pb2.CONTAINER_EXITED,
-    ContainerState.UNKNOWN: api_pb2.CONTAINER_UNKNOWN,
-}
-
-
-def _metadata(container: Container) -> api_pb2.ContainerMetadata:
-    return api_pb2.ContainerMetadata(name=container.meta.name, attempt=container.meta.attempt)
-
-
-def _config(container: Container) -> api_pb2.ContainerConfig:
-    config = api_pb2.ContainerConfig()
-    config.ParseFromString(container.config)
-    return config
-
-
-def _item(c: Container) -> api_pb2.Container:
-    return api_pb2.Container(
-        id=c.id,
-        pod_sandbox_id=c.sandbox_id,
-        metadata=_metadata(c),
-        image=api_pb2.ImageSpec(image=c.image),
-        image_ref=c.image_ref,
-        image_id=c.image_id,
-        state=_STATES[c.state],
-        created_at=c.created_at,
-        labels=c.labels,
-        annotations=c.annotations,
-    )
 
 
 def _container_id(container: Container) -> str:
@@ -67,7 +36,7 @@ class ContainerRPCs(ServiceBase):
             self, "_container_items", None
         )
         if cache is None:
-            cache = self._container_items = MessageCache(_item, _container_id)
+            cache = self._container_items = MessageCache(container_item, _container_id)
         return cache
 
     @property
@@ -118,28 +87,7 @@ class ContainerRPCs(ServiceBase):
         self, request: api_pb2.ContainerStatusRequest, context: RpcContext
     ) -> api_pb2.ContainerStatusResponse:
         c = self.ctx.registry.container(request.container_id)
-        config = _config(c)
-        status = api_pb2.ContainerStatus(
-            id=c.id,
-            metadata=_metadata(c),
-            state=_STATES[c.state],
-            created_at=c.created_at,
-            started_at=c.started_at,
-            finished_at=c.finished_at,
-            exit_code=c.exit_code,
-            image=api_pb2.ImageSpec(image=c.image, annotations=config.image.annotations),
-            image_ref=c.image_ref,
-            image_id=c.image_id,
-            reason=c.reason,
-            message=c.message,
-            labels=c.labels,
-            annotations=c.annotations,
-            mounts=config.mounts,
-            log_path=c.log_path,
-            resources=api_pb2.ContainerResources(linux=config.linux.resources)
-            if config.linux.HasField("resources")
-            else None,
-        )
+        status = container_status(c)
         info = {}
         if request.verbose:
             info["info"] = json.dumps(
@@ -176,7 +124,7 @@ class ContainerRPCs(ServiceBase):
                 pod = None
             containers = [c for c in containers if pod is not None and c.sandbox_id == pod.id]
         if f.HasField("state"):
-            containers = [c for c in containers if _STATES[c.state] == f.state.state]
+            containers = [c for c in containers if CONTAINER_STATES[c.state] == f.state.state]
         if f.label_selector:
             selector = dict(f.label_selector)
             containers = [c for c in containers if labels_match(c.labels, selector)]

@@ -11,7 +11,8 @@ from crid.errors import AmbiguousIdError
 from crid.rpc_errors import translate_errors
 from crid.sandbox.lifecycle import Lifecycle
 from crid.services._base import RpcContext, ServiceBase
-from crid.state import Sandbox, SandboxState
+from crid.services._messages import SANDBOX_STATES, sandbox_item, sandbox_status
+from crid.state import Sandbox
 from crid.translate import pod_request
 
 __all__ = ["MessageCache", "ResponseCache", "SandboxRPCs", "labels_match"]
@@ -19,11 +20,6 @@ __all__ = ["MessageCache", "ResponseCache", "SandboxRPCs", "labels_match"]
 _R = TypeVar("_R")
 _M = TypeVar("_M")
 _A = TypeVar("_A")
-
-_STATES = {
-    SandboxState.READY: api_pb2.SANDBOX_READY,
-    SandboxState.NOTREADY: api_pb2.SANDBOX_NOTREADY,
-}
 
 
 def labels_match(labels: dict[str, str], selector: dict[str, str]) -> bool:
@@ -85,37 +81,6 @@ class ResponseCache(Generic[_M, _A]):
         return answer
 
 
-def _metadata(sandbox: Sandbox) -> api_pb2.PodSandboxMetadata:
-    m = sandbox.meta
-    return api_pb2.PodSandboxMetadata(
-        name=m.name, uid=m.uid, namespace=m.namespace, attempt=m.attempt
-    )
-
-
-def _namespace_options(sandbox: Sandbox) -> api_pb2.NamespaceOption:
-    config = api_pb2.PodSandboxConfig()
-    config.ParseFromString(sandbox.config)
-    requested = config.linux.security_context.namespace_options
-    ns = sandbox.namespaces
-    return api_pb2.NamespaceOption(
-        network=api_pb2.POD if "network" in ns else api_pb2.NODE,
-        ipc=api_pb2.POD if "ipc" in ns else api_pb2.NODE,
-        pid=requested.pid,
-    )
-
-
-def _item(s: Sandbox) -> api_pb2.PodSandbox:
-    return api_pb2.PodSandbox(
-        id=s.id,
-        metadata=_metadata(s),
-        state=_STATES[s.state],
-        created_at=s.created_at,
-        labels=s.labels,
-        annotations=s.annotations,
-        runtime_handler=s.runtime_handler,
-    )
-
-
 def _sandbox_id(sandbox: Sandbox) -> str:
     return sandbox.id
 
@@ -134,7 +99,7 @@ class SandboxRPCs(ServiceBase):
             self, "_sandbox_items", None
         )
         if cache is None:
-            cache = self._sandbox_items = MessageCache(_item, _sandbox_id)
+            cache = self._sandbox_items = MessageCache(sandbox_item, _sandbox_id)
         return cache
 
     @property
@@ -179,22 +144,7 @@ class SandboxRPCs(ServiceBase):
     ) -> api_pb2.PodSandboxStatusResponse:
         sandbox = self.ctx.registry.sandbox(request.pod_sandbox_id)
         ips = list(sandbox.ips)
-        status = api_pb2.PodSandboxStatus(
-            id=sandbox.id,
-            metadata=_metadata(sandbox),
-            state=_STATES[sandbox.state],
-            created_at=sandbox.created_at,
-            network=api_pb2.PodSandboxNetworkStatus(
-                ip=ips[0] if ips else "",
-                additional_ips=[api_pb2.PodIP(ip=ip) for ip in ips[1:]],
-            ),
-            linux=api_pb2.LinuxPodSandboxStatus(
-                namespaces=api_pb2.Namespace(options=_namespace_options(sandbox))
-            ),
-            labels=sandbox.labels,
-            annotations=sandbox.annotations,
-            runtime_handler=sandbox.runtime_handler,
-        )
+        status = sandbox_status(sandbox)
         info = {}
         if request.verbose:
             info["info"] = json.dumps(
@@ -227,7 +177,7 @@ class SandboxRPCs(ServiceBase):
                 found = None
             sandboxes = [found] if found is not None else []
         if f.HasField("state"):
-            sandboxes = [s for s in sandboxes if _STATES[s.state] == f.state.state]
+            sandboxes = [s for s in sandboxes if SANDBOX_STATES[s.state] == f.state.state]
         if f.label_selector:
             selector = dict(f.label_selector)
             sandboxes = [s for s in sandboxes if labels_match(s.labels, selector)]
