@@ -20,6 +20,8 @@ import pytest
 from crid._cri.v1 import api_pb2
 from crid.sandbox.lifecycle import Lifecycle
 from crid.server import Daemon
+from ociimage.testing import LocalRegistry, TestImages
+from ocistore.errors import ImageNotFoundError
 
 from .test_container_lifecycle import (
     IMAGE,
@@ -192,21 +194,46 @@ async def test_infra_failure_undoes_everything(tmp_path: Path) -> None:
         assert not leases.exists() or [p for p in leases.iterdir() if p.name[0].isdigit()] == []
 
 
-async def test_missing_pause_image_that_cannot_be_pulled_is_named(tmp_path: Path) -> None:
-    # A registry on a loopback port nobody listens on: the pull fails at once.
+def registry_lines(tmp_path: Path, host: str) -> str:
+    """More ``[crid.image]`` lines: a registries.conf trusting ``host`` over plain HTTP
+    and a policy accepting anything, both in tmp_path."""
     policy = tmp_path / "policy.json"
     policy.write_text(json.dumps({"default": [{"type": "insecureAcceptAnything"}]}))
     conf = tmp_path / "registries.conf"
-    conf.write_text('[[registry]]\nlocation = "127.0.0.1:9"\ninsecure = true\n')
-    lines = infra_lines(image="127.0.0.1:9/nothing/pause:1") + (
+    conf.write_text(f'[[registry]]\nlocation = "{host}"\ninsecure = true\n')
+    return (
         f'signature_policy = "{policy}"\nregistries_conf = "{conf}"\n'
         f'registries_conf_dir = "{tmp_path / "registries.conf.d"}"\n'
+        f'registries_d = "{tmp_path / "registries.d"}"\n'
     )
+
+
+async def test_missing_pause_image_is_pulled(
+    tmp_path: Path, registry: LocalRegistry, test_images: TestImages
+) -> None:
+    reference = test_images.busybox.reference
+    lines = infra_lines(image=reference) + registry_lines(tmp_path, registry.host)
+    async with crid_env(tmp_path, lines) as env:
+        store = env.lifecycle.ctx.store
+        with pytest.raises(ImageNotFoundError):
+            await store.image(reference)
+        pod_id = await run_pod(env, pod_config(env))
+        assert await pod_state(env, pod_id) == api_pb2.SANDBOX_READY
+        pid = await infra_pid(env, pod_id)
+        assert PAUSE in Path(f"/proc/{pid}/cmdline").read_text()
+        assert (await store.image(reference)).id == test_images.busybox.config_digest
+        await env.stub.RemovePodSandbox(api_pb2.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
+
+
+async def test_missing_pause_image_that_cannot_be_pulled_is_named(tmp_path: Path) -> None:
+    # A registry on a loopback port nobody listens on: the pull fails at once.
+    image = "127.0.0.1:9/nothing/pause:1"
+    lines = infra_lines(image=image) + registry_lines(tmp_path, "127.0.0.1:9")
     async with crid_env(tmp_path, lines) as env:
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await run_pod(env, pod_config(env))
         assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-        assert "127.0.0.1:9/nothing/pause:1" in (info.value.details() or "")
+        assert image in (info.value.details() or "")
         assert list(env.lifecycle.ctx.registry.sandboxes()) == []
 
 
