@@ -403,14 +403,6 @@ async def test_errors_for_bad_unknown_and_duplicate_requests(tmp_path: Path) -> 
         assert not (env.tmp / "run" / "containers" / created.container_id).exists()
 
 
-async def test_infra_container_option_is_refused_by_name(tmp_path: Path) -> None:
-    async with crid_env(tmp_path, "drop_infra_ctr = false\n") as env:
-        with pytest.raises(grpc.aio.AioRpcError) as info:
-            await run_pod(env, pod_config(env))
-        assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-        assert "drop_infra_ctr" in (info.value.details() or "")
-
-
 async def test_exits_reasons_termination_message_and_events(tmp_path: Path) -> None:
     async with crid_env(tmp_path) as env:
         assert env.daemon.context is not None

@@ -15,6 +15,7 @@ __all__ = [
     "ContainerNotRunningError",
     "CridError",
     "ExecTimeoutError",
+    "InfraImageError",
     "InvalidConfigError",
     "InvalidRequestError",
     "InvalidStateError",
@@ -96,6 +97,10 @@ class InvalidConfigError(CridError):
 
 class UnsupportedConfigError(CridError):
     """The request asks for something this crid is configured not to do; names the option."""
+
+
+class InfraImageError(CridError):
+    """The pause image of an infra container is neither stored nor pullable; names it."""
 
 
 class SandboxNotReadyError(CridError):

@@ -98,6 +98,7 @@ STATUS_CODES: dict[type[BaseException], grpc.StatusCode] = {
     errors.RuntimeHandlerError: grpc.StatusCode.INVALID_ARGUMENT,
     errors.InvalidConfigError: grpc.StatusCode.INVALID_ARGUMENT,
     errors.UnsupportedConfigError: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.InfraImageError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.SandboxNotReadyError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.ExecTimeoutError: grpc.StatusCode.DEADLINE_EXCEEDED,
     errors.InvalidStateError: grpc.StatusCode.FAILED_PRECONDITION,

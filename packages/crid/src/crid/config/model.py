@@ -171,6 +171,15 @@ class ImageConfig(_Table, frozen=True):
     pause_image: Annotated[
         str, Meta(description="Image of the infra container, when drop_infra_ctr is false.")
     ] = "registry.k8s.io/pause:3.10"
+    pause_command: Annotated[
+        list[str],
+        Meta(
+            description=(
+                "Command of the infra container; empty runs the pause image's entrypoint"
+                " and command."
+            )
+        ),
+    ] = msgspec.field(default_factory=list)
     signature_policy: Annotated[
         str, Meta(description="Signature policy (containers-policy.json format).")
     ] = "/etc/containers/policy.json"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from asyncinotify import Inotify, Mask
@@ -28,9 +29,17 @@ class ExitMonitor:
     """A task recording containers' exits from the exit directory."""
 
     def __init__(
-        self, containers: Containers, *, interval: float = 0.1, rescan: float = 30.0
+        self,
+        containers: Containers,
+        *,
+        interval: float = 0.1,
+        rescan: float = 30.0,
+        other_exit: Callable[[str], Awaitable[object]] | None = None,
     ) -> None:
+        """``other_exit`` is called with the name of an exit file no container record
+        owns (a pod's infra container writes its exit under the pod's id)."""
         self.containers = containers
+        self.other_exit = other_exit
         self.interval = interval
         self.rescan = rescan
         self._task: asyncio.Task[None] | None = None
@@ -55,6 +64,8 @@ class ExitMonitor:
     async def _exited(self, name: str) -> None:
         record = self.containers.ctx.registry.find_container(name) if len(name) == 64 else None
         if record is None or record.id != name:
+            if self.other_exit is not None and len(name) == 64:
+                await self.other_exit(name)
             return
         if record.state in (ContainerState.CREATED, ContainerState.RUNNING):
             await self.containers.record_exit(name)

@@ -53,6 +53,8 @@ async def recover_containers(containers: Containers) -> None:
 async def _remove_orphans(containers: Containers) -> None:
     ctx = containers.ctx
     known = {record.id for record in ctx.registry.containers()}
+    # A pod's infra container has the pod's id (crid.sandbox.infra owns it).
+    known.update(sandbox.id for sandbox in ctx.registry.sandboxes())
     bundles = ctx.layout.bundle("x").parent
     entries = await asyncio.to_thread(
         lambda: [p for p in bundles.iterdir() if p.is_dir()] if bundles.is_dir() else []

@@ -27,7 +27,7 @@ class Lifecycle:
         self.ctx = ctx
         self.containers = Containers(ctx)
         self.pods = Pods(ctx, self.containers)
-        self.monitor = ExitMonitor(self.containers)
+        self.monitor = ExitMonitor(self.containers, other_exit=self.pods.infra_exited)
 
     @classmethod
     def of(cls, ctx: Context) -> Lifecycle:

@@ -1,11 +1,12 @@
 """The pod sandbox lifecycle: run (namespaces, files, cgroup, network), stop, remove.
 
-No infra container: the pod's network, IPC and UTS namespaces are pinned as bind
-mounts (``ocinet.pin_pod_namespaces``) and joined by path by its containers. A shared
-PID namespace is pinned too, held open by a tiny holder process
-(``crid.sandbox.pidns``). The record is saved first (NOTREADY: this reserves the name)
-and marked READY once everything is in place; any failure undoes every step in reverse
-and forgets the record.
+The pod's network, IPC and UTS namespaces are pinned as bind mounts
+(``ocinet.pin_pod_namespaces``) and joined by path by its containers. A shared PID
+namespace is pinned too, held open by a tiny holder process (``crid.sandbox.pidns``).
+With ``drop_infra_ctr = false`` an infra container joins them as the last step
+(``crid.sandbox.infra``); its death makes the pod NOTREADY. The record is saved first
+(NOTREADY: this reserves the name) and marked READY once everything is in place; any
+failure undoes every step in reverse and forgets the record.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from pathlib import Path
 
 from crid.container.manager import Containers
 from crid.context import Context
-from crid.errors import CridError, UnsupportedConfigError
+from crid.errors import CridError
 from crid.events import Event, EventKind
 from crid.sandbox.files import SandboxFiles, remove_files, write_files
+from crid.sandbox.infra import InfraContainers
 from crid.sandbox.pidns import pin_pid_namespace, release_pid_namespace
 from crid.sandbox.request import PodRequest
 from crid.state import Sandbox, SandboxState
@@ -56,6 +58,7 @@ class Pods:
     def __init__(self, ctx: Context, containers: Containers) -> None:
         self.ctx = ctx
         self.containers = containers
+        self.infra = InfraContainers(ctx)
         self._locks: dict[str, asyncio.Lock] = {}
 
     def _lock(self, sandbox_id: str) -> asyncio.Lock:
@@ -69,11 +72,6 @@ class Pods:
 
     async def run(self, request: PodRequest) -> Sandbox:
         """Create the pod sandbox (READY), or leave nothing behind."""
-        if not self.ctx.config.crid.runtime.drop_infra_ctr:
-            raise UnsupportedConfigError(
-                "[crid.runtime] drop_infra_ctr = false (an infra container per pod) is not"
-                " supported by this crid: set drop_infra_ctr = true"
-            )
         handler = self.ctx.handler(request.runtime_handler)
         private_net = request.network is not NamespaceMode.NODE
         private_ipc = request.ipc is not NamespaceMode.NODE
@@ -107,6 +105,8 @@ class Pods:
             raise
         self._publish(EventKind.CONTAINER_CREATED, sandbox_id)
         self._publish(EventKind.CONTAINER_STARTED, sandbox_id)
+        if await self.infra_exited(sandbox_id):  # it died before the pod was READY
+            return self.ctx.registry.sandbox(sandbox_id)
         return sandbox
 
     async def _setup(
@@ -169,9 +169,35 @@ class Pods:
                 lambda: self.ctx.network.teardown(container_id=sandbox.id, netns=netns, pod=pod)
             )
             ips = tuple(str(ip.ip) for ip in result.ips)
-        return dataclasses.replace(
-            sandbox, state=SandboxState.READY, namespaces=namespaces, ips=ips
-        )
+        sandbox = dataclasses.replace(sandbox, namespaces=namespaces, ips=ips)
+        if not self.ctx.config.crid.runtime.drop_infra_ctr:
+            infra_of = sandbox
+            undo.append(lambda: self.infra.remove(infra_of))
+            await self.infra.create(sandbox)
+        return dataclasses.replace(sandbox, state=SandboxState.READY)
+
+    async def infra_exited(self, sandbox_id: str) -> bool:
+        """Mark a READY pod NOTREADY when its infra container died; True if it did.
+
+        A pod whose lock is held is skipped: Run checks again when it finishes, and
+        Stop and Remove make the pod NOTREADY themselves.
+        """
+        sandbox = self.ctx.registry.find_sandbox(sandbox_id)
+        if sandbox is None or sandbox.id != sandbox_id or sandbox.state is not SandboxState.READY:
+            return False
+        lock = self._lock(sandbox_id)
+        if lock.locked() or not await self.infra.exited(sandbox_id):
+            return False
+        async with lock:
+            sandbox = self.ctx.registry.sandbox(sandbox_id)
+            if sandbox.state is not SandboxState.READY:
+                return False
+            _log.warning("infra container of pod %s exited: the pod is not ready", sandbox_id)
+            await self.ctx.registry.save_sandbox(
+                dataclasses.replace(sandbox, state=SandboxState.NOTREADY)
+            )
+        self._publish(EventKind.CONTAINER_STOPPED, sandbox_id)
+        return True
 
     async def _undo(self, sandbox_id: str, undo: list[Callable[[], Awaitable[object]]]) -> None:
         for step in reversed(undo):
@@ -189,12 +215,19 @@ class Pods:
             return
         async with self._lock(sandbox.id):
             sandbox = self.ctx.registry.sandbox(sandbox.id)
+            # A pod made NOTREADY by its infra container's death still has its network.
+            infra_pending = await self.infra.present(sandbox.id) and not await self.infra.stopped(
+                sandbox.id
+            )
             await asyncio.gather(
                 *(self.containers.stop(c.id, 0) for c in self.ctx.registry.containers(sandbox.id))
             )
-            if sandbox.state is SandboxState.NOTREADY:
+            await self.infra.stop(sandbox)
+            if sandbox.state is SandboxState.NOTREADY and not infra_pending:
                 return
             await self._teardown_network(sandbox)
+            if sandbox.state is SandboxState.NOTREADY:
+                return
             await self.ctx.registry.save_sandbox(
                 dataclasses.replace(sandbox, state=SandboxState.NOTREADY)
             )
@@ -221,6 +254,10 @@ class Pods:
         async with self._lock(sandbox.id):
             for container in self.ctx.registry.containers(sandbox.id):
                 await self.containers.remove(container.id)
+            if not self.ctx.config.crid.runtime.drop_infra_ctr or await self.infra.present(
+                sandbox.id
+            ):
+                await self.infra.remove(sandbox)
             if not sandbox.namespaces and wants_pod_network(sandbox.config):
                 await self._teardown_half_created(sandbox)
             await self._release(sandbox)
@@ -267,6 +304,8 @@ class Pods:
                 continue
             paths = [Path(p) for p in sandbox.namespaces.values()]
             alive = await asyncio.to_thread(_all_pinned, paths)
+            if alive and await self.infra.present(sandbox.id):
+                alive = await self.infra.alive(sandbox)
             if not alive:
                 await self.ctx.registry.save_sandbox(
                     dataclasses.replace(sandbox, state=SandboxState.NOTREADY)

@@ -1,0 +1,238 @@
+"""The optional infra (pause) container of a pod (``[crid.runtime] drop_infra_ctr = false``).
+
+The pod's namespaces stay pinned as without it; the infra container joins them, runs
+``[crid.image] pause_command`` (default: the image's entrypoint and command) from
+``pause_image`` under conmon, in the pod cgroup. It has the pod's id: its bundle is
+``<runroot>/containers/<pod id>`` and its exit file ``<exits>/<pod id>``. It has no
+container record, so no container RPC ever sees it; the bundle's presence is what says
+a pod has one (and survives restarts). ``stopped`` in the bundle marks an infra
+container that StopPodSandbox stopped, as opposed to one that died.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import ociimage.errors
+from crid.cgroups import container_cgroup_path
+from crid.context import Context
+from crid.errors import ContainerNotFoundError, CridError, InfraImageError, OCIRuntimeError
+from crid.images import ImagePuller
+from crid.oci import ConmonOptions
+from crid.state import Sandbox
+from ocispec.generate import (
+    ContainerOptions,
+    GeneratedSpec,
+    HostInfo,
+    NamespaceOption,
+    NamespaceOptions,
+    SecurityOptions,
+    generate,
+)
+from ocistore.errors import ContainerNotFoundError as StoreContainerNotFoundError
+from ocistore.errors import ImageNotFoundError, StoreError
+
+__all__ = ["INFRA_STOP_TIMEOUT", "InfraContainers"]
+
+_log = logging.getLogger(__name__)
+
+#: StopPodSandbox waits this long after SIGTERM before it kills the infra container.
+INFRA_STOP_TIMEOUT = 10.0
+_KILL_GRACE = 10.0
+_POLL = 0.005
+
+
+class InfraContainers:
+    """Creates, watches, stops and removes the infra containers of pods."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._puller: ImagePuller | None = None
+        self._host: HostInfo | None = None
+
+    def bundle(self, sandbox_id: str) -> Path:
+        return self.ctx.layout.bundle(sandbox_id)
+
+    def exit_file(self, sandbox_id: str) -> Path:
+        return self.ctx.layout.exits / sandbox_id
+
+    async def present(self, sandbox_id: str) -> bool:
+        """Whether the pod has an infra container (its bundle exists)."""
+        return await asyncio.to_thread(self.bundle(sandbox_id).is_dir)
+
+    async def exited(self, sandbox_id: str) -> bool:
+        """Whether the pod's infra container has ended (conmon wrote its exit file)."""
+        return await asyncio.to_thread(self.exit_file(sandbox_id).exists)
+
+    async def stopped(self, sandbox_id: str) -> bool:
+        """Whether StopPodSandbox already stopped it (not merely died)."""
+        return await asyncio.to_thread(Path(self.bundle(sandbox_id), "stopped").exists)
+
+    async def pid(self, sandbox_id: str) -> int:
+        """The infra process's host pid (0 when unknown)."""
+        try:
+            text = await asyncio.to_thread(Path(self.bundle(sandbox_id), "container.pid").read_text)
+            return int(text.strip())
+        except (OSError, ValueError):
+            return 0
+
+    # -- create -----------------------------------------------------------------------
+
+    async def _image_id(self) -> str:
+        """The pause image's id: from the store, else pulled (with ``[crid.image]``)."""
+        name = self.ctx.config.crid.image.pause_image
+        if not name:
+            raise InfraImageError("[crid.image] pause_image is empty: no infra container image")
+        try:
+            return (await self.ctx.store.image(name)).id
+        except ImageNotFoundError:
+            pass
+        if self._puller is None:
+            self._puller = ImagePuller(self.ctx.store, self.ctx.config.crid.image)
+        _log.info("pulling the pause image", extra={"image": name})
+        try:
+            return (await self._puller.pull(name)).image.id
+        except (ociimage.errors.ImageError, StoreError, CridError) as err:
+            raise InfraImageError(f"pause image {name!r} cannot be pulled: {err}") from err
+
+    async def create(self, sandbox: Sandbox) -> int:
+        """Create and start the infra container of ``sandbox``; returns its pid.
+
+        On failure everything made here is removed again before the error propagates.
+        """
+        image_id = await self._image_id()
+        handler = self.ctx.handler(sandbox.runtime_handler)
+        try:
+            await self._prepare(sandbox, image_id)
+            bundle = self.bundle(sandbox.id)
+            created = await handler.conmon.create(
+                ConmonOptions(
+                    container_id=sandbox.id,
+                    name=f"{sandbox.name}-infra",
+                    bundle=bundle,
+                    log_path=bundle / "infra.log",
+                    exit_dir=self.ctx.layout.exits,
+                    socket_dir=self.ctx.layout.attach,
+                    systemd_cgroup=self.ctx.config.crid.runtime.cgroup_manager == "systemd",
+                )
+            )
+            await handler.runtime.start(sandbox.id)
+        except BaseException:
+            await asyncio.shield(self.remove(sandbox))
+            raise
+        return created.pid
+
+    def cgroup_path(self, sandbox: Sandbox) -> str:
+        return container_cgroup_path(
+            sandbox.cgroup_parent, sandbox.id, self.ctx.config.crid.runtime.cgroup_manager
+        )
+
+    def _namespaces(self, sandbox: Sandbox) -> NamespaceOptions:
+        paths = sandbox.namespaces
+
+        def shared(kind: str) -> NamespaceOption:
+            path = paths.get(kind)
+            return NamespaceOption.pod(path) if path else NamespaceOption.node()
+
+        pid = NamespaceOption.pod(paths["pid"]) if "pid" in paths else NamespaceOption.private()
+        return NamespaceOptions(
+            pid=pid, network=shared("network"), ipc=shared("ipc"), uts=shared("uts")
+        )
+
+    async def _prepare(self, sandbox: Sandbox, image_id: str) -> GeneratedSpec:
+        store = self.ctx.store
+        await store.create_container(sandbox.id, image_id)
+        rootfs = await store.mount_container(sandbox.id)
+        image_config = await asyncio.to_thread(store.store.image_config, image_id)
+        if self._host is None:
+            self._host = await asyncio.to_thread(HostInfo.detect)
+        host = self._host
+        runtime = self.ctx.config.crid.runtime
+        options = ContainerOptions(
+            rootfs=str(rootfs),
+            image=image_config,
+            command=tuple(self.ctx.config.crid.image.pause_command),
+            hostname=sandbox.hostname if "uts" in sandbox.namespaces else "",
+            cgroups_path=self.cgroup_path(sandbox),
+            security=SecurityOptions(
+                readonly_rootfs=True,
+                no_new_privileges=True,
+                default_capabilities=tuple(runtime.default_capabilities),
+            ),
+            namespaces=self._namespaces(sandbox),
+        )
+        bundle = self.bundle(sandbox.id)
+
+        def write() -> GeneratedSpec:
+            bundle.mkdir(parents=True, exist_ok=True, mode=0o700)
+            generated = generate(options, host=host)
+            generated.write(bundle)
+            return generated
+
+        return await asyncio.to_thread(write)
+
+    # -- stop / remove ----------------------------------------------------------------
+
+    async def _signal(self, sandbox: Sandbox, signum: int) -> None:
+        try:
+            await self.ctx.handler(sandbox.runtime_handler).runtime.kill(sandbox.id, signum)
+        except OCIRuntimeError as err:
+            _log.debug("kill infra %s: %s", sandbox.id, err)
+
+    async def _wait_exit(self, sandbox_id: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not await self.exited(sandbox_id):
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(_POLL)
+        return True
+
+    async def stop(self, sandbox: Sandbox, timeout: float = INFRA_STOP_TIMEOUT) -> None:
+        """SIGTERM, SIGKILL after ``timeout``; then mark it stopped. Idempotent."""
+        if not await self.present(sandbox.id):
+            return
+        if not await self.exited(sandbox.id):
+            await self._signal(sandbox, signal.SIGTERM)
+            if not await self._wait_exit(sandbox.id, timeout):
+                await self._signal(sandbox, signal.SIGKILL)
+                if not await self._wait_exit(sandbox.id, _KILL_GRACE):
+                    raise CridError(f"infra container of pod {sandbox.id} survived SIGKILL")
+        await asyncio.to_thread(Path(self.bundle(sandbox.id), "stopped").touch)
+
+    async def remove(self, sandbox: Sandbox) -> None:
+        """Delete the runtime container, root filesystem, cgroup, bundle and exit file."""
+        with contextlib.suppress(CridError):
+            await self.ctx.handler(sandbox.runtime_handler).runtime.delete(sandbox.id, force=True)
+        with contextlib.suppress(StoreContainerNotFoundError):
+            await self.ctx.store.unmount_container(sandbox.id)
+        with contextlib.suppress(StoreContainerNotFoundError):
+            await self.ctx.store.remove_container(sandbox.id)
+        cgroup = self.cgroup_path(sandbox)
+        if cgroup and ":" not in cgroup:
+            with contextlib.suppress(CridError):
+                await asyncio.to_thread(self.ctx.hierarchies.remove, cgroup)
+
+        def files() -> None:
+            shutil.rmtree(self.bundle(sandbox.id), ignore_errors=True)
+            self.exit_file(sandbox.id).unlink(missing_ok=True)
+
+        await asyncio.to_thread(files)
+
+    async def alive(self, sandbox: Sandbox) -> bool:
+        """After a restart: whether the infra container still runs."""
+        if await self.exited(sandbox.id):
+            return False
+        try:
+            state = await self.ctx.handler(sandbox.runtime_handler).runtime.state(sandbox.id)
+        except ContainerNotFoundError:
+            return False
+        except CridError as err:
+            _log.warning("cannot read the state of infra %s: %s", sandbox.id, err)
+            return True
+        return state.status in ("running", "created")
