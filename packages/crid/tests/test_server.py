@@ -261,3 +261,14 @@ async def test_non_socket_file_is_never_removed(config: Config) -> None:
     with pytest.raises(CridError, match="not a socket"):
         await Daemon(config).start()
     assert path.read_text() == "precious"
+
+
+async def test_systemd_cgroup_driver_is_refused_with_a_clear_error(tmp_path: Path) -> None:
+    from crid.errors import UnsupportedConfigError
+
+    _, config = make_config(tmp_path, '[crid.runtime]\ncgroup_manager = "systemd"\n')
+    with pytest.raises(
+        UnsupportedConfigError, match=r"cgroup_manager = .systemd. is not supported"
+    ):
+        await Daemon(config).start()
+    assert not Path(config.crid.api.listen).exists()

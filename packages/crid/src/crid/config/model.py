@@ -117,7 +117,7 @@ class RuntimeConfig(_Table, frozen=True):
     ] = "runc"
     cgroup_manager: Annotated[
         Literal["cgroupfs", "systemd"],
-        Meta(description="Cgroup driver: 'cgroupfs', or 'systemd' where systemd is PID 1."),
+        Meta(description="Cgroup driver: 'cgroupfs' ('systemd' is refused at start: not built)."),
     ] = "cgroupfs"
     conmon: Annotated[
         str, Meta(description="Path of the conmon binary; empty looks 'conmon' up in PATH.")
