@@ -13,7 +13,7 @@ import pytest
 from crid._cri.v1 import api_pb2, api_pb2_grpc
 from crid.config import Config
 from crid.server import Daemon
-from crid.services.sandbox import MessageCache, ResponseCache
+from crid.services._cache import MessageCache, ResponseCache
 from crid.state import Container, ContainerMeta, ContainerState, PodMeta, Sandbox, SandboxState
 
 

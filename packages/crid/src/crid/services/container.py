@@ -10,8 +10,8 @@ from crid.errors import AmbiguousIdError
 from crid.rpc_errors import translate_errors
 from crid.sandbox.lifecycle import Lifecycle
 from crid.services._base import RpcContext, ServiceBase
+from crid.services._cache import MessageCache, ResponseCache, labels_match
 from crid.services._messages import CONTAINER_STATES, container_item, container_status
-from crid.services.sandbox import MessageCache, ResponseCache, labels_match
 from crid.state import Container
 from crid.translate import container_request
 

@@ -9,7 +9,7 @@ from typing import TypeVar
 from crid._cri.v1 import api_pb2
 from crid.rpc_errors import translate_errors
 from crid.services._base import RpcContext, ServiceBase
-from crid.services.sandbox import ResponseCache
+from crid.services._cache import ResponseCache
 from crid.state import Container, ContainerState, Sandbox, SandboxState
 from crid.stats import (
     METRIC_DESCRIPTORS,
