@@ -593,3 +593,38 @@ async def test_shared_pid_namespace_is_held_by_the_pod(tmp_path: Path) -> None:
         cid = await start_container(env, private_id, private, container_config("p", ["sleep 63"]))
         ps = (await exec_sync(env, cid, ["ps", "-o", "pid,args"])).stdout.decode()
         assert "sleep infinity" not in ps and "sleep 63" in ps
+
+
+async def test_short_image_names_resolve_as_pulls_resolve_them(tmp_path: Path) -> None:
+    registries = tmp_path / "registries.conf"
+    registries.write_text('unqualified-search-registries = ["registry.crid.test"]\n')
+    image_table = f'[crid.image]\nregistries_conf = "{registries}"\n'
+    async with crid_env(tmp_path, image_table) as env:
+        assert env.daemon.context is not None
+        await asyncio.to_thread(
+            load_built,
+            env.daemon.context.store.store,
+            BUILT,
+            ["registry.crid.test/tools/box:1.0"],
+        )
+        pod = pod_config(env, "short")
+        pod_id = await run_pod(env, pod)
+        for name, found in (("tools/box:1.0", True), ("tools/other:1.0", False)):
+            config = container_config(f"c{int(found)}", ["true"])
+            config.image.image = name
+            request = api_pb2.CreateContainerRequest(
+                pod_sandbox_id=pod_id, config=config, sandbox_config=pod
+            )
+            if found:
+                reply = await env.stub.CreateContainer(request)
+                status = await env.stub.ContainerStatus(
+                    api_pb2.ContainerStatusRequest(container_id=reply.container_id)
+                )
+                assert status.status.image_ref.startswith("sha256:") or "@sha256:" in (
+                    status.status.image_ref
+                )
+            else:
+                with pytest.raises(grpc.aio.AioRpcError) as info:
+                    await env.stub.CreateContainer(request)
+                assert info.value.code() == grpc.StatusCode.NOT_FOUND
+                assert "tools/other:1.0" in (info.value.details() or "")

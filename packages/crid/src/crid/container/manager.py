@@ -30,12 +30,16 @@ from crid.errors import (
     SandboxNotReadyError,
 )
 from crid.events import Event, EventKind
+from crid.images.lookup import find_image
+from crid.images.pull import load_registries
 from crid.oci import ConmonOptions
 from crid.sandbox.files import SandboxFiles
 from crid.state import Container, ContainerState, Sandbox, SandboxState
 from crid.translate import ContainerPaths, container_options, termination_log_source
 from ocispec.generate import GeneratedSpec, HostInfo, NamespaceMode, generate, parse_signal
+from ocistore import Image
 from ocistore.errors import ContainerNotFoundError as StoreContainerNotFoundError
+from ocistore.errors import ImageNotFoundError
 
 __all__ = ["KILL_GRACE", "MESSAGE_LIMIT", "Containers"]
 
@@ -73,12 +77,25 @@ class Containers:
 
     # -- create -----------------------------------------------------------------------
 
+    async def _image(self, name: str) -> Image:
+        """The stored image ``name`` denotes: id, prefix, name, digest, or a short name
+        resolved as PullImage resolves it (``busybox`` after pulling ``busybox``)."""
+        try:
+            return await self.ctx.store.image(name)
+        except ImageNotFoundError:
+            pass
+        registries = await asyncio.to_thread(load_registries, self.ctx.config.crid.image)
+        found = await find_image(self.ctx.store, name, registries)
+        if found is None:
+            raise ImageNotFoundError(f"image {name!r} not found: pull it first")
+        return found
+
     async def create(self, request: ContainerRequest) -> Container:
         """Create the container (state CREATED) or leave nothing behind."""
         sandbox = self.ctx.registry.sandbox(request.sandbox_id)
         if sandbox.state is not SandboxState.READY:
             raise SandboxNotReadyError(f"pod sandbox {sandbox.id} is not ready")
-        image = await self.ctx.store.image(request.image)
+        image = await self._image(request.image)
         handler = self.ctx.handler(sandbox.runtime_handler)
         container_id = secrets.token_hex(32)
         record = Container(
