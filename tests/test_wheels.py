@@ -43,6 +43,13 @@ print("ok", package.__version__)
 """
 
 
+def uv_env() -> dict[str, str]:
+    """The environment for uv: outside any venv, trusting the system CA store (as make does)."""
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    env.setdefault("UV_SYSTEM_CERTS", "1")
+    return env
+
+
 def uv() -> str:
     found = shutil.which("uv")
     if found is None:
@@ -60,6 +67,7 @@ def wheels(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[st
             cwd=repo_root,
             check=True,
             timeout=300,
+            env=uv_env(),
         )
         (wheel,) = dist.glob(f"{package}-*.whl")
         built[package] = wheel
@@ -110,7 +118,7 @@ def test_wheel_imports_alone(package: str, wheels: dict[str, Path], tmp_path: Pa
     python = venv / "bin" / "python"
     siblings = sibling_closure(package, wheels)
     to_install = [str(wheels[package])] + [str(wheels[s]) for s in sorted(siblings)]
-    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    env = uv_env()
     subprocess.run(
         [uv(), "pip", "install", "-q", "--python", str(python), *to_install],
         check=True,
