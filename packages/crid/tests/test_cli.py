@@ -154,3 +154,28 @@ def test_entry_point_module_runs() -> None:
     )
     assert done.returncode == 0
     assert "serve" in done.stdout
+
+
+def test_serve_runs_without_loading_the_cli_framework(tmp_path: Path) -> None:
+    """typer, click and rich would stay resident for the daemon's whole life."""
+    probe = (
+        "import sys\n"
+        f"sys.argv = ['crid', 'serve', '--config', '{tmp_path / 'missing.toml'}']\n"
+        "from crid.entry import main\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as stop:\n"
+        "    print(stop.code, sorted({'typer', 'click', 'rich'} & set(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.stdout.strip() == "2 []", done.stderr  # config error, and no typer/click/rich
+    assert "missing.toml" in done.stderr
+
+
+def test_serve_help_and_bad_arguments() -> None:
+    assert "Run the daemon" in crid("serve", "--help").stdout
+    bad = crid("serve", "--no-such-flag")
+    assert bad.returncode == 2
+    assert "--no-such-flag" in bad.stderr

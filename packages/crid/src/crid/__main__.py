@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from crid.cli import main
+from crid.entry import main
 
 main()

@@ -11,13 +11,12 @@ import typer
 
 from crid import __version__
 from crid.config import Config, load_config, render_config
-from crid.defaults import write_default_cni_config
+from crid.entry import run_daemon
 from crid.errors import CridError
-from crid.logs import configure_logging
 from crid.oci import conmon_binary, conmon_version, runtime_binary, runtime_version
 from crid.services.runtime import CRI_API_VERSION
 
-__all__ = ["app", "main"]
+__all__ = ["app"]
 
 app = typer.Typer(
     help="crid: a Kubernetes container runtime (CRI over gRPC on a unix socket).",
@@ -57,17 +56,7 @@ def serve(
     ] = False,
 ) -> None:
     """Run the daemon in the foreground until SIGTERM or SIGINT."""
-    from crid.server import serve as run_server
-
-    cfg = _load(config)
-    configure_logging(cfg.crid.log_level, cfg.crid.log_format)
-    try:
-        if init_defaults:
-            write_default_cni_config(Path(cfg.crid.network.network_dir))
-        asyncio.run(run_server(cfg))
-    except CridError as err:
-        typer.echo(f"crid: {err}", err=True)
-        raise typer.Exit(1) from err
+    raise typer.Exit(run_daemon(config, init_defaults=init_defaults))
 
 
 @app.command()
@@ -101,8 +90,3 @@ def version(config: ConfigOption = None) -> None:
 def show_config(config: ConfigOption = None) -> None:
     """Print the effective configuration as commented TOML."""
     sys.stdout.write(render_config(_load(config)))
-
-
-def main() -> None:
-    """Entry point of the ``crid`` console script."""
-    app()

@@ -1,0 +1,62 @@
+"""The ``crid`` console script's entry point, kept light for the daemon.
+
+typer, click and rich cost about 17 MiB of resident memory for as long as a process
+lives, and the daemon runs for months. So ``crid serve`` (without ``--help``) is parsed
+here with argparse and runs :func:`run_daemon`; every other command, and all help,
+goes through the typer application in :mod:`crid.cli`, which also calls
+:func:`run_daemon` for ``serve``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+__all__ = ["main", "run_daemon"]
+
+
+def run_daemon(config_path: Path | None, *, init_defaults: bool) -> int:
+    """Load the configuration and serve until SIGTERM/SIGINT; the process exit status.
+
+    2: the configuration is invalid; 1: crid could not start or failed; 0: clean stop.
+    """
+    from crid.config import load_config
+    from crid.defaults import write_default_cni_config
+    from crid.errors import CridError
+    from crid.logs import configure_logging
+    from crid.server import serve
+
+    try:
+        config = load_config(config_path)
+    except CridError as err:
+        print(f"crid: {err}", file=sys.stderr)
+        return 2
+    configure_logging(config.crid.log_level, config.crid.log_format)
+    try:
+        if init_defaults:
+            write_default_cni_config(Path(config.crid.network.network_dir))
+        asyncio.run(serve(config))
+    except CridError as err:
+        print(f"crid: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _serve_arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="crid serve", add_help=False)
+    parser.add_argument("--config", "-c", type=Path, default=None)
+    parser.add_argument("--init-defaults", action="store_true")
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    """Entry point of the ``crid`` console script."""
+    argv = sys.argv[1:]
+    if argv[:1] == ["serve"] and not {"-h", "--help"} & set(argv):
+        arguments = _serve_arguments(argv[1:])
+        sys.exit(run_daemon(arguments.config, init_defaults=arguments.init_defaults))
+    from crid.cli import app
+
+    app()
