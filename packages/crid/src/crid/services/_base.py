@@ -12,15 +12,37 @@ from typing import Any
 
 import grpc
 
+from crid._cri.v1 import api_pb2
 from crid.context import Context
+from crid.services._cache import MessageCache, ResponseCache
+from crid.services._messages import container_item, sandbox_item
+from crid.state import Container, Sandbox
 
 __all__ = ["RpcContext", "ServiceBase"]
 
 RpcContext = grpc.aio.ServicerContext[Any, Any]
 
 
+def _record_id(record: Sandbox | Container) -> str:
+    return record.id
+
+
 class ServiceBase:
-    """Holds the daemon context for the handler mixins."""
+    """Holds the daemon context, and the answer caches the List and Stream RPCs share."""
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        #: List items per record object (records are frozen and replaced on change).
+        self.sandbox_items: MessageCache[Sandbox, api_pb2.PodSandbox] = MessageCache(
+            sandbox_item, _record_id
+        )
+        self.container_items: MessageCache[Container, api_pb2.Container] = MessageCache(
+            container_item, _record_id
+        )
+        #: The last ListPodSandbox / ListContainers answers.
+        self.sandbox_list: ResponseCache[api_pb2.PodSandbox, api_pb2.ListPodSandboxResponse] = (
+            ResponseCache(lambda items: api_pb2.ListPodSandboxResponse(items=items))
+        )
+        self.container_list: ResponseCache[api_pb2.Container, api_pb2.ListContainersResponse] = (
+            ResponseCache(lambda items: api_pb2.ListContainersResponse(containers=items))
+        )

@@ -10,44 +10,15 @@ from crid.errors import AmbiguousIdError
 from crid.rpc_errors import translate_errors
 from crid.sandbox.lifecycle import Lifecycle
 from crid.services._base import RpcContext, ServiceBase
-from crid.services._cache import MessageCache, ResponseCache, labels_match
-from crid.services._messages import CONTAINER_STATES, container_item, container_status
-from crid.state import Container
+from crid.services._cache import labels_match
+from crid.services._messages import CONTAINER_STATES, container_status
 from crid.translate import container_request
 
 __all__ = ["ContainerRPCs"]
 
 
-def _container_id(container: Container) -> str:
-    return container.id
-
-
-def _list_response(items: list[api_pb2.Container]) -> api_pb2.ListContainersResponse:
-    return api_pb2.ListContainersResponse(containers=items)
-
-
 class ContainerRPCs(ServiceBase):
     """The container half of RuntimeService."""
-
-    @property
-    def container_items(self) -> MessageCache[Container, api_pb2.Container]:
-        """ListContainers items, cached per record object."""
-        cache: MessageCache[Container, api_pb2.Container] | None = getattr(
-            self, "_container_items", None
-        )
-        if cache is None:
-            cache = self._container_items = MessageCache(container_item, _container_id)
-        return cache
-
-    @property
-    def container_list(self) -> ResponseCache[api_pb2.Container, api_pb2.ListContainersResponse]:
-        """The last ListContainers answer."""
-        cache: ResponseCache[api_pb2.Container, api_pb2.ListContainersResponse] | None = getattr(
-            self, "_container_list", None
-        )
-        if cache is None:
-            cache = self._container_list = ResponseCache(_list_response)
-        return cache
 
     @property
     def lifecycle(self) -> Lifecycle:

@@ -21,9 +21,7 @@ from crid.services._base import RpcContext, ServiceBase
 from crid.services._messages import (
     CONTAINER_STATES_BACK,
     SANDBOX_STATES_BACK,
-    container_item,
     container_status,
-    sandbox_item,
     sandbox_status,
 )
 from crid.state import Container, Sandbox
@@ -86,7 +84,8 @@ class EventRPCs(ServiceBase):
             labels=dict(f.label_selector),
         )
         for chunk in _chunks(found):
-            yield api_pb2.StreamPodSandboxesResponse(pod_sandboxes=[sandbox_item(s) for s in chunk])
+            items = self.sandbox_items.messages(chunk, complete=False)
+            yield api_pb2.StreamPodSandboxesResponse(pod_sandboxes=items)
 
     @translate_errors
     async def StreamContainers(  # noqa: N802
@@ -102,4 +101,5 @@ class EventRPCs(ServiceBase):
             labels=dict(f.label_selector),
         )
         for chunk in _chunks(found):
-            yield api_pb2.StreamContainersResponse(containers=[container_item(c) for c in chunk])
+            items = self.container_items.messages(chunk, complete=False)
+            yield api_pb2.StreamContainersResponse(containers=items)

@@ -9,44 +9,16 @@ from crid.errors import AmbiguousIdError
 from crid.rpc_errors import translate_errors
 from crid.sandbox.lifecycle import Lifecycle
 from crid.services._base import RpcContext, ServiceBase
-from crid.services._cache import MessageCache, ResponseCache, labels_match
-from crid.services._messages import SANDBOX_STATES, sandbox_item, sandbox_status
+from crid.services._cache import labels_match
+from crid.services._messages import SANDBOX_STATES, sandbox_status
 from crid.state import Sandbox
 from crid.translate import pod_request
 
 __all__ = ["SandboxRPCs"]
 
 
-def _sandbox_id(sandbox: Sandbox) -> str:
-    return sandbox.id
-
-
-def _list_response(items: list[api_pb2.PodSandbox]) -> api_pb2.ListPodSandboxResponse:
-    return api_pb2.ListPodSandboxResponse(items=items)
-
-
 class SandboxRPCs(ServiceBase):
     """The pod sandbox half of RuntimeService."""
-
-    @property
-    def sandbox_items(self) -> MessageCache[Sandbox, api_pb2.PodSandbox]:
-        """ListPodSandbox items, cached per record object."""
-        cache: MessageCache[Sandbox, api_pb2.PodSandbox] | None = getattr(
-            self, "_sandbox_items", None
-        )
-        if cache is None:
-            cache = self._sandbox_items = MessageCache(sandbox_item, _sandbox_id)
-        return cache
-
-    @property
-    def sandbox_list(self) -> ResponseCache[api_pb2.PodSandbox, api_pb2.ListPodSandboxResponse]:
-        """The last ListPodSandbox answer."""
-        cache: ResponseCache[api_pb2.PodSandbox, api_pb2.ListPodSandboxResponse] | None = getattr(
-            self, "_sandbox_list", None
-        )
-        if cache is None:
-            cache = self._sandbox_list = ResponseCache(_list_response)
-        return cache
 
     @property
     def lifecycle(self) -> Lifecycle:
