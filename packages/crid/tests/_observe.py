@@ -16,12 +16,19 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
+from crid._cri.v1 import api_pb2
 from crid.cgroups import container_cgroup_path
 from crid.context import Context
 from crid.oci import ConmonOptions
 from crid.state import Container, ContainerMeta, ContainerState, PodMeta, Sandbox, SandboxState
 from ociimage.testing import busybox_image
-from ocispec.generate import ContainerOptions, ResourceOptions, generate
+from ocispec.generate import (
+    ContainerOptions,
+    NamespaceOption,
+    NamespaceOptions,
+    ResourceOptions,
+    generate,
+)
 from ocispec.image import ExecutionConfig
 from ocistore.testing import load_built
 
@@ -80,8 +87,15 @@ async def container(
     resources: ResourceOptions | None = None,
     start: bool = True,
     log_dir: Path | None = None,
+    stdin: bool = False,
+    stdin_once: bool = False,
+    tty: bool = False,
+    join_pod_network: bool = False,
 ) -> AsyncIterator[Container]:
-    """A real container of ``sandbox`` running ``command``, with its registry record."""
+    """A real container of ``sandbox`` running ``command``, with its registry record.
+
+    ``join_pod_network``: run in the pod's pinned network namespace (when it has one).
+    """
     await ensure_image(ctx)
     cid = new_id()
     handler = ctx.handler()
@@ -90,6 +104,7 @@ async def container(
     try:
         rootfs = await ctx.store.mount_container(cid)
         cgroup = container_cgroup_path(sandbox.cgroup_parent, cid, "cgroupfs")
+        netns = sandbox.namespaces.get("network") if join_pod_network else None
         spec = generate(
             ContainerOptions(
                 rootfs=str(rootfs),
@@ -97,6 +112,10 @@ async def container(
                 command=list(command),
                 cgroups_path=cgroup,
                 resources=resources,
+                terminal=tty,
+                namespaces=NamespaceOptions(
+                    network=NamespaceOption.pod(netns) if netns else NamespaceOption.private()
+                ),
             )
         )
         bundle.mkdir(parents=True, exist_ok=True)
@@ -109,6 +128,9 @@ async def container(
             log_path=log_path,
             exit_dir=ctx.layout.exits,
             socket_dir=ctx.layout.attach,
+            terminal=tty,
+            stdin=stdin,
+            stdin_once=stdin_once,
         )
         created = await handler.conmon.create(options)
         record = Container(
@@ -128,6 +150,9 @@ async def container(
             bundle=str(bundle),
             runtime_handler=handler.name,
             cgroup_path=cgroup,
+            config=api_pb2.ContainerConfig(
+                stdin=stdin, stdin_once=stdin_once, tty=tty
+            ).SerializeToString(),
         )
         if start:
             await handler.runtime.start(cid)
