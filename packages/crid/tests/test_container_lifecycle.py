@@ -347,13 +347,24 @@ async def test_errors_for_bad_unknown_and_duplicate_requests(tmp_path: Path) -> 
             (env.stub.PodSandboxStatus, api_pb2.PodSandboxStatusRequest(pod_sandbox_id="ab" * 32)),
             (env.stub.ContainerStatus, api_pb2.ContainerStatusRequest(container_id="ab" * 32)),
             (env.stub.StartContainer, api_pb2.StartContainerRequest(container_id="cd" * 32)),
-            (env.stub.StopContainer, api_pb2.StopContainerRequest(container_id="cd" * 32)),
         ):
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 await call(request)
             assert info.value.code() == grpc.StatusCode.NOT_FOUND, call
-        await env.stub.RemoveContainer(api_pb2.RemoveContainerRequest(container_id="ef" * 32))
-        await env.stub.RemovePodSandbox(api_pb2.RemovePodSandboxRequest(pod_sandbox_id="ef" * 32))
+        # Stop and Remove are idempotent (api.proto): an unknown id is OK, an empty one is
+        # a bad request.
+        stops_and_removes = (
+            (env.stub.StopContainer, api_pb2.StopContainerRequest, "container_id"),
+            (env.stub.RemoveContainer, api_pb2.RemoveContainerRequest, "container_id"),
+            (env.stub.StopPodSandbox, api_pb2.StopPodSandboxRequest, "pod_sandbox_id"),
+            (env.stub.RemovePodSandbox, api_pb2.RemovePodSandboxRequest, "pod_sandbox_id"),
+        )
+        for call, message, field in stops_and_removes:
+            await call(message(**{field: "ef" * 32}))
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await call(message())
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, call
+            assert field in (info.value.details() or "")
 
         pod = pod_config(env, "dup")
         pod_id = await run_pod(env, pod)
@@ -401,6 +412,17 @@ async def test_errors_for_bad_unknown_and_duplicate_requests(tmp_path: Path) -> 
         )
         assert time.monotonic() - began < 2
         assert not (env.tmp / "run" / "containers" / created.container_id).exists()
+        # Stopping or removing again, the container or its pod, is still OK.
+        for _ in range(2):
+            await env.stub.StopContainer(api_pb2.StopContainerRequest(container_id=cid))
+        for _ in range(2):
+            await env.stub.RemoveContainer(api_pb2.RemoveContainerRequest(container_id=cid))
+            await env.stub.StopContainer(api_pb2.StopContainerRequest(container_id=cid))
+        for _ in range(2):
+            await env.stub.StopPodSandbox(api_pb2.StopPodSandboxRequest(pod_sandbox_id=pod_id))
+        for _ in range(2):
+            await env.stub.RemovePodSandbox(api_pb2.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
+            await env.stub.StopPodSandbox(api_pb2.StopPodSandboxRequest(pod_sandbox_id=pod_id))
 
 
 async def test_exits_reasons_termination_message_and_events(tmp_path: Path) -> None:
@@ -474,7 +496,7 @@ async def test_exec_sync_timeout_kills_the_command(tmp_path: Path) -> None:
     async with crid_env(tmp_path) as env:
         pod = pod_config(env)
         pod_id = await run_pod(env, pod)
-        cid = await start_container(env, pod_id, pod, container_config("s", ["sleep 60"]))
+        cid = await start_container(env, pod_id, pod, container_config("s", ["top"]))
         began = time.monotonic()
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await exec_sync(env, cid, ["sh", "-c", "echo started; exec sleep 30"], timeout=1)
@@ -483,6 +505,18 @@ async def test_exec_sync_timeout_kills_the_command(tmp_path: Path) -> None:
         assert time.monotonic() - began < 4
         ps = await exec_sync(env, cid, ["ps", "-o", "args"])
         assert b"sleep 30" not in ps.stdout
+        # What the timed-out command started dies with it (critest's execSync timeout).
+        with pytest.raises(grpc.aio.AioRpcError):
+            await exec_sync(env, cid, ["sh", "-c", "sleep 4321 & sleep 4322 & wait"], timeout=1)
+        # The killed children were orphaned to the container's init (`top`, which reaps
+        # nothing), so they stay as zombies: nothing of theirs runs any more.
+        ps = await exec_sync(env, cid, ["ps", "-o", "stat,args"])
+        alive = [
+            line
+            for line in ps.stdout.decode().splitlines()[1:]
+            if "sleep" in line and not line.split()[0].startswith("Z")
+        ]
+        assert not alive, alive
         big = await exec_sync(env, cid, ["sh", "-c", "head -c 100000 /dev/zero; echo err >&2"])
         assert len(big.stdout) == 100000 and big.stderr == b"err\n"
 
@@ -571,7 +605,7 @@ async def test_shared_pid_namespace_is_held_by_the_pod(tmp_path: Path) -> None:
         ps = (await exec_sync(env, third, ["ps", "-o", "pid,args"])).stdout.decode()
         assert "sleep 61" in ps and "sleep 62" in ps
         pid1 = [line for line in ps.splitlines() if line.split()[0] == "1"]
-        assert len(pid1) == 1 and "sleep infinity" in pid1[0]
+        assert len(pid1) == 1 and "catatonit -P" in pid1[0]
         reply = await env.stub.PodSandboxStatus(
             api_pb2.PodSandboxStatusRequest(pod_sandbox_id=pod_id, verbose=True)
         )
@@ -592,7 +626,30 @@ async def test_shared_pid_namespace_is_held_by_the_pod(tmp_path: Path) -> None:
         private_id = await run_pod(env, private)
         cid = await start_container(env, private_id, private, container_config("p", ["sleep 63"]))
         ps = (await exec_sync(env, cid, ["ps", "-o", "pid,args"])).stdout.decode()
-        assert "sleep infinity" not in ps and "sleep 63" in ps
+        assert "catatonit" not in ps and "sleep 63" in ps
+
+
+async def test_exec_timeout_in_a_shared_pid_namespace_leaves_nothing(tmp_path: Path) -> None:
+    """critest's execSync-timeout spec: its pod shares one PID namespace (mode POD)."""
+    async with crid_env(tmp_path) as env:
+        pod = pod_config(env, "critest")
+        pod.linux.security_context.namespace_options.pid = api_pb2.POD
+        pod_id = await run_pod(env, pod)
+        config = container_config("top", ["top"])
+        config.linux.security_context.namespace_options.pid = api_pb2.POD
+        cid = await start_container(env, pod_id, pod, config)
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await exec_sync(env, cid, ["sleep", "4321"], timeout=1)
+        assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        # critest runs `sh -c "pgrep sleep || true"`; Debian's busybox has `pidof`, the
+        # same match by name. PID 1 of the namespace (the holder) must not match either.
+        found = await exec_sync(env, cid, ["sh", "-c", "pidof sleep || true"])
+        assert found.stdout == b"" and found.stderr == b""
+        # PID 1 reaps orphans: a double-forked child leaves no zombie once it ends.
+        await exec_sync(env, cid, ["sh", "-c", "(sleep 0.2 &) ; exit 0"])
+        await asyncio.sleep(1.0)
+        stats = (await exec_sync(env, cid, ["ps", "-o", "stat,args"])).stdout.decode()
+        assert not [line for line in stats.splitlines()[1:] if line.split()[0].startswith("Z")]
 
 
 async def test_short_image_names_resolve_as_pulls_resolve_them(tmp_path: Path) -> None:

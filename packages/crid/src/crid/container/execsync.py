@@ -3,8 +3,9 @@
 The process is the container's own ``process`` (user, env, capabilities, cwd, no
 terminal) with other args, written to a process.json for ``<runtime> exec``. Output is
 captured up to ``OUTPUT_LIMIT`` bytes per stream (the rest is read and dropped, so the
-command never blocks on a full pipe). On timeout the exec'd process itself is killed
-(its pid comes from ``--pid-file``), so the runtime reaps it at once.
+command never blocks on a full pipe). On timeout the exec'd process and everything it
+started are killed (its pid comes from ``--pid-file``; see ``crid.proctree``), so the
+runtime reaps it at once and nothing it forked survives the timeout.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +21,7 @@ from pathlib import Path
 from crid.context import Context
 from crid.errors import ExecTimeoutError, InvalidConfigError, InvalidStateError
 from crid.oci._exec import environment
+from crid.proctree import kill_tree
 from crid.state import ContainerState
 
 __all__ = ["OUTPUT_LIMIT", "ExecResult", "exec_sync"]
@@ -88,18 +89,16 @@ async def exec_sync(ctx: Context, container_id: str, argv: list[str], timeout: f
         _drain(proc.stdout, OUTPUT_LIMIT), _drain(proc.stderr, OUTPUT_LIMIT), proc.wait()
     )
     try:
-        try:
-            stdout, stderr, code = await asyncio.wait_for(
-                asyncio.shield(reading), timeout if timeout > 0 else None
-            )
-        except TimeoutError:
-            await _kill(pid_file, proc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(reading, 10.0)
-            raise ExecTimeoutError(
-                f"command {argv!r} in container {record.id} timed out after {timeout:g}s"
-                " and was killed"
-            ) from None
+        stdout, stderr, code = await asyncio.wait_for(
+            asyncio.shield(reading), timeout if timeout > 0 else None
+        )
+    except TimeoutError:
+        await _kill(pid_file, proc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(reading, 10.0)
+        raise ExecTimeoutError(
+            f"command {argv!r} in container {record.id} timed out after {timeout:g}s and was killed"
+        ) from None
     except BaseException:
         await _kill(pid_file, proc)
         reading.cancel()
@@ -111,12 +110,20 @@ async def exec_sync(ctx: Context, container_id: str, argv: list[str], timeout: f
 
 
 async def _kill(pid_file: Path, proc: asyncio.subprocess.Process) -> None:
-    """Kill the exec'd process (the runtime then exits), else the runtime itself."""
+    """Kill the exec'd process and its descendants (the runtime then exits), else the
+    runtime itself.
+
+    Only while the runtime runs: it has not reaped the exec'd process yet, so the pid in
+    the pid file still names that process and cannot have been reused.
+    """
+    if proc.returncode is not None:
+        return
     try:
         pid = int((await asyncio.to_thread(pid_file.read_text)).strip())
-        os.kill(pid, signal.SIGKILL)
     except (OSError, ValueError):
         pass
+    else:
+        await asyncio.to_thread(kill_tree, pid)
     if proc.returncode is None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(proc.wait()), 2.0)

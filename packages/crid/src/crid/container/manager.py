@@ -25,6 +25,7 @@ from crid.context import Context
 from crid.errors import (
     CridError,
     InvalidConfigError,
+    InvalidRequestError,
     InvalidStateError,
     OCIRuntimeError,
     SandboxNotReadyError,
@@ -249,9 +250,18 @@ class Containers:
                 return False
             await asyncio.sleep(_POLL)
 
-    async def stop(self, container_id: str, timeout: float) -> Container:
-        """Stop signal, then SIGKILL after ``timeout`` seconds (0: at once). Idempotent."""
-        record = self.ctx.registry.container(container_id)
+    async def stop(self, container_id: str, timeout: float) -> Container | None:
+        """Stop signal, then SIGKILL after ``timeout`` seconds (0: at once). Idempotent.
+
+        As the CRI requires of StopContainer, a container that is already gone (None)
+        or already stopped is no error; only an empty or ambiguous id is.
+        """
+        if not container_id:
+            raise InvalidRequestError("StopContainer needs a container_id")
+        record = self.ctx.registry.find_container(container_id)
+        if record is None:
+            _log.debug("stop of unknown container %s: nothing to do", container_id)
+            return None
         if record.state in (ContainerState.EXITED, ContainerState.UNKNOWN):
             return record
         if timeout > 0:
@@ -335,6 +345,8 @@ class Containers:
 
     async def remove(self, container_id: str) -> None:
         """Stop (at once) if needed and remove everything; an unknown id is not an error."""
+        if not container_id:
+            raise InvalidRequestError("RemoveContainer needs a container_id")
         record = self.ctx.registry.find_container(container_id)
         if record is None:
             return

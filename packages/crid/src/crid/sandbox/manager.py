@@ -22,7 +22,7 @@ from pathlib import Path
 
 from crid.container.manager import Containers
 from crid.context import Context
-from crid.errors import CridError
+from crid.errors import CridError, InvalidRequestError
 from crid.events import Event, EventKind
 from crid.sandbox.files import SandboxFiles, remove_files, write_files
 from crid.sandbox.infra import InfraContainers
@@ -210,6 +210,8 @@ class Pods:
 
     async def stop(self, sandbox_id: str) -> None:
         """Kill every container, detach the network, mark NOTREADY. Idempotent."""
+        if not sandbox_id:
+            raise InvalidRequestError("StopPodSandbox needs a pod_sandbox_id")
         sandbox = self.ctx.registry.find_sandbox(sandbox_id)
         if sandbox is None:
             return
@@ -247,6 +249,8 @@ class Pods:
 
     async def remove(self, sandbox_id: str) -> None:
         """Remove the containers, namespaces, files, cgroup and record. Idempotent."""
+        if not sandbox_id:
+            raise InvalidRequestError("RemovePodSandbox needs a pod_sandbox_id")
         sandbox = self.ctx.registry.find_sandbox(sandbox_id)
         if sandbox is None:
             return

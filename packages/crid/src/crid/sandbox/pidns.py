@@ -1,9 +1,13 @@
 """A pod's shared PID namespace, pinned and held open without an infra container.
 
 A PID namespace takes new processes only while its init (PID 1) lives, so a pinned
-file is not enough: a holder (``sleep infinity``, started by util-linux ``unshare
+file is not enough: a holder (``catatonit -P``, started by util-linux ``unshare
 --pid=<pin> --fork --kill-child``) is PID 1 of the namespace for the pod's lifetime,
-and every container of the pod joins the pinned namespace. The holder is detached
+and every container of the pod joins the pinned namespace. PID 1 must behave as a
+pause process does: reap the orphans that the pod's containers leave behind (else they
+stay zombies for the pod's life) and not look like a workload process (``pgrep sleep``
+in a container must not find it, as the CRI conformance suite checks). catatonit's pause
+mode (Debian's ``catatonit``, podman's pause process) does both. The holder is detached
 (``setsid --fork``), so it outlives crid restarts like conmon does; it is found again
 by the namespace's inode when the pod is removed.
 """
@@ -30,7 +34,7 @@ _TIMEOUT = 5.0
 def _binary(name: str) -> str:
     found = shutil.which(name)
     if found is None:
-        raise CridError(f"a shared pod PID namespace needs {name!r} (util-linux) in PATH")
+        raise CridError(f"a shared pod PID namespace needs {name!r} in PATH")
     return found
 
 
@@ -49,8 +53,8 @@ def pin_pid_namespace(path: Path) -> None:
         f"--pid={path}",
         "--fork",
         "--kill-child",
-        _binary("sleep"),
-        "infinity",
+        _binary("catatonit"),
+        "-P",
     ]
     # No pipes: the detached holder would keep them open. ``setsid --fork`` returns at
     # once; whether unshare succeeded shows in the pin becoming a namespace.

@@ -67,9 +67,9 @@ DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 #: Applets linked into /bin next to busybox (all present in Debian's busybox-static).
 BUSYBOX_APPLETS = (
     "[", "cat", "chmod", "chown", "cp", "date", "echo", "env", "false", "grep", "head",
-    "hostname", "id", "kill", "ln", "ls", "mkdir", "mount", "mv", "nc", "ps", "pwd",
-    "readlink", "rm", "sh", "sleep", "stat", "tail", "test", "touch", "true", "umount",
-    "uname", "wc", "wget", "whoami",
+    "hostname", "id", "kill", "ln", "ls", "mkdir", "mount", "mv", "nc", "pidof", "ps",
+    "pwd", "readlink", "rm", "sh", "sleep", "stat", "tail", "test", "top", "touch", "true",
+    "umount", "uname", "wc", "wget", "whoami",
 )  # fmt: skip
 
 _ELF_MACHINES = {0x3E: "amd64", 0xB7: "arm64"}
