@@ -75,14 +75,23 @@ class Layout:
         return self.runroot / "runtimes" / handler
 
     def create(self) -> None:
-        """Make the directories that must exist before anything runs."""
-        for directory in (
-            self.root,
-            self.runroot,
-            self.namespaces,
-            self.exits,
-            self.attach,
-            self.runroot / "sandboxes",
-            self.runroot / "containers",
+        """Make the directories that must exist before anything runs, root's alone.
+
+        Bundles, pinned namespaces, attach sockets, exit files and the store hold what
+        no other host user may reach (setuid binaries and device nodes in root
+        filesystems, say), so each is 0700; ``runroot`` itself is 0711 so that a CRI
+        socket inside it stays reachable as the socket's own mode allows. Modes are set
+        on every start, so directories left by an older crid are tightened too.
+        """
+        for directory, mode in (
+            (self.root, 0o700),
+            (self.runroot, 0o711),
+            (self.namespaces, 0o700),
+            (self.exits, 0o700),
+            (self.attach, 0o700),
+            (self.runroot / "sandboxes", 0o700),
+            (self.runroot / "containers", 0o700),
+            (self.runroot / "runtimes", 0o700),
         ):
-            directory.mkdir(parents=True, exist_ok=True, mode=0o711)
+            directory.mkdir(parents=True, exist_ok=True, mode=mode)
+            directory.chmod(mode)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crid._cri.v1 import api_pb2
+from crid.cgroups import check_cgroup_parent
 from crid.container.request import ContainerRequest
 from crid.errors import InvalidConfigError
 from crid.sandbox.files import DNS, SandboxFiles
@@ -43,6 +44,7 @@ __all__ = [
     "container_options",
     "container_request",
     "namespace_mode",
+    "pod_privileged",
     "pod_request",
     "termination_log_source",
     "wants_pod_network",
@@ -120,7 +122,7 @@ def pod_request(config: api_pb2.PodSandboxConfig, runtime_handler: str = "") -> 
         port_mappings=tuple(ports),
         labels=dict(config.labels),
         annotations=dict(config.annotations),
-        cgroup_parent=linux.cgroup_parent,
+        cgroup_parent=check_cgroup_parent(linux.cgroup_parent),
         network=network,
         ipc=ipc,
         pid=pid,
@@ -159,6 +161,7 @@ def container_request(sandbox_id: str, config: api_pb2.ContainerConfig) -> Conta
         termination_message_path=config.annotations.get(TERMINATION_PATH_ANNOTATION, ""),
         pid=pid,
         pid_target=ns.target_id,
+        privileged=config.linux.security_context.privileged,
         config=config.SerializeToString(),
     )
 
@@ -387,6 +390,12 @@ def termination_log_source(config_bytes: bytes, own_file: Path) -> Path | None:
         if mount.container_path == path:
             return Path(mount.host_path)
     return own_file
+
+
+def pod_privileged(config_bytes: bytes) -> bool:
+    """Whether a stored PodSandboxConfig lets its containers be privileged."""
+    config = api_pb2.PodSandboxConfig.FromString(config_bytes)
+    return config.linux.security_context.privileged
 
 
 def wants_pod_network(config_bytes: bytes) -> bool:

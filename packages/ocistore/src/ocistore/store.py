@@ -53,8 +53,14 @@ class Store:
         driver: Driver | Literal["auto"] = "auto",
     ) -> None:
         self.root = Path(root).resolve()
+        # Only root may enter the store: layers hold setuid binaries and device nodes
+        # that an image created, and container root filesystems what a tenant wrote
+        # (containers-storage keeps its directories 0700 for the same reason).
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.root.chmod(0o700)
         for sub in ("blobs", "layers", "links", "tmp", "trash", "containers"):
-            (self.root / sub).mkdir(parents=True, exist_ok=True)
+            (self.root / sub).mkdir(exist_ok=True, mode=0o700)
+            (self.root / sub).chmod(0o700)
         self._lock = DirectoryLock(str(self.root / "lock"))
         self._lock.acquire(lock_timeout)
         try:

@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 from crid.cgroups.hierarchy import Hierarchies, container_cgroup_path
+from crid.cgroups.parent import check_cgroup_parent, remove_pod_cgroup
 from crid.cgroups.stats import CgroupStats, oom_kills, read_stats
 
-__all__ = ["CgroupStats", "Hierarchies", "container_cgroup_path", "oom_kills", "read_stats"]
+__all__ = [
+    "CgroupStats",
+    "Hierarchies",
+    "check_cgroup_parent",
+    "container_cgroup_path",
+    "oom_kills",
+    "read_stats",
+    "remove_pod_cgroup",
+]

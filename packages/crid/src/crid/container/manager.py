@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import secrets
 import shutil
 import signal
@@ -36,7 +37,12 @@ from crid.images.pull import load_registries
 from crid.oci import ConmonOptions
 from crid.sandbox.files import SandboxFiles
 from crid.state import Container, ContainerState, Sandbox, SandboxState
-from crid.translate import ContainerPaths, container_options, termination_log_source
+from crid.translate import (
+    ContainerPaths,
+    container_options,
+    pod_privileged,
+    termination_log_source,
+)
 from ocispec.generate import GeneratedSpec, HostInfo, NamespaceMode, generate, parse_signal
 from ocistore import Image
 from ocistore.errors import ContainerNotFoundError as StoreContainerNotFoundError
@@ -96,6 +102,13 @@ class Containers:
         sandbox = self.ctx.registry.sandbox(request.sandbox_id)
         if sandbox.state is not SandboxState.READY:
             raise SandboxNotReadyError(f"pod sandbox {sandbox.id} is not ready")
+        if request.privileged and not pod_privileged(sandbox.config):
+            # Admission approved the pod's security context, not the container's alone.
+            raise InvalidConfigError(
+                f"container {request.meta.name!r} is privileged but its pod sandbox"
+                f" {sandbox.id} is not: a privileged container needs a privileged pod"
+            )
+        log_path = self._log_path(sandbox, request)
         image = await self._image(request.image)
         handler = self.ctx.handler(sandbox.runtime_handler)
         container_id = secrets.token_hex(32)
@@ -111,7 +124,7 @@ class Containers:
             image_id=image.id,
             labels=dict(request.labels),
             annotations=dict(request.annotations),
-            log_path=str(self._log_path(sandbox, request, container_id)),
+            log_path=str(log_path),
             bundle=str(self.ctx.layout.bundle(container_id)),
             runtime_handler=handler.name,
             cgroup_path=container_cgroup_path(
@@ -151,16 +164,30 @@ class Containers:
         self._publish(EventKind.CONTAINER_CREATED, record)
         return record
 
-    def _log_path(self, sandbox: Sandbox, request: ContainerRequest, container_id: str) -> Path:
-        directory = (
-            Path(sandbox.log_directory)
-            if sandbox.log_directory
-            else self.ctx.layout.log_dir / sandbox.id
+    def _log_path(self, sandbox: Sandbox, request: ContainerRequest) -> Path:
+        """The container's log file, which must lie inside the pod's log directory.
+
+        conmon appends to it as root, so neither ``..`` nor an absolute path elsewhere
+        may steer it to a host file. An absolute path inside the directory is accepted
+        (CRI-O does the same); a symlink already standing there is refused.
+        """
+        directory = Path(
+            os.path.normpath(sandbox.log_directory or self.ctx.layout.log_dir / sandbox.id)
         )
-        relative = request.log_path or f"{request.meta.name}_{request.meta.attempt}.log"
-        path = directory / relative
-        if not path.is_absolute() or ".." in Path(relative).parts:
-            raise InvalidConfigError(f"container log path {relative!r} leaves the log directory")
+        requested = request.log_path or f"{request.meta.name}_{request.meta.attempt}.log"
+        path = Path(os.path.normpath(directory / requested))
+        if (
+            not directory.is_absolute()
+            or ".." in Path(requested).parts
+            or path == directory
+            or not path.is_relative_to(directory)
+        ):
+            raise InvalidConfigError(
+                f"container log path {requested!r} is not inside the pod's log directory"
+                f" {str(directory)!r}"
+            )
+        if path.is_symlink():
+            raise InvalidConfigError(f"container log path {str(path)!r} is a symbolic link")
         return path
 
     def _pid_namespaces(self, sandbox: Sandbox, request: ContainerRequest) -> list[str]:

@@ -38,4 +38,5 @@ class ContainerRequest:
     termination_message_path: str = ""
     pid: NamespaceMode = NamespaceMode.POD
     pid_target: str = ""
+    privileged: bool = False
     config: bytes = b""

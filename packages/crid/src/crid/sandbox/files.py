@@ -83,7 +83,7 @@ def write_files(
     files: SandboxFiles, *, hostname: str, dns: DNS | None, shm_size: int, host_ipc: bool
 ) -> None:
     """Create the directory, the three files and the /dev/shm mount (blocking)."""
-    files.directory.mkdir(parents=True, exist_ok=True, mode=0o711)
+    files.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     files.hostname.write_text(hostname + "\n")
     files.hosts.write_text(hosts_file(hostname))
     files.resolv_conf.write_text(resolv_conf(dns))

@@ -20,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
+from crid.cgroups import remove_pod_cgroup
 from crid.container.manager import Containers
 from crid.context import Context
 from crid.errors import CridError, InvalidRequestError
@@ -151,7 +152,7 @@ class Pods:
             namespaces["pid"] = str(pid_pin)
         if request.cgroup_parent and ":" not in request.cgroup_parent:
             parent = request.cgroup_parent
-            undo.append(lambda: asyncio.to_thread(self.ctx.hierarchies.remove, parent))
+            undo.append(lambda: asyncio.to_thread(remove_pod_cgroup, self.ctx.hierarchies, parent))
             await asyncio.to_thread(self.ctx.hierarchies.create, parent)
         ips: tuple[str, ...] = ()
         if private_net:
@@ -289,7 +290,7 @@ class Pods:
         parent = sandbox.cgroup_parent
         if parent and ":" not in parent:
             with contextlib.suppress(CridError):
-                await asyncio.to_thread(self.ctx.hierarchies.remove, parent)
+                await asyncio.to_thread(remove_pod_cgroup, self.ctx.hierarchies, parent)
 
     async def _teardown_half_created(self, sandbox: Sandbox) -> None:
         """DEL what a RunPodSandbox cut short by a crash may have attached (from the CNI

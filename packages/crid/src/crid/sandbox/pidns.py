@@ -44,7 +44,7 @@ def _pinned(path: Path) -> bool:
 
 def pin_pid_namespace(path: Path) -> None:
     """Create a PID namespace with its holder and pin it at ``path`` (blocking)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o711)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     path.touch()
     argv = [
         _binary("setsid"),
