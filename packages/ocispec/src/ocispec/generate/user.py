@@ -151,8 +151,9 @@ def resolve_user(
     """Resolve ``user`` (``""``, ``name``, ``uid``, ``name:group``, ``uid:gid``...).
 
     The empty string means root. ``primary_gid`` overrides the primary group after the
-    memberships are found (it may not be combined with ``:group``). ``passwd``/``group`` entries may be given instead of
-    reading them from ``rootfs`` (None: read from the rootfs; a missing file is empty).
+    memberships are found (it may not be combined with ``:group``). ``passwd``/``group``
+    entries may be given instead of reading them from ``rootfs`` (None: read from the
+    rootfs; a missing file is empty).
     Raises :class:`UserResolutionError` for unknown names or malformed ids.
     """
     for g in supplemental_groups:
