@@ -266,6 +266,22 @@ def test_recursive_read_only_rules() -> None:
     assert not request(readonly=True).recursive_read_only
 
 
+def test_user_namespaces_are_refused() -> None:
+    pod = pod_config()
+    pod.linux.security_context.namespace_options.userns_options.mode = api_pb2.NODE
+    pod_request(pod)  # the node's user namespace is what crid gives anyway
+    pod.linux.security_context.namespace_options.userns_options.mode = api_pb2.POD
+    with pytest.raises(InvalidConfigError, match=r"user namespace \(mode POD"):
+        pod_request(pod)
+    config = api_pb2.ContainerConfig(
+        metadata=api_pb2.ContainerMetadata(name="c"), image=api_pb2.ImageSpec(image="b")
+    )
+    container_request("p", config)
+    config.linux.security_context.namespace_options.userns_options.mode = api_pb2.POD
+    with pytest.raises(InvalidConfigError, match="does not support user namespaces"):
+        container_request("p", config)
+
+
 def test_run_as_group_needs_a_user(tmp_path: Path) -> None:
     config = api_pb2.ContainerConfig(
         metadata=api_pb2.ContainerMetadata(name="c"), image=api_pb2.ImageSpec(image="b")

@@ -106,6 +106,7 @@ def pod_request(config: api_pb2.PodSandboxConfig, runtime_handler: str = "") -> 
                 host_ip=mapping.host_ip,
             )
         )
+    _check_no_user_namespace(ns, "pod sandbox")
     network, ipc, pid = (namespace_mode(m) for m in (ns.network, ns.ipc, ns.pid))
     if NamespaceMode.TARGET in (network, ipc, pid):
         raise InvalidConfigError("a pod sandbox cannot target another container's namespace")
@@ -139,6 +140,7 @@ def container_request(sandbox_id: str, config: api_pb2.ContainerConfig) -> Conta
     if not config.image.image:
         raise InvalidConfigError("container config needs an image")
     ns = config.linux.security_context.namespace_options
+    _check_no_user_namespace(ns, "container")
     pid = namespace_mode(ns.pid)
     if pid is NamespaceMode.TARGET and not ns.target_id:
         raise InvalidConfigError("PID namespace mode TARGET needs a target_id")
@@ -163,6 +165,17 @@ def container_request(sandbox_id: str, config: api_pb2.ContainerConfig) -> Conta
         recursive_read_only=any(m.recursive_read_only for m in config.mounts),
         config=config.SerializeToString(),
     )
+
+
+def _check_no_user_namespace(ns: api_pb2.NamespaceOption, what: str) -> None:
+    """crid creates no user namespaces (it advertises ``user_namespaces`` false): a config
+    asking for one is refused rather than run in the node's user namespace."""
+    if ns.HasField("userns_options") and ns.userns_options.mode != api_pb2.NODE:
+        raise InvalidConfigError(
+            f"{what} asks for a user namespace (mode"
+            f" {api_pb2.NamespaceMode.Name(ns.userns_options.mode)}): crid does not support"
+            " user namespaces"
+        )
 
 
 def _check_recursive_read_only(mounts: Iterable[api_pb2.Mount]) -> None:
