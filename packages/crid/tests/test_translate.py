@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from crid._cri.v1 import api_pb2
+from crid.container.request import ContainerRequest
 from crid.errors import InvalidConfigError
 from crid.sandbox.files import DNS, SandboxFiles, hosts_file, resolv_conf
 from crid.state import PodMeta, Sandbox, SandboxState
@@ -191,7 +193,7 @@ def test_container_options_translate_everything(tmp_path: Path) -> None:
         "/work",
     )
     assert options.env == {"A": "1"}
-    assert options.user == "1000:2000"
+    assert (options.user, options.run_as_group) == ("1000", 2000)
     assert options.supplemental_groups == (3000,)
     assert options.supplemental_groups_policy is SupplementalGroupsPolicy.STRICT
     assert options.hostname == "web-host" and options.terminal
@@ -238,6 +240,46 @@ def test_node_namespaces_and_defaults(tmp_path: Path) -> None:
     binds = {m.destination: m for m in options.mounts if isinstance(m, BindMount)}
     assert binds["/dev/shm"].source == "/dev/shm"
     assert "/etc/hostname" not in binds
+
+
+def test_recursive_read_only_rules() -> None:
+    """The CRI's rules: readonly set too, private propagation; the request says it needs rro."""
+
+    def request(**mount: Any) -> ContainerRequest:
+        config = api_pb2.ContainerConfig(
+            metadata=api_pb2.ContainerMetadata(name="c"),
+            image=api_pb2.ImageSpec(image="b"),
+            mounts=[api_pb2.Mount(container_path="/mnt", host_path="/srv", **mount)],
+        )
+        return container_request("p", config)
+
+    with pytest.raises(InvalidConfigError, match=r"'/mnt'.*needs readonly"):
+        request(recursive_read_only=True)
+    for propagation in ("HOST_TO_CONTAINER", "BIDIRECTIONAL"):
+        with pytest.raises(InvalidConfigError, match=rf"PROPAGATION_PRIVATE, not.*{propagation}"):
+            request(
+                recursive_read_only=True,
+                readonly=True,
+                propagation=api_pb2.MountPropagation.Value(f"PROPAGATION_{propagation}"),
+            )
+    assert request(recursive_read_only=True, readonly=True).recursive_read_only
+    assert not request(readonly=True).recursive_read_only
+
+
+def test_user_namespaces_are_refused() -> None:
+    pod = pod_config()
+    pod.linux.security_context.namespace_options.userns_options.mode = api_pb2.NODE
+    pod_request(pod)  # the node's user namespace is what crid gives anyway
+    pod.linux.security_context.namespace_options.userns_options.mode = api_pb2.POD
+    with pytest.raises(InvalidConfigError, match=r"user namespace \(mode POD"):
+        pod_request(pod)
+    config = api_pb2.ContainerConfig(
+        metadata=api_pb2.ContainerMetadata(name="c"), image=api_pb2.ImageSpec(image="b")
+    )
+    container_request("p", config)
+    config.linux.security_context.namespace_options.userns_options.mode = api_pb2.POD
+    with pytest.raises(InvalidConfigError, match="does not support user namespaces"):
+        container_request("p", config)
 
 
 def test_run_as_group_needs_a_user(tmp_path: Path) -> None:

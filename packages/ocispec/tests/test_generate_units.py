@@ -393,9 +393,21 @@ def test_mount_building(tmp_path: Path) -> None:
         [BindMount(source=str(tmp_path / "missing"), destination="/x")],
         [TmpfsMount(destination="relative")],
         [TmpfsMount(destination="/x"), TmpfsMount(destination="/x/")],
+        [
+            BindMount(
+                source=str(tmp_path),
+                destination="/r",
+                recursive_readonly=True,
+                propagation=MountPropagation.HOST_TO_CONTAINER,
+            )
+        ],
     ):
         with pytest.raises(InvalidArgumentError):
             build_mounts(defaults, bad)
+    rro, _ = build_mounts(
+        defaults, [BindMount(source=str(tmp_path), destination="/r", recursive_readonly=True)]
+    )
+    assert next(m for m in rro if m.destination == "/r").options == ("rbind", "rprivate", "rro")
     assert image_volume_mounts(["/v"], ImageVolumeMode.IGNORE) == ()
     vols = image_volume_mounts(["/v", "/covered"], ImageVolumeMode.TMPFS, covered=["/covered"])
     assert [(m.destination, m.type) for m in vols] == [("/v", "tmpfs")]

@@ -215,3 +215,42 @@ def test_symlinked_passwd_is_read_inside_the_rootfs(tmp_path: Path) -> None:
     (root / "etc" / "passwd").mkdir()
     with pytest.raises(UserResolutionError, match="cannot read"):
         resolve_user(root, "inner")
+
+
+@given(
+    databases(),
+    st.data(),
+    ids,
+    st.lists(ids, max_size=3),
+    st.sampled_from(list(SupplementalGroupsPolicy)),
+)
+def test_primary_gid_keeps_memberships(db, data, primary, supplemental, policy) -> None:  # type: ignore[no-untyped-def]
+    """run_as_group replaces the primary group; Merge still adds /etc/group memberships."""
+    passwd, group = db
+    assume(passwd)
+    entry = data.draw(st.sampled_from(passwd))
+    r = resolve_user(
+        None,
+        str(entry.uid),
+        supplemental_groups=supplemental,
+        policy=policy,
+        primary_gid=primary,
+        passwd=passwd,
+        group=group,
+    )
+    owner = next(p for p in passwd if p.uid == entry.uid)
+    member_of = [g.gid for g in group if owner.name in g.members]
+    expected = [
+        primary,
+        *(member_of if policy is SupplementalGroupsPolicy.MERGE else []),
+        *supplemental,
+    ]
+    assert (r.uid, r.gid) == (entry.uid, primary)
+    assert r.additional_gids == tuple(dict.fromkeys(expected))
+
+
+def test_primary_gid_conflicts_with_a_named_group_and_range() -> None:
+    with pytest.raises(UserResolutionError, match="names a group"):
+        resolve_user(None, "0:0", primary_gid=5, passwd=[], group=[])
+    with pytest.raises(UserResolutionError, match="out of range"):
+        resolve_user(None, "0", primary_gid=-1, passwd=[], group=[])

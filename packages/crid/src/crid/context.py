@@ -18,7 +18,14 @@ from crid.config import Config
 from crid.errors import RuntimeHandlerError, UnsupportedConfigError
 from crid.events import EventBus
 from crid.layout import Layout
-from crid.oci import Conmon, OCIRuntime, conmon_binary, runtime_binary
+from crid.oci import (
+    Conmon,
+    HandlerFeatures,
+    OCIRuntime,
+    RuntimeFeatureCache,
+    conmon_binary,
+    runtime_binary,
+)
 from crid.state import Registry
 from ocinet import PodNetwork
 from ocistore import AsyncStore
@@ -58,6 +65,7 @@ class Context:
         self.network = network
         self.hierarchies = hierarchies
         self.events = events
+        self.runtime_features = RuntimeFeatureCache()
 
     @classmethod
     async def open(cls, config: Config) -> Context:
@@ -103,6 +111,14 @@ class Context:
         await self.network.stop()
         await self.store.close()
         await asyncio.to_thread(self.registry.close)
+
+    async def handler_features(self, name: str = "") -> HandlerFeatures:
+        """What the handler called ``name`` supports (nothing when it cannot run)."""
+        try:
+            handler = self.handler(name)
+        except RuntimeHandlerError as err:
+            return HandlerFeatures(reasons=(str(err),))
+        return await self.runtime_features.get(handler.runtime.binary)
 
     def handler(self, name: str = "") -> Handler:
         """The runtime handler called ``name`` ("" is the default one)."""

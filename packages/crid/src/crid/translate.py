@@ -8,7 +8,7 @@ protobuf types never leave this module and ``crid.services``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,6 +108,7 @@ def pod_request(config: api_pb2.PodSandboxConfig, runtime_handler: str = "") -> 
                 host_ip=mapping.host_ip,
             )
         )
+    _check_no_user_namespace(ns, "pod sandbox")
     network, ipc, pid = (namespace_mode(m) for m in (ns.network, ns.ipc, ns.pid))
     if NamespaceMode.TARGET in (network, ipc, pid):
         raise InvalidConfigError("a pod sandbox cannot target another container's namespace")
@@ -141,9 +142,11 @@ def container_request(sandbox_id: str, config: api_pb2.ContainerConfig) -> Conta
     if not config.image.image:
         raise InvalidConfigError("container config needs an image")
     ns = config.linux.security_context.namespace_options
+    _check_no_user_namespace(ns, "container")
     pid = namespace_mode(ns.pid)
     if pid is NamespaceMode.TARGET and not ns.target_id:
         raise InvalidConfigError("PID namespace mode TARGET needs a target_id")
+    _check_recursive_read_only(config.mounts)
     stop_signal = 0
     if config.stop_signal:
         stop_signal = parse_signal(api_pb2.Signal.Name(config.stop_signal))
@@ -162,8 +165,38 @@ def container_request(sandbox_id: str, config: api_pb2.ContainerConfig) -> Conta
         pid=pid,
         pid_target=ns.target_id,
         privileged=config.linux.security_context.privileged,
+        recursive_read_only=any(m.recursive_read_only for m in config.mounts),
         config=config.SerializeToString(),
     )
+
+
+def _check_no_user_namespace(ns: api_pb2.NamespaceOption, what: str) -> None:
+    """crid creates no user namespaces (it advertises ``user_namespaces`` false): a config
+    asking for one is refused rather than run in the node's user namespace."""
+    if ns.HasField("userns_options") and ns.userns_options.mode != api_pb2.NODE:
+        raise InvalidConfigError(
+            f"{what} asks for a user namespace (mode"
+            f" {api_pb2.NamespaceMode.Name(ns.userns_options.mode)}): crid does not support"
+            " user namespaces"
+        )
+
+
+def _check_recursive_read_only(mounts: Iterable[api_pb2.Mount]) -> None:
+    """The CRI's rules for ``recursive_read_only``: ``readonly`` set too, and private
+    propagation (a submount propagated in later would escape the read-only flag)."""
+    for m in mounts:
+        if not m.recursive_read_only:
+            continue
+        where = m.container_path or m.host_path
+        if not m.readonly:
+            raise InvalidConfigError(
+                f"mount {where!r}: recursive_read_only needs readonly to be set too"
+            )
+        if m.propagation != api_pb2.PROPAGATION_PRIVATE:
+            raise InvalidConfigError(
+                f"mount {where!r}: recursive_read_only needs PROPAGATION_PRIVATE, not"
+                f" {api_pb2.MountPropagation.Name(m.propagation)}"
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -183,13 +216,13 @@ class ContainerPaths:
 
 
 def _user(sc: api_pb2.LinuxContainerSecurityContext) -> str:
+    """The user part only: run_as_group is given to the generator on its own, so that the
+    user's /etc/group memberships still count under Merge (as CRI-O and containerd)."""
     user = sc.run_as_username
     if not user and sc.HasField("run_as_user"):
         user = str(sc.run_as_user.value)
-    if sc.HasField("run_as_group"):
-        if not user:
-            raise InvalidConfigError("run_as_group needs run_as_user or run_as_username")
-        user = f"{user}:{sc.run_as_group.value}"
+    if sc.HasField("run_as_group") and not user:
+        raise InvalidConfigError("run_as_group needs run_as_user or run_as_username")
     return user
 
 
@@ -264,7 +297,7 @@ def _mounts(
             BindMount(
                 source=m.host_path,
                 destination=m.container_path,
-                readonly=m.readonly or m.recursive_read_only,
+                readonly=m.readonly,
                 recursive_readonly=m.recursive_read_only,
                 propagation=_PROPAGATION.get(m.propagation, MountPropagation.PRIVATE),
             )
@@ -353,6 +386,7 @@ def container_options(
         env=env,
         working_dir=config.working_dir,
         user=_user(sc),
+        run_as_group=sc.run_as_group.value if sc.HasField("run_as_group") else None,
         supplemental_groups=tuple(sc.supplemental_groups),
         supplemental_groups_policy=policy,
         hostname=sandbox.hostname if "uts" in sandbox.namespaces else "",

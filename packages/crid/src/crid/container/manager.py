@@ -36,7 +36,7 @@ from crid.images.lookup import find_image
 from crid.images.pull import load_registries
 from crid.oci import ConmonOptions
 from crid.sandbox.files import SandboxFiles
-from crid.state import Container, ContainerState, Sandbox, SandboxState
+from crid.state import Container, ContainerState, ContainerUser, Sandbox, SandboxState
 from crid.translate import (
     ContainerPaths,
     container_options,
@@ -111,6 +111,13 @@ class Containers:
         log_path = self._log_path(sandbox, request)
         image = await self._image(request.image)
         handler = self.ctx.handler(sandbox.runtime_handler)
+        if request.recursive_read_only:
+            features = await self.ctx.handler_features(sandbox.runtime_handler)
+            if not features.recursive_read_only_mounts:
+                raise InvalidConfigError(
+                    f"runtime handler {handler.name!r} does not support recursive read-only"
+                    f" mounts ({'; '.join(features.reasons[:1])})"
+                )
         container_id = secrets.token_hex(32)
         record = Container(
             id=container_id,
@@ -135,6 +142,14 @@ class Containers:
         await self.ctx.registry.save_container(record)
         try:
             generated = await self._prepare(record, sandbox, request)
+            applied = generated.spec.process.user if generated.spec.process else None
+            if applied is not None:
+                user = ContainerUser(
+                    uid=applied.uid,
+                    gid=applied.gid,
+                    supplemental_groups=tuple(applied.additional_gids),
+                )
+                record = dataclasses.replace(record, user=user)
             created = await handler.conmon.create(
                 ConmonOptions(
                     container_id=container_id,

@@ -21,7 +21,8 @@ class ContainerRequest:
     """A validated container config; ``config`` is the serialized CRI ContainerConfig.
 
     ``pid`` and ``pid_target`` are its PID namespace mode and (TARGET) the container
-    whose namespace it joins; the rest of the config is translated once the root
+    whose namespace it joins; ``recursive_read_only``: some mount asks for it (the
+    runtime handler must support it); the rest of the config is translated once the root
     filesystem and the image config are known (``crid.translate.container_options``).
     """
 
@@ -39,4 +40,5 @@ class ContainerRequest:
     pid: NamespaceMode = NamespaceMode.POD
     pid_target: str = ""
     privileged: bool = False
+    recursive_read_only: bool = False
     config: bytes = b""

@@ -9,6 +9,7 @@ from crid.oci.conmon import (
     conmon_binary,
     conmon_version,
 )
+from crid.oci.features import HandlerFeatures, RuntimeFeatureCache
 from crid.oci.runtime import ContainerState, OCIRuntime, runtime_binary, runtime_version
 
 __all__ = [
@@ -16,7 +17,9 @@ __all__ = [
     "ConmonOptions",
     "ContainerState",
     "CreatedContainer",
+    "HandlerFeatures",
     "OCIRuntime",
+    "RuntimeFeatureCache",
     "conmon_binary",
     "conmon_version",
     "runtime_binary",

@@ -152,4 +152,16 @@ def container_status(c: Container) -> api_pb2.ContainerStatus:
         resources=api_pb2.ContainerResources(linux=config.linux.resources)
         if config.linux.HasField("resources")
         else None,
+        user=_user(c),
+    )
+
+
+def _user(c: Container) -> api_pb2.ContainerUser | None:
+    """The identity the process was started with (what the kubelet shows as status.user)."""
+    if c.user is None:
+        return None
+    return api_pb2.ContainerUser(
+        linux=api_pb2.LinuxContainerUser(
+            uid=c.user.uid, gid=c.user.gid, supplemental_groups=c.user.supplemental_groups
+        )
     )

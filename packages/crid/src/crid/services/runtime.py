@@ -65,17 +65,33 @@ class RuntimeService(
             runtime_condition(self.ctx.config),
             network_condition(self.ctx.network.readiness),
         ]
-        handlers = [api_pb2.RuntimeHandler(name="")] + [
-            api_pb2.RuntimeHandler(name=name) for name in self.ctx.config.crid.runtime.runtimes
+        names = ["", *self.ctx.config.crid.runtime.runtimes]
+        features = {name: await self.ctx.handler_features(name) for name in names}
+        handlers = [
+            api_pb2.RuntimeHandler(
+                name=name,
+                features=api_pb2.RuntimeHandlerFeatures(
+                    recursive_read_only_mounts=found.recursive_read_only_mounts,
+                    user_namespaces=found.user_namespaces,
+                ),
+            )
+            for name, found in features.items()
         ]
         info: dict[str, str] = {}
         if request.verbose:
             info["config"] = json.dumps(msgspec.to_builtins(self.ctx.config))
             info["conditions"] = json.dumps([msgspec.to_builtins(c) for c in conditions])
             info["podCIDR"] = await read_pod_cidr(self.ctx.layout)
+            info["runtimeHandlerFeatures"] = json.dumps(
+                {name: msgspec.to_builtins(found) for name, found in features.items()}
+            )
         return api_pb2.StatusResponse(
             status=api_pb2.RuntimeStatus(conditions=[_condition(c) for c in conditions]),
             info=info,
             runtime_handlers=handlers,
-            features=api_pb2.RuntimeFeatures(),
+            # Supplemental groups: both policies are applied when the config is generated,
+            # and ContainerStatus reports the user; nothing on the host decides it.
+            features=api_pb2.RuntimeFeatures(
+                supplemental_groups_policy=True, user_namespaces_host_network=False
+            ),
         )

@@ -13,6 +13,7 @@ __all__ = [
     "Container",
     "ContainerMeta",
     "ContainerState",
+    "ContainerUser",
     "PodMeta",
     "Sandbox",
     "SandboxState",
@@ -54,6 +55,18 @@ class ContainerMeta:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ContainerUser:
+    """The identity a container's process starts with: its config's ``process.user``.
+
+    ``supplemental_groups`` are the config's ``additionalGids`` (the primary gid first).
+    """
+
+    uid: int
+    gid: int
+    supplemental_groups: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
 class Sandbox:
     """One pod sandbox.
 
@@ -87,7 +100,8 @@ class Container:
 
     Its root filesystem is the ocistore container of the same id; its bundle is
     ``Layout.bundle(id)``; ``cgroup_path`` is the ``linux.cgroupsPath`` it runs in;
-    ``config`` is the serialized CRI ContainerConfig. Times are nanoseconds since the
+    ``config`` is the serialized CRI ContainerConfig; ``user`` the identity its process
+    was given (None for records older than that field). Times are nanoseconds since the
     epoch (0: not yet).
     """
 
@@ -114,3 +128,4 @@ class Container:
     runtime_handler: str = ""
     cgroup_path: str = ""
     config: bytes = b""
+    user: ContainerUser | None = None

@@ -203,6 +203,8 @@ class ContainerOptions:
     env: Mapping[str, str] | Sequence[str] = ()
     working_dir: str = ""
     user: str = ""
+    #: The primary group (the CRI's ``run_as_group``); keeps ``/etc/group`` memberships.
+    run_as_group: int | None = None
     supplemental_groups: Sequence[int] = ()
     supplemental_groups_policy: SupplementalGroupsPolicy = SupplementalGroupsPolicy.MERGE
     umask: int | None = None
@@ -357,6 +359,7 @@ def generate(options: ContainerOptions, *, host: HostInfo | None = None) -> Gene
         user_spec,
         supplemental_groups=options.supplemental_groups,
         policy=options.supplemental_groups_policy,
+        primary_gid=options.run_as_group,
     )
     if sec.run_as_non_root and resolved.uid == 0:
         raise RunAsNonRootError(

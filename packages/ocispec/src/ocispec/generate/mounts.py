@@ -54,7 +54,8 @@ class BindMount:
     source: str
     destination: str
     readonly: bool = False
-    #: Make every submount read-only too (``rro``, Linux >= 5.12); implies ``readonly``.
+    #: Make every submount read-only too (``rro``, Linux >= 5.12); implies ``readonly``
+    #: and needs ``PRIVATE`` propagation (a submount propagated in later would be writable).
     recursive_readonly: bool = False
     propagation: MountPropagation = MountPropagation.PRIVATE
     #: ``rbind`` (submounts included) or ``bind``.
@@ -87,6 +88,11 @@ def _bind(m: BindMount, check_source: bool) -> Mount:
         raise InvalidArgumentError(f"bind mount source {m.source!r} is not absolute")
     if check_source and not os.path.lexists(m.source):
         raise InvalidArgumentError(f"bind mount source {m.source!r} does not exist")
+    if m.recursive_readonly and m.propagation is not MountPropagation.PRIVATE:
+        raise InvalidArgumentError(
+            f"recursive read-only mount at {m.destination!r} needs private propagation,"
+            f" not {m.propagation.value}"
+        )
     opts = ["rbind" if m.recursive else "bind", str(m.propagation)]
     if m.recursive_readonly:
         opts.append("rro")

@@ -8,6 +8,9 @@ The rules are runc's (``GetExecUser``) with Kubernetes' supplemental groups:
   ``/etc/group`` memberships are not added (an explicit group takes precedence);
 * otherwise the groups listing the user's name as a member become supplementary groups,
   unless the policy is :attr:`SupplementalGroupsPolicy.STRICT`;
+* a ``primary_gid`` (the CRI's ``run_as_group``) also replaces the primary group, but,
+  unlike ``:group``, keeps the ``/etc/group`` memberships of the user (as CRI-O and
+  containerd compute them from the user alone);
 * the pod's supplemental groups (and fsGroup) are always added; the primary gid is listed
   first in ``additional_gids``, as containerd does.
 
@@ -141,13 +144,16 @@ def resolve_user(
     *,
     supplemental_groups: Sequence[int] = (),
     policy: SupplementalGroupsPolicy = SupplementalGroupsPolicy.MERGE,
+    primary_gid: int | None = None,
     passwd: Sequence[PasswdEntry] | None = None,
     group: Sequence[GroupEntry] | None = None,
 ) -> ResolvedUser:
     """Resolve ``user`` (``""``, ``name``, ``uid``, ``name:group``, ``uid:gid``...).
 
-    The empty string means root. ``passwd``/``group`` entries may be given instead of
-    reading them from ``rootfs`` (None: read from the rootfs; a missing file is empty).
+    The empty string means root. ``primary_gid`` overrides the primary group after the
+    memberships are found (it may not be combined with ``:group``). ``passwd``/``group``
+    entries may be given instead of reading them from ``rootfs`` (None: read from the
+    rootfs; a missing file is empty).
     Raises :class:`UserResolutionError` for unknown names or malformed ids.
     """
     for g in supplemental_groups:
@@ -156,6 +162,11 @@ def resolve_user(
     user_part, sep, group_part = user.partition(":")
     if sep and not group_part:
         raise UserResolutionError(f"invalid user {user!r}: empty group")
+    if primary_gid is not None:
+        if group_part:
+            raise UserResolutionError(f"user {user!r} names a group and a primary gid is given")
+        if not 0 <= primary_gid <= _MAX_ID:
+            raise UserResolutionError(f"primary group {primary_gid} is out of range")
     if passwd is None:
         passwd = parse_passwd(_read(rootfs, "/etc/passwd")) if rootfs is not None else []
     if group is None:
@@ -198,5 +209,7 @@ def resolve_user(
     extra: list[int] = []
     if not group_part and policy is SupplementalGroupsPolicy.MERGE and username:
         extra = [g.gid for g in group if username in g.members]
+    if primary_gid is not None:
+        gid = primary_gid
     additional = _dedupe([gid, *extra, *supplemental_groups])
     return ResolvedUser(uid=uid, gid=gid, additional_gids=additional, home=home, username=username)
