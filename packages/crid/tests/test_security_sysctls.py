@@ -7,8 +7,10 @@ sysctls" specs, plus the refusals a runtime owes the node.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import time
 from pathlib import Path
 
 import grpc
@@ -25,6 +27,7 @@ from .test_container_lifecycle import (
     run_pod,
     start_container,
 )
+from .test_sandbox_infra import PAUSE, infra_lines, infra_pid
 
 pytestmark = [
     pytest.mark.root,
@@ -126,6 +129,35 @@ async def test_seccomp_localhost_profile_binds_unless_privileged(tmp_path: Path)
         assert await _seccomp_mode(env, privileged) == "0"
         out = await exec_sync(env, privileged, ["sh", "-c", "hostname ANewHostName && hostname"])
         assert (out.exit_code, out.stdout) == (0, b"ANewHostName\n"), out.stderr
+
+
+async def _process_seccomp(pid: int, command: str) -> str:
+    """The Seccomp mode of ``pid`` once it runs ``command`` (runc installs the filter
+    just before it execs)."""
+    deadline = time.monotonic() + 10
+    while command not in Path(f"/proc/{pid}/cmdline").read_text():
+        assert time.monotonic() < deadline, f"{pid} never ran {command!r}"
+        await asyncio.sleep(0.05)
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Seccomp:"):
+            return line.split()[-1]
+    raise AssertionError(f"no Seccomp line for {pid}")
+
+
+async def test_infra_container_takes_the_pods_seccomp_profile(tmp_path: Path) -> None:
+    async with crid_env(tmp_path, infra_lines()) as env:
+        cases: list[tuple[str, api_pb2.SecurityProfile | None, bool, str]] = [
+            ("nil", None, False, "0"),
+            ("default", Profile(), False, "2"),
+            ("privileged", Profile(), True, "0"),
+        ]
+        for name, profile, privileged, mode in cases:
+            pod = pod_config(env, name)
+            if profile is not None:
+                pod.linux.security_context.seccomp.CopyFrom(profile)
+            pod.linux.security_context.privileged = privileged
+            pod_id = await run_pod(env, pod)
+            assert await _process_seccomp(await infra_pid(env, pod_id), PAUSE) == mode, name
 
 
 # -- sysctls ----------------------------------------------------------------------------
