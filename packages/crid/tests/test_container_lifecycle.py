@@ -15,7 +15,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,24 +73,36 @@ def runtime_table(tmp: Path, lines: str = "") -> str:
     )
 
 
-def write_network(tmp: Path) -> tuple[str, str, str]:
-    """A test conflist in the config's network dir: (network name, bridge, subnet)."""
+def write_network(
+    tmp: Path, extra_plugins: Sequence[dict[str, object]] = ()
+) -> tuple[str, str, str]:
+    """A test conflist in the config's network dir: (network name, bridge, subnet).
+
+    ``extra_plugins`` are chained after the bridge network's own."""
     name = f"crid-test-{secrets.token_hex(3)}"
     bridge = random_bridge_name()
     subnet = random_test_subnet()
     conf = bridge_network(
         name=name, bridge=bridge, subnet=subnet, data_dir=tmp / "ipam", loopback=True
     )
+    conf["plugins"].extend(extra_plugins)
     (tmp / "net.d").mkdir(exist_ok=True)
     (tmp / "net.d" / "10-test.conflist").write_text(json.dumps(conf))
     return name, bridge, str(subnet)
 
 
 @contextlib.asynccontextmanager
-async def crid_env(tmp: Path, runtime: str = "") -> AsyncIterator[Env]:
-    """``runtime``: more lines for ``[crid.runtime]``."""
-    network, bridge, subnet = write_network(tmp)
-    _, config = make_config(tmp, runtime_table(tmp, runtime))
+async def crid_env(
+    tmp: Path,
+    runtime: str = "",
+    *,
+    network_lines: str = "",
+    extra_plugins: Sequence[dict[str, object]] = (),
+) -> AsyncIterator[Env]:
+    """``runtime``: more lines for ``[crid.runtime]``; ``network_lines`` for
+    ``[crid.network]``; ``extra_plugins``: CNI plugins chained after the test network's."""
+    network, bridge, subnet = write_network(tmp, extra_plugins)
+    _, config = make_config(tmp, runtime_table(tmp, runtime), network_lines)
     parent = f"crid-test-{secrets.token_hex(4)}"
     daemon = Daemon(config)
     await daemon.start()

@@ -17,18 +17,22 @@ from crid.translate import (
     container_options,
     container_request,
     pod_request,
+    sandbox_seccomp,
     termination_log_source,
 )
 from ocispec.generate import (
     BindMount,
     MountPropagation,
     NamespaceMode,
+    SeccompOptions,
     SeccompProfileType,
     SupplementalGroupsPolicy,
 )
 from ocispec.image import ImageConfig
 
 TERMINATION = "io.kubernetes.container.terminationMessagePath"
+Profile = api_pb2.SecurityProfile
+Context = api_pb2.LinuxContainerSecurityContext
 
 
 def pod_config(**fields: object) -> api_pb2.PodSandboxConfig:
@@ -236,7 +240,8 @@ def test_node_namespaces_and_defaults(tmp_path: Path) -> None:
     ns = options.namespaces
     assert {ns.network.mode, ns.ipc.mode, ns.uts.mode, ns.pid.mode} == {NamespaceMode.NODE}
     assert options.hostname == ""
-    assert options.security.seccomp.type is SeccompProfileType.RUNTIME_DEFAULT
+    # No seccomp profile at all is unconfined (RuntimeDefault only when asked for).
+    assert options.security.seccomp.type is SeccompProfileType.UNCONFINED
     binds = {m.destination: m for m in options.mounts if isinstance(m, BindMount)}
     assert binds["/dev/shm"].source == "/dev/shm"
     assert "/etc/hostname" not in binds
@@ -340,3 +345,68 @@ def test_configured_default_capabilities_are_the_starting_set(tmp_path: Path) ->
     caps = generate(options).spec.process.capabilities  # type: ignore[union-attr]
     assert caps is not None
     assert set(caps.bounding) == {"CAP_CHOWN", "CAP_SETUID", "CAP_NET_RAW"}
+
+
+def _seccomp_of(tmp_path: Path, sc: api_pb2.LinuxContainerSecurityContext) -> SeccompOptions:
+    config = api_pb2.ContainerConfig(
+        metadata=api_pb2.ContainerMetadata(name="c"),
+        image=api_pb2.ImageSpec(image="busybox"),
+        linux=api_pb2.LinuxContainerConfig(security_context=sc),
+    )
+    return container_options(
+        config.SerializeToString(),
+        sandbox(pod_config(), PINNED),
+        ImageConfig.from_json(b'{"architecture":"amd64","os":"linux"}'),
+        paths(tmp_path, seccomp_default_profile="/etc/crid/seccomp.json"),
+    ).security.seccomp
+
+
+def test_seccomp_profiles(tmp_path: Path) -> None:
+    unconfined = SeccompProfileType.UNCONFINED
+    default = SeccompProfileType.RUNTIME_DEFAULT
+    assert _seccomp_of(tmp_path, Context()).type is unconfined
+    # An empty SecurityProfile is present: its zero profile_type is RuntimeDefault.
+    present = _seccomp_of(tmp_path, Context(seccomp=Profile()))
+    assert present.type is default and present.default_profile_path == "/etc/crid/seccomp.json"
+    local = _seccomp_of(
+        tmp_path, Context(seccomp=Profile(profile_type=Profile.Localhost, localhost_ref="/p.json"))
+    )
+    assert (local.type, local.localhost_path) == (SeccompProfileType.LOCALHOST, "/p.json")
+    for ref, message in (("", "needs a localhost_ref"), ("p.json", "not an absolute path")):
+        with pytest.raises(InvalidConfigError, match=message):
+            _seccomp_of(
+                tmp_path,
+                Context(seccomp=Profile(profile_type=Profile.Localhost, localhost_ref=ref)),
+            )
+    # The deprecated string field counts only when no profile is set.
+    for path, kind in (
+        ("unconfined", unconfined),
+        ("runtime/default", default),
+        ("docker/default", default),
+        ("localhost//var/lib/p.json", SeccompProfileType.LOCALHOST),
+    ):
+        assert _seccomp_of(tmp_path, Context(seccomp_profile_path=path)).type is kind, path
+    assert (
+        _seccomp_of(tmp_path, Context(seccomp_profile_path="localhost//var/lib/p.json"))
+    ).localhost_path == "/var/lib/p.json"
+    overridden = Context(
+        seccomp=Profile(profile_type=Profile.Unconfined), seccomp_profile_path="runtime/default"
+    )
+    assert _seccomp_of(tmp_path, overridden).type is unconfined
+    for bad in ("localhost/relative.json", "nonsense"):
+        with pytest.raises(InvalidConfigError, match="seccomp"):
+            _seccomp_of(tmp_path, Context(seccomp_profile_path=bad))
+
+
+def test_sandbox_seccomp_for_the_infra_container() -> None:
+    def of(sc: api_pb2.LinuxSandboxSecurityContext) -> SeccompOptions:
+        config = pod_config(linux=api_pb2.LinuxPodSandboxConfig(security_context=sc))
+        return sandbox_seccomp(config.SerializeToString(), "")
+
+    assert of(api_pb2.LinuxSandboxSecurityContext()).type is SeccompProfileType.UNCONFINED
+    runtime_default = api_pb2.LinuxSandboxSecurityContext(seccomp=Profile())
+    assert of(runtime_default).type is SeccompProfileType.RUNTIME_DEFAULT
+    privileged = api_pb2.LinuxSandboxSecurityContext(seccomp=Profile(), privileged=True)
+    assert of(privileged).type is SeccompProfileType.UNCONFINED
+    legacy = api_pb2.LinuxSandboxSecurityContext(seccomp_profile_path="runtime/default")
+    assert of(legacy).type is SeccompProfileType.RUNTIME_DEFAULT

@@ -61,6 +61,8 @@ from ocispec.generate import (
     restrict_oom_score_adj,
     runtime_default,
     seccomp_for,
+    sysctl_namespace,
+    sysctl_path,
     translate_profile,
     validate_sysctls,
 )
@@ -306,7 +308,9 @@ def test_seccomp_options(tmp_path: Path) -> None:
     local = SeccompOptions(
         type=SeccompProfileType.LOCALHOST, localhost_path="p.json", localhost_root=str(tmp_path)
     )
-    assert seccomp_for(local, capabilities=(), privileged=True) is not None
+    assert seccomp_for(local, capabilities=()) is not None
+    # Privileged means no filter, even with a Localhost profile.
+    assert seccomp_for(local, capabilities=(), privileged=True) is None
     with pytest.raises(SeccompProfileError, match="not absolute"):
         seccomp_for(
             SeccompOptions(type=SeccompProfileType.LOCALHOST, localhost_path="p.json"),
@@ -331,31 +335,63 @@ def test_sysctls() -> None:
             "net/ipv4/ip_local_port_range": "1 2",
             "kernel.shm_rmid_forced": "1",
             "net.core.somaxconn": "1024",
+            "fs.mqueue.msg_max": "100",
+            "kernel.msg_next_id": "5",
+            "kernel.sem": "250 32000 32 128",
+            "net/ipv4/conf/eth0.100/forwarding": "1",
+            "kernel.domainname": "example",
         },
         private_network=True,
         private_ipc=True,
-        allowed_unsafe=["net.core.*"],
+        private_uts=True,
     )
+    # No allow-list here: unsafe but namespaced sysctls pass (the kubelet decides).
     assert ok == {
         "net.ipv4.ip_local_port_range": "1 2",
         "kernel.shm_rmid_forced": "1",
         "net.core.somaxconn": "1024",
+        "fs.mqueue.msg_max": "100",
+        "kernel.msg_next_id": "5",
+        "kernel.sem": "250 32000 32 128",
+        "net.ipv4.conf.eth0/100.forwarding": "1",
+        "kernel.domainname": "example",
     }
     assert (
         normalize_sysctl_name("net/ipv4/conf/eth0.100/forwarding")
         == "net.ipv4.conf.eth0/100.forwarding"
     )
-    cases = [
-        ({"vm.swappiness": "1"}, True, True, "not namespaced"),
-        ({"kernel.hostname": "x"}, True, True, "hostname"),
-        ({"net.ipv4.tcp_syncookies": "1"}, False, True, "private network namespace"),
-        ({"kernel.msgmax": "1"}, True, False, "private IPC namespace"),
-        ({"kernel.msgmax": "1"}, True, True, "unsafe"),
-        ({"net..x": "1"}, True, True, "invalid"),
+    assert normalize_sysctl_name("net.ipv4.conf.eth0/100.forwarding") == (
+        "net.ipv4.conf.eth0/100.forwarding"
+    )
+    # Both spellings reach the same file; dots inside a level stay dots in the path.
+    assert sysctl_path("net.ipv4.conf.eth0/100.forwarding") == "net/ipv4/conf/eth0.100/forwarding"
+    assert sysctl_path("kernel.shm_rmid_forced") == "kernel/shm_rmid_forced"
+    assert [sysctl_namespace(n) for n in ("kernel.shmmax", "net.x", "kernel.domainname")] == [
+        "ipc",
+        "network",
+        "uts",
     ]
-    for sysctls, net, ipc, message in cases:
+    assert sysctl_namespace("kernel.semx") is None and sysctl_namespace("vm.swappiness") is None
+    cases = [
+        ({"vm.swappiness": "1"}, True, True, True, "vm.swappiness is not namespaced"),
+        ({"kernel.panic": "1"}, True, True, True, "kernel.panic is not namespaced"),
+        ({"kernel.hostname": "x"}, True, True, True, "hostname"),
+        ({"kernel.domainname": "x"}, True, True, False, "host's UTS"),
+        ({"net.ipv4.tcp_syncookies": "1"}, False, True, True, "tcp_syncookies would change"),
+        ({"net/core/somaxconn": "1"}, False, True, True, "net.core.somaxconn .*host network"),
+        ({"kernel.msgmax": "1"}, True, False, True, "kernel.msgmax .*host IPC"),
+        ({"fs.mqueue.msg_max": "1"}, True, False, True, "host IPC"),
+        ({"net..x": "1"}, True, True, True, "invalid"),
+        ({"net.": "1"}, True, True, True, "invalid"),
+        # Levels that would climb out of /proc/sys, in either spelling.
+        ({"net.//.//.//sysrq-trigger": "b"}, True, True, True, "invalid"),
+        ({"net/../../sysrq-trigger": "b"}, True, True, True, "invalid"),
+        ({"net/./ipv4": "b"}, True, True, True, "invalid"),
+        ({"net.a\x00b": "1"}, True, True, True, "invalid"),
+    ]
+    for sysctls, net, ipc, uts, message in cases:
         with pytest.raises(SysctlError, match=message):
-            validate_sysctls(sysctls, private_network=net, private_ipc=ipc)
+            validate_sysctls(sysctls, private_network=net, private_ipc=ipc, private_uts=uts)
 
 
 # -- mounts ---------------------------------------------------------------------------------
@@ -631,6 +667,16 @@ def test_builder_image_rules_and_checks(tiny_rootfs: Path) -> None:
         host=HostInfo(**{**HOST.__dict__, "apparmor": True}),
     )
     assert aa.spec.process.apparmor_profile == "crid-default"  # type: ignore[union-attr]
+    # Privileged: no AppArmor profile at all, even a named one (as CRI-O).
+    privileged = generate(
+        ContainerOptions(
+            rootfs=str(tiny_rootfs),
+            command=["x"],
+            security=SecurityOptions(privileged=True, apparmor_profile="localhost/p"),
+        ),
+        host=HostInfo(**{**HOST.__dict__, "apparmor": True}),
+    )
+    assert privileged.spec.process.apparmor_profile == ""  # type: ignore[union-attr]
 
 
 def test_builder_write(tiny_rootfs: Path, tmp_path: Path) -> None:

@@ -46,6 +46,7 @@ __all__ = [
     "namespace_mode",
     "pod_privileged",
     "pod_request",
+    "sandbox_seccomp",
     "termination_log_source",
     "wants_pod_network",
 ]
@@ -240,18 +241,56 @@ def _resources(res: api_pb2.LinuxContainerResources) -> ResourceOptions:
     )
 
 
-def _seccomp(profile: api_pb2.SecurityProfile, present: bool, default_path: str) -> SeccompOptions:
-    if not present or profile.profile_type == api_pb2.SecurityProfile.RuntimeDefault:
-        if default_path:
-            return SeccompOptions(
-                type=SeccompProfileType.RUNTIME_DEFAULT, default_profile_path=default_path
-            )
-        return SeccompOptions(type=SeccompProfileType.RUNTIME_DEFAULT)
-    if profile.profile_type == api_pb2.SecurityProfile.Unconfined:
-        return SeccompOptions(type=SeccompProfileType.UNCONFINED)
-    if not profile.localhost_ref:
+def _runtime_default(default_path: str) -> SeccompOptions:
+    if default_path:
+        return SeccompOptions(
+            type=SeccompProfileType.RUNTIME_DEFAULT, default_profile_path=default_path
+        )
+    return SeccompOptions(type=SeccompProfileType.RUNTIME_DEFAULT)
+
+
+def _localhost(path: str) -> SeccompOptions:
+    if not path:
         raise InvalidConfigError("a Localhost seccomp profile needs a localhost_ref")
-    return SeccompOptions(type=SeccompProfileType.LOCALHOST, localhost_path=profile.localhost_ref)
+    if not path.startswith("/"):
+        raise InvalidConfigError(f"Localhost seccomp profile {path!r} is not an absolute path")
+    return SeccompOptions(type=SeccompProfileType.LOCALHOST, localhost_path=path)
+
+
+def _seccomp_path(path: str, default_path: str) -> SeccompOptions:
+    """The deprecated ``seccomp_profile_path`` (older kubelets): "" means unconfined."""
+    if path in ("", "unconfined"):
+        return SeccompOptions(type=SeccompProfileType.UNCONFINED)
+    if path in ("runtime/default", "docker/default"):
+        return _runtime_default(default_path)
+    if path.startswith("localhost/"):
+        return _localhost(path.removeprefix("localhost/"))
+    raise InvalidConfigError(f"unknown seccomp_profile_path {path!r}")
+
+
+def _seccomp(
+    profile: api_pb2.SecurityProfile, present: bool, legacy_path: str, default_path: str
+) -> SeccompOptions:
+    """No profile at all is unconfined (the CRI's rule; the kubelet always sends one):
+    RuntimeDefault applies only when asked for."""
+    if not present:
+        return _seccomp_path(legacy_path, default_path)
+    kind = profile.profile_type
+    if kind == api_pb2.SecurityProfile.RuntimeDefault:
+        return _runtime_default(default_path)
+    if kind == api_pb2.SecurityProfile.Unconfined:
+        return SeccompOptions(type=SeccompProfileType.UNCONFINED)
+    if kind == api_pb2.SecurityProfile.Localhost:
+        return _localhost(profile.localhost_ref)
+    raise InvalidConfigError(f"unknown seccomp profile type {kind}")
+
+
+def sandbox_seccomp(config_bytes: bytes, default_path: str) -> SeccompOptions:
+    """The infra container's seccomp: the pod's own profile (none when privileged)."""
+    sc = api_pb2.PodSandboxConfig.FromString(config_bytes).linux.security_context
+    if sc.privileged:
+        return SeccompOptions(type=SeccompProfileType.UNCONFINED)
+    return _seccomp(sc.seccomp, sc.HasField("seccomp"), sc.seccomp_profile_path, default_path)
 
 
 def _apparmor(sc: api_pb2.LinuxContainerSecurityContext) -> str:
@@ -364,7 +403,12 @@ def container_options(
         default_capabilities=paths.default_capabilities,
         readonly_rootfs=sc.readonly_rootfs,
         no_new_privileges=sc.no_new_privs,
-        seccomp=_seccomp(sc.seccomp, sc.HasField("seccomp"), paths.seccomp_default_profile),
+        seccomp=_seccomp(
+            sc.seccomp,
+            sc.HasField("seccomp"),
+            sc.seccomp_profile_path,
+            paths.seccomp_default_profile,
+        ),
         apparmor_profile=_apparmor(sc),
         masked_paths=tuple(sc.masked_paths) or None,
         readonly_paths=tuple(sc.readonly_paths) or None,

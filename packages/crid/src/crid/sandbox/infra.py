@@ -6,7 +6,8 @@ The pod's namespaces stay pinned as without it; the infra container joins them, 
 ``<runroot>/containers/<pod id>`` and its exit file ``<exits>/<pod id>``. It has no
 container record, so no container RPC ever sees it; the bundle's presence is what says
 a pod has one (and survives restarts). ``stopped`` in the bundle marks an infra
-container that StopPodSandbox stopped, as opposed to one that died.
+container that StopPodSandbox stopped, as opposed to one that died. Its seccomp profile
+is the pod's (``LinuxSandboxSecurityContext.seccomp``; none for a privileged pod).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from crid.errors import ContainerNotFoundError, CridError, InfraImageError, OCIR
 from crid.images import ImagePuller
 from crid.oci import ConmonOptions
 from crid.state import Sandbox
+from crid.translate import sandbox_seccomp
 from ocispec.generate import (
     ContainerOptions,
     GeneratedSpec,
@@ -164,6 +166,7 @@ class InfraContainers:
                 readonly_rootfs=True,
                 no_new_privileges=True,
                 default_capabilities=tuple(runtime.default_capabilities),
+                seccomp=sandbox_seccomp(sandbox.config, runtime.seccomp_profile),
             ),
             namespaces=self._namespaces(sandbox),
         )

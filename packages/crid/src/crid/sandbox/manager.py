@@ -1,7 +1,8 @@
 """The pod sandbox lifecycle: run (namespaces, files, cgroup, network), stop, remove.
 
 The pod's network, IPC and UTS namespaces are pinned as bind mounts
-(``ocinet.pin_pod_namespaces``) and joined by path by its containers. A shared PID
+(``ocinet.pin_pod_namespaces``) and joined by path by its containers; the pod's sysctls
+are written into them once the network is attached. A shared PID
 namespace is pinned too, held open by a tiny holder process (``crid.sandbox.pidns``).
 With ``drop_infra_ctr = false`` an infra container joins them as the last step
 (``crid.sandbox.infra``); its death makes the pod NOTREADY. The record is saved first
@@ -23,7 +24,7 @@ from pathlib import Path
 from crid.cgroups import remove_pod_cgroup
 from crid.container.manager import Containers
 from crid.context import Context
-from crid.errors import CridError, InvalidRequestError
+from crid.errors import CridError, InvalidConfigError, InvalidRequestError
 from crid.events import Event, EventKind
 from crid.sandbox.files import SandboxFiles, remove_files, write_files
 from crid.sandbox.infra import InfraContainers
@@ -33,7 +34,7 @@ from crid.state import Sandbox, SandboxState
 from crid.translate import wants_pod_network
 from ocinet import NamespaceKind, NetError, PodRef, pin_pod_namespaces, remove_namespace
 from ocinet.netns import Namespace, run_in_namespaces
-from ocispec.generate import DEFAULT_SHM_SIZE, NamespaceMode, validate_sysctls
+from ocispec.generate import DEFAULT_SHM_SIZE, NamespaceMode, sysctl_path, validate_sysctls
 
 __all__ = ["Pods"]
 
@@ -45,8 +46,12 @@ _PIN_OF = {"network": "net", "ipc": "ipc", "uts": "uts", "pid": "pid"}
 
 
 def _write_sysctls(sysctls: Mapping[str, str]) -> None:
+    """Runs inside the pod's namespaces; names are validated and normalized."""
     for name, value in sysctls.items():
-        Path("/proc/sys", name.replace(".", "/")).write_text(value)
+        try:
+            Path("/proc/sys", sysctl_path(name)).write_text(value)
+        except OSError as err:
+            raise InvalidConfigError(f"cannot set sysctl {name}={value!r}: {err}") from err
 
 
 def _all_pinned(paths: list[Path]) -> bool:
@@ -77,7 +82,10 @@ class Pods:
         private_net = request.network is not NamespaceMode.NODE
         private_ipc = request.ipc is not NamespaceMode.NODE
         sysctls = validate_sysctls(
-            request.sysctls, private_network=private_net, private_ipc=private_ipc
+            request.sysctls,
+            private_network=private_net,
+            private_ipc=private_ipc,
+            private_uts=private_net,  # the pod's UTS namespace goes with its network
         )
         sandbox_id = secrets.token_hex(32)
         sandbox = Sandbox(
@@ -133,6 +141,7 @@ class Pods:
         if private_ipc:
             kinds.append(NamespaceKind.IPC)
         namespaces: dict[str, str] = {}
+        pinned_all: list[Namespace] = []
         if kinds:
             pinned = await asyncio.to_thread(
                 pin_pod_namespaces,
@@ -142,9 +151,8 @@ class Pods:
                 hostname=(request.hostname or None) if private_net else None,
             )
             undo.append(lambda: asyncio.to_thread(pinned.remove))
-            namespaces = {_KEYS[ns.kind]: str(ns.path) for ns in pinned.all()}
-            if sysctls:
-                await run_in_namespaces(pinned.all(), _write_sysctls, sysctls)
+            pinned_all = list(pinned.all())
+            namespaces = {_KEYS[ns.kind]: str(ns.path) for ns in pinned_all}
         if request.pid is NamespaceMode.POD:
             pid_pin = self.ctx.layout.namespaces / "pidns" / sandbox.id
             undo.append(lambda: asyncio.to_thread(release_pid_namespace, pid_pin))
@@ -170,6 +178,9 @@ class Pods:
                 lambda: self.ctx.network.teardown(container_id=sandbox.id, netns=netns, pod=pod)
             )
             ips = tuple(str(ip.ip) for ip in result.ips)
+        if sysctls and pinned_all:
+            # After the network: per-interface ones (net.ipv4.conf.eth0.*) need CNI's links.
+            await run_in_namespaces(pinned_all, _write_sysctls, sysctls)
         sandbox = dataclasses.replace(sandbox, namespaces=namespaces, ips=ips)
         if not self.ctx.config.crid.runtime.drop_infra_ctr:
             infra_of = sandbox

@@ -75,7 +75,12 @@ from ocispec.generate.seccomp import (
     seccomp_for,
     translate_profile,
 )
-from ocispec.generate.sysctl import SAFE_SYSCTLS, normalize_sysctl_name, validate_sysctls
+from ocispec.generate.sysctl import (
+    normalize_sysctl_name,
+    sysctl_namespace,
+    sysctl_path,
+    validate_sysctls,
+)
 from ocispec.generate.user import (
     GroupEntry,
     PasswdEntry,
@@ -98,7 +103,6 @@ __all__ = [
     "DEFAULT_READONLY_PATHS",
     "DEFAULT_RLIMITS",
     "DEFAULT_SHM_SIZE",
-    "SAFE_SYSCTLS",
     "BindMount",
     "ContainerOptions",
     "DeviceMapping",
@@ -150,6 +154,8 @@ __all__ = [
     "restrict_oom_score_adj",
     "runtime_default",
     "seccomp_for",
+    "sysctl_namespace",
+    "sysctl_path",
     "translate_profile",
     "validate_sysctls",
 ]

@@ -162,6 +162,8 @@ class SecurityOptions:
     ``apparmor_profile``: ``""``/``unconfined`` for none, ``runtime/default`` for
     ``default_apparmor_profile``, ``localhost/<name>`` or ``<name>`` for a loaded profile;
     ignored (runtime/default) or refused (a named one) when the host has no AppArmor.
+    A privileged container runs with neither AppArmor nor seccomp, whatever profile is
+    named (as CRI-O does).
     ``masked_paths``/``readonly_paths`` None means the defaults; ``unmasked_proc`` (procMount
     Unmasked) clears both.
     """
@@ -225,7 +227,6 @@ class ContainerOptions:
     security: SecurityOptions = field(default_factory=SecurityOptions)
     namespaces: NamespaceOptions = field(default_factory=NamespaceOptions)
     sysctls: Mapping[str, str] = field(default_factory=dict)
-    allowed_unsafe_sysctls: Sequence[str] = ()
     hooks: Hooks | None = None
 
 
@@ -321,9 +322,7 @@ def _rlimits(requested: Iterable[Rlimit], host: HostInfo) -> list[Rlimit]:
 
 def _apparmor(sec: SecurityOptions, host: HostInfo) -> str:
     name = sec.apparmor_profile.strip()
-    if sec.privileged and not name.startswith("localhost/"):
-        return ""
-    if name in ("", "unconfined"):
+    if sec.privileged or name in ("", "unconfined"):
         return ""
     if name == "runtime/default":
         return sec.default_apparmor_profile if host.apparmor else ""
@@ -430,7 +429,7 @@ def generate(options: ContainerOptions, *, host: HostInfo | None = None) -> Gene
         options.sysctls,
         private_network=ns.private("network"),
         private_ipc=ns.private("ipc"),
-        allowed_unsafe=options.allowed_unsafe_sysctls,
+        private_uts=ns.private("uts"),
     )
 
     # Mounts.

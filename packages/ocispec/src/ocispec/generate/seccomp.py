@@ -409,10 +409,11 @@ def seccomp_for(
 ) -> Seccomp | None:
     """The ``linux.seccomp`` section for ``options`` (None: unconfined).
 
-    Privileged containers are unconfined unless a Localhost profile is asked for.
+    Privileged containers are always unconfined, even with a Localhost profile (as in
+    CRI-O and the CRI conformance tests: privileged means no seccomp filter).
     """
     caps = list(capabilities)
-    if options.type is SeccompProfileType.UNCONFINED:
+    if privileged or options.type is SeccompProfileType.UNCONFINED:
         return None
     if options.type is SeccompProfileType.LOCALHOST:
         if not options.localhost_path:
@@ -423,8 +424,6 @@ def seccomp_for(
                 raise SeccompProfileError(f"Localhost seccomp profile path {path} is not absolute")
             path = Path(options.localhost_root, path)
         return translate_profile(load_profile(path), capabilities=caps, arch=arch, kernel=kernel)
-    if privileged:
-        return None
     return runtime_default(
         capabilities=caps,
         path=options.default_profile_path or None,

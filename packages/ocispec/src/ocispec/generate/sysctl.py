@@ -1,74 +1,69 @@
-"""Sysctls a container may set: only namespaced ones, safe unless explicitly allowed.
+"""Sysctls a pod may set: every namespaced one, none that would reach the host.
 
 A sysctl is *namespaced* when the kernel keeps it per namespace: the IPC ones
-(``kernel.shm*``, ``kernel.msg*``, ``kernel.sem``, ``fs.mqueue.*``) need a private IPC
-namespace and the network ones (``net.*``) a private network namespace. Everything else
-is node-wide and always refused. Among namespaced sysctls, Kubernetes' *safe* set is
-allowed; others (*unsafe*) only when they match a pattern of ``allowed_unsafe``
-(``"net.core.*"``), as the kubelet's ``--allowed-unsafe-sysctls``.
+(``kernel.shm*``, ``kernel.msg*``, ``kernel.sem``, ``fs.mqueue.*``) live in the IPC
+namespace, ``net.*`` in the network namespace, ``kernel.domainname`` in the UTS
+namespace. Everything else is node-wide and always refused, and so is a namespaced one
+whose namespace is the host's (``net.*`` with host network...). Which namespaced
+sysctls a pod may ask for at all (Kubernetes' *safe* set, ``--allowed-unsafe-sysctls``)
+is the kubelet's decision, made before the request reaches the runtime: nothing here
+second-guesses it.
+
+Names come in two spellings, as sysctl(8) and the kubelet accept: with ``.`` between
+the levels (``net.ipv4.conf.eth0/100.forwarding``: a ``/`` is a ``.`` inside one level,
+here the interface ``eth0.100``), or, when the first separator is ``/``, with ``/``
+between levels and ``.`` inside one (``net/ipv4/conf/eth0.100/forwarding``).
+:func:`normalize_sysctl_name` gives the first spelling, :func:`sysctl_path` the file
+under ``/proc/sys``.
 """
 
 from __future__ import annotations
 
-import fnmatch
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 from ocispec.errors import SysctlError
 
-__all__ = ["SAFE_SYSCTLS", "normalize_sysctl_name", "validate_sysctls"]
+__all__ = ["normalize_sysctl_name", "sysctl_namespace", "sysctl_path", "validate_sysctls"]
 
-#: Kubernetes' safe sysctls.
-SAFE_SYSCTLS: frozenset[str] = frozenset(
-    {
-        "kernel.shm_rmid_forced",
-        "net.ipv4.ip_local_port_range",
-        "net.ipv4.ip_local_reserved_ports",
-        "net.ipv4.ip_unprivileged_port_start",
-        "net.ipv4.ping_group_range",
-        "net.ipv4.tcp_fin_timeout",
-        "net.ipv4.tcp_keepalive_intvl",
-        "net.ipv4.tcp_keepalive_probes",
-        "net.ipv4.tcp_keepalive_time",
-        "net.ipv4.tcp_rmem",
-        "net.ipv4.tcp_syncookies",
-        "net.ipv4.tcp_wmem",
-    }
-)
-
-_IPC_EXACT = frozenset(
-    {
-        "kernel.msgmax",
-        "kernel.msgmnb",
-        "kernel.msgmni",
-        "kernel.sem",
-        "kernel.shm_rmid_forced",
-        "kernel.shmall",
-        "kernel.shmmax",
-        "kernel.shmmni",
-    }
-)
+_SWAP = str.maketrans("./", "/.")
+_IPC_PREFIXES = ("kernel.shm", "kernel.msg", "fs.mqueue.")
+_UTS = frozenset({"kernel.domainname", "kernel.hostname"})
 
 
 def normalize_sysctl_name(name: str) -> str:
     """``net/ipv4/conf/eth0.100/forwarding`` -> ``net.ipv4.conf.eth0/100.forwarding``.
 
-    Kubernetes accepts both separators; with ``/`` the roles of ``.`` and ``/`` swap.
+    With ``/`` as the first separator the roles of ``.`` and ``/`` swap.
     """
     name = name.strip()
     for ch in name:
         if ch == "/":
-            return name.translate(str.maketrans("./", "/."))
+            return name.translate(_SWAP)
         if ch == ".":
             break
     return name
 
 
-def _namespace_of(name: str) -> str | None:
-    if name in _IPC_EXACT or name.startswith("fs.mqueue."):
+def sysctl_path(name: str) -> str:
+    """The file under ``/proc/sys`` of a normalized name (``net/ipv4/conf/eth0.100/forwarding``)."""
+    return name.translate(_SWAP)
+
+
+def sysctl_namespace(name: str) -> str | None:
+    """``"ipc"``, ``"network"`` or ``"uts"`` for a namespaced sysctl (normalized), else None."""
+    if name == "kernel.sem" or name.startswith(_IPC_PREFIXES):
         return "ipc"
     if name.startswith("net."):
         return "network"
+    if name in _UTS:
+        return "uts"
     return None
+
+
+def _check_name(raw: str, name: str) -> None:
+    levels = sysctl_path(name).split("/")
+    if "\0" in name or any(level in ("", ".", "..") for level in levels):
+        raise SysctlError(f"invalid sysctl name {raw!r}")
 
 
 def validate_sysctls(
@@ -76,31 +71,27 @@ def validate_sysctls(
     *,
     private_network: bool,
     private_ipc: bool,
-    allowed_unsafe: Sequence[str] = (),
+    private_uts: bool = False,
 ) -> dict[str, str]:
     """The sysctls to write (names normalized), or :class:`SysctlError` for the first bad one."""
     out: dict[str, str] = {}
     for raw, value in sysctls.items():
         name = normalize_sysctl_name(raw)
-        if not name or any(not part for part in name.split(".")):
-            raise SysctlError(f"invalid sysctl name {raw!r}")
-        if name in ("kernel.hostname", "kernel.domainname"):
-            raise SysctlError(f"sysctl {name} is not allowed: set the hostname/domainname instead")
-        ns = _namespace_of(name)
+        _check_name(raw, name)
+        if not isinstance(value, str):
+            raise SysctlError(f"sysctl {name}: value must be a string")
+        ns = sysctl_namespace(name)
         if ns is None:
             raise SysctlError(f"sysctl {name} is not namespaced: it would change the whole node")
         if ns == "network" and not private_network:
-            raise SysctlError(f"sysctl {name} needs a private network namespace, not the host's")
-        if ns == "ipc" and not private_ipc:
-            raise SysctlError(f"sysctl {name} needs a private IPC namespace, not the host's")
-        if name not in SAFE_SYSCTLS and not any(
-            fnmatch.fnmatchcase(name, p) for p in allowed_unsafe
-        ):
             raise SysctlError(
-                f"sysctl {name} is unsafe and not in the allowed unsafe sysctls "
-                f"({', '.join(allowed_unsafe) or 'none'})"
+                f"sysctl {name} would change the host's network namespace (host network)"
             )
-        if not isinstance(value, str):
-            raise SysctlError(f"sysctl {name}: value must be a string")
+        if ns == "ipc" and not private_ipc:
+            raise SysctlError(f"sysctl {name} would change the host's IPC namespace (host IPC)")
+        if ns == "uts" and not private_uts:
+            raise SysctlError(f"sysctl {name} would change the host's UTS namespace (host UTS)")
+        if name == "kernel.hostname":
+            raise SysctlError("sysctl kernel.hostname is not allowed: set the pod's hostname")
         out[name] = value
     return out
