@@ -206,6 +206,18 @@ async def wait_exited(
         await asyncio.sleep(0.05)
 
 
+async def wait_for_comm(env: Env, container_id: str, comm: str, timeout: float = 10.0) -> None:
+    """Wait until the container's process runs the program ``comm``."""
+    reply = await env.stub.ContainerStatus(
+        api_pb2.ContainerStatusRequest(container_id=container_id, verbose=True)
+    )
+    pid = json.loads(reply.info["info"])["pid"]
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{pid}/comm").read_text().strip() != comm:
+        assert time.monotonic() < deadline, f"{container_id} never ran {comm}"
+        await asyncio.sleep(0.01)
+
+
 async def wait_for_text(path: Path, text: str, timeout: float = 10.0) -> str:
     deadline = time.monotonic() + timeout
     while True:
@@ -486,6 +498,9 @@ async def test_stop_timeout_then_sigkill_and_concurrent_stops(tmp_path: Path) ->
         pod_id = await run_pod(env, pod)
         # busybox sleep as PID 1 ignores SIGTERM: only SIGKILL after the timeout ends it.
         cid = await start_container(env, pod_id, pod, container_config("s", ["exec sleep 60"]))
+        # StartContainer returns as runc init is about to exec: a SIGTERM before the exec
+        # meets the Go runtime's handler, not sleep, so wait for sleep to run.
+        await wait_for_comm(env, cid, "sleep")
         began = time.monotonic()
         first = env.stub.StopContainer(api_pb2.StopContainerRequest(container_id=cid, timeout=2))
         await asyncio.sleep(0.3)
