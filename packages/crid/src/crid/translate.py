@@ -16,6 +16,7 @@ from crid._cri.v1 import api_pb2
 from crid.cgroups import check_cgroup_parent
 from crid.container.request import ContainerRequest
 from crid.errors import InvalidConfigError
+from crid.limits import check_container_config, check_pod_config
 from crid.sandbox.files import DNS, SandboxFiles
 from crid.sandbox.request import PodRequest
 from crid.state import ContainerMeta, PodMeta, Sandbox
@@ -78,6 +79,7 @@ def namespace_mode(value: int) -> NamespaceMode:
 
 def pod_request(config: api_pb2.PodSandboxConfig, runtime_handler: str = "") -> PodRequest:
     """Validate a PodSandboxConfig (metadata name, uid, namespace are required)."""
+    check_pod_config(config)
     meta = config.metadata
     missing = [f for f in ("name", "uid", "namespace") if not getattr(meta, f)]
     if not config.HasField("metadata") or missing:
@@ -136,6 +138,7 @@ def pod_request(config: api_pb2.PodSandboxConfig, runtime_handler: str = "") -> 
 
 def container_request(sandbox_id: str, config: api_pb2.ContainerConfig) -> ContainerRequest:
     """Validate a ContainerConfig (metadata name and an image are required)."""
+    check_container_config(config)
     if not sandbox_id:
         raise InvalidConfigError("pod sandbox id must not be empty")
     if not config.metadata.name:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from crid.context import Context
 from crid.errors import ExecTimeoutError, InvalidConfigError, InvalidStateError
+from crid.limits import check_argv
 from crid.oci._exec import environment
 from crid.proctree import kill_tree
 from crid.state import ContainerState
@@ -64,6 +65,7 @@ async def exec_sync(ctx: Context, container_id: str, argv: list[str], timeout: f
     """Run ``argv`` in the container; ``timeout`` seconds (0: none) then kill it."""
     if not argv:
         raise InvalidConfigError("ExecSync needs a command")
+    check_argv("ExecSync cmd", argv)
     record = ctx.registry.container(container_id)
     if record.state is not ContainerState.RUNNING:
         raise InvalidStateError(f"container {record.id} is {record.state}, not running")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from crid.context import Context
 from crid.errors import ContainerNotRunningError, InvalidRequestError
+from crid.limits import check_argv
 from crid.state import Container, ContainerState, SandboxState
 from crid.streaming.requests import AttachRequest, ExecRequest, PortForwardRequest
 
@@ -37,6 +38,7 @@ def check_exec(ctx: Context, request: ExecRequest) -> ExecRequest:
     """``request`` with the container's full id, once it can run."""
     if not request.command:
         raise InvalidRequestError("cmd: an exec needs a command")
+    check_argv("Exec cmd", request.command)
     _streams(stdin=request.stdin, stdout=request.stdout, stderr=request.stderr, tty=request.tty)
     container = _running(ctx, request.container_id)
     return ExecRequest(
