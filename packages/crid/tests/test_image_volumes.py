@@ -6,7 +6,8 @@ Checked: the image's files are readable in the container (whole image, a sub dir
 a file reached through a symlink), writes fail with EROFS, ContainerStatus reports each
 mount's image and digest, the image cannot be removed while mounted, bad mounts are
 refused with clear codes and leave nothing behind, and RemoveContainer, RemovePodSandbox
-and a crid restart followed by removal leave no mount and no directory.
+and a crid restart (recovering a create cut short) followed by removal leave no mount
+and no directory.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +28,9 @@ from crid.cgroups import Hierarchies
 from crid.config import Config
 from crid.sandbox.lifecycle import Lifecycle
 from crid.server import Daemon
+from crid.state import Container, ContainerMeta, ContainerState, Registry
 from ociimage.testing import TestImages
+from ocistore import Store
 
 from .conftest import make_config
 from .test_container_lifecycle import runtime_table, write_network
@@ -323,8 +327,28 @@ async def test_volumes_survive_a_restart_and_go_with_the_pod(
         assert len([m for m in before if "/volumes/" in m]) == 2
 
         await env.stop()  # containers keep running; crid's store repair runs at start
+        # What a crash inside CreateContainer leaves: a record still UNKNOWN whose root
+        # filesystem and image volume were already mounted.
+        half = Container(
+            id=secrets.token_hex(32),
+            name="k8s_half_restart_default_uid-restart_0",
+            sandbox_id=pod_id,
+            meta=ContainerMeta(name="half"),
+            state=ContainerState.UNKNOWN,
+            created_at=time.time_ns(),
+        )
+        registry = Registry.open(Path(env.config.crid.root) / "state.db")
+        await registry.save_container(half)
+        registry.close()
+        with Store.open(storage) as store:
+            store.create_container(half.id, image_ref)
+            store.mount_container(half.id)
+            store.mount_image_volume(half.id, image_ref, sub_path="data")
+        assert len(mounts_under(storage / "containers" / half.id)) == 2
+
         await env.start()
         assert sorted(mounts_under(storage)) == before
+        assert half.id not in container_dirs(env)
         out = await run(env, running, "cat", f"{MNT}/keep.txt")
         assert out.stdout == b"kept from layer 2\n"
         status = (
