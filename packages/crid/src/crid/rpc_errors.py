@@ -75,6 +75,8 @@ STATUS_CODES: dict[type[BaseException], grpc.StatusCode] = {
     ocistore.errors.ContainerExistsError: grpc.StatusCode.ALREADY_EXISTS,
     ocistore.errors.MountError: grpc.StatusCode.INTERNAL,
     ocistore.errors.LayoutError: grpc.StatusCode.INVALID_ARGUMENT,
+    ocistore.errors.SubPathError: grpc.StatusCode.INVALID_ARGUMENT,
+    ocistore.errors.SubPathNotFoundError: grpc.StatusCode.NOT_FOUND,
     ocinet.errors.NetError: grpc.StatusCode.INTERNAL,
     ocinet.errors.CNIError: grpc.StatusCode.INTERNAL,
     ocinet.errors.PluginTimeoutError: grpc.StatusCode.DEADLINE_EXCEEDED,

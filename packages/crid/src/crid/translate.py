@@ -9,12 +9,12 @@ protobuf types never leave this module and ``crid.services``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from crid._cri.v1 import api_pb2
 from crid.cgroups import check_cgroup_parent
-from crid.container.request import ContainerRequest
+from crid.container.request import ContainerRequest, ImageVolumeRequest
 from crid.errors import InvalidConfigError
 from crid.limits import check_container_config, check_pod_config
 from crid.sandbox.files import DNS, SandboxFiles
@@ -50,6 +50,7 @@ __all__ = [
     "sandbox_seccomp",
     "termination_log_source",
     "wants_pod_network",
+    "with_image_volume_refs",
 ]
 
 #: The kubelet names the container's termination message file in this annotation.
@@ -151,6 +152,7 @@ def container_request(sandbox_id: str, config: api_pb2.ContainerConfig) -> Conta
     if pid is NamespaceMode.TARGET and not ns.target_id:
         raise InvalidConfigError("PID namespace mode TARGET needs a target_id")
     _check_recursive_read_only(config.mounts)
+    image_volumes = _image_volumes(config)
     stop_signal = 0
     if config.stop_signal:
         stop_signal = parse_signal(api_pb2.Signal.Name(config.stop_signal))
@@ -170,6 +172,7 @@ def container_request(sandbox_id: str, config: api_pb2.ContainerConfig) -> Conta
         pid_target=ns.target_id,
         privileged=config.linux.security_context.privileged,
         recursive_read_only=any(m.recursive_read_only for m in config.mounts),
+        image_volumes=image_volumes,
         config=config.SerializeToString(),
     )
 
@@ -203,6 +206,49 @@ def _check_recursive_read_only(mounts: Iterable[api_pb2.Mount]) -> None:
             )
 
 
+def _is_image_mount(mount: api_pb2.Mount) -> bool:
+    return mount.HasField("image") and bool(mount.image.image)
+
+
+def _image_volumes(config: api_pb2.ContainerConfig) -> tuple[ImageVolumeRequest, ...]:
+    """The config's image mounts, checked as the CRI defines them (KEP-4639)."""
+    volumes = []
+    for index, m in enumerate(config.mounts):
+        if not _is_image_mount(m):
+            if m.image_sub_path:
+                raise InvalidConfigError(
+                    f"mount {m.container_path!r}: image_sub_path needs an image"
+                )
+            continue
+        where = f"image volume {m.image.image!r} at {m.container_path!r}"
+        if not m.container_path:
+            raise InvalidConfigError(f"{where}: a mount needs a container_path")
+        if m.host_path:
+            raise InvalidConfigError(f"{where}: image and host_path are mutually exclusive")
+        if not m.readonly:
+            raise InvalidConfigError(f"{where}: image volumes are read-only; set readonly")
+        volumes.append(
+            ImageVolumeRequest(
+                index=index,
+                container_path=m.container_path,
+                image=m.image.image,
+                sub_path=m.image_sub_path,
+            )
+        )
+    return tuple(volumes)
+
+
+def with_image_volume_refs(config_bytes: bytes, refs: Mapping[int, str]) -> bytes:
+    """The stored ContainerConfig with ``image_ref`` set on the image mounts at ``refs``'s
+    indexes, so ContainerStatus reports the image each volume resolved to."""
+    if not refs:
+        return config_bytes
+    config = api_pb2.ContainerConfig.FromString(config_bytes)
+    for index, ref in refs.items():
+        config.mounts[index].image.image_ref = ref
+    return config.SerializeToString()
+
+
 @dataclass(frozen=True, kw_only=True)
 class ContainerPaths:
     """Host paths the container config refers to, and the runtime-wide settings it uses."""
@@ -217,6 +263,8 @@ class ContainerPaths:
     seccomp_default_profile: str = ""
     #: ``[crid.runtime] default_capabilities`` (None: ocispec's, the same as CRI-O's).
     default_capabilities: tuple[str, ...] | None = None
+    #: What to bind for each image mount, by its index in the config's mounts.
+    image_volumes: Mapping[int, Path] = field(default_factory=dict)
 
 
 def _user(sc: api_pb2.LinuxContainerSecurityContext) -> str:
@@ -328,11 +376,32 @@ def _namespaces(
     )
 
 
+def _image_volume_mount(m: api_pb2.Mount, source: Path | None) -> BindMount:
+    """A read-only bind of the mounted image (``rro`` when asked), private, nosuid, nodev.
+
+    The source is ocistore's read-only mount with nothing mounted below it, so a plain
+    (not recursive) bind is already read-only all the way down.
+    """
+    if source is None:
+        raise InvalidConfigError(f"image volume at {m.container_path!r} was not mounted")
+    return BindMount(
+        source=str(source),
+        destination=m.container_path,
+        readonly=True,
+        recursive_readonly=m.recursive_read_only,
+        recursive=False,
+        options=("nosuid", "nodev"),
+    )
+
+
 def _mounts(
     config: api_pb2.ContainerConfig, sandbox: Sandbox, paths: ContainerPaths
 ) -> list[BindMount | Mount]:
     mounts: list[BindMount | Mount] = []
-    for m in config.mounts:
+    for index, m in enumerate(config.mounts):
+        if _is_image_mount(m):
+            mounts.append(_image_volume_mount(m, paths.image_volumes.get(index)))
+            continue
         if not m.container_path or not m.host_path:
             raise InvalidConfigError("a mount needs a container_path and a host_path")
         mounts.append(

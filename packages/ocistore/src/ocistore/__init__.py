@@ -1,7 +1,8 @@
 """ocistore: content store, layered overlay storage, images and container root filesystems.
 
 Open a :class:`Store` on a directory; ociimage pulls into ``store.pull_sink()``; crid
-creates, mounts and removes container root filesystems from the stored images.
+creates, mounts and removes container root filesystems and image volumes from the
+stored images.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from ocistore.errors import (
     MountError,
     StoreError,
     StoreLockedError,
+    SubPathError,
+    SubPathNotFoundError,
     UnsafeLayerError,
     UnsupportedMediaTypeError,
 )
@@ -34,6 +37,7 @@ from ocistore.sink import StorePullSink
 from ocistore.store import Store
 from ocistore.unpack import IDMapping, UnpackLimits, UnpackOptions, UnpackResult, unpack_layer
 from ocistore.usage import StoreUsage, Usage
+from ocistore.volumes import ImageVolume
 
 __version__ = "0.1.0"
 
@@ -51,6 +55,7 @@ __all__ = [
     "Image",
     "ImageInUseError",
     "ImageNotFoundError",
+    "ImageVolume",
     "Layer",
     "LayerError",
     "LayerLimitError",
@@ -62,6 +67,8 @@ __all__ = [
     "StoreLockedError",
     "StorePullSink",
     "StoreUsage",
+    "SubPathError",
+    "SubPathNotFoundError",
     "UnpackLimits",
     "UnpackOptions",
     "UnpackResult",

@@ -58,6 +58,16 @@ CREATE TABLE IF NOT EXISTS containers (
     read_only INTEGER NOT NULL,
     created   REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS image_volumes (
+    id           TEXT PRIMARY KEY,
+    container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+    image_id     TEXT NOT NULL REFERENCES images(id),
+    sub_path     TEXT NOT NULL,
+    resolved     TEXT NOT NULL,
+    created      REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS image_volumes_container ON image_volumes(container_id);
+CREATE INDEX IF NOT EXISTS image_volumes_image ON image_volumes(image_id);
 """
 
 

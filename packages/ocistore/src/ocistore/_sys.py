@@ -8,7 +8,11 @@ import os
 
 __all__ = [
     "MNT_DETACH",
+    "MS_BIND",
+    "MS_NODEV",
+    "MS_NOSUID",
     "MS_RDONLY",
+    "MS_REMOUNT",
     "is_mountpoint",
     "mount",
     "syncfs",
@@ -16,6 +20,10 @@ __all__ = [
 ]
 
 MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_REMOUNT = 32
+MS_BIND = 4096
 MNT_DETACH = 2
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
@@ -33,8 +41,9 @@ _libc.syncfs.argtypes = [ctypes.c_int]
 def mount(source: str, target: str, fstype: str, flags: int, data: str) -> None:
     """mount(2); raises OSError with the errno on failure."""
     rc = _libc.mount(
-        source.encode(), os.fsencode(target), fstype.encode(), flags, data.encode() or None
-    )
+        os.fsencode(source), os.fsencode(target), fstype.encode() or None, flags,
+        data.encode() or None,
+    )  # fmt: skip
     if rc != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"mount {fstype} on {target}: {os.strerror(err)}")

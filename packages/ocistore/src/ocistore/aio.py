@@ -17,6 +17,7 @@ from ocistore.images import Image
 from ocistore.sink import StorePullSink
 from ocistore.store import Store
 from ocistore.usage import StoreUsage, Usage
+from ocistore.volumes import ImageVolume
 
 __all__ = ["AsyncStore"]
 
@@ -81,6 +82,19 @@ class AsyncStore:
 
     async def remove_container(self, container_id: str) -> None:
         await asyncio.to_thread(self.store.remove_container, container_id)
+
+    async def mount_image_volume(
+        self, container_id: str, image: str, *, sub_path: str = ""
+    ) -> ImageVolume:
+        return await asyncio.to_thread(
+            lambda: self.store.mount_image_volume(container_id, image, sub_path=sub_path)
+        )
+
+    async def image_volumes(self, container_id: str | None = None) -> list[ImageVolume]:
+        return await asyncio.to_thread(self.store.image_volumes, container_id)
+
+    async def release_image_volume(self, volume_id: str) -> None:
+        await asyncio.to_thread(self.store.release_image_volume, volume_id)
 
     async def container_usage(self, container_id: str) -> Usage:
         return await asyncio.to_thread(self.store.container_usage, container_id)

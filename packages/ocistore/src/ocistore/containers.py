@@ -160,28 +160,31 @@ class ContainerStore:
                  self.driver)  # fmt: skip
         return self.get(container_id)
 
-    def overlay_options(self, container: Container) -> str:
-        """The overlay mount data; short layer links keep 100+ layers within a page."""
+    def layer_links(self, image_id: str, owner: str) -> list[str]:
+        """The image's layers as short fd-relative links, top first (overlay's order)."""
         links = []
-        for chain in reversed(self._image_layers(container.image_id)):
+        for chain in reversed(self._image_layers(image_id)):
             layer = self._layers.get(chain)
             if layer is None:
-                raise MountError(f"layer {chain} of container {container.id} is missing")
+                raise MountError(f"layer {chain} of {owner} is missing")
             links.append(f"/proc/self/fd/{self._links_fd}/{layer.link}")
-        base = f"/proc/self/fd/{self._dir_fd}/{container.id}"
+        return links
+
+    def fd_path(self, relative: str) -> str:
+        """A path under ``containers/`` through the directory's fd (shorter, rename-proof)."""
+        return f"/proc/self/fd/{self._dir_fd}/{relative}"
+
+    def overlay_options(self, container: Container) -> str:
+        """The overlay mount data; short layer links keep 100+ layers within a page."""
+        links = self.layer_links(container.image_id, f"container {container.id}")
+        base = self.fd_path(container.id)
         if container.read_only:
-            while len(links) < 2:
-                links.append(f"{base}/empty")
-            opts = "lowerdir=" + ":".join(links)
+            opts = read_only_overlay(links, f"{base}/empty")
         else:
             if not links:
                 links.append(f"{base}/empty")
             opts = f"lowerdir={':'.join(links)},upperdir={base}/upper,workdir={base}/work"
-        if len(opts) >= PAGE:
-            raise MountError(
-                f"overlay options for container {container.id} need {len(opts)} bytes, "
-                f"more than one page ({PAGE}): too many layers"
-            )
+        check_page(opts, f"container {container.id}")
         return opts
 
     def _image_layers(self, image_id: str) -> list[str]:
@@ -224,6 +227,23 @@ class ContainerStore:
             tx.execute("DELETE FROM containers WHERE id = ?", (container_id,))
         discard(container.path, self.trash)
         log.info("removed container rootfs id=%s", container_id)
+
+
+def read_only_overlay(links: list[str], empty: str) -> str:
+    """Overlay data with lower directories only (read-only); overlay wants two or more."""
+    lowers = list(links)
+    while len(lowers) < 2:
+        lowers.append(empty)
+    return "lowerdir=" + ":".join(lowers)
+
+
+def check_page(opts: str, owner: str) -> None:
+    """Refuse overlay data the kernel would cut at one page."""
+    if len(opts) >= PAGE:
+        raise MountError(
+            f"overlay options for {owner} need {len(opts)} bytes, "
+            f"more than one page ({PAGE}): too many layers"
+        )
 
 
 def unmount_path(path: Path) -> None:

@@ -21,6 +21,8 @@ __all__ = [
     "MountError",
     "StoreError",
     "StoreLockedError",
+    "SubPathError",
+    "SubPathNotFoundError",
     "UnsafeLayerError",
     "UnsupportedMediaTypeError",
 ]
@@ -77,7 +79,7 @@ class AmbiguousImageError(StoreError):
 
 
 class ImageInUseError(StoreError):
-    """The image cannot be removed because a container's root filesystem uses it."""
+    """The image cannot be removed: a container's root filesystem or image volume uses it."""
 
 
 class ContainerNotFoundError(StoreError, KeyError):
@@ -97,3 +99,14 @@ class MountError(StoreError):
 
 class LayoutError(StoreError):
     """An OCI image layout directory is malformed or lacks the asked image."""
+
+
+class SubPathError(StoreError):
+    """An image volume's sub path is malformed or leads outside the image (``..``, links)."""
+
+
+class SubPathNotFoundError(SubPathError, KeyError):
+    """An image volume's sub path does not exist in the image."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "sub path not found"

@@ -3,7 +3,7 @@
 The database is the truth. Directories it does not know (a layer renamed into place
 but not recorded, a container being created) are deleted; records whose directory
 is gone are dropped together with what depends on them; ``tmp/`` and ``trash/`` are
-emptied; mounts under the store that no container owns are unmounted.
+emptied; mounts under the store that no container or image volume owns are unmounted.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ class RepairReport:
     links_fixed: list[str] = field(default_factory=list)
     containers_removed: list[str] = field(default_factory=list)
     container_records_dropped: list[str] = field(default_factory=list)
+    volumes_removed: list[str] = field(default_factory=list)
+    volume_records_dropped: list[str] = field(default_factory=list)
     mounts_removed: list[str] = field(default_factory=list)
 
     @property
@@ -120,9 +122,33 @@ def _repair_containers(root: Path, db: Database, report: RepairReport) -> None:
                 tx.execute("DELETE FROM containers WHERE id = ?", (cid,))
                 report.container_records_dropped.append(cid)
     owned = {str(cdir / cid / "merged") for cid, driver in rows.items() if driver == "overlay"}
+    owned |= _repair_volumes(cdir, db, report)
     prefix = str(root) + "/"
     for mnt in sorted(_sys.mountpoints(), reverse=True):
         inside_owned = any(mnt.startswith(o + "/") for o in owned)
         if mnt.startswith(prefix) and mnt not in owned and not inside_owned:
             unmount_path(Path(mnt))
             report.mounts_removed.append(mnt)
+
+
+def _repair_volumes(cdir: Path, db: Database, report: RepairReport) -> set[str]:
+    """Drop image volumes whose directory is gone and directories no record owns.
+
+    Returns the mount points of the recorded volumes: they stay mounted, since running
+    containers bind them.
+    """
+    rows = {str(r[0]): str(r[1]) for r in db.query("SELECT id, container_id FROM image_volumes")}
+    gone = [vid for vid, cid in rows.items() if not (cdir / cid / "volumes" / vid).is_dir()]
+    if gone:
+        with db.transaction() as tx:
+            for vid in gone:
+                tx.execute("DELETE FROM image_volumes WHERE id = ?", (vid,))
+                report.volume_records_dropped.append(vid)
+    for volumes in sorted(cdir.glob("*/volumes")):
+        for entry in sorted(volumes.iterdir()):
+            if rows.get(entry.name) != volumes.parent.name:
+                _unmount_under(entry, report)
+                shutil.rmtree(entry, ignore_errors=True)
+                report.volumes_removed.append(f"{volumes.parent.name}/{entry.name}")
+    return {str(cdir / cid / "volumes" / vid / "merged") for vid, cid in rows.items()
+            if vid not in gone}  # fmt: skip

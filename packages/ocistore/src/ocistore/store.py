@@ -26,6 +26,7 @@ from ocistore.repair import RepairReport, repair
 from ocistore.sink import StorePullSink
 from ocistore.unpack import UnpackOptions
 from ocistore.usage import StoreUsage, Usage, measure
+from ocistore.volumes import ImageVolume, ImageVolumeStore
 
 __all__ = ["Store"]
 
@@ -76,6 +77,7 @@ class Store:
             if driver == "auto":
                 driver = "overlay" if probe_overlay(self.root / "tmp") else "vfs"
             self.containers = ContainerStore(self.root, self._db, self.images, self.layers, driver)
+            self.volumes = ImageVolumeStore(self._db, self.images, self.layers, self.containers)
         except BaseException:
             self._db.close()
             self._lock.release()
@@ -254,7 +256,8 @@ class Store:
         """Remove a name, or the whole image when ``ref`` is its last name or its id.
 
         Returns True when the image itself was removed. Refused with
-        :class:`ImageInUseError` while a container root filesystem uses the image.
+        :class:`ImageInUseError` while a container root filesystem or an image volume
+        uses the image.
         """
         with self._gate.exclusive():
             image_id = self.images.resolve(ref)
@@ -271,6 +274,15 @@ class Store:
                     raise ImageInUseError(
                         f"image {image_id} is used by container(s) "
                         + ", ".join(r[0] for r in users)
+                    )
+                mounted = tx.execute(
+                    "SELECT DISTINCT container_id FROM image_volumes WHERE image_id = ?",
+                    (image_id,),
+                ).fetchall()
+                if mounted:
+                    raise ImageInUseError(
+                        f"image {image_id} is mounted as an image volume by container(s) "
+                        + ", ".join(r[0] for r in mounted)
                     )
                 tx.execute("DELETE FROM images WHERE id = ?", (image_id,))
             self.layers.delete_unreferenced(image.layers)
@@ -359,8 +371,33 @@ class Store:
         self.containers.unmount(container_id)
 
     def remove_container(self, container_id: str) -> None:
-        """Unmount and delete the container's root filesystem and everything it wrote."""
+        """Unmount and delete the container's root filesystem, image volumes and writes."""
+        self.containers.get(container_id)
+        self.volumes.release_all(container_id)
         self.containers.remove(container_id)
+
+    # -- image volumes ------------------------------------------------------------------
+
+    def mount_image_volume(
+        self, container_id: str, image: str, *, sub_path: str = ""
+    ) -> ImageVolume:
+        """Mount ``image`` read-only for container ``container_id`` to bind as a volume.
+
+        ``sub_path`` (relative, no ``..``) picks a directory or file of the image; links
+        are followed inside the image only. The volume belongs to the container: it is
+        released by :meth:`remove_container`, and the image cannot be removed meanwhile.
+        Raises :class:`SubPathNotFoundError` or :class:`SubPathError` for a bad sub path.
+        """
+        with self._gate.shared():
+            return self.volumes.mount(container_id, image, sub_path)
+
+    def image_volumes(self, container_id: str | None = None) -> list[ImageVolume]:
+        """The image volumes of one container, or of all when None."""
+        return self.volumes.list(container_id)
+
+    def release_image_volume(self, volume_id: str) -> None:
+        """Unmount and delete one image volume before its container goes (idempotent)."""
+        self.volumes.release(volume_id)
 
     # -- usage --------------------------------------------------------------------------
 

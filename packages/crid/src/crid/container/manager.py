@@ -42,6 +42,7 @@ from crid.translate import (
     container_options,
     pod_privileged,
     termination_log_source,
+    with_image_volume_refs,
 )
 from ocispec.generate import GeneratedSpec, HostInfo, NamespaceMode, generate, parse_signal
 from ocistore import Image
@@ -110,6 +111,9 @@ class Containers:
             )
         log_path = self._log_path(sandbox, request)
         image = await self._image(request.image)
+        # Image volumes: the kubelet pulled them first; a missing one fails before anything
+        # is made (NOT_FOUND naming it).
+        volume_images = {v.index: (await self._image(v.image)).id for v in request.image_volumes}
         handler = self.ctx.handler(sandbox.runtime_handler)
         if request.recursive_read_only:
             features = await self.ctx.handler_features(sandbox.runtime_handler)
@@ -137,11 +141,11 @@ class Containers:
             cgroup_path=container_cgroup_path(
                 sandbox.cgroup_parent, container_id, self.ctx.config.crid.runtime.cgroup_manager
             ),
-            config=request.config,
+            config=with_image_volume_refs(request.config, volume_images),
         )
         await self.ctx.registry.save_container(record)
         try:
-            generated = await self._prepare(record, sandbox, request)
+            generated = await self._prepare(record, sandbox, request, volume_images)
             applied = generated.spec.process.user if generated.spec.process else None
             if applied is not None:
                 user = ContainerUser(
@@ -217,12 +221,26 @@ class Containers:
         return []
 
     async def _prepare(
-        self, record: Container, sandbox: Sandbox, request: ContainerRequest
+        self,
+        record: Container,
+        sandbox: Sandbox,
+        request: ContainerRequest,
+        volume_images: dict[int, str],
     ) -> GeneratedSpec:
-        """Root filesystem, bundle directory, termination log file and config.json."""
+        """Root filesystem, image volumes, bundle directory, termination log and config.json.
+
+        Image volumes belong to the container's root filesystem in ocistore, so removing
+        it (on RemoveContainer, a failed create, or recovery) releases them too.
+        """
         store = self.ctx.store
         await store.create_container(record.id, record.image_id)
         rootfs = await store.mount_container(record.id)
+        volumes: dict[int, Path] = {}
+        for volume in request.image_volumes:
+            mounted = await store.mount_image_volume(
+                record.id, volume_images[volume.index], sub_path=volume.sub_path
+            )
+            volumes[volume.index] = mounted.source
         image_config = await asyncio.to_thread(store.store.image_config, record.image_id)
         bundle = Path(record.bundle)
         termination_log = bundle / "termination-log" if request.termination_message_path else None
@@ -238,6 +256,7 @@ class Containers:
             ),
             seccomp_default_profile=self.ctx.config.crid.runtime.seccomp_profile,
             default_capabilities=tuple(self.ctx.config.crid.runtime.default_capabilities),
+            image_volumes=volumes,
         )
         host = self._host
 

@@ -8,12 +8,22 @@ from dataclasses import dataclass, field
 from crid.state import ContainerMeta, PodMeta
 from ocispec.generate import NamespaceMode
 
-__all__ = ["ContainerRequest", "container_name"]
+__all__ = ["ContainerRequest", "ImageVolumeRequest", "container_name"]
 
 
 def container_name(meta: ContainerMeta, pod: PodMeta) -> str:
     """The reserved name: ``k8s_<name>_<pod>_<namespace>_<uid>_<attempt>``."""
     return f"k8s_{meta.name}_{pod.name}_{pod.namespace}_{pod.uid}_{meta.attempt}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageVolumeRequest:
+    """A CRI mount of an image (KEP-4639): ``index`` is its place in the config's mounts."""
+
+    index: int
+    container_path: str
+    image: str
+    sub_path: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,4 +51,6 @@ class ContainerRequest:
     pid_target: str = ""
     privileged: bool = False
     recursive_read_only: bool = False
+    #: The mounts of an image rather than a host path, mounted read-only by ocistore.
+    image_volumes: tuple[ImageVolumeRequest, ...] = ()
     config: bytes = b""
