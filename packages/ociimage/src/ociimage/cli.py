@@ -74,6 +74,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # help text is plain text: "os/arch[/variant]" must not be read as rich markup
+    rich_markup_mode=None,
 )
 
 T = TypeVar("T")
@@ -364,7 +366,9 @@ def push(
         typer.echo(result.repo_digest)
 
 
-policy_app = typer.Typer(help="Signature policy (policy.json) tools.", no_args_is_help=True)
+policy_app = typer.Typer(
+    help="Signature policy (policy.json) tools.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(policy_app, name="policy")
 
 
