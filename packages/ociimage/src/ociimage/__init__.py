@@ -42,6 +42,7 @@ if TYPE_CHECKING:
         UnsupportedManifestError,
     )
     from ociimage.layout import LayoutImage, OCILayout, OCILayoutSink
+    from ociimage.singleflight import SingleFlight
     from ociimage.policy import (
         DEFAULT_POLICY,
         AcceptAnything,
@@ -127,6 +128,7 @@ _SOURCES = {
     "PullSink": "ociimage.sink",
     "PullSource": "ociimage.registries",
     "Puller": "ociimage.pull",
+    "SingleFlight": "ociimage.singleflight",
     "PushResult": "ociimage.push",
     "Reference": "ociimage.reference",
     "RegistriesConfig": "ociimage.registries",
@@ -214,6 +216,7 @@ __all__ = [
     "PullSink",
     "PullSource",
     "Puller",
+    "SingleFlight",
     "PushResult",
     "Reference",
     "RegistriesConfig",
