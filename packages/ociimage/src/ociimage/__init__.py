@@ -42,7 +42,6 @@ if TYPE_CHECKING:
         UnsupportedManifestError,
     )
     from ociimage.layout import LayoutImage, OCILayout, OCILayoutSink
-    from ociimage.singleflight import SingleFlight
     from ociimage.policy import (
         DEFAULT_POLICY,
         AcceptAnything,
@@ -83,6 +82,7 @@ if TYPE_CHECKING:
         load_registries_d,
     )
     from ociimage.resolved import ResolvedImage
+    from ociimage.singleflight import SingleFlight
     from ociimage.sink import BlobWriter, PullSink
     from ociimage.tls import DEFAULT_CERTS_DIRS, TLSConfig
     from ociimage.trust import PolicyDecision, evaluate_policy
@@ -216,7 +216,6 @@ __all__ = [
     "PullSink",
     "PullSource",
     "Puller",
-    "SingleFlight",
     "PushResult",
     "Reference",
     "RegistriesConfig",
@@ -236,6 +235,7 @@ __all__ = [
     "SignedBy",
     "SignedIdentity",
     "SigstoreSigned",
+    "SingleFlight",
     "SizeMismatchError",
     "TLSConfig",
     "UnknownRequirement",
