@@ -188,3 +188,59 @@ async def test_blocked_registry_is_refused(
             await pull(stub, test_images.busybox.reference)
     assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert "blocked" in (info.value.details() or "")
+
+
+@pytest.mark.binaries("gpg", "gpgconf", "/usr/bin/gpgv", "skopeo")
+async def test_signed_by_checks_the_platform_manifest_not_the_index(
+    tmp_path: Path, registry: LocalRegistry
+) -> None:
+    """As CRI-O (containers/image): the pulled instance's signature counts, not the index's."""
+    from ociimage.testing import multiplatform_index, push_index
+    from ociimage.testing.gpg import GpgKeyring, store_lookaside
+    from ociimage.testing.images import busybox_arch
+
+    keyring = GpgKeyring.create(tmp_path / "gnupg", "signer@crid.test")
+    try:
+        (tmp_path / "signer.asc").write_bytes(keyring.export("signer@crid.test", armor=True))
+        lookaside = tmp_path / "lookaside"
+        pushed = {}
+        for repo in ("trust/platform-signed", "trust/index-signed"):
+            index = push_index(registry, multiplatform_index(repository=repo, tag="v1"))
+            ref = index.reference
+            platform = index.index.for_platform(busybox_arch())
+            signed = platform.manifest if repo.endswith("platform-signed") else index.index.index
+            signature = keyring.sign_manifest(signed.data, ref, "signer@crid.test")
+            store_lookaside(lookaside, repo, signed.digest, 1, signature)
+            pushed[repo] = (ref, platform.config_digest)
+    finally:
+        keyring.close()
+    policy = {
+        "default": [{"type": "reject"}],
+        "transports": {
+            "docker": {
+                registry.host: [
+                    {
+                        "type": "signedBy",
+                        "keyType": "GPGKeys",
+                        "keyPath": str(tmp_path / "signer.asc"),
+                    }
+                ]
+            }
+        },
+    }
+    config = image_config(tmp_path, [registry.host], policy=policy)
+    registries_d = Path(config.crid.image.registries_d)
+    registries_d.mkdir(exist_ok=True)
+    (registries_d / "default.yaml").write_text(
+        f"default-docker:\n  lookaside: file://{lookaside}\n"
+    )
+    async with image_service(config) as stub:
+        ref, config_digest = pushed["trust/platform-signed"]
+        assert await pull(stub, ref) == config_digest
+        ref, _ = pushed["trust/index-signed"]
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await pull(stub, ref)
+        images = (await stub.ListImages(api_pb2.ListImagesRequest())).images
+    assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "no signatures in the lookaside" in (info.value.details() or "")
+    assert [i.id for i in images] == [pushed["trust/platform-signed"][1]]

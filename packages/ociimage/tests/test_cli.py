@@ -216,9 +216,48 @@ def test_policy_check(registry: LocalRegistry, test_images: TestImages, tmp_path
     assert "requirement reject" in refused.stderr
     pulled = runner.invoke(app, ["pull", ref, str(tmp_path / "oci"), *common, *reject])
     assert pulled.exit_code == 8
-    assert not (tmp_path / "oci" / "blobs" / "sha256").exists() or not any(
-        (tmp_path / "oci" / "blobs" / "sha256").iterdir()
+    assert not (tmp_path / "oci").exists()  # no empty layout left behind
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_failed_pulls_write_nothing_and_keep_an_existing_layout(
+    registry: LocalRegistry, test_images: TestImages, tmp_path: Path
+) -> None:
+    from ociimage.testing.faults import Fault, FaultyProxy
+
+    common = _common(registry, tmp_path)
+    reject = _policy(tmp_path, [{"type": "reject"}], "reject.json")
+    layout = tmp_path / "existing"
+    first = runner.invoke(
+        app, ["pull", test_images.busybox.reference, str(layout), *common, *_accept(tmp_path)]
     )
+    assert first.exit_code == 0, first.output
+    before = _tree(layout)
+    refused = runner.invoke(
+        app, ["pull", test_images.layered.reference, str(layout), "-q", *common, *reject]
+    )
+    assert refused.exit_code == 8
+    assert _tree(layout) == before
+
+    # a failure after the layout was created: removed when it was not there before
+    image = test_images.layered
+    with FaultyProxy(registry.url) as proxy:
+        proxy.add(Fault(path=image.layer_digests[-1], status=404, times=None))
+        ref = f"{proxy.host}/{image.repository}:{image.tag}"
+        args = ["--insecure-registry", proxy.host, "-q", *_accept(tmp_path)]
+        fresh = runner.invoke(app, ["pull", ref, str(tmp_path / "fresh"), *common, *args])
+        assert fresh.exit_code == 3, fresh.output
+        assert not (tmp_path / "fresh").exists()
+        kept = runner.invoke(app, ["pull", ref, str(layout), *common, *args])
+        assert kept.exit_code == 3, kept.output
+    names = [i.name for i in OCILayout(layout).images()]
+    assert names == [test_images.busybox.reference]
+    after = _tree(layout)
+    assert after["index.json"] == before["index.json"]
+    assert {k: v for k, v in after.items() if k in before} == before
 
 
 def test_progress_bars_on_a_terminal(

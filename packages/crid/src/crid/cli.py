@@ -23,6 +23,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # help text is plain text, never rich markup (brackets in it would break --help)
+    rich_markup_mode=None,
 )
 
 ConfigOption = Annotated[

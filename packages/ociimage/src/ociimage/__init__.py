@@ -82,6 +82,7 @@ if TYPE_CHECKING:
         load_registries_d,
     )
     from ociimage.resolved import ResolvedImage
+    from ociimage.singleflight import SingleFlight
     from ociimage.sink import BlobWriter, PullSink
     from ociimage.tls import DEFAULT_CERTS_DIRS, TLSConfig
     from ociimage.trust import PolicyDecision, evaluate_policy
@@ -127,6 +128,7 @@ _SOURCES = {
     "PullSink": "ociimage.sink",
     "PullSource": "ociimage.registries",
     "Puller": "ociimage.pull",
+    "SingleFlight": "ociimage.singleflight",
     "PushResult": "ociimage.push",
     "Reference": "ociimage.reference",
     "RegistriesConfig": "ociimage.registries",
@@ -233,6 +235,7 @@ __all__ = [
     "SignedBy",
     "SignedIdentity",
     "SigstoreSigned",
+    "SingleFlight",
     "SizeMismatchError",
     "TLSConfig",
     "UnknownRequirement",

@@ -15,7 +15,9 @@ Exit codes scripts can rely on:
 ====  ==========================================================
 
 ``pull`` and ``policy check`` enforce ``--policy`` (default: /etc/containers/policy.json
-when it exists).
+when it exists). A failed ``pull`` writes nothing: the layout directory is created only
+once the policy accepted the image, and removed again if the pull then fails and it did
+not exist before; an existing layout keeps every image it had.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import shutil
 import sys
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
@@ -74,6 +77,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # help text is plain text: "os/arch[/variant]" must not be read as rich markup
+    rich_markup_mode=None,
 )
 
 T = TypeVar("T")
@@ -259,7 +264,15 @@ def pull(
             ) as puller:
                 return await puller.pull(reference, sink, platform=platform, progress=progress)
 
-    result = _run(run())
+    existed = directory.exists()
+    try:
+        result = _run(run())
+    except BaseException:
+        if not existed:
+            # a failed pull leaves nothing behind where there was nothing (a layout that
+            # was there keeps its images: only verified blobs may have been added)
+            shutil.rmtree(directory, ignore_errors=True)
+        raise
     if as_json:
         doc = {
             "reference": str(result.image.reference),
@@ -364,7 +377,9 @@ def push(
         typer.echo(result.repo_digest)
 
 
-policy_app = typer.Typer(help="Signature policy (policy.json) tools.", no_args_is_help=True)
+policy_app = typer.Typer(
+    help="Signature policy (policy.json) tools.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(policy_app, name="policy")
 
 
@@ -405,6 +420,7 @@ def policy_check(
         doc = {
             "image": decision.image,
             "digest": image.digest,
+            "evaluated_digest": decision.digest,
             "accepted": True,
             "scope": decision.scope,
             "requirements": list(decision.requirements),

@@ -184,6 +184,10 @@ class OCILayout:
 class OCILayoutSink(OCILayout):
     """A :class:`~ociimage.sink.PullSink` writing an OCI image layout at ``root``.
 
+    Nothing is written until the first blob: a pull that fails before downloading (a
+    policy rejection, an unknown image) leaves no directory and no empty layout behind.
+    An existing layout is checked at once and only ever added to.
+
     ``durable=True`` fsyncs every blob before renaming it into place, so a power loss
     cannot leave a visible blob with lost content; it costs a disk flush per blob (as
     much as the download itself on this kind of disk), so it is off by default, as in
@@ -193,21 +197,28 @@ class OCILayoutSink(OCILayout):
     def __init__(self, root: str | Path, *, durable: bool = False) -> None:
         super().__init__(root)
         self.durable = durable
-        self.root.mkdir(parents=True, exist_ok=True)
-        marker = self.root / LAYOUT_FILE
-        if not marker.exists():
-            _atomic_write(marker, ImageLayout().to_bytes())
-        else:
+        self._created = False
+        if (self.root / LAYOUT_FILE).exists():
             self.check()
-        if not (self.root / INDEX_FILE).exists():
-            _atomic_write(
+
+    def _ensure_layout(self) -> None:
+        """Create the directory, ``oci-layout`` and an empty ``index.json`` if missing."""
+        if self._created:
+            return
+        with _index_lock:
+            self.root.mkdir(parents=True, exist_ok=True)
+            _create_exclusive(self.root / LAYOUT_FILE, ImageLayout().to_bytes())
+            self.check()
+            _create_exclusive(
                 self.root / INDEX_FILE, Index(media_type=MediaType.IMAGE_INDEX).to_bytes()
             )
+            self._created = True
 
     def has_blob(self, digest: str) -> bool:
         return self.blob_path(digest).is_file()
 
     def open_blob(self, descriptor: Descriptor) -> _LayoutBlobWriter:
+        self._ensure_layout()
         return _LayoutBlobWriter(self.root, descriptor, durable=self.durable)
 
     def commit_image(
@@ -222,6 +233,7 @@ class OCILayoutSink(OCILayout):
             if not self.has_blob(desc.digest):
                 raise LayoutError(f"cannot commit an image whose blob {desc.digest} is missing")
         entry = Descriptor(media_type=target.media_type, digest=target.digest, size=target.size)
+        self._ensure_layout()
         with self._locked():
             current = self.index()
             labels = list(names)
@@ -252,6 +264,25 @@ class OCILayoutSink(OCILayout):
                 yield
             finally:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _create_exclusive(path: Path, data: bytes) -> None:
+    """Write ``path`` (complete, fsynced) unless it exists; never replaces another's file."""
+    if path.exists():
+        return
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    with open(temp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    try:
+        os.link(temp, path)  # fails if another writer created it meanwhile
+    except FileExistsError:
+        pass
+    else:
+        _fsync_dir(path.parent)
+    finally:
+        temp.unlink()
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

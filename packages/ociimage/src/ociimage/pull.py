@@ -35,6 +35,7 @@ from ociimage.reference import Reference
 from ociimage.registries import PullSource, RegistriesConfig
 from ociimage.registries_d import RegistriesD
 from ociimage.resolved import ResolvedImage
+from ociimage.singleflight import SingleFlight
 from ociimage.sink import PullSink
 from ociimage.tls import TLSConfig
 from ociimage.trust import PolicyDecision, evaluate_policy
@@ -116,14 +117,6 @@ class PullResult:
         return self.image.names
 
 
-class _Flight:
-    """One in-flight blob download shared by every waiter (single-flight per digest)."""
-
-    def __init__(self, task: asyncio.Task[int]) -> None:
-        self.task = task
-        self.waiters = 0
-
-
 class Puller:
     """Pulls images; share one across concurrent pulls so identical blobs are fetched once.
 
@@ -156,7 +149,8 @@ class Puller:
         self._timeout = timeout
         self._limit = asyncio.Semaphore(max_concurrent_downloads)
         self._clients: dict[tuple[str, bool, Credentials], RegistryClient] = {}
-        self._flights: dict[tuple[int, str], _Flight] = {}
+        # one download per (sink, digest) however many pulls want the blob at once
+        self._downloads: SingleFlight[tuple[int, str], int] = SingleFlight()
 
     async def aclose(self) -> None:
         """Close every registry connection."""
@@ -381,25 +375,11 @@ class Puller:
             if progress is not None:
                 progress(ProgressEvent(kind=ProgressKind.EXISTS, descriptor=descriptor))
             return -1
-        key = (id(sink), descriptor.digest)
-        flight = self._flights.get(key)
-        owner = flight is None
-        if flight is None:
-            task = asyncio.ensure_future(self._download(client, repo, descriptor, sink, progress))
-            flight = _Flight(task)
-            self._flights[key] = flight
-            task.add_done_callback(lambda _t: self._flights.pop(key, None))
-        flight.waiters += 1
-        try:
-            done = await asyncio.shield(flight.task)
-            return done if owner else 0  # a joiner downloaded nothing itself
-        except asyncio.CancelledError:
-            if flight.waiters == 1:
-                flight.task.cancel()
-                await asyncio.gather(flight.task, return_exceptions=True)
-            raise
-        finally:
-            flight.waiters -= 1
+        done, owner = await self._downloads.run(
+            (id(sink), descriptor.digest),
+            lambda: self._download(client, repo, descriptor, sink, progress),
+        )
+        return done if owner else 0  # a joiner downloaded nothing itself
 
     async def _download(
         self,

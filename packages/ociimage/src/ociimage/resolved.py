@@ -36,6 +36,15 @@ class ResolvedImage:
         return self.top.digest
 
     @property
+    def signed_digest(self) -> str:
+        """The digest signatures must name: the platform manifest's, even through an index.
+
+        As in containers/image, the policy is evaluated against the manifest that is
+        pulled (the chosen instance), not against the index it was found through.
+        """
+        return self.manifest.digest
+
+    @property
     def repo_digest(self) -> str:
         """``repo@sha256:...`` under the logical name."""
         return self.reference.repo_digest(self.digest)

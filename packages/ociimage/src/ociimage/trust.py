@@ -1,7 +1,10 @@
 """Evaluating the signature policy for an image found in a registry, before any layer moves.
 
 :func:`evaluate_policy` applies the requirements of the scope matching the image's
-logical reference; every requirement must hold.
+logical reference; every requirement must hold. Signatures are looked up for, and must
+name, the manifest that is pulled: for an image found through an index, the chosen
+platform's manifest, never the index (as containers/image evaluates the instance it
+copies; a signature on the index alone does not admit it).
 
 * ``sigstoreSigned`` looks, where the image was found and when registries.d enables
   ``use-sigstore-attachments`` (always when no registries.d is given), for cosign
@@ -64,12 +67,14 @@ DEFAULT_STORAGE = SignatureStorage(use_sigstore_attachments=True)
 
 @dataclass(frozen=True, kw_only=True)
 class PolicyDecision:
-    """An accepted image: the scope that applied and the requirements that held."""
+    """An accepted image: the scope that applied, the requirements that held, and the
+    manifest digest they were evaluated against (the platform manifest's)."""
 
     image: str
     scope: str
     requirements: tuple[str, ...]
     signatures: int = 0
+    digest: str = ""
 
 
 async def _sigstore(
@@ -82,7 +87,7 @@ async def _sigstore(
         return False, "registries.d does not enable use-sigstore-attachments for this image", 0
     verifier = SigstoreVerifier.for_requirement(req)
     repo = image.source.reference.path
-    tag = signature_tag(image.digest)
+    tag = signature_tag(image.signed_digest)
     try:
         fetched = await client.get_manifest(repo, tag)
         manifest = Manifest.from_json(fetched.data)
@@ -109,9 +114,10 @@ async def _sigstore(
         if claims is None:
             reasons.append(f"payload {layer.digest} is not a cosign simple-signing payload")
             continue
-        if claims.manifest_digest != image.digest:
+        if claims.manifest_digest != image.signed_digest:
             reasons.append(
-                f"a signature is for {claims.manifest_digest}, not this image ({image.digest})"
+                f"a signature is for {claims.manifest_digest}, not this image "
+                f"({image.signed_digest})"
             )
             continue
         if not req.signed_identity.matches(image.reference, claims.docker_reference):
@@ -143,7 +149,7 @@ async def _bundles(
     reasons: list[str] = []
     good = 0
     try:
-        referrers = await client.referrers(repo, image.digest)
+        referrers = await client.referrers(repo, image.signed_digest)
     except ImageError as err:
         return 0, [f"referrers: {err}"]
     for ref in referrers:
@@ -163,7 +169,7 @@ async def _bundles(
                 reasons.append(f"bundle {layer.digest}: {err}")
                 continue
             try:
-                claims = verifier.verify_bundle(data, image.digest)
+                claims = verifier.verify_bundle(data, image.signed_digest)
             except SignatureVerificationError as err:
                 reasons.append(f"bundle {layer.digest}: {err}")
                 continue
@@ -185,7 +191,7 @@ async def _lookaside(storage: SignatureStorage, image: ResolvedImage) -> list[by
     scheme = urlsplit(storage.lookaside).scheme
     async with httpx.AsyncClient(timeout=30.0, follow_redirects=True) as http:
         for index in range(1, _MAX_LOOKASIDE_SIGNATURES + 1):
-            url = storage.lookaside_url(image.reference, image.digest, index)
+            url = storage.lookaside_url(image.reference, image.signed_digest, index)
             if scheme == "file":
                 path = Path(unquote(urlsplit(url).path))
                 try:
@@ -211,12 +217,16 @@ async def _signed_by(
         except (ImageError, httpx.HTTPError, OSError) as err:
             return False, f"cannot read lookaside signatures: {err}", 0
         if not signatures:
-            return False, f"no signatures in the lookaside {storage.lookaside}", 0
+            return (
+                False,
+                f"no signatures in the lookaside {storage.lookaside} for {image.signed_digest}",
+                0,
+            )
     else:
         # no lookaside: the registry's own signature API, where it has one
         try:
             signatures = await client.signatures_extension(
-                image.source.reference.path, image.digest
+                image.source.reference.path, image.signed_digest
             )
         except ImageError as err:
             return False, f"cannot read the registry's signatures: {err}", 0
@@ -236,8 +246,10 @@ async def _signed_by(
         claims = parse_payload(verified.content, _ATOMIC)
         if claims is None:
             reasons.append(f"signature-{n} does not hold a simple-signing payload")
-        elif claims.manifest_digest != image.digest:
-            reasons.append(f"signature-{n} is for {claims.manifest_digest}, not {image.digest}")
+        elif claims.manifest_digest != image.signed_digest:
+            reasons.append(
+                f"signature-{n} is for {claims.manifest_digest}, not {image.signed_digest}"
+            )
         elif not req.signed_identity.matches(image.reference, claims.docker_reference):
             reasons.append(
                 f"signature-{n} identity {claims.docker_reference!r} does not match "
@@ -299,4 +311,5 @@ async def evaluate_policy(
         scope=scope,
         requirements=tuple(r.name for r in requirements),
         signatures=signatures,
+        digest=image.signed_digest,
     )

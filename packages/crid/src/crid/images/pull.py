@@ -23,6 +23,7 @@ from crid.config import ImageConfig, parse_duration
 from crid.errors import CridError
 from ociimage.auth import Credentials, CredentialStore, default_auth_files
 from ociimage.registries import RegistriesConfig, load_registries_conf
+from ociimage.singleflight import SingleFlight
 from ocistore import AsyncStore, Image
 
 if TYPE_CHECKING:
@@ -64,14 +65,6 @@ class _Session:
         self.users = 0
 
 
-class _Flight:
-    """One pull that several identical requests wait for."""
-
-    def __init__(self, task: asyncio.Task[PullOutcome]) -> None:
-        self.task = task
-        self.waiters = 0
-
-
 _FlightKey = tuple[str, str, Credentials | None]
 
 
@@ -85,7 +78,7 @@ class ImagePuller:
         self._progress_timeout = timeout if timeout > 0 else None
         self._session: _Session | None = None
         self._session_lock = asyncio.Lock()
-        self._flights: dict[_FlightKey, _Flight] = {}
+        self._flights: SingleFlight[_FlightKey, PullOutcome] = SingleFlight()
 
     def _make_puller(self) -> Puller:
         """Read every configuration file the pull depends on (blocking: in a thread).
@@ -130,24 +123,12 @@ class ImagePuller:
         ocistore's exceptions, unchanged.
         """
         key: _FlightKey = (name, platform, credentials)
-        flight = self._flights.get(key)
-        if flight is None:
-            task = asyncio.ensure_future(self._pull(name, credentials, platform))
-            flight = _Flight(task)
-            self._flights[key] = flight
-            task.add_done_callback(lambda _t: self._flights.pop(key, None))
-        else:
+        if self._flights.in_flight(key):
             _log.info("pull joined", extra={"image": name})
-        flight.waiters += 1
-        try:
-            return await asyncio.shield(flight.task)
-        except asyncio.CancelledError:
-            if flight.waiters == 1:  # nobody else wants it: stop the download
-                flight.task.cancel()
-                await asyncio.gather(flight.task, return_exceptions=True)
-            raise
-        finally:
-            flight.waiters -= 1
+        outcome, _started = await self._flights.run(
+            key, lambda: self._pull(name, credentials, platform)
+        )
+        return outcome
 
     async def _pull(self, name: str, credentials: Credentials | None, platform: str) -> PullOutcome:
         started = time.monotonic()
