@@ -172,3 +172,53 @@ async def test_tls(tmp_path: Path) -> None:
             )
     finally:
         await server.stop()
+
+
+async def test_connections_are_bounded() -> None:
+    """Silent peers (slowloris) take at most max_handshakes places; the rest get 503 at
+    once, and established sessions count against max_connections."""
+    limited = StreamingServer(
+        None,  # type: ignore[arg-type]
+        ServerOptions(max_connections=6, max_handshakes=3, request_timeout=30.0),
+    )
+    await limited.start()
+    silent: list[asyncio.StreamWriter] = []
+    try:
+        for _ in range(3):
+            _, writer = await asyncio.open_connection("127.0.0.1", limited.port)
+            silent.append(writer)
+        await asyncio.sleep(0.1)
+        assert (await raw_request(limited, "GET /x HTTP/1.1\r\nHost: x\r\n\r\n")).startswith(
+            b"HTTP/1.1 503 "
+        )
+        # A peer that finishes its request frees its handshake place.
+        silent.pop().close()
+        await asyncio.sleep(0.1)
+        sessions = [
+            await SpdyClient.connect(limited.url_for(HOST_FORWARD), ["portforward.k8s.io"])
+            for _ in range(3)
+        ]
+        # 2 silent + 3 sessions; one more handshake fits, then the total is reached.
+        _, writer = await asyncio.open_connection("127.0.0.1", limited.port)
+        silent.append(writer)
+        await asyncio.sleep(0.1)
+        assert (await raw_request(limited, "GET /x HTTP/1.1\r\nHost: x\r\n\r\n")).startswith(
+            b"HTTP/1.1 503 "
+        )
+        # Hundreds of refused connections cost nothing lasting.
+        answers = await asyncio.gather(
+            *(raw_request(limited, "GET /x HTTP/1.1\r\nHost: x\r\n\r\n") for _ in range(200))
+        )
+        assert all(answer.startswith(b"HTTP/1.1 503 ") for answer in answers)
+        assert len(limited._connections) == 6
+        for session in sessions:
+            await session.close()
+        for writer in silent:
+            writer.close()
+        await asyncio.sleep(0.2)
+        assert not limited._connections and limited._handshakes == 0
+        assert (await raw_request(limited, "GET /x HTTP/1.1\r\nHost: x\r\n\r\n")).startswith(
+            b"HTTP/1.1 404 "
+        )
+    finally:
+        await limited.stop()

@@ -153,6 +153,8 @@ def _stream_options(config: Config) -> ServerOptions:
         tls_key=api.stream_tls_key,
         token_ttl=parse_duration(api.stream_token_ttl),
         idle_timeout=parse_duration(api.stream_idle_timeout),
+        max_connections=api.stream_max_connections,
+        max_handshakes=api.stream_max_handshakes,
     )
 
 

@@ -70,6 +70,18 @@ class ApiConfig(_Table, frozen=True):
         str,
         Meta(description="How long an Exec/Attach/PortForward URL stays usable (used once)."),
     ] = "1m"  # noqa: S105 - a duration, not a secret
+    stream_max_connections: Annotated[
+        int,
+        Meta(gt=0, description="Streaming connections served at once; more are refused (503)."),
+    ] = 512
+    stream_max_handshakes: Annotated[
+        int,
+        Meta(
+            gt=0,
+            description="Streaming connections still sending their request (no valid URL"
+            " presented yet) at once; more are refused (503).",
+        ),
+    ] = 64
     grpc_max_recv_msg_size: Annotated[
         int, Meta(gt=0, description="Largest gRPC message crid accepts, in bytes.")
     ] = 80 * 1024 * 1024

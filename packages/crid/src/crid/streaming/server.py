@@ -59,6 +59,10 @@ class ServerOptions:
     token_ttl: float = 60.0
     idle_timeout: float = 4 * 3600.0
     request_timeout: float = 30.0
+    #: Connections served at once, sessions and handshakes together.
+    max_connections: int = 512
+    #: Connections that have not yet presented a valid URL (the unauthenticated ones).
+    max_handshakes: int = 64
 
 
 def _offers(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> list[str]:
@@ -82,6 +86,7 @@ class StreamingServer:
         self.tokens = TokenCache(ttl=options.token_ttl)
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        self._handshakes = 0
         self.port = options.port
 
     @property
@@ -128,6 +133,12 @@ class StreamingServer:
         return f"{self.base_url}/{kind}/{self.tokens.issue(request)}"
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if (
+            len(self._connections) >= self.options.max_connections
+            or self._handshakes >= self.options.max_handshakes
+        ):
+            await _refuse(reader, writer)
+            return
         task = asyncio.current_task()
         assert task is not None
         self._connections.add(task)
@@ -161,6 +172,7 @@ class StreamingServer:
     ) -> None:
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=16 * 1024)
         raw = bytearray()
+        self._handshakes += 1
         try:
             async with asyncio.timeout(self.options.request_timeout):
                 while True:
@@ -174,6 +186,8 @@ class StreamingServer:
         except h11.RemoteProtocolError as err:
             await _respond(writer, err.error_status_hint, f"bad request: {err}")
             return
+        finally:
+            self._handshakes -= 1
         if not isinstance(event, h11.Request):
             return
         path = event.target.decode("latin-1").split("?", 1)[0].strip("/").split("/")
@@ -289,6 +303,18 @@ class StreamingServer:
         return lambda io: run_attach(self.ctx, request, io)
 
 
+async def _refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Bounded work for a peer over the limits: one short 503, at most a second of
+    draining what it sent (closing on unread data would reset the answer away), close."""
+    with contextlib.suppress(ConnectionError, OSError, TimeoutError):
+        async with asyncio.timeout(1.0):
+            await _respond(writer, 503, "too many streaming connections")
+            writer.write_eof()
+            while await reader.read(16 * 1024):
+                pass
+    writer.transport.abort()
+
+
 async def _respond(writer: asyncio.StreamWriter, status: int, message: str) -> None:
     """A plain-text answer for a request that is not upgraded; the connection then closes."""
     body = message.encode() + b"\n"
@@ -297,6 +323,7 @@ async def _respond(writer: asyncio.StreamWriter, status: int, message: str) -> N
         403: "Forbidden",
         404: "Not Found",
         431: "Request Header Fields Too Large",
+        503: "Service Unavailable",
     }.get(status, "Error")
     writer.write(
         f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n"
