@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from crid.cgroups.controllers import detect_controllers
 from crid.cgroups.hierarchy import Hierarchies, container_cgroup_path
 from crid.cgroups.stats import CgroupStats, oom_kills, read_stats
 
-__all__ = ["CgroupStats", "Hierarchies", "container_cgroup_path", "oom_kills", "read_stats"]
+__all__ = [
+    "CgroupStats",
+    "Hierarchies",
+    "container_cgroup_path",
+    "detect_controllers",
+    "oom_kills",
+    "read_stats",
+]

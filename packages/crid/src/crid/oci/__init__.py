@@ -8,6 +8,7 @@ from crid.oci.conmon import (
     CreatedContainer,
     conmon_binary,
     conmon_version,
+    remove_attach_link,
 )
 from crid.oci.runtime import ContainerState, OCIRuntime, runtime_binary, runtime_version
 
@@ -19,6 +20,7 @@ __all__ = [
     "OCIRuntime",
     "conmon_binary",
     "conmon_version",
+    "remove_attach_link",
     "runtime_binary",
     "runtime_version",
 ]

@@ -26,6 +26,7 @@ from ocispec.generate.capabilities import (
     normalize_capability,
     process_capabilities,
 )
+from ocispec.generate.controllers import CgroupControllers, restrict_resources
 from ocispec.generate.defaults import (
     DEFAULT_DEVICE_CGROUP_RULES,
     DEFAULT_DEVICES,
@@ -100,6 +101,7 @@ __all__ = [
     "DEFAULT_SHM_SIZE",
     "SAFE_SYSCTLS",
     "BindMount",
+    "CgroupControllers",
     "ContainerOptions",
     "DeviceMapping",
     "GeneratedSpec",
@@ -148,6 +150,7 @@ __all__ = [
     "resolve_command",
     "resolve_user",
     "restrict_oom_score_adj",
+    "restrict_resources",
     "runtime_default",
     "seccomp_for",
     "translate_profile",
