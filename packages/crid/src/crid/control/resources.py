@@ -30,7 +30,12 @@ from ocispec.generate import (
     restrict_resources,
 )
 
-__all__ = ["apply_pod_resources", "pod_resource_files", "update_container_resources"]
+__all__ = [
+    "apply_pod_resources",
+    "pod_resource_files",
+    "update_container_resources",
+    "usable_files",
+]
 
 _log = logging.getLogger(__name__)
 
