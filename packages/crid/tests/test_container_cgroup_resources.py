@@ -13,6 +13,7 @@ A real Daemon, runc under conmon, a CNI bridge; each test removes what it made.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -145,6 +146,28 @@ async def test_container_created_as_the_kubelet_does_runs(
             else Path("/sys/fs/cgroup/memory", cgroup, "memory.limit_in_bytes")
         )
         assert limit_file.read_text().strip() == str(2 * MEMORY)
+
+        # A node without a cpuset controller (simulated: crid is told it has none): a
+        # cpuset runc would refuse is left out of the update instead of failing it.
+        ctx = env.lifecycle.ctx
+        ctx.controllers = dataclasses.replace(
+            controllers, available=controllers.available - {"cpuset"}
+        )
+        cpuset = kubelet_resources(controllers)
+        cpuset.cpuset_cpus = "1023"
+        await env.stub.UpdateContainerResources(
+            api_pb2.UpdateContainerResourcesRequest(container_id=cid, linux=cpuset)
+        )
+        assert any(
+            cid in r.getMessage() and "cpu.cpus (no cpuset controller)" in r.getMessage()
+            for r in caplog.records
+        )
+        ctx.controllers = controllers
+        with pytest.raises(grpc.aio.AioRpcError):  # what runc says when it gets there
+            await env.stub.UpdateContainerResources(
+                api_pb2.UpdateContainerResourcesRequest(container_id=cid, linux=cpuset)
+            )
+        assert (await status(env, cid)).state == api_pb2.CONTAINER_RUNNING
         await env.stub.RemovePodSandbox(api_pb2.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
         assert [p for p in pod_cgroups(env, "kube") if p.exists()] == []
 
