@@ -83,9 +83,15 @@ def namespaces_of(env: Env, pod_id: str) -> dict[str, str]:
     return dict(env.lifecycle.ctx.registry.sandbox(pod_id).namespaces)
 
 
-async def infra_pid(env: Env, pod_id: str) -> int:
+async def infra_pid(env: Env, pod_id: str, timeout: float = 10.0) -> int:
+    """The infra process, once it runs the pause command: ``runc start`` returns before
+    the container's process has exec'd (it is ``runc init`` for a moment)."""
     pid = await env.lifecycle.pods.infra.pid(pod_id)
     assert pid > 0
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[1:2] == [b"init"]:
+        assert time.monotonic() < deadline, f"infra {pid} never exec'd its command"
+        await asyncio.sleep(0.01)
     return pid
 
 
