@@ -79,6 +79,59 @@ def kubelet_resources(controllers: CgroupControllers) -> api_pb2.LinuxContainerR
     return resources
 
 
+# The kubelet's default masked and read-only /proc and /sys paths (procMount Default).
+MASKED = [
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+]
+READONLY = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+
+
+def kubelet_container(
+    env: Env, resources: api_pb2.LinuxContainerResources
+) -> api_pb2.ContainerConfig:
+    """The rest of a kubelet ContainerConfig: its annotations and labels, the termination
+    message mount, RuntimeDefault seccomp, the default masked/read-only paths."""
+    config = container_config("app", ["echo up; exec sleep 60"], resources=resources)
+    config.annotations.update(
+        {
+            "io.kubernetes.container.hash": "3c4a1e5b",
+            "io.kubernetes.container.restartCount": "0",
+            "io.kubernetes.container.terminationMessagePath": "/dev/termination-log",
+            "io.kubernetes.container.terminationMessagePolicy": "File",
+            "io.kubernetes.pod.terminationGracePeriod": "30",
+        }
+    )
+    config.labels.update(
+        {
+            "io.kubernetes.container.name": "app",
+            "io.kubernetes.pod.name": "kube",
+            "io.kubernetes.pod.namespace": "default",
+            "io.kubernetes.pod.uid": "uid-kube",
+        }
+    )
+    config.envs.append(api_pb2.KeyValue(key="KUBERNETES_SERVICE_HOST", value=b"10.96.0.1"))
+    termination = env.tmp / "termination-log"
+    termination.touch()
+    config.mounts.append(
+        api_pb2.Mount(container_path="/dev/termination-log", host_path=str(termination))
+    )
+    sc = config.linux.security_context
+    sc.seccomp.profile_type = api_pb2.SecurityProfile.RuntimeDefault
+    sc.masked_paths.extend(MASKED)
+    sc.readonly_paths.extend(READONLY)
+    return config
+
+
 def pod_cgroups(env: Env, pod_name: str) -> list[Path]:
     """The pod's cgroup directory in every mounted hierarchy."""
     hierarchies = Hierarchies.detect()
@@ -100,12 +153,15 @@ async def test_container_created_as_the_kubelet_does_runs(
     async with crid_env(tmp_path) as env:
         pod = pod_config(env, "kube")
         pod_id = await run_pod(env, pod)
-        config = container_config("app", ["echo up; exec sleep 60"], resources=resources)
+        config = kubelet_container(env, resources)
         cid = await start_container(env, pod_id, pod, config)
         await wait_for_text(env.tmp / "logs" / "kube" / "app.log", "stdout F up")
         assert (await status(env, cid)).state == api_pb2.CONTAINER_RUNNING
         out = await exec_sync(env, cid, ["cat", "/proc/self/oom_score_adj"])
         assert out.stdout == b"985\n"
+        out = await exec_sync(env, cid, ["sh", "-c", "echo bye > /dev/termination-log"])
+        assert out.exit_code == 0
+        assert (env.tmp / "termination-log").read_text() == "bye\n"
 
         # What reached runc: hugepage limits only with a hugetlb controller.
         spec = json.loads((env.tmp / "run" / "containers" / cid / "config.json").read_text())
