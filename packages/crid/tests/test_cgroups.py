@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from crid.cgroups import Hierarchies, container_cgroup_path, oom_kills, read_stats
+from crid.cgroups import (
+    Hierarchies,
+    container_cgroup_path,
+    detect_controllers,
+    oom_kills,
+    read_stats,
+)
 
 HYBRID = """\
 31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
@@ -38,6 +44,72 @@ def test_unified_mountinfo() -> None:
     h = Hierarchies.from_mountinfo(UNIFIED)
     assert h.unified
     assert h.controller_path("memory", "/kubepods/pod1") == Path("/sys/fs/cgroup/kubepods/pod1")
+
+
+def fake_v2(root: Path, controllers: str) -> Hierarchies:
+    """A cgroup v2 tree made of plain files: the root lists ``controllers``."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "cgroup.controllers").write_text(controllers + "\n")
+    return Hierarchies(v2=root)
+
+
+def test_v2_controllers_come_from_the_root_cgroup_controllers(tmp_path: Path) -> None:
+    h = fake_v2(tmp_path / "cg", "cpuset cpu io memory pids")
+    (tmp_path / "cg" / "crid.slice").mkdir()
+    (tmp_path / "cg" / "crid.slice" / "memory.swap.max").write_text("max\n")
+    found = detect_controllers(h, own_cgroup="/crid.slice")
+    assert found.unified and found.swap
+    assert found.available == {"cpuset", "cpu", "io", "memory", "pids"}
+    assert not found.has("hugetlb")
+    # No memory.swap.max where crid runs: no swap accounting.
+    (tmp_path / "cg" / "other").mkdir()
+    assert not detect_controllers(h, own_cgroup="/other").swap
+    # crid in the root cgroup (which never has the file): a child cgroup tells.
+    assert detect_controllers(h, own_cgroup="/").swap
+
+
+def test_v2_without_memory_or_controllers_file(tmp_path: Path) -> None:
+    h = fake_v2(tmp_path / "cg", "cpu pids")
+    (tmp_path / "cg" / "c").mkdir()
+    (tmp_path / "cg" / "c" / "memory.swap.max").write_text("max\n")
+    found = detect_controllers(h, own_cgroup="/c")
+    assert found.available == {"cpu", "pids"} and not found.swap
+    empty = Hierarchies(v2=tmp_path / "missing")
+    assert detect_controllers(empty, own_cgroup="/").available == frozenset()
+    assert detect_controllers(Hierarchies()).available == frozenset()
+
+
+def test_v1_controllers_are_the_mounted_hierarchies(tmp_path: Path) -> None:
+    memory = tmp_path / "memory"
+    memory.mkdir()
+    h = Hierarchies(
+        v1={
+            "cpu": tmp_path / "cpu,cpuacct",
+            "cpuacct": tmp_path / "cpu,cpuacct",
+            "memory": memory,
+            "name=systemd": tmp_path / "systemd",
+        },
+        v2=fake_v2(tmp_path / "unified", "hugetlb").v2,
+    )
+    found = detect_controllers(h)
+    # hugetlb is offered by the (empty) unified tree, but runc's v1 manager cannot use it.
+    assert found.available == {"cpu", "cpuacct", "memory"} and not found.unified
+    assert not found.swap
+    (memory / "memory.memsw.limit_in_bytes").write_text("9223372036854771712\n")
+    assert detect_controllers(h).swap
+
+
+def test_this_host() -> None:
+    """v1 (or hybrid): the controllers the kernel knows that a hierarchy mounts (here
+    hugetlb is known but mounted nowhere); v2: the root's cgroup.controllers."""
+    h = Hierarchies.detect()
+    found = detect_controllers(h)
+    if h.v1:
+        known = {line.split()[0] for line in Path("/proc/cgroups").read_text().splitlines()[1:]}
+        assert found.available == known & set(h.v1)
+    else:
+        assert h.v2 is not None
+        assert found.available == set((h.v2 / "cgroup.controllers").read_text().split())
 
 
 def test_container_cgroup_path() -> None:

@@ -352,6 +352,7 @@ async def test_full_pod_lifecycle(tmp_path: Path) -> None:
         assert not netns.exists() and not sandbox_dir.exists()
         assert not cpu_cgroup.exists() and not memory.exists()
         assert not (env.tmp / "run" / "containers" / cid).exists()
+        assert not list((env.tmp / "run" / "attach").iterdir())  # conmon's attach links
         assert not (await env.stub.ListPodSandbox(api_pb2.ListPodSandboxRequest())).items
         assert not (await env.stub.ListContainers(api_pb2.ListContainersRequest())).containers
 
@@ -423,6 +424,7 @@ async def test_errors_for_bad_unknown_and_duplicate_requests(tmp_path: Path) -> 
         # A failed create leaves nothing behind: only the running container's bundle.
         bundles = sorted(p.name for p in (env.tmp / "run" / "containers").iterdir())
         assert bundles == [cid]
+        assert sorted(p.name for p in (env.tmp / "run" / "attach").iterdir()) == [cid]
         # A created container that never ran is stopped and removed without a wait.
         created = await env.stub.CreateContainer(
             api_pb2.CreateContainerRequest(
@@ -436,6 +438,7 @@ async def test_errors_for_bad_unknown_and_duplicate_requests(tmp_path: Path) -> 
         )
         assert time.monotonic() - began < 2
         assert not (env.tmp / "run" / "containers" / created.container_id).exists()
+        assert not (env.tmp / "run" / "attach" / created.container_id).is_symlink()
         # Stopping or removing again, the container or its pod, is still OK.
         for _ in range(2):
             await env.stub.StopContainer(api_pb2.StopContainerRequest(container_id=cid))
@@ -447,6 +450,7 @@ async def test_errors_for_bad_unknown_and_duplicate_requests(tmp_path: Path) -> 
         for _ in range(2):
             await env.stub.RemovePodSandbox(api_pb2.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
             await env.stub.StopPodSandbox(api_pb2.StopPodSandboxRequest(pod_sandbox_id=pod_id))
+        assert not list((env.tmp / "run" / "attach").iterdir())  # conmon's attach links
 
 
 async def test_exits_reasons_termination_message_and_events(tmp_path: Path) -> None:

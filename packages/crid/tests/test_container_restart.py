@@ -171,6 +171,12 @@ async def test_kill_9_and_restart(tmp_path: Path) -> None:
         assert cut_pin is not None and cut_pin.is_pinned()
         orphan = Path(config.crid.runroot) / "containers" / secrets.token_hex(32)
         orphan.mkdir(parents=True)
+        # conmon's attach links of the half-created container, of the orphaned bundle, and
+        # one whose bundle is gone already.
+        attach = Path(config.crid.runroot) / "attach"
+        stray_links = [attach / half.id, attach / orphan.name, attach / secrets.token_hex(32)]
+        for link in stray_links:
+            link.symlink_to(orphan.parent / link.name)
 
         proc = await start_crid(config_file, socket_path)
         async with stub_for(socket_path) as stub:
@@ -198,6 +204,8 @@ async def test_kill_9_and_restart(tmp_path: Path) -> None:
             ).status
             assert (short.exit_code, short.reason) == (7, "Error")
             assert not orphan.exists()
+            assert [link for link in stray_links if link.is_symlink()] == []
+            assert sorted(p.name for p in attach.iterdir()) == sorted(ids.values())
             log = tmp_path / "logs" / "long.log"
             before = log.read_text().count("tick")
             await asyncio.sleep(0.6)
@@ -217,6 +225,7 @@ async def test_kill_9_and_restart(tmp_path: Path) -> None:
             await stub.RemovePodSandbox(api_pb2.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
             assert not (await stub.ListPodSandbox(api_pb2.ListPodSandboxRequest())).items
             assert not list((Path(config.crid.runroot) / "containers").iterdir())
+            assert not list(attach.iterdir())
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)

@@ -7,9 +7,10 @@ import pytest
 
 from crid._cri.v1 import api_pb2
 from crid.control import pod_resource_files, validate_pod_cidr
+from crid.control.resources import usable_files
 from crid.errors import InvalidRequestError
 from crid.services.runtime_config import resource_options
-from ocispec.generate import ResourceOptions
+from ocispec.generate import CgroupControllers, ResourceOptions
 
 
 def test_pod_cidr_validation_normalizes_and_refuses_garbage() -> None:
@@ -45,6 +46,19 @@ def test_pod_resource_files_v1_and_v2() -> None:
     unlimited = ResourceOptions(cpu_quota=-1)
     assert pod_resource_files(unlimited, unified=True) == [("cpu", "cpu.max", "max 100000")]
     assert pod_resource_files(ResourceOptions(), unified=False) == []
+
+
+def test_pod_files_of_missing_controllers_are_left_out() -> None:
+    options = ResourceOptions(cpu_shares=1024, memory_limit=1 << 30, cpuset_cpus="0")
+    files = pod_resource_files(options, unified=False)
+    no_cpuset = CgroupControllers(available=frozenset({"cpu", "memory"}))
+    assert usable_files(files, no_cpuset) == (
+        [("cpu", "cpu.shares", "1024"), ("memory", "memory.limit_in_bytes", str(1 << 30))],
+        ["cpuset.cpus (no cpuset controller)"],
+    )
+    nothing = CgroupControllers(available=frozenset(), unified=True)
+    kept, dropped = usable_files(pod_resource_files(options, unified=True), nothing)
+    assert kept == [] and len(dropped) == 3
 
 
 def test_cri_resources_to_options() -> None:

@@ -83,9 +83,15 @@ def namespaces_of(env: Env, pod_id: str) -> dict[str, str]:
     return dict(env.lifecycle.ctx.registry.sandbox(pod_id).namespaces)
 
 
-async def infra_pid(env: Env, pod_id: str) -> int:
+async def infra_pid(env: Env, pod_id: str, timeout: float = 10.0) -> int:
+    """The infra process, once it runs the pause command: ``runc start`` returns before
+    the container's process has exec'd (it is ``runc init`` for a moment)."""
     pid = await env.lifecycle.pods.infra.pid(pod_id)
     assert pid > 0
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[1:2] == [b"init"]:
+        assert time.monotonic() < deadline, f"infra {pid} never exec'd its command"
+        await asyncio.sleep(0.01)
     return pid
 
 
@@ -134,6 +140,7 @@ async def test_infra_container_joins_the_pod_and_goes_with_it(tmp_path: Path) ->
         await env.stub.RemovePodSandbox(api_pb2.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
         assert not bundle.exists()
         assert not (ctx.layout.exits / pod_id).exists()
+        assert not list(ctx.layout.attach.iterdir())  # conmon's attach links, infra's too
         assert pod_id not in {c.id for c in ctx.store.store.list_containers()}
         cgroups = [
             ctx.hierarchies.controller_path(c, f"/{env.cgroup_parent}/web")
@@ -185,7 +192,12 @@ async def test_infra_failure_undoes_everything(tmp_path: Path) -> None:
             await run_pod(env, pod_config(env))
         assert list(ctx.registry.sandboxes()) == []
         assert [c.id for c in ctx.store.store.list_containers()] == []
-        for directory in (ctx.layout.bundle("x").parent, ctx.layout.sandbox_dir("x").parent):
+        for directory in (
+            ctx.layout.bundle("x").parent,
+            ctx.layout.sandbox_dir("x").parent,
+            ctx.layout.attach,
+            ctx.layout.exits,
+        ):
             assert not directory.exists() or list(directory.iterdir()) == []
         for kind in ("net", "ipc", "uts"):
             pins = ctx.layout.namespaces / f"{kind}ns"

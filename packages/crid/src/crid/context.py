@@ -3,17 +3,18 @@
 RPC handlers and the orchestration modules (``crid.sandbox``, ``crid.container``,
 ``crid.images``) receive one :class:`Context`; it owns the configuration, the directory
 layout, the state registry, the image store, the pod network, the OCI runtimes with
-their conmon, the cgroup hierarchies and the event bus.
+their conmon, the cgroup hierarchies and controllers, and the event bus.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from crid.cgroups import Hierarchies
+from crid.cgroups import Hierarchies, detect_controllers
 from crid.config import Config
 from crid.errors import RuntimeHandlerError, UnsupportedConfigError
 from crid.events import EventBus
@@ -28,6 +29,7 @@ from crid.oci import (
 )
 from crid.state import Registry
 from ocinet import PodNetwork
+from ocispec.generate import CgroupControllers, HostInfo
 from ocistore import AsyncStore
 
 __all__ = ["Context", "Handler"]
@@ -57,6 +59,7 @@ class Context:
         network: PodNetwork,
         hierarchies: Hierarchies,
         events: EventBus,
+        controllers: CgroupControllers | None = None,
     ) -> None:
         self.config = config
         self.layout = layout
@@ -66,6 +69,11 @@ class Context:
         self.hierarchies = hierarchies
         self.events = events
         self.runtime_features = RuntimeFeatureCache()
+        #: The cgroup controllers containers can use (resources of others are dropped).
+        self.controllers = (
+            controllers if controllers is not None else detect_controllers(hierarchies)
+        )
+        self._host: HostInfo | None = None
 
     @classmethod
     async def open(cls, config: Config) -> Context:
@@ -95,15 +103,31 @@ class Context:
             network_name=network_config.cni_default_network or None,
         )
         await network.start()
+        hierarchies = Hierarchies.detect()
+        controllers = await asyncio.to_thread(detect_controllers, hierarchies)
+        _log.info(
+            "cgroup controllers: %s (swap accounting %s)",
+            " ".join(sorted(controllers.available)) or "none",
+            "on" if controllers.swap else "off",
+        )
         return cls(
             config=config,
             layout=layout,
             registry=registry,
             store=store,
             network=network,
-            hierarchies=Hierarchies.detect(),
+            hierarchies=hierarchies,
             events=EventBus(),
+            controllers=controllers,
         )
+
+    async def host_info(self) -> HostInfo:
+        """The config generator's facts about this host, with the usable cgroup
+        controllers (read once)."""
+        if self._host is None:
+            detected = await asyncio.to_thread(HostInfo.detect)
+            self._host = dataclasses.replace(detected, cgroup_controllers=self.controllers)
+        return self._host
 
     async def close(self) -> None:
         """Release what :meth:`open` took; running containers are left to conmon."""

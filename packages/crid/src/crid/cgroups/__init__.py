@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from crid.cgroups.controllers import detect_controllers
 from crid.cgroups.hierarchy import Hierarchies, container_cgroup_path
 from crid.cgroups.parent import check_cgroup_parent, remove_pod_cgroup
 from crid.cgroups.stats import CgroupStats, oom_kills, read_stats
@@ -11,6 +12,7 @@ __all__ = [
     "Hierarchies",
     "check_cgroup_parent",
     "container_cgroup_path",
+    "detect_controllers",
     "oom_kills",
     "read_stats",
     "remove_pod_cgroup",

@@ -34,7 +34,7 @@ from crid.errors import (
 from crid.events import Event, EventKind
 from crid.images.lookup import find_image
 from crid.images.pull import load_registries
-from crid.oci import ConmonOptions
+from crid.oci import ConmonOptions, remove_attach_link
 from crid.sandbox.files import SandboxFiles
 from crid.state import Container, ContainerState, ContainerUser, Sandbox, SandboxState
 from crid.translate import (
@@ -44,12 +44,12 @@ from crid.translate import (
     termination_log_source,
     with_image_volume_refs,
 )
-from ocispec.generate import GeneratedSpec, HostInfo, NamespaceMode, generate, parse_signal
+from ocispec.generate import GeneratedSpec, NamespaceMode, generate, parse_signal
 from ocistore import Image
 from ocistore.errors import ContainerNotFoundError as StoreContainerNotFoundError
 from ocistore.errors import ImageNotFoundError
 
-__all__ = ["KILL_GRACE", "MESSAGE_LIMIT", "Containers"]
+__all__ = ["KILL_GRACE", "MESSAGE_LIMIT", "Containers", "remove_rootfs"]
 
 _log = logging.getLogger(__name__)
 
@@ -70,7 +70,6 @@ class Containers:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self._locks: dict[str, asyncio.Lock] = {}
-        self._host: HostInfo | None = None
 
     def _lock(self, container_id: str) -> asyncio.Lock:
         return self._locks.setdefault(container_id, asyncio.Lock())
@@ -144,8 +143,16 @@ class Containers:
             config=with_image_volume_refs(request.config, volume_images),
         )
         await self.ctx.registry.save_container(record)
+        log_existed = False
         try:
+            log_existed = await asyncio.to_thread(Path(record.log_path).exists)
             generated = await self._prepare(record, sandbox, request, volume_images)
+            if generated.dropped_resources:
+                _log.debug(
+                    "container %s: left out %s",
+                    container_id,
+                    "; ".join(generated.dropped_resources),
+                )
             applied = generated.spec.process.user if generated.spec.process else None
             if applied is not None:
                 user = ContainerUser(
@@ -178,10 +185,17 @@ class Containers:
             )
             await self.ctx.registry.save_container(record)
         except BaseException:
-            await asyncio.shield(self.cleanup(record))
+            await asyncio.shield(self._undo_create(record, log_existed=log_existed))
             raise
         self._publish(EventKind.CONTAINER_CREATED, record)
         return record
+
+    async def _undo_create(self, record: Container, *, log_existed: bool) -> None:
+        """Remove all a failed create made, its log file too: the kubelet counts a
+        container's restarts from the ``<attempt>.log`` files when no container exists."""
+        await self.cleanup(record)
+        if not log_existed:
+            await asyncio.to_thread(Path(record.log_path).unlink, missing_ok=True)
 
     def _log_path(self, sandbox: Sandbox, request: ContainerRequest) -> Path:
         """The container's log file, which must lie inside the pod's log directory.
@@ -244,8 +258,6 @@ class Containers:
         image_config = await asyncio.to_thread(store.store.image_config, record.image_id)
         bundle = Path(record.bundle)
         termination_log = bundle / "termination-log" if request.termination_message_path else None
-        if self._host is None:
-            self._host = await asyncio.to_thread(HostInfo.detect)
         paths = ContainerPaths(
             rootfs=rootfs,
             files=SandboxFiles(directory=self.ctx.layout.sandbox_dir(sandbox.id)),
@@ -258,7 +270,7 @@ class Containers:
             default_capabilities=tuple(self.ctx.config.crid.runtime.default_capabilities),
             image_volumes=volumes,
         )
-        host = self._host
+        host = await self.ctx.host_info()
 
         def write() -> GeneratedSpec:
             options = container_options(record.config, sandbox, image_config, paths)
@@ -420,7 +432,9 @@ class Containers:
         self._publish(EventKind.CONTAINER_DELETED, record)
 
     async def cleanup(self, record: Container) -> None:
-        """Remove the runtime container, root filesystem, bundle, exit file and record."""
+        """Remove the runtime container, root filesystem, cgroup (in every hierarchy),
+        bundle, exit file, attach socket link and record; the log stays (it is the
+        kubelet's to remove)."""
         with contextlib.suppress(CridError):
             await self.ctx.handler(record.runtime_handler).runtime.delete(record.id, force=True)
         await remove_rootfs(self.ctx, record.id)
@@ -432,6 +446,7 @@ class Containers:
         def files() -> None:
             shutil.rmtree(record.bundle or self.ctx.layout.bundle(record.id), ignore_errors=True)
             self.exit_file(record.id).unlink(missing_ok=True)
+            remove_attach_link(self.ctx.layout.attach, record.id)
 
         await asyncio.to_thread(files)
         await self.ctx.registry.remove_container(record.id)

@@ -4,7 +4,7 @@ Containers keep running under conmon while crid is down. On start: exits written
 meanwhile are recorded from the exit files; a created or running container whose
 process is gone without an exit file is marked EXITED with an explanation; a record
 still in UNKNOWN (crid died inside CreateContainer) is removed with all it created;
-and bundle directories or root filesystems no record owns are deleted.
+and bundle directories, root filesystems and attach links no record owns are deleted.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import shutil
 
 from crid.container.manager import Containers, remove_rootfs
 from crid.errors import ContainerNotFoundError, CridError
+from crid.oci import remove_attach_link
 from crid.state import ContainerState
 
 __all__ = ["recover_containers"]
@@ -59,6 +60,7 @@ async def _remove_orphans(containers: Containers) -> None:
     entries = await asyncio.to_thread(
         lambda: [p for p in bundles.iterdir() if p.is_dir()] if bundles.is_dir() else []
     )
+    attach = ctx.layout.attach
     for bundle in entries:
         if bundle.name in known:
             continue
@@ -68,3 +70,10 @@ async def _remove_orphans(containers: Containers) -> None:
         await remove_rootfs(ctx, bundle.name)
         await asyncio.to_thread(shutil.rmtree, bundle, True)
         (ctx.layout.exits / bundle.name).unlink(missing_ok=True)
+        await asyncio.to_thread(remove_attach_link, attach, bundle.name)
+    # Attach links of containers that are gone (crid died after conmon made one).
+    links = await asyncio.to_thread(lambda: list(attach.iterdir()) if attach.is_dir() else [])
+    for link in links:
+        if link.name not in known and link.is_symlink():
+            _log.warning("removing orphaned attach link %s", link)
+            await asyncio.to_thread(remove_attach_link, attach, link.name)

@@ -5,11 +5,16 @@ A container's new limits go through ocispec's ``build_resources`` (the same vali
 and v1/v2 conversion as at creation), then ``runc update``. A pod's cgroup is not a
 runtime container, so UpdatePodSandboxResources writes the pod cgroup's CPU (shares or
 weight, quota and period), memory limit and cpuset files directly.
+
+Both leave out what the host has no cgroup controller for (``Context.controllers``),
+as CreateContainer does: a limit runc or the kernel cannot take would fail the whole
+update.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 from crid.cgroups import Hierarchies
@@ -17,9 +22,22 @@ from crid.context import Context
 from crid.errors import CgroupError, ContainerNotRunningError
 from crid.state import Container, ContainerState
 from crid.stats import cgroup_dir
-from ocispec.generate import ResourceOptions, build_resources, cpu_shares_to_weight
+from ocispec.generate import (
+    CgroupControllers,
+    ResourceOptions,
+    build_resources,
+    cpu_shares_to_weight,
+    restrict_resources,
+)
 
-__all__ = ["apply_pod_resources", "pod_resource_files", "update_container_resources"]
+__all__ = [
+    "apply_pod_resources",
+    "pod_resource_files",
+    "update_container_resources",
+    "usable_files",
+]
+
+_log = logging.getLogger(__name__)
 
 
 def _cgroup_version(hierarchies: Hierarchies) -> int:
@@ -35,7 +53,10 @@ async def update_container_resources(
             f"container {container.id} is {container.state.value}: only a created or running"
             " container's resources can be updated"
         )
-    resources = build_resources(options, cgroup_version=_cgroup_version(ctx.hierarchies))
+    built = build_resources(options, cgroup_version=_cgroup_version(ctx.hierarchies))
+    resources, dropped = restrict_resources(built, ctx.controllers)
+    if dropped:
+        _log.debug("container %s: update leaves out %s", container.id, "; ".join(dropped))
     document: dict[str, object] = resources.to_dict()
     await ctx.handler(container.runtime_handler).runtime.update(container.id, document)
     return document
@@ -81,13 +102,34 @@ def _write(hierarchies: Hierarchies, cgroup: str, files: list[tuple[str, str, st
             raise CgroupError(f"cannot write {value!r} to {path}: {err.strerror}") from err
 
 
+def usable_files(
+    files: list[tuple[str, str, str]], controllers: CgroupControllers
+) -> tuple[list[tuple[str, str, str]], list[str]]:
+    """The files whose controller the host has, and the names of those left out."""
+    kept = [entry for entry in files if controllers.has(entry[0])]
+    dropped = [
+        f"{name} (no {controller} controller)"
+        for controller, name, _ in files
+        if not controllers.has(controller)
+    ]
+    return kept, dropped
+
+
 async def apply_pod_resources(
-    hierarchies: Hierarchies, cgroup_parent: str, options: ResourceOptions
+    hierarchies: Hierarchies,
+    cgroup_parent: str,
+    options: ResourceOptions,
+    controllers: CgroupControllers,
 ) -> list[tuple[str, str, str]]:
-    """Write ``options`` to the pod cgroup (validated as for a container first)."""
+    """Write ``options`` to the pod cgroup (validated as for a container first); files
+    of controllers the host lacks are left out. Returns what was written."""
     if not cgroup_parent:
         raise CgroupError("the pod has no cgroup of its own (no cgroup_parent)")
     build_resources(options, cgroup_version=_cgroup_version(hierarchies))  # validates
-    files = pod_resource_files(options, unified=hierarchies.unified)
+    files, dropped = usable_files(
+        pod_resource_files(options, unified=hierarchies.unified), controllers
+    )
+    if dropped:
+        _log.debug("pod cgroup %s: update leaves out %s", cgroup_parent, "; ".join(dropped))
     await asyncio.to_thread(_write, hierarchies, cgroup_dir(cgroup_parent), files)
     return files

@@ -8,6 +8,7 @@ from crid.oci.conmon import (
     CreatedContainer,
     conmon_binary,
     conmon_version,
+    remove_attach_link,
 )
 from crid.oci.features import HandlerFeatures, RuntimeFeatureCache
 from crid.oci.runtime import ContainerState, OCIRuntime, runtime_binary, runtime_version
@@ -22,6 +23,7 @@ __all__ = [
     "RuntimeFeatureCache",
     "conmon_binary",
     "conmon_version",
+    "remove_attach_link",
     "runtime_binary",
     "runtime_version",
 ]

@@ -25,7 +25,14 @@ from crid.metrics.instruments import observe_runtime_call
 from crid.oci._exec import environment, find_binary, version_line
 from crid.oci.runtime import OCIRuntime, runtime_message
 
-__all__ = ["Conmon", "ConmonOptions", "CreatedContainer", "conmon_binary", "conmon_version"]
+__all__ = [
+    "Conmon",
+    "ConmonOptions",
+    "CreatedContainer",
+    "conmon_binary",
+    "conmon_version",
+    "remove_attach_link",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -38,6 +45,13 @@ def conmon_binary(configured: str) -> Path | None:
 async def conmon_version(binary: Path, *, timeout: float = 5.0) -> str:
     """The first line of ``--version`` (e.g. ``conmon version 2.1.6``)."""
     return await version_line(binary, timeout=timeout)
+
+
+def remove_attach_link(socket_dir: Path, container_id: str) -> None:
+    """Remove the link conmon makes in ``--socket-dir-path`` to a container's bundle (it
+    reaches the attach socket by a path short enough for a unix socket). Absent is fine."""
+    with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+        (socket_dir / container_id).unlink()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -25,13 +25,12 @@ from crid.cgroups import container_cgroup_path
 from crid.context import Context
 from crid.errors import ContainerNotFoundError, CridError, InfraImageError, OCIRuntimeError
 from crid.images import ImagePuller
-from crid.oci import ConmonOptions
+from crid.oci import ConmonOptions, remove_attach_link
 from crid.state import Sandbox
 from crid.translate import sandbox_seccomp
 from ocispec.generate import (
     ContainerOptions,
     GeneratedSpec,
-    HostInfo,
     NamespaceOption,
     NamespaceOptions,
     SecurityOptions,
@@ -56,7 +55,6 @@ class InfraContainers:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self._puller: ImagePuller | None = None
-        self._host: HostInfo | None = None
 
     def bundle(self, sandbox_id: str) -> Path:
         return self.ctx.layout.bundle(sandbox_id)
@@ -152,9 +150,7 @@ class InfraContainers:
         await store.create_container(sandbox.id, image_id)
         rootfs = await store.mount_container(sandbox.id)
         image_config = await asyncio.to_thread(store.store.image_config, image_id)
-        if self._host is None:
-            self._host = await asyncio.to_thread(HostInfo.detect)
-        host = self._host
+        host = await self.ctx.host_info()
         runtime = self.ctx.config.crid.runtime
         options = ContainerOptions(
             rootfs=str(rootfs),
@@ -209,7 +205,8 @@ class InfraContainers:
         await asyncio.to_thread(Path(self.bundle(sandbox.id), "stopped").touch)
 
     async def remove(self, sandbox: Sandbox) -> None:
-        """Delete the runtime container, root filesystem, cgroup, bundle and exit file."""
+        """Delete the runtime container, root filesystem, cgroup, bundle, exit file and
+        attach socket link."""
         with contextlib.suppress(CridError):
             await self.ctx.handler(sandbox.runtime_handler).runtime.delete(sandbox.id, force=True)
         with contextlib.suppress(StoreContainerNotFoundError):
@@ -224,6 +221,7 @@ class InfraContainers:
         def files() -> None:
             shutil.rmtree(self.bundle(sandbox.id), ignore_errors=True)
             self.exit_file(sandbox.id).unlink(missing_ok=True)
+            remove_attach_link(self.ctx.layout.attach, sandbox.id)
 
         await asyncio.to_thread(files)
 

@@ -104,7 +104,10 @@ class RuntimeConfigRPCs(ServiceBase):
         sandbox = self.ctx.registry.sandbox(request.pod_sandbox_id)
         total = _add(request.resources, request.overhead)
         await control.apply_pod_resources(
-            self.ctx.hierarchies, sandbox.cgroup_parent, resource_options(total)
+            self.ctx.hierarchies,
+            sandbox.cgroup_parent,
+            resource_options(total),
+            self.ctx.controllers,
         )
         return api_pb2.UpdatePodSandboxResourcesResponse()
 

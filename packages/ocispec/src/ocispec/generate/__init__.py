@@ -26,6 +26,7 @@ from ocispec.generate.capabilities import (
     normalize_capability,
     process_capabilities,
 )
+from ocispec.generate.controllers import CgroupControllers, restrict_resources
 from ocispec.generate.defaults import (
     DEFAULT_DEVICE_CGROUP_RULES,
     DEFAULT_DEVICES,
@@ -104,6 +105,7 @@ __all__ = [
     "DEFAULT_RLIMITS",
     "DEFAULT_SHM_SIZE",
     "BindMount",
+    "CgroupControllers",
     "ContainerOptions",
     "DeviceMapping",
     "GeneratedSpec",
@@ -152,6 +154,7 @@ __all__ = [
     "resolve_command",
     "resolve_user",
     "restrict_oom_score_adj",
+    "restrict_resources",
     "runtime_default",
     "seccomp_for",
     "sysctl_namespace",

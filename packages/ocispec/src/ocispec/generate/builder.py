@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ocispec.errors import InvalidArgumentError, RunAsNonRootError
 from ocispec.generate import capabilities as capmod
+from ocispec.generate.controllers import CgroupControllers, restrict_resources
 from ocispec.generate.defaults import (
     DEFAULT_DEVICE_CGROUP_RULES,
     DEFAULT_DEVICES,
@@ -125,6 +126,9 @@ class HostInfo:
     #: The runtime's hard rlimits by name (``RLIMIT_NOFILE``: 1048576; unlimited: 2**64-1).
     hard_rlimits: Mapping[str, int] = field(default_factory=dict)
     apparmor: bool = False
+    #: The cgroup controllers containers can use; resources of others are left out
+    #: (None: unknown, nothing is left out). :meth:`detect` leaves it to the caller.
+    cgroup_controllers: CgroupControllers | None = None
 
     @classmethod
     def detect(cls) -> HostInfo:
@@ -237,6 +241,8 @@ class GeneratedSpec:
     spec: Spec
     stop_signal: int
     user: ResolvedUser
+    #: Resources left out for want of a cgroup controller (see :func:`restrict_resources`).
+    dropped_resources: tuple[str, ...] = ()
 
     def write(self, bundle: str | os.PathLike[str]) -> Path:
         """Write ``config.json`` into the bundle directory; returns its path."""
@@ -468,6 +474,9 @@ def generate(options: ContainerOptions, *, host: HostInfo | None = None) -> Gene
         dataclasses.replace(res_opts, devices=[*device_rules, *res_opts.devices]),
         cgroup_version=host.cgroup_version,
     )
+    dropped: tuple[str, ...] = ()
+    if host.cgroup_controllers is not None:
+        resources, dropped = restrict_resources(resources, host.cgroup_controllers)
 
     # Masked and read-only paths.
     if sec.privileged or sec.unmasked_proc:
@@ -508,4 +517,6 @@ def generate(options: ContainerOptions, *, host: HostInfo | None = None) -> Gene
         linux=linux,
     )
     validate(spec, Schema.RUNTIME_CONFIG)
-    return GeneratedSpec(spec=spec, stop_signal=stop_signal, user=resolved)
+    return GeneratedSpec(
+        spec=spec, stop_signal=stop_signal, user=resolved, dropped_resources=dropped
+    )
