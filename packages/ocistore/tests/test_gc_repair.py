@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from ocispec.image import Descriptor
 from ocistore import DiffIDMismatchError, Store
 from ocistore._sys import is_mountpoint, mount
 from ocistore.testing import Member, compress, load_image, make_tar, put_blob, sha256
@@ -116,3 +117,27 @@ def test_concurrent_pulls_store_shared_layers_once(store: Store) -> None:
     assert len(os.listdir(store.root / "links")) == 5
     for chain in a.layers[:3]:
         assert store.layers.users(chain) == 2
+
+
+def test_gc_keeps_the_blobs_a_pull_sink_holds(store: Store) -> None:
+    """A GC with no grace may run at any time: what a live pull holds stays."""
+    data = b"being pulled"
+    digest = sha256(data)
+    with store.pull_sink() as sink:
+        assert not sink.has_blob(digest)  # held from the first look on
+        writer = sink.open_blob(
+            Descriptor(media_type="application/octet-stream", digest=digest, size=len(data))
+        )
+        writer.write(data)
+        writer.commit()
+        assert store.gc(blob_grace=0) == (0, 0)
+        assert store.has_blob(digest)
+        # A second pull that finds the blob present holds it as well.
+        with store.pull_sink() as other:
+            assert other.has_blob(digest)
+            sink.release()
+            assert store.gc(blob_grace=0) == (0, 0)
+        # Released by both (and a second release changes nothing): now it is garbage.
+        sink.release()
+        assert store.gc(blob_grace=0) == (0, 1)
+    assert not store.has_blob(digest)

@@ -18,6 +18,7 @@ from crid.cgroups import Hierarchies, detect_controllers
 from crid.config import Config
 from crid.errors import RuntimeHandlerError, UnsupportedConfigError
 from crid.events import EventBus
+from crid.gc import Collector
 from crid.layout import Layout
 from crid.oci import (
     Conmon,
@@ -74,6 +75,11 @@ class Context:
             controllers if controllers is not None else detect_controllers(hierarchies)
         )
         self._host: HostInfo | None = None
+        self.gc = Collector(
+            store=store,
+            network=network,
+            live_pods=lambda: [sandbox.id for sandbox in registry.sandboxes()],
+        )
 
     @classmethod
     async def open(cls, config: Config) -> Context:
@@ -132,6 +138,7 @@ class Context:
     async def close(self) -> None:
         """Release what :meth:`open` took; running containers are left to conmon."""
         self.events.close()
+        await self.gc.close()
         await self.network.stop()
         await self.store.close()
         await asyncio.to_thread(self.registry.close)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -86,6 +88,10 @@ class Store:
         # Unpacking waits on file creation more than on the CPU: more threads than cores pay.
         self._workers = workers or max(8, 2 * (os.cpu_count() or 1))
         self._gate = SharedLock()
+        # Blobs a pull holds (downloading, or found present and not yet part of an
+        # image): GC never deletes them, whatever their age (see ``hold_blob``).
+        self._held: Counter[str] = Counter()
+        self._held_lock = threading.Lock()
         self._closed = False
 
     @classmethod
@@ -142,6 +148,23 @@ class Store:
     def open_blob(self, descriptor: Descriptor) -> BlobWriter:
         """A writer for one blob; nothing is visible until its ``commit`` verified it."""
         return self.blobs.writer(descriptor)
+
+    def hold_blob(self, digest: str) -> None:
+        """Keep blob ``digest`` from GC until :meth:`release_blobs` (counted per call).
+
+        A pull holds each blob before it checks or writes it, so a GC running meanwhile
+        cannot delete a blob that the pull has decided to reuse.
+        """
+        with self._held_lock:
+            self._held[digest] += 1
+
+    def release_blobs(self, digests: Iterable[str]) -> None:
+        """Undo one :meth:`hold_blob` per digest listed."""
+        with self._held_lock:
+            for digest in digests:
+                self._held[digest] -= 1
+                if self._held[digest] <= 0:
+                    del self._held[digest]
 
     def pull_sink(self) -> StorePullSink:
         """An object implementing ociimage's ``PullSink`` protocol for this store."""
@@ -317,14 +340,19 @@ class Store:
                 continue
             if grace is not None and now - self.blobs.path(digest).stat().st_mtime < grace:
                 continue
-            self.blobs.delete(digest)
+            with self._held_lock:  # a pull that holds it first keeps it
+                if self._held.get(digest):
+                    continue
+                self.blobs.delete(digest)
             removed += 1
         return removed
 
     def gc(self, *, blob_grace: float = 3600.0) -> tuple[int, int]:
         """Delete layers no image uses and blobs nothing references.
 
-        Blobs younger than ``blob_grace`` seconds are kept: a pull may be writing them.
+        Blobs a pull sink of this store holds are always kept. Blobs younger than
+        ``blob_grace`` seconds are kept too, for writers that hold nothing (``0``: no
+        grace, right when every writer goes through :meth:`pull_sink`).
         Returns (layers removed, blobs removed).
         """
         with self._gate.exclusive():

@@ -19,6 +19,7 @@ import zstandard
 
 from ocispec.image import Descriptor
 from ocistore.images import Image
+from ocistore.sink import StorePullSink
 from ocistore.store import Store
 
 __all__ = ["Member", "compress", "load_built", "load_image", "make_tar", "put_blob", "sha256"]
@@ -73,14 +74,18 @@ def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def put_blob(store: Store, media_type: str, data: bytes) -> Descriptor:
-    """Write a blob the way ociimage does: through the sink's writer."""
-    sink = store.pull_sink()
+def put_blob(
+    store: Store, media_type: str, data: bytes, *, sink: StorePullSink | None = None
+) -> Descriptor:
+    """Write a blob the way ociimage does: through a sink's writer (``sink``, else one
+    released at once, so the blob is garbage unless an image comes to use it)."""
     desc = Descriptor.from_bytes(media_type, data)
-    if not sink.has_blob(desc.digest):
-        writer = sink.open_blob(desc)
-        writer.write(data)
-        writer.commit()
+    with store.pull_sink() as own:
+        use = sink or own
+        if not use.has_blob(desc.digest):
+            writer = use.open_blob(desc)
+            writer.write(data)
+            writer.commit()
     return desc
 
 
@@ -99,19 +104,27 @@ def load_image(
         "rootfs": {"type": "layers", "diff_ids": [d for _, _, d in layers]},
         **(config_extra or {}),
     }
-    cdesc = put_blob(store, "application/vnd.oci.image.config.v1+json", json.dumps(config).encode())
-    ldescs = [put_blob(store, mt, blob) for blob, mt, _ in layers]
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": cdesc.to_dict(),
-        "layers": [d.to_dict() for d in ldescs],
-    }
-    mdesc = put_blob(
-        store, "application/vnd.oci.image.manifest.v1+json", json.dumps(manifest).encode()
-    )
-    sink = store.pull_sink()
-    sink.commit_image(manifest=mdesc, names=names)
+    with store.pull_sink() as sink:
+        cdesc = put_blob(
+            store,
+            "application/vnd.oci.image.config.v1+json",
+            json.dumps(config).encode(),
+            sink=sink,
+        )
+        ldescs = [put_blob(store, mt, blob, sink=sink) for blob, mt, _ in layers]
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": cdesc.to_dict(),
+            "layers": [d.to_dict() for d in ldescs],
+        }
+        mdesc = put_blob(
+            store,
+            "application/vnd.oci.image.manifest.v1+json",
+            json.dumps(manifest).encode(),
+            sink=sink,
+        )
+        sink.commit_image(manifest=mdesc, names=names)
     assert sink.image is not None
     return sink.image
 
@@ -123,17 +136,18 @@ def built_layers(built: object) -> list[tuple[bytes, str, str]]:
 
 def load_built(store: Store, built: object, names: Sequence[str] = ()) -> Image:
     """Load an ``ociimage.testing`` BuiltImage through the sink, with its exact blobs."""
-    sink = store.pull_sink()
     blobs = [built.config, *built.layers, built.manifest]  # type: ignore[attr-defined]
-    for blob in blobs:
-        desc = Descriptor(media_type=blob.media_type, digest=blob.digest, size=blob.size)
-        if not sink.has_blob(desc.digest):
-            w = sink.open_blob(desc)
-            w.write(blob.data)
-            w.commit()
-    m = built.manifest  # type: ignore[attr-defined]
-    sink.commit_image(
-        manifest=Descriptor(media_type=m.media_type, digest=m.digest, size=m.size), names=names
-    )
+    with store.pull_sink() as sink:
+        for blob in blobs:
+            desc = Descriptor(media_type=blob.media_type, digest=blob.digest, size=blob.size)
+            if not sink.has_blob(desc.digest):
+                w = sink.open_blob(desc)
+                w.write(blob.data)
+                w.commit()
+        m = built.manifest  # type: ignore[attr-defined]
+        sink.commit_image(
+            manifest=Descriptor(media_type=m.media_type, digest=m.digest, size=m.size),
+            names=names,
+        )
     assert sink.image is not None
     return sink.image

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from crid.config import ImageConfig
@@ -26,12 +27,19 @@ _log = logging.getLogger(__name__)
 class ImageCatalog:
     """Images of one store, with the ``[crid.image]`` settings."""
 
-    def __init__(self, store: AsyncStore, config: ImageConfig, storage_dir: Path) -> None:
+    def __init__(
+        self,
+        store: AsyncStore,
+        config: ImageConfig,
+        storage_dir: Path,
+        *,
+        on_pull_failure: Callable[[], object] | None = None,
+    ) -> None:
         self._store = store
         self._config = config
         self._storage_dir = storage_dir
         self._pins = PinRule.from_config(config.pause_image, config.pinned_images)
-        self.puller = ImagePuller(store, config)
+        self.puller = ImagePuller(store, config, on_failure=on_pull_failure)
 
     async def _find(self, name: str) -> Image | None:
         """The image ``name`` denotes (id, prefix, name, digest, short name) or None."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -71,9 +71,18 @@ _FlightKey = tuple[str, str, Credentials | None]
 class ImagePuller:
     """Pulls images into ``store`` with the settings of ``config`` (``[crid.image]``)."""
 
-    def __init__(self, store: AsyncStore, config: ImageConfig) -> None:
+    def __init__(
+        self,
+        store: AsyncStore,
+        config: ImageConfig,
+        *,
+        on_failure: Callable[[], object] | None = None,
+    ) -> None:
+        """``on_failure`` is called after a pull failed or was cancelled (crid asks for
+        a store GC there: the pull may have left blobs and layers)."""
         self._store = store
         self._config = config
+        self._on_failure = on_failure
         timeout = parse_duration(config.pull_progress_timeout)
         self._progress_timeout = timeout if timeout > 0 else None
         self._session: _Session | None = None
@@ -134,10 +143,14 @@ class ImagePuller:
         started = time.monotonic()
         session = await self._acquire()
         try:
-            sink = self._store.pull_sink()
-            result = await session.puller.pull(
-                name, sink, credentials=credentials, platform=platform or None
-            )
+            with self._store.pull_sink() as sink:
+                result = await session.puller.pull(
+                    name, sink, credentials=credentials, platform=platform or None
+                )
+        except BaseException:
+            if self._on_failure is not None:
+                self._on_failure()
+            raise
         finally:
             await self._release(session)
         image = sink.image

@@ -94,7 +94,9 @@ class InfraContainers:
         except ImageNotFoundError:
             pass
         if self._puller is None:
-            self._puller = ImagePuller(self.ctx.store, self.ctx.config.crid.image)
+            self._puller = ImagePuller(
+                self.ctx.store, self.ctx.config.crid.image, on_failure=self.ctx.gc.collect_store
+            )
         _log.info("pulling the pause image", extra={"image": name})
         try:
             return (await self._puller.pull(name)).image.id

@@ -41,6 +41,10 @@ class Lifecycle:
         """Reconcile state left by a previous run, then watch for exits."""
         await recover_containers(self.containers)
         await self.pods.recover()
+        # What a crash or failure left that no record owns: CNI attachments now, before
+        # any RunPodSandbox can race the sweep; store blobs and layers in the background.
+        await self.ctx.gc.collect_network()
+        self.ctx.gc.collect_store()
         self.monitor.start()
 
     async def stop(self) -> None:

@@ -76,7 +76,12 @@ class ImageRPCs(ServiceBase):
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
-        self.images = ImageCatalog(ctx.store, ctx.config.crid.image, ctx.layout.storage)
+        self.images = ImageCatalog(
+            ctx.store,
+            ctx.config.crid.image,
+            ctx.layout.storage,
+            on_pull_failure=ctx.gc.collect_store,
+        )
 
     @translate_errors
     async def ListImages(  # noqa: N802 - the CRI names its RPCs
