@@ -21,15 +21,12 @@ from ociimage._retry import RetryPolicy
 from ociimage.auth import Credentials, CredentialStore
 from ociimage.client import FetchedManifest, RegistryClient
 from ociimage.errors import (
-    AuthenticationError,
     ContentNotFoundError,
     ImageError,
-    IntegrityError,
     NoMatchingPlatformError,
-    ProgressTimeoutError,
-    RegistryUnavailableError,
     UnsupportedManifestError,
 )
+from ociimage.limits import DEFAULT_LIMITS, ResponseLimits
 from ociimage.policy import Policy
 from ociimage.reference import Reference
 from ociimage.registries import PullSource, RegistriesConfig
@@ -55,14 +52,10 @@ log = logging.getLogger(__name__)
 
 _M = TypeVar("_M", Manifest, Index)
 
-#: Errors after which the next mirror / location / candidate is tried.
-_TRY_NEXT = (
-    ContentNotFoundError,
-    RegistryUnavailableError,
-    AuthenticationError,
-    IntegrityError,
-    ProgressTimeoutError,
-)
+#: Errors after which the next mirror / location / candidate is tried: every way a
+#: source can fail (refused, unreachable, redirect loop, TLS, timeout, 5xx, a body that
+#: is too large, malformed or does not match its digest). A mirror is only a cache.
+_TRY_NEXT = (ImageError,)
 
 
 class ProgressKind(StrEnum):
@@ -138,8 +131,10 @@ class Puller:
         timeout: float = 60.0,
         policy: Policy | None = None,
         registries_d: RegistriesD | None = None,
+        limits: ResponseLimits = DEFAULT_LIMITS,
     ) -> None:
         self.registries = registries or RegistriesConfig()
+        self.limits = limits
         self.policy = policy
         self.registries_d = registries_d
         self._credentials = credentials
@@ -149,8 +144,8 @@ class Puller:
         self._timeout = timeout
         self._limit = asyncio.Semaphore(max_concurrent_downloads)
         self._clients: dict[tuple[str, bool, Credentials], RegistryClient] = {}
-        # one download per (sink, digest) however many pulls want the blob at once
-        self._downloads: SingleFlight[tuple[int, str], int] = SingleFlight()
+        # one download per digest however many pulls (into one store) want it at once
+        self._downloads: SingleFlight[str, int] = SingleFlight()
 
     async def aclose(self) -> None:
         """Close every registry connection."""
@@ -186,6 +181,7 @@ class Puller:
                 retry=self._retry,
                 timeout=self._timeout,
                 progress_timeout=self._progress_timeout,
+                limits=self.limits,
             )
             self._clients[key] = client
         return client
@@ -370,16 +366,35 @@ class Puller:
         sink: PullSink,
         progress: ProgressCallback | None,
     ) -> int:
-        """Bytes this call downloaded (0 when it joined another's download), -1 when present."""
-        if await asyncio.to_thread(sink.has_blob, descriptor.digest):
-            if progress is not None:
-                progress(ProgressEvent(kind=ProgressKind.EXISTS, descriptor=descriptor))
-            return -1
-        done, owner = await self._downloads.run(
-            (id(sink), descriptor.digest),
-            lambda: self._download(client, repo, descriptor, sink, progress),
-        )
-        return done if owner else 0  # a joiner downloaded nothing itself
+        """Bytes this call downloaded (0 when it joined another's download), -1 when present.
+
+        Downloads are shared by digest, whatever the sink: crid gives every pull its own
+        sink object on one store. A caller that joined another's download checks its own
+        sink afterwards and downloads itself only when the blob did not land there (the
+        other pull wrote elsewhere, or failed).
+        """
+        digest = descriptor.digest
+        joined = False
+        while True:
+            if await asyncio.to_thread(sink.has_blob, digest):
+                if joined:
+                    return 0  # a joiner downloaded nothing itself
+                if progress is not None:
+                    progress(ProgressEvent(kind=ProgressKind.EXISTS, descriptor=descriptor))
+                return -1
+            if joined:  # the shared download went to another store, or failed: our own turn
+                return await self._download(client, repo, descriptor, sink, progress)
+            joined = self._downloads.in_flight(digest)
+            try:
+                done, owner = await self._downloads.run(
+                    digest, lambda: self._download(client, repo, descriptor, sink, progress)
+                )
+            except ImageError:
+                if not joined:
+                    raise
+                continue
+            if owner:
+                return done
 
     async def _download(
         self,
@@ -443,15 +458,17 @@ def _decode(cls: type[_M], fetched: FetchedManifest, ref: Reference) -> _M:
 
 
 def _combined(name: str, failures: list[tuple[str, ImageError]]) -> ImageError:
-    """One error for a name no source could serve: the last source's, noting the others."""
+    """One error for a name no source could serve: the last source's (its class decides
+    the gRPC code), its message listing every source's failure in the order tried."""
     if not failures:
         return ContentNotFoundError(f"{name}: no source to pull from")
     last = failures[-1][1]
     if all(isinstance(e, ContentNotFoundError) for _, e in failures) and len(failures) > 1:
         tried = ", ".join(w for w, _ in failures)
         return ContentNotFoundError(f"{name}: not found in any of {tried}", status=404)
-    for other_where, other in failures[:-1]:
-        last.add_note(f"also tried {other_where}: {other}")
+    if len(failures) > 1:
+        each = "; ".join(f"{where}: {err}" for where, err in failures)
+        last.args = (f"{name}: every source failed: {each}",)
     return last
 
 
