@@ -18,11 +18,13 @@ import pytest
 
 from ociimage._retry import RetryPolicy
 from ociimage.client import RegistryClient
-from ociimage.errors import ImageError, SizeMismatchError
+from ociimage.errors import ImageError, PolicyRejectedError, SizeMismatchError
 from ociimage.layout import OCILayoutSink
 from ociimage.limits import DEFAULT_LIMITS
+from ociimage.policy import Policy
 from ociimage.pull import Puller
 from ociimage.registries import RegistriesConfig
+from ociimage.registries_d import RegistriesD
 from ociimage.testing import DOCKER_REGISTRY, LocalRegistry, TestImages, free_port
 from ociimage.testing.faults import Fault, FaultyProxy
 from ocispec.image import Manifest, MediaType
@@ -242,6 +244,31 @@ async def test_blob_longer_than_its_descriptor_is_cut_off(
             await client.get_blob(image.repository, config)
 
 
+async def test_a_mirror_sending_a_bad_blob_hands_the_blob_to_the_next_source(
+    registry: LocalRegistry, test_images: TestImages, tmp_path: Path
+) -> None:
+    image = test_images.layered
+    layer = image.layer_digests[2]
+    with FaultyProxy(registry.url) as mirror, FaultyProxy(registry.url) as primary:
+        mirror.add(Fault(path=f"/blobs/{layer}", method="GET", append=b"x" * MIB, times=None))
+        conf = RegistriesConfig.parse(
+            f'[[registry]]\nprefix = "primary.invalid"\nlocation = "{primary.host}"\n'
+            f'insecure = true\n[[registry.mirror]]\nlocation = "{mirror.host}"\n'
+            "insecure = true\n"
+        )
+        root = tmp_path / "oci"
+        async with Puller(registries=conf, retry=FAST) as puller:
+            result = await puller.pull(
+                f"primary.invalid/{image.repository}:latest", OCILayoutSink(root)
+            )
+        assert result.image.source.mirror  # found at the mirror ...
+        assert result.manifest.digest == image.manifest_digest
+        # ... whose bad layer was dropped and fetched from the primary instead
+        assert [r.method for r in primary.requests if r.path.endswith(layer)] == ["GET"]
+        assert not [r for r in primary.requests if "/manifests/" in r.path]
+    assert layer.split(":")[1] in _blob_files(root)
+
+
 # -- every way a mirror fails leads to the next --------------------------------------------
 
 
@@ -324,3 +351,38 @@ async def test_concurrent_pulls_sharing_a_layer_fetch_it_once(
     gets = [r for r in proxy.requests if r.method == "GET" and r.path.endswith(shared)]
     assert len(gets) == 1
     assert shared.split(":")[1] in _blob_files(root)
+
+
+async def test_huge_lookaside_signature_is_cut_off(
+    proxy: FaultyProxy, test_images: TestImages, tmp_path: Path
+) -> None:
+    image = test_images.busybox
+    (tmp_path / "key.asc").write_bytes(b"not consulted: the signature never arrives whole")
+    policy = Policy.parse(
+        json.dumps(
+            {
+                "default": [{"type": "reject"}],
+                "transports": {
+                    "docker": {
+                        proxy.host: [
+                            {"type": "signedBy", "keyType": "GPGKeys", "keyPath": "key.asc"}
+                        ]
+                    }
+                },
+            }
+        ),
+        base=tmp_path,
+    )
+    registries_d = RegistriesD.parse(
+        {"default.yaml": f"default-docker:\n  lookaside: {proxy.url}/sigstore\n"}
+    )
+    proxy.add(Fault(path="^/sigstore/.*/signature-1$", status=200, flood=FLOOD, times=None))
+    root = tmp_path / "oci"
+    async with Puller(
+        registries=_conf(proxy.host), retry=FAST, policy=policy, registries_d=registries_d
+    ) as puller:
+        with pytest.raises(PolicyRejectedError) as caught:
+            await puller.pull(f"{proxy.host}/{image.repository}:latest", OCILayoutSink(root))
+    assert f"larger than the {DEFAULT_LIMITS.max_signature_bytes}-byte limit" in str(caught.value)
+    assert "signature-1" in str(caught.value)
+    assert not root.exists()

@@ -110,6 +110,14 @@ class PullResult:
         return self.image.names
 
 
+@dataclass(frozen=True)
+class _BlobSource:
+    """A place to download an image's blobs from, and its client."""
+
+    client: RegistryClient
+    source: PullSource
+
+
 class Puller:
     """Pulls images; share one across concurrent pulls so identical blobs are fetched once.
 
@@ -307,8 +315,7 @@ class Puller:
         decision: PolicyDecision | None = None,
     ) -> PullResult:
         """Download and commit an image found by :meth:`resolve` (e.g. after a policy check)."""
-        client = self._client_for(image.source, credentials)
-        repo = image.source.reference.path
+        sources = self._blob_sources(image, credentials)
         skipped: list[str] = []
         await self._store_bytes(sink, image.image_manifest.config, image.config_data, skipped)
         layers: list[Descriptor] = []
@@ -318,7 +325,7 @@ class Puller:
                 seen.add(layer.digest)
                 layers.append(layer)
         results = await _gather_or_cancel(
-            [self._ensure_blob(client, repo, layer, sink, progress) for layer in layers]
+            [self._ensure_blob(sources, layer, sink, progress) for layer in layers]
         )
         downloaded = sum(r for r in results if r > 0)
         skipped += [layer.digest for layer, r in zip(layers, results, strict=True) if r < 0]
@@ -340,6 +347,25 @@ class Puller:
             image=image, policy=decision, downloaded_bytes=downloaded, skipped_blobs=tuple(skipped)
         )
 
+    def _blob_sources(
+        self, image: ResolvedImage, credentials: Credentials | None
+    ) -> list[_BlobSource]:
+        """Where layers may come from: the source the image was found at, then every
+        other source of the (content-addressed) image, in registries.conf's order."""
+        first = image.source
+        try:
+            others = self.registries.pull_sources(image.reference.with_digest(image.digest))
+        except ImageError:
+            others = []
+        out = [_BlobSource(self._client_for(first, credentials), first)]
+        seen = {(first.reference.domain, first.reference.path)}
+        for source in others:
+            key = (source.reference.domain, source.reference.path)
+            if key not in seen:
+                seen.add(key)
+                out.append(_BlobSource(self._client_for(source, credentials), source))
+        return out
+
     async def _store_bytes(
         self, sink: PullSink, descriptor: Descriptor, data: bytes, skipped: list[str]
     ) -> None:
@@ -360,8 +386,7 @@ class Puller:
 
     async def _ensure_blob(
         self,
-        client: RegistryClient,
-        repo: str,
+        sources: Sequence[_BlobSource],
         descriptor: Descriptor,
         sink: PullSink,
         progress: ProgressCallback | None,
@@ -383,11 +408,11 @@ class Puller:
                     progress(ProgressEvent(kind=ProgressKind.EXISTS, descriptor=descriptor))
                 return -1
             if joined:  # the shared download went to another store, or failed: our own turn
-                return await self._download(client, repo, descriptor, sink, progress)
+                return await self._download(sources, descriptor, sink, progress)
             joined = self._downloads.in_flight(digest)
             try:
                 done, owner = await self._downloads.run(
-                    digest, lambda: self._download(client, repo, descriptor, sink, progress)
+                    digest, lambda: self._download(sources, descriptor, sink, progress)
                 )
             except ImageError:
                 if not joined:
@@ -398,12 +423,31 @@ class Puller:
 
     async def _download(
         self,
-        client: RegistryClient,
-        repo: str,
+        sources: Sequence[_BlobSource],
         descriptor: Descriptor,
         sink: PullSink,
         progress: ProgressCallback | None,
     ) -> int:
+        """Download from the first source that delivers the blob intact; a source that
+        fails in any way (its partial bytes discarded) hands over to the next."""
+        failures: list[tuple[str, ImageError]] = []
+        for source in sources:
+            try:
+                return await self._download_from(source, descriptor, sink, progress)
+            except ImageError as err:
+                where = str(source.source.reference)
+                log.info("event=blob_source_failed source=%s error=%s", where, err)
+                failures.append((where, err))
+        raise _combined(f"blob {descriptor.digest}", failures)
+
+    async def _download_from(
+        self,
+        source: _BlobSource,
+        descriptor: Descriptor,
+        sink: PullSink,
+        progress: ProgressCallback | None,
+    ) -> int:
+        client, repo = source.client, source.source.reference.path
         async with self._limit:
             done = 0
 
