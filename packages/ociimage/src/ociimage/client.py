@@ -330,7 +330,8 @@ class RegistryClient:
             ) as response:
                 digest = response.headers.get("docker-content-digest", "")
                 media_type = response.headers.get("content-type", "").split(";")[0].strip()
-                size = int(response.headers.get("content-length", "0"))
+                length = response.headers.get("content-length", "0")
+                size = int(length) if length.isdigit() else 0
         except ContentNotFoundError:
             return None
         return Descriptor(media_type=media_type, digest=digest, size=size)
