@@ -2,7 +2,29 @@
 
 from __future__ import annotations
 
+from crid.cgroups.details import (
+    BlkioEntry,
+    CgroupDetails,
+    CpuDetails,
+    HugetlbUsage,
+    MemoryDetails,
+    SpecDetails,
+    read_details,
+)
 from crid.cgroups.hierarchy import Hierarchies, container_cgroup_path
 from crid.cgroups.stats import CgroupStats, oom_kills, read_stats
 
-__all__ = ["CgroupStats", "Hierarchies", "container_cgroup_path", "oom_kills", "read_stats"]
+__all__ = [
+    "BlkioEntry",
+    "CgroupDetails",
+    "CgroupStats",
+    "CpuDetails",
+    "Hierarchies",
+    "HugetlbUsage",
+    "MemoryDetails",
+    "SpecDetails",
+    "container_cgroup_path",
+    "oom_kills",
+    "read_details",
+    "read_stats",
+]

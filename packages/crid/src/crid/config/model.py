@@ -7,12 +7,14 @@ CRI-O user can carry their knowledge (and most of their file) over. Each field's
 
 from __future__ import annotations
 
+import typing
 from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
 
 __all__ = [
+    "POD_METRIC_GROUPS",
     "ApiConfig",
     "Config",
     "CridConfig",
@@ -21,6 +23,7 @@ __all__ = [
     "NetworkConfig",
     "RuntimeConfig",
     "RuntimeHandler",
+    "StatsConfig",
 ]
 
 DEFAULT_CAPABILITIES = (
@@ -252,6 +255,29 @@ class MetricsConfig(_Table, frozen=True):
     ] = 9090
 
 
+PodMetricGroup = Literal[
+    "cpu", "memory", "network", "disk", "diskIO", "hugetlb", "oom", "process", "spec"
+]
+
+#: CRI-O's metric group names, every one on by default.
+POD_METRIC_GROUPS: tuple[PodMetricGroup, ...] = typing.get_args(PodMetricGroup)
+
+
+class StatsConfig(_Table, frozen=True):
+    """``[crid.stats]``: pod and container stats and metrics."""
+
+    included_pod_metrics: Annotated[
+        list[PodMetricGroup],
+        Meta(
+            description=(
+                "Metric groups ListPodSandboxMetrics reports (CRI-O's names): cpu, memory,"
+                " network, disk, diskIO, hugetlb, oom, process, spec; container_last_seen"
+                " and container_start_time_seconds are always reported."
+            )
+        ),
+    ] = msgspec.field(default_factory=lambda: list(POD_METRIC_GROUPS))
+
+
 class CridConfig(_Table, frozen=True):
     """``[crid]``: paths and logging, plus the sub-tables."""
 
@@ -280,6 +306,7 @@ class CridConfig(_Table, frozen=True):
     image: ImageConfig = msgspec.field(default_factory=ImageConfig)
     network: NetworkConfig = msgspec.field(default_factory=NetworkConfig)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
+    stats: StatsConfig = msgspec.field(default_factory=StatsConfig)
 
 
 class Config(_Table, frozen=True):

@@ -14,6 +14,10 @@ Reading a hundred pods' cgroup files and network counters takes ~15 ms, far over
 - samples of removed pods and containers are dropped at every refresh;
 - listeners (:meth:`StatsSampler.add_listener`) see each batch of pod samples in the
   worker thread, so the stats service builds its protobuf answers there too;
+- pod metrics need *detailed* samples (more cgroup files, every process's open files):
+  the first metrics request turns them on, for every sample from then on, and they turn
+  off again after ``idle_stop`` seconds without one; a cached plain sample does not serve
+  a metrics request (it is sampled again, detailed);
 - the loop stops for good when the daemon closes its event bus (shutdown: later requests
   are sampled on demand), and after ``idle_stop`` seconds without a stats RPC (the next
   one starts it again), so an idle crid samples nothing.
@@ -83,13 +87,17 @@ class StatsSampler:
         self.max_age = max_age
         self.idle_stop = idle_stop
         self.collector = StatsCollector(
-            hierarchies=ctx.hierarchies, store=ctx.store, layer_interval=layer_interval
+            hierarchies=ctx.hierarchies,
+            store=ctx.store,
+            layer_interval=layer_interval,
+            groups=ctx.config.crid.stats.included_pod_metrics,
         )
         self._containers: dict[str, _Entry[ContainerUsage]] = {}
         self._sandboxes: dict[str, _Entry[SandboxUsage]] = {}
         self._task: asyncio.Task[None] | None = None
         self._listeners: list[SampleListener] = []
         self._last_request = time.monotonic()
+        self._last_metrics_request = 0.0
         self._closed = False
         self.refreshes = 0
 
@@ -149,15 +157,23 @@ class StatsSampler:
                 found[record.id] = usage
         return [found[c.id] for c in containers]
 
-    async def sandboxes(self, pods: Sequence[Pod]) -> list[SandboxUsage]:
-        """The usage of each pod with its given (running) containers, cached or sampled now."""
+    async def sandboxes(self, pods: Sequence[Pod], *, detailed: bool = False) -> list[SandboxUsage]:
+        """The usage of each pod with its given (running) containers, cached or sampled now;
+        ``detailed``: with what pod metrics need (and from now on, in every refresh)."""
         self._touch()
+        if detailed:
+            self._last_metrics_request = time.monotonic()
+            self.collector.detailed = True
         oldest = time.monotonic() - self.max_age
         found: dict[str, SandboxUsage] = {}  # taken now: a refresh may prune meanwhile
         missing: list[Pod] = []
         for sandbox, containers in pods:
             entry = self._sandboxes.get(sandbox.id)
-            if entry is not None and entry.serves((sandbox, *containers), oldest):
+            if (
+                entry is not None
+                and (entry.usage.detailed or not detailed)
+                and entry.serves((sandbox, *containers), oldest)
+            ):
                 found[sandbox.id] = entry.usage
             else:
                 missing.append((sandbox, containers))
@@ -224,11 +240,14 @@ class StatsSampler:
                 if time.monotonic() - self._last_request > self.idle_stop:
                     _log.debug("no stats requests for %.0f s: sampler stops", self.idle_stop)
                     break
+                if time.monotonic() - self._last_metrics_request > self.idle_stop:
+                    self.collector.detailed = False
                 try:
                     await self.refresh()
                 except Exception:  # a bad sample must not end sampling for good
                     _log.exception("stats refresh failed")
         finally:
+            self.collector.detailed = False
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
