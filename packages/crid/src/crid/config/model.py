@@ -276,6 +276,15 @@ class StatsConfig(_Table, frozen=True):
             )
         ),
     ] = msgspec.field(default_factory=lambda: list(POD_METRIC_GROUPS))
+    metrics_collection_period: Annotated[
+        str,
+        Meta(
+            description=(
+                "While pod metrics are asked for, sample them in the background this often"
+                " (a scrape gets samples at most this old, each with its time)."
+            )
+        ),
+    ] = "10s"
 
 
 class CridConfig(_Table, frozen=True):

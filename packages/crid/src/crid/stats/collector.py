@@ -5,9 +5,9 @@ Its methods block (a pod is a few dozen small file reads), so the stats sampler
 Containers are read from their own cgroup (``Container.cgroup_path``), pods from the pod
 cgroup (``Sandbox.cgroup_parent``), which holds all of the pod's containers.
 
-While ``detailed`` is set (pod metrics are being asked for), samples also read the
-counters of the metric ``groups`` (:mod:`crid.cgroups.details`), the processes' open
-files and the writable layer's file system; stats alone never pay for those reads.
+A *detailed* sample (for pod metrics) also reads the counters of the metric ``groups``
+(:mod:`crid.cgroups.details`), the processes' open files and the writable layer's file
+system; stats alone never pay for those reads.
 """
 
 from __future__ import annotations
@@ -80,8 +80,6 @@ class StatsCollector:
         self.store = store
         #: The metric groups detailed samples read (``[crid.stats] included_pod_metrics``).
         self.groups = frozenset(groups)
-        #: Whether samples are detailed (set by the sampler while metrics are asked for).
-        self.detailed = False
         self.rates = CpuRates()
         self.layer_interval_ns = int(layer_interval * 1_000_000_000)
         self._layers: dict[str, FsUsage] = {}
@@ -152,10 +150,9 @@ class StatsCollector:
         self._layers[container_id] = layer
         return layer
 
-    def container(self, container: Container, *, detailed: bool | None = None) -> ContainerUsage:
-        """Sample one container (blocking); ``detailed`` defaults to the collector's."""
+    def container(self, container: Container, *, detailed: bool = False) -> ContainerUsage:
+        """Sample one container (blocking)."""
         cgroup = cgroup_dir(container.cgroup_path) if container.cgroup_path else ""
-        detailed = self.detailed if detailed is None else detailed
         details = process_details = filesystem = None
         if cgroup and container.state in (ContainerState.RUNNING, ContainerState.CREATED):
             raw, cpu, memory = self._cgroup(cgroup)
@@ -179,10 +176,11 @@ class StatsCollector:
             filesystem=filesystem,
         )
 
-    def sandbox(self, sandbox: Sandbox, containers: Sequence[Container]) -> SandboxUsage:
+    def sandbox(
+        self, sandbox: Sandbox, containers: Sequence[Container], *, detailed: bool = False
+    ) -> SandboxUsage:
         """Sample one pod with its given (running) containers (blocking)."""
         cgroup = cgroup_dir(sandbox.cgroup_parent) if sandbox.cgroup_parent else ""
-        detailed = self.detailed
         details = process_details = None
         if cgroup:
             raw, cpu, memory = self._cgroup(cgroup)
