@@ -303,6 +303,12 @@ async def test_every_critest_metric_has_real_values(tmp_path: Path) -> None:
         assert one(values, "container_ulimits_soft", ulimit="max_open_files") > 0
         assert one(pod_level, "container_processes") == one(values, "container_processes")
 
+        # pressure: PSI of the container's cgroup in the (controller-less) cgroup2 tree.
+        for resource in ("cpu", "memory", "io"):
+            for kind in ("stalled", "waiting"):
+                assert one(values, f"container_pressure_{resource}_{kind}_seconds_total") >= 0
+                assert one(pod_level, f"container_pressure_{resource}_{kind}_seconds_total") >= 0
+
         # spec: what the CRI asked for, as the cgroup files hold it.
         assert one(values, "container_spec_cpu_period") == 100_000
         assert one(values, "container_spec_cpu_quota") == 40_000

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from crid.cgroups import Hierarchies, read_details
-from crid.cgroups.details import parse_blkio, parse_io_stat
+from crid.cgroups.details import parse_blkio, parse_io_stat, parse_pressure
 from crid.config import POD_METRIC_GROUPS
 from crid.services._metrics_messages import MetricsMessages
 from crid.state import Container, ContainerMeta, ContainerState, PodMeta, Sandbox, SandboxState
@@ -30,6 +30,7 @@ from crid.stats import (
 
 CG = "/kubepods/pod1/crid-abc"
 UNLIMITED_V1 = "9223372036854771712"
+PSI = "some avg10=1.00 total={some}\nfull avg10=0.00 total={full}\n"
 
 
 def write(directory: Path, files: dict[str, str]) -> None:
@@ -40,8 +41,17 @@ def write(directory: Path, files: dict[str, str]) -> None:
 
 def v1_tree(root: Path) -> Hierarchies:
     controllers = ("cpu", "cpuacct", "memory", "blkio", "pids", "hugetlb")
-    hierarchies = Hierarchies(v1={c: root / c for c in controllers})
+    # Hybrid, as here: v1 controllers plus an empty cgroup2 tree that still tracks PSI.
+    hierarchies = Hierarchies(v1={c: root / c for c in controllers}, v2=root / "unified")
     rel = CG.strip("/")
+    write(
+        root / "unified" / rel,
+        {
+            "cpu.pressure": PSI.format(some=2_500_000, full=1_000_000),
+            "memory.pressure": PSI.format(some=0, full=0),
+            "io.pressure": PSI.format(some=3_000_000, full=2_999_999),
+        },
+    )
     write(
         root / "cpu" / rel,
         {
@@ -131,6 +141,10 @@ def test_v1_details(tmp_path: Path) -> None:
         ("1GB", 0, 0),
         ("2MB", 2097152, 4194304),
     ]
+    psi = details.pressure
+    assert psi is not None
+    assert (psi.cpu_some_us, psi.cpu_full_us) == (2_500_000, 1_000_000)
+    assert (psi.memory_some_us, psi.io_full_us) == (0, 2_999_999)
 
 
 def test_only_the_groups_asked_for_are_read(tmp_path: Path) -> None:
@@ -141,6 +155,7 @@ def test_only_the_groups_asked_for_are_read(tmp_path: Path) -> None:
     assert details.io_bytes == ()
     assert details.hugetlb == ()
     assert details.threads is None
+    assert details.pressure is None
     oom_only = read_details(v1_tree(tmp_path), CG, ["oom"])
     assert oom_only.memory is not None and oom_only.memory.oom_kills == 1
 
@@ -178,6 +193,7 @@ def v2_tree(root: Path, *, peak: bool = True) -> Hierarchies:
         "hugetlb.2MB.current": "2097152\n",
         "hugetlb.2MB.max": "max\n",
         "hugetlb.2MB.rsvd.current": "0\n",
+        "cpu.pressure": PSI.format(some=7_000_000, full=0),
     }
     if peak:
         files["memory.peak"] = "40000\n"
@@ -221,6 +237,8 @@ def test_v2_details(tmp_path: Path) -> None:
     ]
     assert (details.threads, details.threads_max) == (3, 100)
     assert [(h.pagesize, h.usage, h.max_usage) for h in details.hugetlb] == [("2MB", 2097152, None)]
+    assert details.pressure is not None
+    assert (details.pressure.cpu_some_us, details.pressure.io_some_us) == (7_000_000, None)
 
 
 def test_v2_without_peak_or_limits(tmp_path: Path) -> None:
@@ -252,6 +270,9 @@ def test_parsers() -> None:
     assert max_open_files(limits) == 1024
     assert max_open_files(limits.replace("1024 ", "unlimited")) is None
     assert max_open_files("") is None
+    assert parse_pressure(PSI.format(some=5, full=6)) == {"some": 5, "full": 6}
+    assert parse_pressure("some avg10=0.00 total=x\n") == {}
+    assert parse_pressure(None) == {}
 
 
 def test_device_names() -> None:
@@ -353,6 +374,8 @@ def test_every_descriptor_of_a_full_sample_has_values_with_its_labels(tmp_path: 
     assert by["container_threads", ()].value == 5  # pids.current wins over /proc's count
     assert by["container_hugetlb_max_usage_bytes", ("2MB",)].value == 4194304
     assert by["container_ulimits_soft", ("max_open_files",)].value == 64
+    assert by["container_pressure_cpu_waiting_seconds_total", ()].value == 2
+    assert by["container_pressure_io_stalled_seconds_total", ()].value == 2  # whole seconds
     pod_level = {s.name: s for s in samples if s.label_values[0] == ""}
     assert pod_level["container_network_transmit_packets_total"].label_values[6:] == ("eth0",)
     assert pod_level["container_start_time_seconds"].value == 1_700_000_000

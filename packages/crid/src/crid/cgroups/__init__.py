@@ -8,6 +8,7 @@ from crid.cgroups.details import (
     CpuDetails,
     HugetlbUsage,
     MemoryDetails,
+    PressureDetails,
     SpecDetails,
     read_details,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "Hierarchies",
     "HugetlbUsage",
     "MemoryDetails",
+    "PressureDetails",
     "SpecDetails",
     "container_cgroup_path",
     "oom_kills",

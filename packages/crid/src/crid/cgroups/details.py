@@ -9,6 +9,7 @@ page-aligned 2^63, v2's ``max``) are reported as 0, as cAdvisor does.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -23,9 +24,11 @@ __all__ = [
     "CpuDetails",
     "HugetlbUsage",
     "MemoryDetails",
+    "PressureDetails",
     "SpecDetails",
     "parse_blkio",
     "parse_io_stat",
+    "parse_pressure",
     "read_details",
 ]
 
@@ -74,6 +77,18 @@ class SpecDetails:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PressureDetails:
+    """PSI totals in microseconds: ``some`` (some task waited), ``full`` (all stalled)."""
+
+    cpu_some_us: int | None = None
+    cpu_full_us: int | None = None
+    memory_some_us: int | None = None
+    memory_full_us: int | None = None
+    io_some_us: int | None = None
+    io_full_us: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class HugetlbUsage:
     """One hugepage size (``2MB``, ``1GB``): usage and peak (v1 only) in bytes."""
 
@@ -104,6 +119,7 @@ class CgroupDetails:
     io_operations: tuple[BlkioEntry, ...] = ()
     threads: int | None = None
     threads_max: int | None = None
+    pressure: PressureDetails | None = None
 
 
 def _limit(value: int | None) -> int | None:
@@ -177,6 +193,39 @@ def parse_io_stat(text: str | None) -> tuple[list[BlkioEntry], list[BlkioEntry]]
                 BlkioEntry(major=ids[0], minor=ids[1], operation=known[1], value=number)
             )
     return found
+
+
+def parse_pressure(text: str | None) -> dict[str, int]:
+    """A ``*.pressure`` file: the ``total=`` (microseconds) of its ``some`` and ``full`` lines."""
+    found: dict[str, int] = {}
+    for line in (text or "").splitlines():
+        kind, *pairs = line.split()
+        for pair in pairs:
+            key, _, value = pair.partition("=")
+            if key == "total" and value.isdigit():
+                found[kind] = int(value)
+    return found
+
+
+def read_pressure(hierarchies: Hierarchies, cgroup: str) -> PressureDetails | None:
+    """PSI of ``cgroup`` in the cgroup v2 tree; hybrid hosts keep one too (runc creates
+    every cgroup there, and the kernel tracks pressure per v2 cgroup without controllers)."""
+    if hierarchies.v2 is None:
+        return None
+    directory = hierarchies.v2 / cgroup.strip("/")
+    cpu = parse_pressure(read_text(directory / "cpu.pressure"))
+    memory = parse_pressure(read_text(directory / "memory.pressure"))
+    io = parse_pressure(read_text(directory / "io.pressure"))
+    if not (cpu or memory or io):
+        return None
+    return PressureDetails(
+        cpu_some_us=cpu.get("some"),
+        cpu_full_us=cpu.get("full"),
+        memory_some_us=memory.get("some"),
+        memory_full_us=memory.get("full"),
+        io_some_us=io.get("some"),
+        io_full_us=io.get("full"),
+    )
 
 
 def _hugetlb(hierarchies: Hierarchies, cgroup: str, v2: bool) -> tuple[HugetlbUsage, ...]:
@@ -372,5 +421,9 @@ def _read_v2(hierarchies: Hierarchies, cgroup: str, groups: Collection[str]) -> 
 def read_details(hierarchies: Hierarchies, cgroup: str, groups: Collection[str]) -> CgroupDetails:
     """The counters of ``groups`` (metric group names) for ``cgroup`` (blocking reads)."""
     if hierarchies.unified:
-        return _read_v2(hierarchies, cgroup, groups)
-    return _read_v1(hierarchies, cgroup, groups)
+        found = _read_v2(hierarchies, cgroup, groups)
+    else:
+        found = _read_v1(hierarchies, cgroup, groups)
+    if "pressure" in groups:
+        found = dataclasses.replace(found, pressure=read_pressure(hierarchies, cgroup))
+    return found

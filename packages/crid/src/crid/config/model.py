@@ -256,7 +256,7 @@ class MetricsConfig(_Table, frozen=True):
 
 
 PodMetricGroup = Literal[
-    "cpu", "memory", "network", "disk", "diskIO", "hugetlb", "oom", "process", "spec"
+    "cpu", "memory", "network", "disk", "diskIO", "hugetlb", "oom", "process", "spec", "pressure"
 ]
 
 #: CRI-O's metric group names, every one on by default.
@@ -271,8 +271,8 @@ class StatsConfig(_Table, frozen=True):
         Meta(
             description=(
                 "Metric groups ListPodSandboxMetrics reports (CRI-O's names): cpu, memory,"
-                " network, disk, diskIO, hugetlb, oom, process, spec; container_last_seen"
-                " and container_start_time_seconds are always reported."
+                " network, disk, diskIO, hugetlb, oom, process, spec, and pressure (PSI);"
+                " container_last_seen and container_start_time_seconds are always reported."
             )
         ),
     ] = msgspec.field(default_factory=lambda: list(POD_METRIC_GROUPS))

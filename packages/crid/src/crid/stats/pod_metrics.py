@@ -100,7 +100,7 @@ def _per_device(entries: tuple[BlkioEntry, ...], operation: str) -> dict[str, in
 
 
 def _cgroup(out: _Samples, details: CgroupDetails | None) -> None:
-    """Groups read from any cgroup besides cpu and memory: diskIO, hugetlb, spec."""
+    """Groups read from any cgroup besides cpu and memory: diskIO, hugetlb, pressure, spec."""
     if details is None:
         return
     for entry in details.io_bytes:
@@ -123,6 +123,17 @@ def _cgroup(out: _Samples, details: CgroupDetails | None) -> None:
     for page in details.hugetlb:
         out.add("container_hugetlb_usage_bytes", page.usage, page.pagesize)
         out.add("container_hugetlb_max_usage_bytes", page.max_usage, page.pagesize)
+    psi = details.pressure
+    if psi is not None:
+        for name, total_us in (
+            ("container_pressure_cpu_stalled_seconds_total", psi.cpu_full_us),
+            ("container_pressure_cpu_waiting_seconds_total", psi.cpu_some_us),
+            ("container_pressure_memory_stalled_seconds_total", psi.memory_full_us),
+            ("container_pressure_memory_waiting_seconds_total", psi.memory_some_us),
+            ("container_pressure_io_stalled_seconds_total", psi.io_full_us),
+            ("container_pressure_io_waiting_seconds_total", psi.io_some_us),
+        ):
+            out.add(name, total_us // 1_000_000 if total_us is not None else None)
     spec = details.spec
     if spec is not None:
         out.add("container_spec_cpu_period", spec.cpu_period)
