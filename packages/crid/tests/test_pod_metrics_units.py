@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from crid.cgroups import Hierarchies, read_details
 from crid.cgroups.details import parse_blkio, parse_io_stat, parse_pressure
-from crid.config import POD_METRIC_GROUPS
+from crid.config import POD_METRIC_GROUPS, load_config
+from crid.errors import ConfigError
 from crid.services._metrics_messages import MetricsMessages
 from crid.state import Container, ContainerMeta, ContainerState, PodMeta, Sandbox, SandboxState
 from crid.stats import (
@@ -405,3 +408,16 @@ def test_excluded_groups_are_neither_described_nor_reported(tmp_path: Path) -> N
     assert messages.pod_list.response([built]).pod_metrics[0] == built
     messages.render([], complete=True)
     assert len(messages) == 0
+
+
+def test_an_unknown_metric_group_is_a_config_error(tmp_path: Path) -> None:
+    main = tmp_path / "crid.toml"
+    main.write_text('[crid.stats]\nincluded_pod_metrics = ["cpu", "gpu"]\n')
+    with pytest.raises(ConfigError, match=r"crid\.stats\.included_pod_metrics.*"):
+        load_config(main)
+    main.write_text('[crid.stats]\nmetrics_collection_period = "often"\n')
+    with pytest.raises(ConfigError, match=r"crid\.stats\.metrics_collection_period.*invalid"):
+        load_config(main)
+    main.write_text('[crid.stats]\nincluded_pod_metrics = []\nmetrics_collection_period = "1m"\n')
+    stats = load_config(main).crid.stats
+    assert (stats.included_pod_metrics, stats.metrics_collection_period) == ([], "1m")
