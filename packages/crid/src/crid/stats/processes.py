@@ -3,7 +3,7 @@
 The processes are listed from ``cgroup.procs`` of the cgroup and every cgroup below it (a
 pod's processes live in its containers' cgroups), then each one's ``/proc/<pid>``:
 open file descriptors (and how many of them are sockets), threads, and the soft limit on
-open files of the oldest one (the container's init). A process that exits meanwhile is
+open files of the lowest pid (normally the container's init). A process that exits meanwhile is
 skipped, never an error.
 """
 
@@ -29,7 +29,7 @@ class ProcessDetails:
     threads: int
     file_descriptors: int
     sockets: int
-    max_open_files: int | None = None  # soft RLIMIT_NOFILE of the oldest process
+    max_open_files: int | None = None  # soft RLIMIT_NOFILE of the lowest pid
 
 
 def cgroup_pids(hierarchies: Hierarchies, cgroup: str) -> list[int]:
