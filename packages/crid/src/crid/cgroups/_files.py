@@ -11,7 +11,7 @@ from crid.cgroups.hierarchy import Hierarchies
 __all__ = ["cgroup_file", "read_int", "read_keyed", "read_text"]
 
 
-def read_text(path: Path | None) -> str | None:
+def read_text(path: str | Path | None) -> str | None:
     """A small file's text, or None when it cannot be read."""
     if path is None:
         return None
@@ -27,7 +27,7 @@ def read_text(path: Path | None) -> str | None:
         os.close(fd)
 
 
-def read_int(path: Path | None) -> int | None:
+def read_int(path: str | Path | None) -> int | None:
     """A file holding one integer; ``max`` (v2's "no limit") and garbage are None."""
     raw = read_text(path)
     if raw is None:
@@ -39,7 +39,7 @@ def read_int(path: Path | None) -> int | None:
         return None
 
 
-def read_keyed(path: Path | None) -> dict[str, int]:
+def read_keyed(path: str | Path | None) -> dict[str, int]:
     """``key value`` lines (``memory.stat``, ``cpu.stat``, ``memory.events``...)."""
     raw = read_text(path)
     if raw is None:
