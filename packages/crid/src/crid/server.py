@@ -40,6 +40,7 @@ class Daemon:
         self.config = config
         self.socket_path = Path(config.crid.api.listen)
         self._server: grpc.aio.Server | None = None
+        self._images: ImageService | None = None
         self.context: Context | None = None
         self._lock: IO[bytes] | None = None
         self.metrics: MetricsEndpoint | None = None
@@ -102,6 +103,7 @@ class Daemon:
                 os.umask(old_umask)
             self.socket_path.chmod(SOCKET_MODE)
             self._server = server
+            self._images = image
         except BaseException:
             await self._stop_streaming()
             await self._stop_metrics()
@@ -121,6 +123,9 @@ class Daemon:
             self._server = None
             self.socket_path.unlink(missing_ok=True)
             _log.info("crid stopped", extra={"socket": str(self.socket_path)})
+        if self._images is not None:
+            await self._images.images.puller.aclose()  # a lingering registry connection
+            self._images = None
         await self._stop_streaming()
         await self._stop_metrics()
         await self._close_context()

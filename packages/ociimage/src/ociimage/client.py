@@ -398,11 +398,11 @@ class RegistryClient:
         """
         digest = Digest(descriptor.digest)
         path = f"/v2/{repository}/blobs/{descriptor.digest}"
-        start = await asyncio.to_thread(lambda: writer.offset)
+        start = writer.offset  # a counter in memory: no thread needed
         hasher = digest.hasher() if (verify and start == 0) else None
         failures = 0
         while True:
-            offset = await asyncio.to_thread(lambda: writer.offset)
+            offset = writer.offset
             if offset >= descriptor.size:
                 break
             headers = {"Range": f"bytes={offset}-"} if offset else {}
@@ -427,7 +427,7 @@ class RegistryClient:
                     type(err).__name__,
                 )
                 await asyncio.sleep(self.retry.delay(failures))
-        final = await asyncio.to_thread(lambda: writer.offset)
+        final = writer.offset
         if final != descriptor.size:
             raise SizeMismatchError(
                 f"blob {descriptor.digest} from {self.host}: got {final} bytes, "

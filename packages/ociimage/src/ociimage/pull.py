@@ -369,11 +369,10 @@ class Puller:
     async def _store_bytes(
         self, sink: PullSink, descriptor: Descriptor, data: bytes, skipped: list[str]
     ) -> None:
-        if await asyncio.to_thread(sink.has_blob, descriptor.digest):
-            skipped.append(descriptor.digest)
-            return
-
-        def write() -> None:
+        def write() -> bool:
+            """Store ``data`` unless present (one thread hop for both)."""
+            if sink.has_blob(descriptor.digest):
+                return False
             writer = sink.open_blob(descriptor)
             try:
                 writer.write(data)
@@ -381,8 +380,10 @@ class Puller:
             except BaseException:
                 writer.abort()
                 raise
+            return True
 
-        await asyncio.to_thread(write)
+        if not await asyncio.to_thread(write):
+            skipped.append(descriptor.digest)
 
     async def _ensure_blob(
         self,

@@ -1,4 +1,11 @@
-"""Content-addressed blobs: written to a temp file, verified, fsynced and renamed into place."""
+"""Content-addressed blobs: written to a temp file, verified, fsynced and renamed into place.
+
+A blob's data is fsynced before its rename, so a blob that is visible after a crash is
+complete. The rename itself is made durable later, once for all of an image's blobs,
+by :meth:`BlobStore.sync_dirs` just before the image is recorded: until then a crash
+may only lose the rename (the blob is then downloaded again), never expose a torn
+file, and one directory fsync per image replaces one per blob.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +13,7 @@ import hashlib
 import logging
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -137,13 +144,22 @@ class BlobStore:
             return False
 
     def install(self, tmp: Path, digest: Digest) -> None:
-        """Rename a verified, fsynced temp file into place (a concurrent twin is fine)."""
+        """Rename a verified, fsynced temp file into place (a concurrent twin is fine).
+
+        The rename is durable only after :meth:`sync_dirs` (see the module docs).
+        """
         target = self.path(digest)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp.chmod(0o444)
         tmp.rename(target)
-        fsync_dir(target.parent)
         log.debug("stored blob digest=%s", digest)
+
+    def sync_dirs(self, digests: Iterable[str]) -> None:
+        """Make the renames of ``digests`` durable: one fsync per algorithm directory
+        (all of an image's blobs usually share ``sha256/``), before anything records
+        them."""
+        for directory in sorted({self.path(d).parent for d in digests}):
+            fsync_dir(directory)
 
     def writer(self, descriptor: Descriptor) -> BlobWriter:
         return BlobWriter(self, descriptor)

@@ -24,7 +24,7 @@ from pathlib import Path
 from ocispec.image import Descriptor
 from ocistore._db import Database
 from ocistore._sys import syncfs
-from ocistore.blobs import BlobStore, fsync_dir
+from ocistore.blobs import BlobStore
 from ocistore.errors import LayerError, StoreError
 from ocistore.unpack import UnpackOptions, unpack_layer
 
@@ -153,6 +153,8 @@ class LayerStore:
         work = self.tmp / f"layer-{secrets.token_hex(8)}"
         (work / "diff").mkdir(parents=True)
         link_path: Path | None = None
+        final = self.dir / _hex(chain_id)
+        renamed = False
         try:
             with self._blobs.open(blob.digest) as fh:
                 result = unpack_layer(
@@ -164,17 +166,19 @@ class LayerStore:
             # The link dangles until the rename below; repair drops unrecorded links.
             link_path = self.links / link
             link_path.symlink_to(f"../layers/{_hex(chain_id)}/diff")
+            work.rename(final)
+            renamed = True
+            # One syncfs makes the tree, its link and the rename durable before the
+            # record: a crash before it leaves an unrecorded directory, which repair
+            # deletes (nothing uses a layer before it is recorded).
             if self._durable:
-                fd = os.open(work, os.O_RDONLY | os.O_DIRECTORY)
+                fd = os.open(final, os.O_RDONLY | os.O_DIRECTORY)
                 try:
                     syncfs(fd)
                 finally:
                     os.close(fd)
-            final = self.dir / _hex(chain_id)
-            work.rename(final)
-            fsync_dir(self.dir)
         except BaseException:
-            shutil.rmtree(work, ignore_errors=True)
+            shutil.rmtree(final if renamed else work, ignore_errors=True)
             if link_path is not None:
                 link_path.unlink(missing_ok=True)
             raise

@@ -201,6 +201,10 @@ class Store:
         chains = chain_ids(diff_ids)
         with self._gate.shared():
             layers = self._unpack_all(doc.layers, diff_ids, chains)
+            # every blob the record names is on disk before the record (their data was
+            # fsynced at commit; this makes their renames durable, one fsync for all)
+            blobs = [manifest.digest, doc.config.digest, *(b.digest for b in doc.layers)]
+            self.blobs.sync_dirs(blobs + ([index.digest] if index is not None else []))
             tags = [n for n in names if "@" not in n]
             pinned = index.digest if index is not None else manifest.digest
             repo_digests = {n for n in names if "@" in n}

@@ -1,11 +1,14 @@
 """Pulling images into crid's store through ociimage, as the CRI's PullImage asks.
 
-Each pull reads the configuration files afresh (registries.conf and its drop-ins, the
-signature policy, registries.d, the auth files), as CRI-O does, so editing them needs
-no restart. Pulls running at the same time share one ociimage ``Puller`` (connections,
-tokens); it is closed when the last of them ends, so an idle crid holds no registry
-connection, and the first one imports ociimage's pull stack, so a crid that never pulls
-never loads it. Two requests for the same image (same name, platform and credentials)
+Each pull sees the configuration files as they are (registries.conf and its drop-ins,
+the signature policy, registries.d, the auth files, certs.d), as CRI-O's do, so editing
+them needs no restart: a pull compares their ``stat`` fingerprint with the one the
+current ociimage ``Puller`` was built from and builds a new one when they differ.
+Pulls share that Puller (connections, tokens, TLS contexts, each registry's scheme);
+it is closed ``linger`` seconds after the last pull ended, so an idle crid holds no
+registry connection, while back-to-back pulls (a kubelet starting a node's pods, or
+critest's benchmark) reuse one warm connection. The first pull imports ociimage's pull
+stack, so a crid that never pulls never loads it. Two requests for the same image (same name, platform and credentials)
 share one download: the second waits for the first's result. Pulls of different images
 running at once share the blobs they have in common: the shared Puller downloads each
 digest once, whichever pull's sink (all of them on this store) asked first.
@@ -23,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from crid.config import ImageConfig, parse_duration
 from crid.errors import CridError
+from crid.images._watch import Fingerprint, fingerprint
 from ociimage.auth import Credentials, CredentialStore, default_auth_files
 from ociimage.registries import RegistriesConfig, load_registries_conf
 from ociimage.singleflight import SingleFlight
@@ -59,12 +63,28 @@ def _auth_files(config: ImageConfig) -> Sequence[str | Path]:
     return files
 
 
-class _Session:
-    """One shared Puller and how many pulls use it."""
+def _config_fingerprint(config: ImageConfig) -> Fingerprint:
+    """The stat fingerprint of every file :meth:`ImagePuller._make_puller` reads."""
+    from ociimage.tls import DEFAULT_CERTS_DIRS
 
-    def __init__(self, puller: Puller) -> None:
+    files = [config.registries_conf, config.signature_policy, *_auth_files(config)]
+    dirs = [(config.registries_conf_dir, 1), (config.registries_d, 1)]
+    dirs += [(d, 2) for d in DEFAULT_CERTS_DIRS]  # certs.d/<host>/*.crt
+    return fingerprint(files, dirs)
+
+
+#: Seconds the shared Puller outlives the last pull (then its connections close).
+DEFAULT_LINGER = 10.0
+
+
+class _Session:
+    """One shared Puller, the configuration it was built from, how many pulls use it."""
+
+    def __init__(self, puller: Puller, built_from: Fingerprint) -> None:
         self.puller = puller
+        self.built_from = built_from
         self.users = 0
+        self.closer: asyncio.TimerHandle | None = None
 
 
 _FlightKey = tuple[str, str, Credentials | None]
@@ -79,12 +99,16 @@ class ImagePuller:
         config: ImageConfig,
         *,
         on_failure: Callable[[], object] | None = None,
+        linger: float = DEFAULT_LINGER,
     ) -> None:
         """``on_failure`` is called after a pull failed or was cancelled (crid asks for
-        a store GC there: the pull may have left blobs and layers)."""
+        a store GC there: the pull may have left blobs and layers). ``linger``: seconds
+        the shared Puller stays open after the last pull (0 closes it at once)."""
         self._store = store
         self._config = config
         self._on_failure = on_failure
+        self._linger = linger
+        self._closing: set[asyncio.Task[None]] = set()
         timeout = parse_duration(config.pull_progress_timeout)
         self._progress_timeout = timeout if timeout > 0 else None
         self._session: _Session | None = None
@@ -110,20 +134,72 @@ class ImagePuller:
             progress_timeout=self._progress_timeout,
         )
 
+    def _open_session(self, current: _Session | None) -> _Session | None:
+        """A new session when the configuration changed since ``current`` was built
+        (or there is none); None to keep ``current``. Blocking: in a thread."""
+        seen = _config_fingerprint(self._config)
+        if current is not None and current.built_from == seen:
+            return None
+        return _Session(self._make_puller(), seen)
+
     async def _acquire(self) -> _Session:
         async with self._session_lock:
-            if self._session is None:
-                self._session = _Session(await asyncio.to_thread(self._make_puller))
-            self._session.users += 1
-            return self._session
+            current = self._session
+            fresh = await asyncio.to_thread(self._open_session, current)
+            if fresh is not None:
+                self._session = fresh
+                if current is not None and current.users == 0:
+                    await self._close(current)  # stale and unused; in use: closed on release
+            session = self._session
+            assert session is not None
+            if session.closer is not None:
+                session.closer.cancel()
+                session.closer = None
+            session.users += 1
+            return session
 
     async def _release(self, session: _Session) -> None:
         async with self._session_lock:
             session.users -= 1
-            if session.users == 0:
-                if self._session is session:
-                    self._session = None
-                await session.puller.aclose()
+            if session.users:
+                return
+            if self._session is not session or self._linger <= 0:
+                await self._close(session)
+                return
+            loop = asyncio.get_running_loop()
+            session.closer = loop.call_later(self._linger, self._close_idle, session)
+
+    def _close_idle(self, session: _Session) -> None:
+        """The linger ran out with no pull: close the connections in the background."""
+        task = asyncio.ensure_future(self._close_if_idle(session))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _close_if_idle(self, session: _Session) -> None:
+        async with self._session_lock:
+            if session.users == 0 and session.closer is not None:
+                await self._close(session)
+
+    async def _close(self, session: _Session) -> None:
+        if session.closer is not None:
+            session.closer.cancel()
+            session.closer = None
+        if self._session is session:
+            self._session = None
+        await session.puller.aclose()
+
+    async def aclose(self) -> None:
+        """Close the shared Puller now (crid's shutdown); later pulls open another."""
+        async with self._session_lock:
+            if self._session is not None and self._session.users == 0:
+                await self._close(self._session)
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+
+    @property
+    def connected(self) -> bool:
+        """Whether a Puller (and so possibly registry connections) is open."""
+        return self._session is not None
 
     async def pull(
         self, name: str, *, credentials: Credentials | None = None, platform: str = ""

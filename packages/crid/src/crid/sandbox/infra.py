@@ -95,7 +95,10 @@ class InfraContainers:
             pass
         if self._puller is None:
             self._puller = ImagePuller(
-                self.ctx.store, self.ctx.config.crid.image, on_failure=self.ctx.gc.collect_store
+                self.ctx.store,
+                self.ctx.config.crid.image,
+                on_failure=self.ctx.gc.collect_store,
+                linger=0,  # one pull per node, rarely: hold no connection after it
             )
         _log.info("pulling the pause image", extra={"image": name})
         try:
