@@ -15,11 +15,13 @@ _SCHEMA1 = (MediaType.DOCKER_SCHEMA1_MANIFEST, MediaType.DOCKER_SCHEMA1_SIGNED_M
 
 
 def absorb(writer: BlobWriter, hasher: hashlib._Hash | None, parts: list[bytes]) -> None:
-    """Hash and write a batch of chunks (in a worker thread: hashlib releases the GIL)."""
-    data = b"".join(parts)
-    if hasher is not None:
-        hasher.update(data)
-    writer.write(data)
+    """Hash and write a batch of chunks (in a worker thread: hashlib and the write
+    release the GIL). Each chunk goes as received: joining them would copy every byte
+    once more and double the memory a batch holds."""
+    for part in parts:
+        if hasher is not None:
+            hasher.update(part)
+        writer.write(part)
 
 
 def verify_content(data: bytes, descriptor: Descriptor, where: str) -> None:

@@ -10,10 +10,11 @@ import base64
 import binascii
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ociimage.errors import ConfigFileError
-from ociimage.fulcio import FulcioTrust, load_certificates
+if TYPE_CHECKING:
+    from ociimage.fulcio import FulcioTrust
 
 __all__ = ["read_fulcio", "read_keys"]
 
@@ -64,6 +65,9 @@ def read_keys(
 
 def read_fulcio(raw: Any, where: str, path: str | None, base: Path | None) -> FulcioTrust:
     """policy.json's ``fulcio`` object: one CA (caPath or caData) and the OIDC identity."""
+    # cryptography is imported only by a policy that asks for keyless signatures
+    from ociimage.fulcio import FulcioTrust, load_certificates
+
     if not isinstance(raw, dict):
         raise ConfigFileError(f"{where}: fulcio must be an object", path)
     unknown = set(raw) - {"caPath", "caData", "oidcIssuer", "subjectEmail"}

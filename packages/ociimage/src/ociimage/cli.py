@@ -25,51 +25,24 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import shutil
 import sys
-from collections.abc import Coroutine, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 
-from ociimage.auth import CredentialStore, default_auth_files
-from ociimage.errors import (
-    AuthenticationError,
-    BlockedRegistryError,
-    ConfigFileError,
-    ContentNotFoundError,
-    ImageError,
-    IntegrityError,
-    InvalidReferenceError,
-    PolicyRejectedError,
-    ProgressTimeoutError,
-    RegistryUnavailableError,
-    ShortNameError,
-)
-from ociimage.layout import OCILayoutSink
-from ociimage.policy import DEFAULT_POLICY, Policy, load_policy
-from ociimage.pull import ProgressCallback, ProgressEvent, ProgressKind, Puller
+from ociimage import _pull_command as command
+from ociimage._pull_command import EXIT_CODES, ConfigExit, PullOptions, exit_code, run_pull
+from ociimage.auth import CredentialStore
+from ociimage.errors import ImageError
+from ociimage.policy import DEFAULT_POLICY, Policy
+from ociimage.pull import Puller
 from ociimage.push import push_layout
-from ociimage.registries import DEFAULT_REGISTRIES_CONF, RegistriesConfig, load_registries_conf
-from ociimage.registries_d import DEFAULT_REGISTRIES_D, RegistriesD, load_registries_d
-from ocispec.image import Descriptor
+from ociimage.registries import DEFAULT_REGISTRIES_CONF, RegistriesConfig
+from ociimage.registries_d import DEFAULT_REGISTRIES_D, RegistriesD
 
 __all__ = ["EXIT_CODES", "app", "main"]
-
-EXIT_CODES: dict[type[ImageError], int] = {
-    ContentNotFoundError: 3,
-    AuthenticationError: 4,
-    IntegrityError: 5,
-    RegistryUnavailableError: 6,
-    ProgressTimeoutError: 6,
-    InvalidReferenceError: 7,
-    ConfigFileError: 7,
-    ShortNameError: 7,
-    BlockedRegistryError: 7,
-    PolicyRejectedError: 8,
-}
 
 app = typer.Typer(
     name="ociimage",
@@ -112,14 +85,6 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print the result as JSON"
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="print nothing but errors")]
 
 
-def _exit_code(err: ImageError) -> int:
-    for cls in type(err).__mro__:
-        code = EXIT_CODES.get(cls)
-        if code is not None:
-            return code
-    return 1
-
-
 def _run(coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro``; an ociimage error becomes a message on stderr and its exit code."""
     try:
@@ -128,104 +93,33 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
         typer.echo(f"ociimage: error: {err}", err=True)
         for note in getattr(err, "__notes__", []):
             typer.echo(f"ociimage:   {note}", err=True)
-        raise typer.Exit(_exit_code(err)) from err
+        raise typer.Exit(exit_code(err)) from err
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
 
 
-def _registries(path: Path | None, insecure: list[str] | None) -> RegistriesConfig:
+def _config(load: Callable[[], T]) -> T:
+    """A configuration file loaded, or exit 7 (the message is printed already)."""
     try:
-        config = load_registries_conf(path if path is not None else DEFAULT_REGISTRIES_CONF)
-    except ConfigFileError as err:
-        typer.echo(f"ociimage: error: {err}", err=True)
-        raise typer.Exit(7) from err
-    return config.with_insecure(insecure or [])
+        return load()
+    except ConfigExit:
+        raise typer.Exit(7) from None
+
+
+def _registries(path: Path | None, insecure: list[str] | None) -> RegistriesConfig:
+    return _config(lambda: command.registries(path, insecure))
 
 
 def _store(authfile: Path | None) -> CredentialStore:
-    try:
-        return CredentialStore([authfile] if authfile is not None else default_auth_files())
-    except ConfigFileError as err:
-        typer.echo(f"ociimage: error: {err}", err=True)
-        raise typer.Exit(7) from err
+    return _config(lambda: command.credential_store(authfile))
 
 
 def _policy(path: Path | None) -> Policy | None:
-    if path is None and not DEFAULT_POLICY.exists():
-        return None
-    try:
-        return load_policy(path if path is not None else DEFAULT_POLICY)
-    except ConfigFileError as err:
-        typer.echo(f"ociimage: error: {err}", err=True)
-        raise typer.Exit(7) from err
+    return _config(lambda: command.policy(path))
 
 
 def _registries_d(path: Path | None) -> RegistriesD | None:
-    if path is None and not DEFAULT_REGISTRIES_D.is_dir():
-        return None
-    try:
-        return load_registries_d(path if path is not None else DEFAULT_REGISTRIES_D)
-    except ConfigFileError as err:
-        typer.echo(f"ociimage: error: {err}", err=True)
-        raise typer.Exit(7) from err
-
-
-def _short(digest: str) -> str:
-    return digest.split(":", 1)[-1][:12]
-
-
-@contextmanager
-def _progress_display(quiet: bool, as_json: bool) -> Iterator[ProgressCallback | None]:
-    """Rich bars per layer on a terminal, plain lines otherwise, nothing when quiet/json."""
-    if quiet or as_json:
-        yield None
-        return
-    if sys.stderr.isatty():
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TransferSpeedColumn,
-        )
-
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            console=Console(stderr=True),  # stdout stays for the result
-            transient=False,
-        ) as bars:
-            tasks: dict[str, Any] = {}
-
-            def on_event(event: ProgressEvent) -> None:
-                d = event.descriptor
-                if d.digest not in tasks:
-                    label = f"{_short(d.digest)}" + (
-                        " exists" if event.kind == ProgressKind.EXISTS else ""
-                    )
-                    tasks[d.digest] = bars.add_task(label, total=d.size)
-                completed = (
-                    d.size if event.kind in (ProgressKind.EXISTS, ProgressKind.DONE) else event.done
-                )
-                bars.update(tasks[d.digest], completed=completed)
-
-            yield on_event
-        return
-
-    def on_line(event: ProgressEvent) -> None:
-        if event.kind == ProgressKind.PROGRESS:
-            return
-        d = event.descriptor
-        typer.echo(f"{event.kind.value:8} {d.digest} {d.size} bytes", err=True)
-
-    yield on_line
-
-
-def _descriptor_doc(d: Descriptor | None) -> dict[str, Any] | None:
-    return None if d is None else d.to_dict()
+    return _config(lambda: command.registries_d(path))
 
 
 @app.command()
@@ -246,48 +140,24 @@ def pull(
     quiet: QuietOpt = False,
 ) -> None:
     """Pull REFERENCE into the OCI image layout DIRECTORY."""
-    registries = _registries(registries_conf, insecure_registry)
-    store = _store(authfile)
-    trust = _policy(policy)
-    signature_storage = _registries_d(registries_d)
-
-    async def run() -> Any:
-        sink = OCILayoutSink(directory)
-        with _progress_display(quiet, as_json) as progress:
-            async with Puller(
-                registries=registries,
-                credentials=store,
-                max_concurrent_downloads=max_concurrent,
-                progress_timeout=progress_timeout,
-                policy=trust,
-                registries_d=signature_storage,
-            ) as puller:
-                return await puller.pull(reference, sink, platform=platform, progress=progress)
-
-    existed = directory.exists()
-    try:
-        result = _run(run())
-    except BaseException:
-        if not existed:
-            # a failed pull leaves nothing behind where there was nothing (a layout that
-            # was there keeps its images: only verified blobs may have been added)
-            shutil.rmtree(directory, ignore_errors=True)
-        raise
-    if as_json:
-        doc = {
-            "reference": str(result.image.reference),
-            "names": result.names,
-            "repo_digest": result.repo_digest,
-            "manifest": _descriptor_doc(result.manifest),
-            "index": _descriptor_doc(result.index),
-            "source": str(result.image.source.reference),
-            "downloaded_bytes": result.downloaded_bytes,
-            "policy_scope": result.policy.scope if result.policy else None,
-            "layout": str(directory),
-        }
-        typer.echo(json.dumps(doc, indent=2))
-    elif not quiet:
-        typer.echo(result.repo_digest)
+    code = run_pull(
+        PullOptions(
+            reference=reference,
+            directory=directory,
+            platform=platform,
+            authfile=authfile,
+            registries_conf=registries_conf,
+            insecure_registry=list(insecure_registry or []),
+            policy=policy,
+            registries_d=registries_d,
+            max_concurrent=max_concurrent,
+            progress_timeout=progress_timeout,
+            as_json=as_json,
+            quiet=quiet,
+        )
+    )
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()

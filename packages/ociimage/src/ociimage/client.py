@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import httpcore
 import httpx
 
 from ociimage._bodies import content_encoding, decode, read_capped, read_prefix
@@ -59,8 +60,17 @@ MANIFEST_MEDIA_TYPES = (
     MediaType.DOCKER_MANIFEST_LIST,
     MediaType.DOCKER_MANIFEST,
 )
-_CHUNK = 4 << 20
+#: Bytes gathered before a batch goes to a worker thread to be hashed and written:
+#: large enough that the thread hop is rare, small enough that four downloads at once
+#: hold little memory (a batch is received while the one before it is written).
+_CHUNK = 512 << 10
 _TRANSIENT = (httpx.TransportError,)
+#: httpcore reads a response at most 64 KiB at a time; asyncio receives up to 256 KiB
+#: per recv, which anyio then cuts into 64 KiB pieces (copying the rest each time). One
+#: read per recv quarters the per-chunk work of a blob download and copies nothing.
+_READ_BYTES = 1 << 20
+if getattr(httpcore.AsyncHTTP11Connection, "READ_NUM_BYTES", _READ_BYTES) < _READ_BYTES:
+    httpcore.AsyncHTTP11Connection.READ_NUM_BYTES = _READ_BYTES
 
 
 @dataclass(frozen=True, kw_only=True)

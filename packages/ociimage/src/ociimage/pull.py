@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ociimage._retry import RetryPolicy
 from ociimage.auth import Credentials, CredentialStore
@@ -27,17 +27,20 @@ from ociimage.errors import (
     UnsupportedManifestError,
 )
 from ociimage.limits import DEFAULT_LIMITS, ResponseLimits
-from ociimage.policy import Policy
 from ociimage.reference import Reference
 from ociimage.registries import PullSource, RegistriesConfig
-from ociimage.registries_d import RegistriesD
 from ociimage.resolved import ResolvedImage
 from ociimage.singleflight import SingleFlight
 from ociimage.sink import PullSink
 from ociimage.tls import TLSConfig
-from ociimage.trust import PolicyDecision, evaluate_policy
 from ocispec.errors import SpecError
 from ocispec.image import Descriptor, ImageConfig, Index, Manifest, Platform, host_platform
+
+if TYPE_CHECKING:
+    # signature checking (cryptography, yaml) is imported only when a policy is evaluated
+    from ociimage.policy import Policy
+    from ociimage.registries_d import RegistriesD
+    from ociimage.trust import PolicyDecision
 
 __all__ = [
     "ProgressEvent",
@@ -302,6 +305,8 @@ class Puller:
         """Evaluate the puller's policy for ``image`` (None when it has no policy)."""
         if self.policy is None:
             return None
+        from ociimage.trust import evaluate_policy
+
         client = self._client_for(image.source, credentials)
         return await evaluate_policy(self.policy, image, client, self.registries_d)
 
