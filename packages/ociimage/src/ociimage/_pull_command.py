@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ociimage.auth import CredentialStore, default_auth_files
 from ociimage.errors import (
@@ -34,7 +34,10 @@ from ociimage.errors import (
 from ociimage.policy import DEFAULT_POLICY, Policy, load_policy
 from ociimage.pull import ProgressCallback, ProgressEvent, ProgressKind, PullResult
 from ociimage.registries import DEFAULT_REGISTRIES_CONF, RegistriesConfig, load_registries_conf
-from ociimage.registries_d import DEFAULT_REGISTRIES_D, RegistriesD, load_registries_d
+from ociimage.registries_d import DEFAULT_REGISTRIES_D
+
+if TYPE_CHECKING:
+    from ociimage.registries_d import RegistriesD
 from ocispec.image import Descriptor
 
 __all__ = ["EXIT_CODES", "ConfigExit", "PullOptions", "exit_code", "run_pull"]
@@ -100,6 +103,8 @@ def policy(path: Path | None) -> Policy | None:
 def registries_d(path: Path | None) -> RegistriesD | None:
     if path is None and not DEFAULT_REGISTRIES_D.is_dir():
         return None
+    from ociimage.registries_d import load_registries_d
+
     try:
         return load_registries_d(path if path is not None else DEFAULT_REGISTRIES_D)
     except ConfigFileError as err:
@@ -192,7 +197,9 @@ def run_pull(opts: PullOptions) -> int:
         conf = registries(opts.registries_conf, opts.insecure_registry)
         store = credential_store(opts.authfile)
         trust = policy(opts.policy)
-        signature_storage = registries_d(opts.registries_d)
+        # where signatures live matters only to a policy that checks them (yaml then)
+        checks = trust is not None and trust.checks_signatures
+        signature_storage = registries_d(opts.registries_d) if checks else None
     except ConfigExit:
         return 7
 

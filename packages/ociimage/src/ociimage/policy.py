@@ -206,6 +206,12 @@ class Policy:
                 docker = parsed
         return cls(default=default, docker=docker, path=path)
 
+    @property
+    def checks_signatures(self) -> bool:
+        """Whether any scope requires a signature (else registries.d is never read)."""
+        every = [*self.default, *(r for reqs in self.docker.values() for r in reqs)]
+        return any(isinstance(r, (SignedBy, SigstoreSigned)) for r in every)
+
     def scope_for(self, reference: Reference) -> str | None:
         """The ``docker`` scope that applies to ``reference``: None means ``default``."""
         for scope in _candidate_scopes(reference):

@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ociimage.errors import ConfigFileError
 from ociimage.reference import Reference
 
@@ -73,6 +71,8 @@ class RegistriesD:
     @classmethod
     def parse(cls, documents: Mapping[str, str]) -> RegistriesD:
         """Merge YAML documents (file name → text); a scope defined twice is an error."""
+        import yaml  # only a pull that checks signatures reads registries.d
+
         default: SignatureStorage | None = None
         docker: dict[str, SignatureStorage] = {}
         for name, text in documents.items():
