@@ -304,3 +304,52 @@ def test_progress_bars_on_a_terminal(
     for digest in image.layer_digests:
         assert digest.split(":")[1][:12] in text  # one bar per layer
     assert "start " not in text  # bars, not the plain lines
+
+
+def test_the_fast_pull_parser_takes_exactly_the_typer_commands_options() -> None:
+    from typer.main import get_command
+
+    from ociimage.entry import pull_parser
+
+    group = get_command(app)
+    command = group.commands["pull"]  # type: ignore[attr-defined]
+    typer_options = {o for p in command.params for o in (*p.opts, *p.secondary_opts)}
+    fast = {o for a in pull_parser()._actions for o in a.option_strings}
+    positional = [a.dest for a in pull_parser()._actions if not a.option_strings]
+    assert {o for o in typer_options if o.startswith("-")} == fast
+    assert positional == [p.name for p in command.params if not p.opts[0].startswith("-")]
+
+
+_FAST = """
+import sys
+from ociimage.entry import main
+try:
+    main()
+except SystemExit as done:
+    print("exit", done.code, "typer" in sys.modules, "cryptography" in sys.modules)
+"""
+
+
+def test_pull_runs_without_typer_or_cryptography_and_keeps_the_exit_codes(
+    registry: LocalRegistry, test_images: TestImages, tmp_path: Path
+) -> None:
+    def fast_pull(*args: str) -> tuple[list[str], str]:
+        proc = subprocess.run(
+            [sys.executable, "-c", _FAST, "pull", *args, *_common(registry, tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        return proc.stdout.split(), proc.stderr
+
+    busybox = test_images.busybox
+    out, err = fast_pull(busybox.reference, str(tmp_path / "b"), *_accept(tmp_path))
+    assert out == [busybox.digest_reference, "exit", "0", "False", "False"], err
+    assert OCILayout(tmp_path / "b").find(busybox.reference).digest == busybox.manifest_digest
+    missing = f"{registry.host}/crid-test/nothing:here"
+    out, err = fast_pull(missing, str(tmp_path / "n"), *_accept(tmp_path))
+    assert out == ["exit", "3", "False", "False"], err
+    assert "ociimage: error:" in err and not (tmp_path / "n").exists()
+    # a usage error goes to typer, which names the problem (exit code 2)
+    out, err = fast_pull(busybox.reference, str(tmp_path / "c"), "--max-concurrent", "0")
+    assert out[:2] == ["exit", "2"] and "--max-concurrent" in err

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ociimage.errors import ConfigFileError
+
 if TYPE_CHECKING:
     from ociimage.fulcio import FulcioTrust
 

@@ -8,7 +8,6 @@ every pull keeps that promise without the cost.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -18,24 +17,24 @@ __all__ = ["Fingerprint", "fingerprint"]
 Fingerprint = tuple[tuple[str, tuple[int, int, int, int] | None], ...]
 
 
-def _stat(path: str) -> tuple[int, int, int, int] | None:
+def _stat(path: Path) -> tuple[int, int, int, int] | None:
     try:
-        st = os.stat(path)
+        st = path.stat()
     except OSError:
         return None
     return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-def _walk(path: str, depth: int, out: list[tuple[str, tuple[int, int, int, int] | None]]) -> None:
-    out.append((path, _stat(path)))
+def _walk(path: Path, depth: int, out: list[tuple[str, tuple[int, int, int, int] | None]]) -> None:
+    out.append((str(path), _stat(path)))
     if depth <= 0:
         return
     try:
-        names = sorted(os.listdir(path))
+        entries = sorted(path.iterdir())
     except OSError:
         return  # missing, or a file: its own stat is all there is
-    for name in names:
-        _walk(os.path.join(path, name), depth - 1, out)
+    for entry in entries:
+        _walk(entry, depth - 1, out)
 
 
 def fingerprint(files: Iterable[str | Path], dirs: Iterable[tuple[str | Path, int]]) -> Fingerprint:
@@ -43,7 +42,7 @@ def fingerprint(files: Iterable[str | Path], dirs: Iterable[tuple[str | Path, in
     down (a file edited in place changes its mtime; one added or removed, its dir's)."""
     out: list[tuple[str, tuple[int, int, int, int] | None]] = []
     for file in files:
-        out.append((str(file), _stat(str(file))))
+        out.append((str(file), _stat(Path(file))))
     for directory, depth in dirs:
-        _walk(str(directory), depth, out)
+        _walk(Path(directory), depth, out)
     return tuple(out)

@@ -8,10 +8,11 @@ Pulls share that Puller (connections, tokens, TLS contexts, each registry's sche
 it is closed ``linger`` seconds after the last pull ended, so an idle crid holds no
 registry connection, while back-to-back pulls (a kubelet starting a node's pods, or
 critest's benchmark) reuse one warm connection. The first pull imports ociimage's pull
-stack, so a crid that never pulls never loads it. Two requests for the same image (same name, platform and credentials)
-share one download: the second waits for the first's result. Pulls of different images
-running at once share the blobs they have in common: the shared Puller downloads each
-digest once, whichever pull's sink (all of them on this store) asked first.
+stack, so a crid that never pulls never loads it. Two requests for the same image
+(same name, platform and credentials) share one download: the second waits for the
+first's result. Pulls of different images running at once share the blobs they have in
+common: the shared Puller downloads each digest once, whichever pull's sink (all of
+them on this store) asked first.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def _config_fingerprint(config: ImageConfig) -> Fingerprint:
     from ociimage.tls import DEFAULT_CERTS_DIRS
 
     files = [config.registries_conf, config.signature_policy, *_auth_files(config)]
-    dirs = [(config.registries_conf_dir, 1), (config.registries_d, 1)]
+    dirs: list[tuple[str | Path, int]] = [(config.registries_conf_dir, 1), (config.registries_d, 1)]
     dirs += [(d, 2) for d in DEFAULT_CERTS_DIRS]  # certs.d/<host>/*.crt
     return fingerprint(files, dirs)
 
