@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import socket
 import ssl
 import subprocess
 import threading
@@ -12,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ociimage._transport import AsyncioTransport
 from ociimage.errors import ConfigFileError
 from ociimage.tls import TLSConfig
 
@@ -149,3 +151,32 @@ def test_broken_certs_d_entries(tmp_path: Path, pki: Path) -> None:
     (host_dir / "bad.crt").write_text("not a certificate")
     with pytest.raises(ConfigFileError, match="CA certificate"):
         TLSConfig([tmp_path]).context("h.io")
+
+
+async def _aget(host: str, ctx: ssl.SSLContext, *, timeout: float = 5) -> list[int]:
+    """Two GETs on one pooled connection through ociimage's asyncio transport."""
+    transport = AsyncioTransport(verify=ctx, limits=httpx.Limits())
+    async with httpx.AsyncClient(transport=transport, timeout=timeout) as client:
+        return [(await client.get(f"https://{host}/v2/")).status_code for _ in range(2)]
+
+
+async def test_the_asyncio_transport_speaks_tls_with_client_certificates(
+    pki: Path, tls_server: str, tmp_path: Path
+) -> None:
+    host_dir = tmp_path / tls_server
+    host_dir.mkdir()
+    (host_dir / "ca.crt").write_bytes((pki / "ca.crt").read_bytes())
+    (host_dir / "c.cert").write_bytes((pki / "client.crt").read_bytes())
+    (host_dir / "c.key").write_bytes((pki / "client.key").read_bytes())
+    assert await _aget(tls_server, TLSConfig([tmp_path]).context(tls_server)) == [200, 200]
+    with pytest.raises(httpx.ConnectError):  # the server's CA is unknown
+        await _aget(tls_server, TLSConfig([tmp_path / "empty"]).context(tls_server))
+
+
+async def test_the_asyncio_transport_times_out_a_silent_server() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listener:  # accepts, never answers
+        host = f"127.0.0.1:{listener.getsockname()[1]}"
+        transport = AsyncioTransport(verify=ssl.create_default_context(), limits=httpx.Limits())
+        async with httpx.AsyncClient(transport=transport, timeout=0.3) as client:
+            with pytest.raises(httpx.ReadTimeout):
+                await client.get(f"http://{host}/v2/")

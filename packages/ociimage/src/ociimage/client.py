@@ -33,6 +33,7 @@ from ociimage._bodies import content_encoding, decode, read_capped, read_prefix
 from ociimage._content import absorb, error_code, sniff_media_type, verify_content
 from ociimage._retry import RETRYABLE_STATUS, RetryPolicy, retry_after_seconds
 from ociimage._tokens import Authorizer
+from ociimage._transport import AsyncioTransport
 from ociimage.auth import Credentials
 from ociimage.errors import (
     AuthenticationError,
@@ -66,8 +67,8 @@ MANIFEST_MEDIA_TYPES = (
 _CHUNK = 512 << 10
 _TRANSIENT = (httpx.TransportError,)
 #: httpcore reads a response at most 64 KiB at a time; asyncio receives up to 256 KiB
-#: per recv, which anyio then cuts into 64 KiB pieces (copying the rest each time). One
-#: read per recv quarters the per-chunk work of a blob download and copies nothing.
+#: per recv, which the network stream then cuts into 64 KiB pieces (copying the rest
+#: each time). One read per recv quarters the per-chunk work and copies nothing.
 _READ_BYTES = 1 << 20
 if getattr(httpcore.AsyncHTTP11Connection, "READ_NUM_BYTES", _READ_BYTES) < _READ_BYTES:
     httpcore.AsyncHTTP11Connection.READ_NUM_BYTES = _READ_BYTES
@@ -124,8 +125,11 @@ class RegistryClient:
             host, credentials or Credentials(), max_token_bytes=limits.max_token_bytes
         )
         verify = (tls or TLSConfig()).context(host, insecure=insecure)
+        pool = httpx.Limits(max_connections=32, max_keepalive_connections=16)
         self._http = httpx.AsyncClient(
             verify=verify,
+            # asyncio streams underneath, not anyio's (see ociimage._transport)
+            transport=AsyncioTransport(verify=verify, limits=pool),
             # no byte for progress_timeout seconds: httpx raises a TimeoutException
             timeout=httpx.Timeout(
                 timeout,
@@ -133,7 +137,7 @@ class RegistryClient:
                 read=progress_timeout if progress_timeout is not None else timeout,
             ),
             follow_redirects=True,
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+            limits=pool,
             # digests name the bytes as stored: no content coding on top, please
             headers={"User-Agent": "ociimage/0.1", "Accept-Encoding": "identity"},
         )
