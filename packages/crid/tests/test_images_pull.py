@@ -156,6 +156,7 @@ async def test_concurrent_pulls_of_one_image_share_one_download(
         try:
             puller = ImagePuller(store, config.crid.image)
             outcomes = await asyncio.gather(*(puller.pull(name) for _ in range(3)))
+            await puller.aclose()
         finally:
             await store.close()
     assert {o.image.id for o in outcomes} == {layered.config_digest}
@@ -201,5 +202,6 @@ async def test_a_cancelled_waiter_does_not_cancel_the_shared_pull(
         assert outcome.image.id == busybox.config_digest
         assert first.cancelled()
         assert (await store.image(busybox.reference)).id == busybox.config_digest
+        await puller.aclose()
     finally:
         await store.close()
