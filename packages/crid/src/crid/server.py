@@ -23,6 +23,8 @@ from crid.config import Config, parse_duration
 from crid.context import Context
 from crid.errors import CridError, SocketInUseError
 from crid.metrics import MetricsEndpoint, MetricsInterceptor
+from crid.node import check_after_unclean_stop, mark_clean_shutdown
+from crid.notify import notify
 from crid.sandbox.lifecycle import Lifecycle
 from crid.services import ImageService, RuntimeService
 from crid.socket import SOCKET_MODE, prepare_socket
@@ -67,6 +69,7 @@ class Daemon:
         """Bind the socket and start answering RPCs."""
         await asyncio.to_thread(self._acquire_lock)
         try:
+            await asyncio.to_thread(check_after_unclean_stop, self.config)
             await asyncio.to_thread(prepare_socket, self.socket_path)
             api = self.config.crid.api
             metrics = self.config.crid.metrics
@@ -109,9 +112,16 @@ class Daemon:
             self._release_lock()
             raise
         _log.info("crid serving", extra={"version": __version__, "socket": str(self.socket_path)})
+        notify("READY=1", f"STATUS=serving {self.socket_path}")
 
     async def stop(self, grace: float = 5.0) -> None:
-        """Finish in-flight RPCs (up to ``grace`` seconds), close and remove the socket."""
+        """Finish in-flight RPCs (up to ``grace`` seconds), close and remove the socket.
+
+        A stop that completes writes the clean-shutdown marker last of all.
+        """
+        serving = self._server is not None
+        if serving:
+            notify("STOPPING=1")
         if self.context is not None:
             # Event streams never finish on their own: end them first, so that they close
             # cleanly (status OK) instead of holding the shutdown for the whole grace period.
@@ -124,6 +134,8 @@ class Daemon:
         await self._stop_streaming()
         await self._stop_metrics()
         await self._close_context()
+        if serving:
+            await asyncio.to_thread(mark_clean_shutdown, self.config)
         self._release_lock()
 
     async def _stop_streaming(self) -> None:

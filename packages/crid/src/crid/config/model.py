@@ -273,6 +273,16 @@ class CridConfig(_Table, frozen=True):
     runroot: Annotated[
         str, Meta(description="Volatile state: bundles, conmon files, attach sockets.")
     ] = "/run/crid"
+    clean_shutdown_file: Annotated[
+        str,
+        Meta(
+            description=(
+                "Written on a clean stop, removed at start; when it is missing at start,"
+                " storage is checked and repaired before serving. Empty uses"
+                " <root>/clean.shutdown."
+            )
+        ),
+    ] = ""
     storage_driver: Annotated[
         Literal["overlay", "vfs"],
         Meta(description="Root filesystem driver: 'overlay', or 'vfs' (full copies)."),
