@@ -89,9 +89,7 @@ def test_sigkill_in_the_middle_of_a_pull_is_checked_and_repaired_at_start(
 ) -> None:
     layered = test_images.layered
     with FaultyProxy(registry.url) as proxy:
-        stall = proxy.add(
-            Fault(path=layered.layer_digests[-1], stall_after=64, stall_seconds=60)
-        )
+        stall = proxy.add(Fault(path=layered.layer_digests[-1], stall_after=64, stall_seconds=60))
         config = image_config(tmp_path, [proxy.host])
         config_file = tmp_path / "crid.toml"
         storage = Path(config.crid.root) / "storage"
@@ -213,7 +211,7 @@ def test_sigkill_in_the_middle_of_a_container_create_is_checked_and_cleaned(
     with_rootfs = sorted(p.name for p in (storage / "containers").iterdir())
     assert with_rootfs, "crid died after making the root filesystem"
 
-    wrapper.write_text(f"#!/bin/sh\nexec {runc} \"$@\"\n")
+    wrapper.write_text(f'#!/bin/sh\nexec {runc} "$@"\n')
     proc = start_serve(config_file, socket_path)
     try:
         log = _log(config_file)

@@ -77,7 +77,9 @@ def test_status_check_and_wipe_around_a_running_daemon(tmp_path: Path) -> None:
 
         listed = crid("status", "containers", *args)
         assert listed.returncode == 0, listed.stderr
-        row = next(line for line in listed.stdout.splitlines() if line.startswith(container_id[:13]))
+        row = next(
+            line for line in listed.stdout.splitlines() if line.startswith(container_id[:13])
+        )
         assert "sleeper" in row and "running" in row and "ns/sleeper" in row and IMAGE in row
         assert "1 container(s) in 1 pod(s)" in listed.stdout
 

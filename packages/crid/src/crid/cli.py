@@ -118,9 +118,7 @@ app.add_typer(status_app, name="status")
 
 SocketOption = Annotated[
     str | None,
-    typer.Option(
-        "--socket", "-s", help="CRI socket of the daemon (default: [crid.api] listen)."
-    ),
+    typer.Option("--socket", "-s", help="CRI socket of the daemon (default: [crid.api] listen)."),
 ]
 
 
@@ -137,9 +135,11 @@ def _ask(config: Path | None, socket: str | None, ask: Callable[[StatusClient], 
     try:
         typer.echo(ask(client))
     except grpc.RpcError as err:
-        code = err.code() if isinstance(err, grpc.Call) else None
-        detail = err.details() if isinstance(err, grpc.Call) else str(err)
-        typer.echo(f"crid: {client.socket_path}: {code}: {detail}", err=True)
+        text = str(err)
+        code = getattr(err, "code", lambda: None)()
+        detail = getattr(err, "details", lambda: text)()
+        name = code.name if isinstance(code, grpc.StatusCode) else "error"
+        typer.echo(f"crid: {client.socket_path}: {name}: {detail}", err=True)
         raise typer.Exit(EXIT_PROBLEM) from err
     finally:
         client.close()

@@ -39,7 +39,10 @@ class StatusClient:
         self._channel.close()
 
     def _status(self) -> api_pb2.StatusResponse:
-        return self._runtime.Status(api_pb2.StatusRequest(verbose=True), timeout=_TIMEOUT)
+        response: api_pb2.StatusResponse = self._runtime.Status(
+            api_pb2.StatusRequest(verbose=True), timeout=_TIMEOUT
+        )
+        return response
 
     def config_text(self) -> str:
         """The running daemon's effective configuration, as ``crid config`` prints it."""

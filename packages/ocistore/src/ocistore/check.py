@@ -109,7 +109,7 @@ def _repair(root: Path, lock_timeout: float) -> StoreCheck:
         corrupt = _corrupt_blobs(store.blobs)
         for digest in corrupt:
             store.blobs.delete(digest)
-        broken = _broken_images(store._db, store.blobs, set())  # noqa: SLF001 - same package
+        broken = _broken_images(store._db, store.blobs, set())
         left_alone: dict[str, str] = {}
         for image_id in broken:
             try:

@@ -34,7 +34,5 @@ def daemon_lock(config: Config) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as err:
-            raise SocketInUseError(
-                f"crid is running (it holds {path}): stop it first"
-            ) from err
+            raise SocketInUseError(f"crid is running (it holds {path}): stop it first") from err
         yield
