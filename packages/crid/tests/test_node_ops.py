@@ -222,3 +222,31 @@ def test_offline_commands_exit_2_on_a_bad_config(tmp_path: Path) -> None:
         assert done.returncode == 2
         assert "crid.root" in done.stderr
     assert load_config  # the same loader as serve's
+
+
+async def test_a_cgroup_driver_mismatch_is_a_clear_error(tmp_path: Path) -> None:
+    import grpc
+
+    from crid._cri.v1 import api_pb2, api_pb2_grpc
+    from crid.server import Daemon
+
+    from ._node_support import host_network_pod
+
+    _, config = make_config(tmp_path)
+    daemon = Daemon(config)
+    await daemon.start()
+    try:
+        async with grpc.aio.insecure_channel(f"unix://{daemon.socket_path}") as channel:
+            stub = api_pb2_grpc.RuntimeServiceStub(channel)
+            pod = host_network_pod("mismatch", tmp_path / "logs")
+            for parent in ("kubepods-besteffort-pod1.slice", "/kubepods.slice/x.slice"):
+                pod.linux.cgroup_parent = parent
+                with pytest.raises(grpc.aio.AioRpcError) as info:
+                    await stub.RunPodSandbox(api_pb2.RunPodSandboxRequest(config=pod))
+                assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+                assert parent in str(info.value.details())
+                assert "cgroupDriver" in str(info.value.details())
+            listed = await stub.ListPodSandbox(api_pb2.ListPodSandboxRequest())
+            assert list(listed.items) == []
+    finally:
+        await daemon.stop(grace=0)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from crid.cgroups.controllers import detect_controllers
 from crid.cgroups.hierarchy import Hierarchies, container_cgroup_path
-from crid.cgroups.parent import check_cgroup_parent, remove_pod_cgroup
+from crid.cgroups.parent import check_cgroup_parent, check_parent_driver, remove_pod_cgroup
 from crid.cgroups.stats import CgroupStats, oom_kills, read_stats
 
 __all__ = [
     "CgroupStats",
     "Hierarchies",
     "check_cgroup_parent",
+    "check_parent_driver",
     "container_cgroup_path",
     "detect_controllers",
     "oom_kills",

@@ -21,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
-from crid.cgroups import remove_pod_cgroup
+from crid.cgroups import check_parent_driver, remove_pod_cgroup
 from crid.container.manager import Containers
 from crid.context import Context
 from crid.errors import CridError, InvalidConfigError, InvalidRequestError
@@ -78,6 +78,7 @@ class Pods:
 
     async def run(self, request: PodRequest) -> Sandbox:
         """Create the pod sandbox (READY), or leave nothing behind."""
+        check_parent_driver(request.cgroup_parent, self.ctx.config.crid.runtime.cgroup_manager)
         handler = self.ctx.handler(request.runtime_handler)
         private_net = request.network is not NamespaceMode.NODE
         private_ipc = request.ipc is not NamespaceMode.NODE
