@@ -48,6 +48,19 @@ def _runc_list(root: Path) -> list[dict[str, object]]:
     return list(json.loads(done.stdout or "null") or [])
 
 
+def _processes_mentioning(path: Path) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if str(path) in cmdline:
+                found.append(cmdline)
+    return found
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -120,6 +133,7 @@ def test_status_check_and_wipe_around_a_running_daemon(tmp_path: Path) -> None:
     assert f"killed: container {container_id}" in wiped.stdout
     assert "removed 1 pod(s), 1 container(s), 1 image(s)" in wiped.stdout
     assert not _alive(pid)
+    assert _processes_mentioning(tmp_path) == []  # the pod's PID namespace holder too
     assert _runc_list(Path(config.crid.runroot) / "runtimes" / "runc") == []
     assert _mounts_under(tmp_path) == []
     with Store.open(Path(config.crid.root) / "storage") as store:

@@ -24,6 +24,7 @@ from crid.config import Config
 from crid.errors import CgroupError, CridError
 from crid.layout import Layout
 from crid.oci import runtime_binary
+from crid.sandbox.pidns import release_pid_namespace
 from crid.state import StateDB
 from ocistore import Store, StoreError
 from ocistore.containers import unmount_path
@@ -120,6 +121,10 @@ def wipe_node(config: Config, *, force: bool = False) -> WipeReport:
     state = StateDB(layout.state_db) if layout.state_db.is_file() else None
     sandboxes = state.sandboxes() if state is not None else []
     records = state.containers() if state is not None else []
+    pid_pins = layout.namespaces / "pidns"
+    if pid_pins.is_dir():  # each pod's shared PID namespace has a holder process
+        for pin in sorted(pid_pins.iterdir()):
+            release_pid_namespace(pin)
     unmounted = _unmount_below(layout.runroot)
     if layout.namespaces != layout.runroot / "ns":
         unmounted += _unmount_below(layout.namespaces)
