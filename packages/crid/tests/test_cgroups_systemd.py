@@ -7,6 +7,7 @@ cgroup files it makes are checked where the kernel keeps them.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import subprocess
 import sys
@@ -103,3 +104,112 @@ def test_systemd_transient_scope_with_resources(systemd: SystemdNamespace) -> No
     assert seen["exit"] == -15  # stopping the scope killed its process (SIGTERM)
     memory = systemd.cgroup_dir("memory") / place.lstrip("/")
     assert not memory.exists()  # the stopped scope's cgroup is gone
+
+
+def _systemctl(ns: SystemdNamespace, *args: str) -> str:
+    done = subprocess.run(
+        [*ns.nsenter(), "systemctl", *args], capture_output=True, text=True, check=False
+    )
+    return done.stdout.strip()
+
+
+@pytest.mark.binaries(SYSTEMD, "runc", "conmon", "/usr/bin/busybox")
+def test_systemd_driver_runs_pods_in_slices_and_containers_in_scopes(
+    systemd: SystemdNamespace, tmp_path: Path
+) -> None:
+    import grpc
+
+    from crid._cri.v1 import api_pb2, api_pb2_grpc
+
+    from ._node_support import host_network_pod, load_busybox, sleeper
+    from .conftest import make_config
+
+    config_file, config = make_config(
+        tmp_path, '[crid.runtime]\ncgroup_manager = "systemd"\nconmon_cgroup = "pod"\n'
+    )
+    load_busybox(Path(config.crid.root) / "storage")
+    socket_path = Path(config.crid.api.listen)
+    stderr = tmp_path / "crid.stderr"
+    # crid runs as a Type=notify service, as contrib/systemd/crid.service has it:
+    # systemd-run returns once crid sent READY=1.
+    started = subprocess.run(
+        [*systemd.nsenter(), "systemd-run", "--quiet", "--unit=crid-under-test",
+         "--property=Type=notify", "--property=Delegate=yes", "--property=KillMode=process",
+         "--property=DefaultDependencies=no", f"--property=StandardError=append:{stderr}",
+         f"--setenv=PATH={os.environ['PATH']}", "--",
+         sys.executable, "-m", "crid", "serve", "--config", str(config_file)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr + (stderr.read_text() if stderr.exists() else "")
+    assert _systemctl(systemd, "is-active", "crid-under-test.service") == "active"
+    token = secrets.token_hex(4)
+    pod_slice = f"kubepods-besteffort-pod{token}.slice"
+    memory_root = systemd.cgroup_dir("memory")
+    try:
+        with grpc.insecure_channel(f"unix://{socket_path}") as channel:
+            stub = api_pb2_grpc.RuntimeServiceStub(channel)
+            driver = stub.RuntimeConfig(api_pb2.RuntimeConfigRequest(), timeout=10)
+            assert driver.linux.cgroup_driver == api_pb2.SYSTEMD
+
+            mismatched = host_network_pod("wrong", tmp_path / "logs")
+            mismatched.linux.cgroup_parent = f"/kubepods/besteffort/pod{token}"
+            with pytest.raises(grpc.RpcError) as info:
+                stub.RunPodSandbox(api_pb2.RunPodSandboxRequest(config=mismatched), timeout=60)
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+
+            pod = host_network_pod("sliced", tmp_path / "logs")
+            pod.linux.cgroup_parent = pod_slice
+            pod_id = stub.RunPodSandbox(
+                api_pb2.RunPodSandboxRequest(config=pod), timeout=60
+            ).pod_sandbox_id
+            container = sleeper("scoped")
+            container.linux.resources.memory_limit_in_bytes = 64 << 20
+            container.linux.resources.cpu_shares = 512
+            cid = stub.CreateContainer(
+                api_pb2.CreateContainerRequest(
+                    pod_sandbox_id=pod_id, config=container, sandbox_config=pod
+                ),
+                timeout=60,
+            ).container_id
+            stub.StartContainer(api_pb2.StartContainerRequest(container_id=cid), timeout=60)
+
+            pod_dir = memory_root / "kubepods.slice/kubepods-besteffort.slice" / pod_slice
+            scope_dir = pod_dir / f"crid-{cid}.scope"
+            assert _systemctl(systemd, "is-active", f"crid-{cid}.scope") == "active"
+            assert int((scope_dir / "memory.limit_in_bytes").read_text()) == 64 << 20
+            assert (scope_dir / "cgroup.procs").read_text().split()  # the container runs there
+            conmon_dir = pod_dir / f"crid-conmon-{cid}.scope"
+            assert _systemctl(systemd, "is-active", f"crid-conmon-{cid}.scope") == "active"
+            assert len((conmon_dir / "cgroup.procs").read_text().split()) == 1
+
+            resized = api_pb2.LinuxContainerResources(
+                memory_limit_in_bytes=32 << 20, cpu_shares=256
+            )
+            stub.UpdateContainerResources(
+                api_pb2.UpdateContainerResourcesRequest(container_id=cid, linux=resized),
+                timeout=60,
+            )
+            assert int((scope_dir / "memory.limit_in_bytes").read_text()) == 32 << 20
+            shown = _systemctl(systemd, "show", "-p", "MemoryLimit", "-p", "CPUShares",
+                               f"crid-{cid}.scope")  # fmt: skip
+            assert sorted(shown.splitlines()) == ["CPUShares=256", f"MemoryLimit={32 << 20}"]
+
+            stats = stub.ContainerStats(
+                api_pb2.ContainerStatsRequest(container_id=cid), timeout=30
+            ).stats
+            assert stats.memory.working_set_bytes.value > 0
+            assert stats.cpu.usage_core_nano_seconds.value > 0
+
+            stub.StopPodSandbox(api_pb2.StopPodSandboxRequest(pod_sandbox_id=pod_id), timeout=60)
+            stub.RemovePodSandbox(
+                api_pb2.RemovePodSandboxRequest(pod_sandbox_id=pod_id), timeout=60
+            )
+            assert _systemctl(systemd, "is-active", f"crid-{cid}.scope") != "active"
+            assert not scope_dir.exists()
+    finally:
+        subprocess.run(
+            [*systemd.nsenter(), "systemctl", "stop", "crid-under-test.service"],
+            capture_output=True, timeout=60, check=False,
+        )  # fmt: skip
+    log = stderr.read_text()
+    assert "crid stopped" in log, log

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from crid.cgroups import Hierarchies, detect_controllers
 from crid.config import Config
-from crid.errors import RuntimeHandlerError, UnsupportedConfigError
+from crid.errors import RuntimeHandlerError
 from crid.events import EventBus
 from crid.gc import Collector
 from crid.layout import Layout
@@ -84,13 +84,10 @@ class Context:
     @classmethod
     async def open(cls, config: Config) -> Context:
         """Create the directories, open state and storage, start watching CNI configs."""
-        if config.crid.runtime.cgroup_manager != "cgroupfs":
-            # Pod cgroups are created per hierarchy (cgroupfs); systemd slices and runc's
-            # --systemd-cgroup are not wired yet, so refuse rather than half-work.
-            raise UnsupportedConfigError(
-                f"[crid.runtime] cgroup_manager = {config.crid.runtime.cgroup_manager!r} is"
-                ' not supported by this crid yet: use "cgroupfs"'
-            )
+        if config.crid.runtime.cgroup_manager == "systemd":
+            from crid.cgroups.systemd_driver import probe_systemd
+
+            await asyncio.to_thread(probe_systemd)
         layout = Layout.from_config(config)
         await asyncio.to_thread(layout.create)
         registry = await asyncio.to_thread(Registry.open, layout.state_db)

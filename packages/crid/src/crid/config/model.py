@@ -129,8 +129,24 @@ class RuntimeConfig(_Table, frozen=True):
     ] = "runc"
     cgroup_manager: Annotated[
         Literal["cgroupfs", "systemd"],
-        Meta(description="Cgroup driver: 'cgroupfs' ('systemd' is refused at start: not built)."),
+        Meta(
+            description=(
+                "Cgroup driver: 'cgroupfs' (crid writes cgroup directories), or 'systemd'"
+                " (pods are slices, containers transient scopes; needs systemd as init)."
+                " Must match the kubelet's cgroupDriver."
+            )
+        ),
     ] = "cgroupfs"
+    conmon_cgroup: Annotated[
+        str,
+        Meta(
+            pattern=r"^(pod|[A-Za-z0-9_.:\\-]+\.slice)$",
+            description=(
+                "With the systemd driver, where each conmon's scope goes: 'pod' (the pod's"
+                " slice) or a slice name such as 'system.slice'."
+            ),
+        ),
+    ] = "pod"
     conmon: Annotated[
         str, Meta(description="Path of the conmon binary; empty looks 'conmon' up in PATH.")
     ] = ""

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from crid.cgroups import container_cgroup_path, oom_kills
+from crid.cgroups.systemd_driver import place_conmon
 from crid.container.request import ContainerRequest, container_name
 from crid.context import Context
 from crid.errors import (
@@ -37,6 +38,7 @@ from crid.images.pull import load_registries
 from crid.oci import ConmonOptions, remove_attach_link
 from crid.sandbox.files import SandboxFiles
 from crid.state import Container, ContainerState, ContainerUser, Sandbox, SandboxState
+from crid.stats import cgroup_dir
 from crid.translate import (
     ContainerPaths,
     container_options,
@@ -175,6 +177,14 @@ class Containers:
                     systemd_cgroup=self.ctx.config.crid.runtime.cgroup_manager == "systemd",
                 )
             )
+            runtime_config = self.ctx.config.crid.runtime
+            if runtime_config.cgroup_manager == "systemd":
+                await place_conmon(
+                    container_id,
+                    created.conmon_pid,
+                    pod_slice=sandbox.cgroup_parent,
+                    setting=runtime_config.conmon_cgroup,
+                )
             stop_signal = request.stop_signal or generated.stop_signal
             await asyncio.to_thread(Path(record.bundle, "stop-signal").write_text, str(stop_signal))
             record = dataclasses.replace(
@@ -386,7 +396,9 @@ class Containers:
         except ValueError:
             code = 255
         bundle = Path(record.bundle)
-        oom = (bundle / "oom").exists() or oom_kills(self.ctx.hierarchies, record.cgroup_path) > 0
+        oom = (bundle / "oom").exists() or oom_kills(
+            self.ctx.hierarchies, cgroup_dir(record.cgroup_path)
+        ) > 0
         return code, finished_at, oom, self._termination_message(record)
 
     def _termination_message(self, record: Container) -> str:

@@ -159,7 +159,8 @@ class Pods:
             undo.append(lambda: asyncio.to_thread(release_pid_namespace, pid_pin))
             await asyncio.to_thread(pin_pid_namespace, pid_pin)
             namespaces["pid"] = str(pid_pin)
-        if request.cgroup_parent and ":" not in request.cgroup_parent:
+        cgroupfs = self.ctx.config.crid.runtime.cgroup_manager == "cgroupfs"
+        if request.cgroup_parent and ":" not in request.cgroup_parent and cgroupfs:
             parent = request.cgroup_parent
             undo.append(lambda: asyncio.to_thread(remove_pod_cgroup, self.ctx.hierarchies, parent))
             await asyncio.to_thread(self.ctx.hierarchies.create, parent)
