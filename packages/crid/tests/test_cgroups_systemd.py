@@ -11,6 +11,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -199,6 +200,33 @@ def test_systemd_driver_runs_pods_in_slices_and_containers_in_scopes(
             ).stats
             assert stats.memory.working_set_bytes.value > 0
             assert stats.cpu.usage_core_nano_seconds.value > 0
+
+            hungry = api_pb2.ContainerConfig(
+                metadata=api_pb2.ContainerMetadata(name="hungry"),
+                image=container.image,
+                command=["sh", "-c", "head -c 300000000 /dev/zero | tail"],
+                log_path="hungry.log",
+                linux=api_pb2.LinuxContainerConfig(
+                    resources=api_pb2.LinuxContainerResources(memory_limit_in_bytes=32 << 20)
+                ),
+            )
+            oom_id = stub.CreateContainer(
+                api_pb2.CreateContainerRequest(
+                    pod_sandbox_id=pod_id, config=hungry, sandbox_config=pod
+                ),
+                timeout=60,
+            ).container_id
+            stub.StartContainer(api_pb2.StartContainerRequest(container_id=oom_id), timeout=60)
+            deadline = time.monotonic() + 60
+            while True:
+                status = stub.ContainerStatus(
+                    api_pb2.ContainerStatusRequest(container_id=oom_id), timeout=30
+                ).status
+                if status.state == api_pb2.CONTAINER_EXITED:
+                    break
+                assert time.monotonic() < deadline, "the hungry container never exited"
+                time.sleep(0.1)
+            assert status.reason == "OOMKilled"
 
             stub.StopPodSandbox(api_pb2.StopPodSandboxRequest(pod_sandbox_id=pod_id), timeout=60)
             stub.RemovePodSandbox(
