@@ -1,8 +1,9 @@
 """A real systemd as PID 1 of private PID, mount and cgroup namespaces, for the tests of
 crid's systemd parts (their names contain ``systemd``: ``pytest -k systemd``).
 
-Nothing leaks to the host: the manager runs below a cgroup of its own in every
-hierarchy (its cgroup namespace makes that its root), on private mounts of the
+Nothing leaks to the host: the manager runs as a container's init (``container=``, its
+own UTS namespace) below a cgroup of its own in every hierarchy (its cgroup namespace
+makes that its root), on private mounts of the
 cgroup hierarchies, ``/run``, ``/var/lib/systemd`` and ``/etc/systemd/system``; it
 starts only ``crid-test.target`` (a system bus and nothing else), with the boot units
 that act on the whole machine (tmpfiles, udev, sysctl, journald, the host's services)
@@ -72,6 +73,9 @@ mount -t tmpfs tmpfs /etc/systemd/system
 cp "$units"/*.target "$units"/*.socket "$units"/*.service /etc/systemd/system/
 for u in {_MASKED}; do ln -sf /dev/null /etc/systemd/system/$u; done
 mount -t tmpfs tmpfs /var/lib/systemd
+# As systemd-nspawn tells it: a container, so none of the machine-wide boot set-up
+# (kernel modules, clock, file limits) is done.
+export container=crid-test
 exec {SYSTEMD} --system --unit=crid-test.target --log-target=console --show-status=no
 """
 # Runs on the host: joins the manager's own cgroups, then unshares.
@@ -85,7 +89,7 @@ for h in $(cat "$1/hierarchies"); do
   fi
   echo $$ > "$h/$2/cgroup.procs"
 done
-exec unshare --pid --fork --mount --mount-proc --cgroup --propagation private sh "$1/inner.sh" "$1"
+exec unshare --pid --fork --mount --mount-proc --cgroup --uts --propagation private sh "$1/inner.sh" "$1"
 """
 
 _V1 = ("blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "memory", "pids")
