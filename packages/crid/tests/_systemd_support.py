@@ -89,7 +89,8 @@ for h in $(cat "$1/hierarchies"); do
   fi
   echo $$ > "$h/$2/cgroup.procs"
 done
-exec unshare --pid --fork --mount --mount-proc --cgroup --uts --propagation private sh "$1/inner.sh" "$1"
+exec unshare --pid --fork --mount --mount-proc --cgroup --uts --propagation private \\
+  sh "$1/inner.sh" "$1"
 """
 
 _V1 = ("blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "memory", "pids")
