@@ -100,9 +100,32 @@ def version(config: ConfigOption = None) -> None:
 
 
 @app.command("config")
-def show_config(config: ConfigOption = None) -> None:
+def show_config(
+    config: ConfigOption = None,
+    from_crio: Annotated[
+        Path | None,
+        typer.Option(
+            "--from-crio",
+            help="Convert this CRI-O configuration (and its .d drop-ins) instead; keys crid"
+            " has no equivalent for are listed on stderr.",
+            dir_okay=False,
+        ),
+    ] = None,
+) -> None:
     """Print the effective configuration as commented TOML."""
-    sys.stdout.write(render_config(_load(config)))
+    if from_crio is None:
+        sys.stdout.write(render_config(_load(config)))
+        return
+    from crid.config.crio import convert_crio, read_crio
+
+    try:
+        converted, left_out = convert_crio(read_crio(from_crio))
+    except CridError as err:
+        typer.echo(f"crid: {err}", err=True)
+        raise typer.Exit(EXIT_CONFIG) from err
+    for key in left_out:
+        typer.echo(f"crid: left out {key}: crid has no such option or keeps its own", err=True)
+    sys.stdout.write(render_config(converted))
 
 
 EXIT_PROBLEM = 1
