@@ -28,6 +28,7 @@ from crid.oci import (
     conmon_binary,
     runtime_binary,
 )
+from crid.rollbacks import Rollbacks
 from crid.state import Registry
 from ocinet import PodNetwork
 from ocispec.generate import CgroupControllers, HostInfo
@@ -70,6 +71,8 @@ class Context:
         self.hierarchies = hierarchies
         self.events = events
         self.runtime_features = RuntimeFeatureCache()
+        #: Undo steps of failed or cancelled RPCs; stopping waits for them.
+        self.rollbacks = Rollbacks()
         #: The cgroup controllers containers can use (resources of others are dropped).
         self.controllers = (
             controllers if controllers is not None else detect_controllers(hierarchies)

@@ -32,6 +32,9 @@ __all__ = ["Daemon", "serve"]
 
 _log = logging.getLogger(__name__)
 
+#: How long a stop waits for the rollbacks of RPCs it cancelled (beyond the grace period).
+_ROLLBACK_WAIT = 30.0
+
 
 class Daemon:
     """One running crid: start it, then stop it (or let a signal stop it)."""
@@ -110,17 +113,27 @@ class Daemon:
             raise
         _log.info("crid serving", extra={"version": __version__, "socket": str(self.socket_path)})
 
-    async def stop(self, grace: float = 5.0) -> None:
-        """Finish in-flight RPCs (up to ``grace`` seconds), close and remove the socket."""
+    async def stop(self, grace: float | None = None) -> None:
+        """Refuse new RPCs, let those in flight finish for ``grace`` seconds (default:
+        ``shutdown_grace``), cancel the rest, wait for their rollbacks, then close.
+
+        What an RPC cancelled here had made is undone (a pod or container being created
+        is removed again) before the state database and the store close.
+        """
+        if grace is None:
+            grace = parse_duration(self.config.crid.api.shutdown_grace)
         if self.context is not None:
             # Event streams never finish on their own: end them first, so that they close
             # cleanly (status OK) instead of holding the shutdown for the whole grace period.
             self.context.events.close()
         if self._server is not None:
+            _log.info("crid stopping", extra={"grace": grace})
             await self._server.stop(grace)
             self._server = None
             self.socket_path.unlink(missing_ok=True)
             _log.info("crid stopped", extra={"socket": str(self.socket_path)})
+        if self.context is not None and not await self.context.rollbacks.wait(_ROLLBACK_WAIT):
+            _log.error("rollbacks of cancelled RPCs did not finish: start-up will clean up")
         await self._stop_streaming()
         await self._stop_metrics()
         await self._close_context()

@@ -90,6 +90,7 @@ def _check(config: Config, sources: str) -> None:
         "crid.image.pull_progress_timeout": config.crid.image.pull_progress_timeout,
         "crid.api.stream_idle_timeout": config.crid.api.stream_idle_timeout,
         "crid.api.stream_token_ttl": config.crid.api.stream_token_ttl,
+        "crid.api.shutdown_grace": config.crid.api.shutdown_grace,
     }
     for key, value in durations.items():
         try:

@@ -88,6 +88,13 @@ class ApiConfig(_Table, frozen=True):
     grpc_max_send_msg_size: Annotated[
         int, Meta(gt=0, description="Largest gRPC message crid sends, in bytes.")
     ] = 80 * 1024 * 1024
+    shutdown_grace: Annotated[
+        str,
+        Meta(
+            description="On SIGTERM, how long RPCs in flight may run on; then they are"
+            " cancelled and rolled back."
+        ),
+    ] = "10s"
 
 
 class RuntimeHandler(_Table, frozen=True):

@@ -20,6 +20,7 @@ import signal
 import time
 from pathlib import Path
 
+from crid import faults
 from crid.cgroups import container_cgroup_path, oom_kills
 from crid.container.request import ContainerRequest, container_name
 from crid.context import Context
@@ -175,6 +176,7 @@ class Containers:
                     systemd_cgroup=self.ctx.config.crid.runtime.cgroup_manager == "systemd",
                 )
             )
+            await faults.point("create_container.conmon")
             stop_signal = request.stop_signal or generated.stop_signal
             await asyncio.to_thread(Path(record.bundle, "stop-signal").write_text, str(stop_signal))
             record = dataclasses.replace(
@@ -185,7 +187,7 @@ class Containers:
             )
             await self.ctx.registry.save_container(record)
         except BaseException:
-            await asyncio.shield(self._undo_create(record, log_existed=log_existed))
+            await self.ctx.rollbacks.run(self._undo_create(record, log_existed=log_existed))
             raise
         self._publish(EventKind.CONTAINER_CREATED, record)
         return record
@@ -294,6 +296,7 @@ class Containers:
                     f"container {record.id} is {record.state}, not created: cannot start it"
                 )
             await self.ctx.handler(record.runtime_handler).runtime.start(record.id)
+            await faults.point("start_container.started")
             record = dataclasses.replace(record, state=ContainerState.RUNNING, started_at=_now())
             await self.ctx.registry.save_container(record)
         self._publish(EventKind.CONTAINER_STARTED, record)
@@ -339,6 +342,7 @@ class Containers:
             return record
         if timeout > 0:
             await self._signal(record, await self._stop_signal(record))
+            await faults.point("stop_container.signalled")
             exited = await self._wait_exit(record.id, timeout)
         else:
             exited = False
@@ -437,6 +441,7 @@ class Containers:
         kubelet's to remove)."""
         with contextlib.suppress(CridError):
             await self.ctx.handler(record.runtime_handler).runtime.delete(record.id, force=True)
+        await faults.point("remove_container.runtime_deleted")
         await remove_rootfs(self.ctx, record.id)
         cgroup = record.cgroup_path
         if cgroup and ":" not in cgroup:

@@ -21,6 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
+from crid import faults
 from crid.cgroups import remove_pod_cgroup
 from crid.container.manager import Containers
 from crid.context import Context
@@ -110,7 +111,7 @@ class Pods:
                 sandbox = await self._setup(sandbox, request, sysctls, undo)
                 await self.ctx.registry.save_sandbox(sandbox)
         except BaseException:
-            await asyncio.shield(self._undo(sandbox_id, undo))
+            await self.ctx.rollbacks.run(self._undo(sandbox_id, undo))
             raise
         self._publish(EventKind.CONTAINER_CREATED, sandbox_id)
         self._publish(EventKind.CONTAINER_STARTED, sandbox_id)
@@ -178,6 +179,7 @@ class Pods:
                 lambda: self.ctx.network.teardown(container_id=sandbox.id, netns=netns, pod=pod)
             )
             ips = tuple(str(ip.ip) for ip in result.ips)
+            await faults.point("run_pod_sandbox.network")
         if sysctls and pinned_all:
             # After the network: per-interface ones (net.ipv4.conf.eth0.*) need CNI's links.
             await run_in_namespaces(pinned_all, _write_sysctls, sysctls)
@@ -237,6 +239,7 @@ class Pods:
                 *(self.containers.stop(c.id, 0) for c in self.ctx.registry.containers(sandbox.id))
             )
             await self.infra.stop(sandbox)
+            await faults.point("stop_pod_sandbox.containers_stopped")
             if sandbox.state is SandboxState.NOTREADY and not infra_pending:
                 return
             await self._teardown_network(sandbox)
@@ -276,6 +279,7 @@ class Pods:
                 await self.infra.remove(sandbox)
             if not sandbox.namespaces and wants_pod_network(sandbox.config):
                 await self._teardown_half_created(sandbox)
+            await faults.point("remove_pod_sandbox.containers_removed")
             await self._release(sandbox)
             await self.ctx.registry.remove_sandbox(sandbox.id)
         self._locks.pop(sandbox.id, None)
