@@ -28,3 +28,15 @@ def node(
         yield made
     finally:
         made.destroy()
+
+
+@pytest.fixture(autouse=True)
+def _tidy(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each case on the shared node, a failed one's pods go (the next starts clean)."""
+    yield
+    if "node" in request.fixturenames:
+        shared: Node = request.getfixturevalue("node")
+        if shared.proc is None or shared.proc.poll() is not None:
+            shared.set_fault()
+            shared.start()
+        shared.clean_up()

@@ -16,7 +16,7 @@ from crid._cri.v1 import api_pb2
 from ociimage.testing import TestImages
 
 from ._leaks import assert_no_leaks, snapshot
-from ._lifecycle import POINTS, Pod, assert_whole, call, run_until
+from ._lifecycle import POINTS, Pod, assert_whole, call, containers, pods, run_until
 from ._node import Node
 
 pytestmark = [
@@ -46,6 +46,12 @@ def test_fault_sigkill_inside(node: Node, test_images: TestImages, point: str, r
         call(node, pod, point)
     _killed_at(node, point, cut.value)
     assert_whole(node)
+    if point == "start_container.started":  # the runtime had started it: it runs
+        assert containers(node) == {pod.container_id: api_pb2.CONTAINER_RUNNING}
+    if point in ("run_pod_sandbox.network", "create_container.conmon"):
+        assert not containers(node)  # a create cut short is gone ...
+        if point == "run_pod_sandbox.network":  # ... a pod cut short waits for removal
+            assert [s for s in pods(node).values()] == [api_pb2.SANDBOX_NOTREADY]
     node.clean_up()
     assert_no_leaks(before, node.scope)
 

@@ -22,6 +22,7 @@ from crid._cri.v1 import api_pb2_grpc
 from crid.config import Config, parse_duration
 from crid.context import Context
 from crid.errors import CridError, SocketInUseError
+from crid.inflight import InFlight
 from crid.metrics import MetricsEndpoint, MetricsInterceptor
 from crid.sandbox.lifecycle import Lifecycle
 from crid.services import ImageService, RuntimeService
@@ -47,6 +48,7 @@ class Daemon:
         self._lock: IO[bytes] | None = None
         self.metrics: MetricsEndpoint | None = None
         self.streaming: StreamingServer | None = None
+        self._inflight = InFlight()
 
     def _acquire_lock(self) -> None:
         lock_path = self.socket_path.with_name(self.socket_path.name + ".lock")
@@ -74,7 +76,10 @@ class Daemon:
             api = self.config.crid.api
             metrics = self.config.crid.metrics
             server = grpc.aio.server(
-                interceptors=[MetricsInterceptor()] if metrics.enable_metrics else None,
+                interceptors=[
+                    self._inflight,
+                    *([MetricsInterceptor()] if metrics.enable_metrics else []),
+                ],
                 options=[
                     ("grpc.max_receive_message_length", api.grpc_max_recv_msg_size),
                     ("grpc.max_send_message_length", api.grpc_max_send_msg_size),
@@ -129,6 +134,8 @@ class Daemon:
         if self._server is not None:
             _log.info("crid stopping", extra={"grace": grace})
             await self._server.stop(grace)
+            if not await self._inflight.cancel(_ROLLBACK_WAIT):
+                _log.error("RPCs cancelled at shutdown did not finish unwinding")
             self._server = None
             self.socket_path.unlink(missing_ok=True)
             _log.info("crid stopped", extra={"socket": str(self.socket_path)})

@@ -403,6 +403,17 @@ class Containers:
         except OSError:
             return ""
 
+    async def mark_started(self, record: Container) -> Container:
+        """Record as RUNNING a container that the runtime runs but the record calls
+        CREATED (crid died inside StartContainer, after the runtime started it)."""
+        async with self._lock(record.id):
+            record = dataclasses.replace(
+                record, state=ContainerState.RUNNING, started_at=record.started_at or _now()
+            )
+            await self.ctx.registry.save_container(record)
+        self._publish(EventKind.CONTAINER_STARTED, record)
+        return record
+
     async def mark_lost(self, record: Container, why: str) -> Container:
         """Record a container whose process vanished without an exit file (crash, reboot)."""
         async with self._lock(record.id):

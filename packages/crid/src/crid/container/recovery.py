@@ -1,7 +1,8 @@
 """Start-up after a crash or restart: bring the records back in line with reality.
 
 Containers keep running under conmon while crid is down. On start: exits written
-meanwhile are recorded from the exit files; a created or running container whose
+meanwhile are recorded from the exit files; a container started just before crid died
+(the runtime says running, the record still says created) is marked RUNNING; a created or running container whose
 process is gone without an exit file is marked EXITED with an explanation; a record
 still in UNKNOWN (crid died inside CreateContainer) is removed with all it created;
 and bundle directories, root filesystems and attach links no record owns are deleted.
@@ -48,6 +49,9 @@ async def recover_containers(containers: Containers) -> None:
         # has just written one).
         if state.status == "stopped" and await containers.record_exit(record.id) is None:
             await containers.mark_lost(record, "the container stopped without an exit code")
+        # Started, but crid died before it recorded so: it is running.
+        if record.state is ContainerState.CREATED and state.status == "running":
+            await containers.mark_started(record)
     await _remove_orphans(containers)
 
 

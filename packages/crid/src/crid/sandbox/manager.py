@@ -277,7 +277,9 @@ class Pods:
                 sandbox.id
             ):
                 await self.infra.remove(sandbox)
-            if not sandbox.namespaces and wants_pod_network(sandbox.config):
+            if wants_pod_network(sandbox.config):
+                # A pod cut short by a crash, or one whose namespace a reboot took (Stop
+                # skips a NOTREADY pod), still holds its IPAM lease and cached result.
                 await self._teardown_half_created(sandbox)
             await faults.point("remove_pod_sandbox.containers_removed")
             await self._release(sandbox)
@@ -308,8 +310,8 @@ class Pods:
                 await asyncio.to_thread(remove_pod_cgroup, self.ctx.hierarchies, parent)
 
     async def _teardown_half_created(self, sandbox: Sandbox) -> None:
-        """DEL what a RunPodSandbox cut short by a crash may have attached (from the CNI
-        cache; nothing cached is fine)."""
+        """DEL what a RunPodSandbox cut short by a crash, or a reboot, left attached (from
+        the CNI cache; nothing cached is fine)."""
         try:
             await self.ctx.network.teardown(container_id=sandbox.id)
         except NetError as err:
