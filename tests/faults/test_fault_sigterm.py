@@ -29,7 +29,7 @@ pytestmark = [
     pytest.mark.binaries("runc", "conmon", "catatonit", "iptables-save", "/usr/lib/cni/bridge"),
 ]
 
-PAUSE = {"finish": 0.3, "cancel": 60.0}
+PAUSE = {"finish": 0.3, "cancel": 60.0, "cancel-pull": 3.0}
 READY, NOTREADY = api_pb2.SANDBOX_READY, api_pb2.SANDBOX_NOTREADY
 CREATED, RUNNING, EXITED = (
     api_pb2.CONTAINER_CREATED,
@@ -131,3 +131,26 @@ def test_fault_sigterm_during_pull_image(node: Node, test_images: TestImages) ->
     )
     assert error is None, error
     assert node.images.ImageStatus(api_pb2.ImageStatusRequest(image=spec)).HasField("image")
+
+
+@pytest.mark.soak
+def test_fault_sigterm_during_pull_image_cancel(node: Node, test_images: TestImages) -> None:
+    """A pull held past the grace period: crid still exits, and afterwards the image is
+    either whole or absent, with no blobs or layers of a half pull left."""
+    spec = api_pb2.ImageSpec(image=test_images.layered.reference)
+    before = snapshot(node.scope)
+    error = _stop_during(
+        node,
+        "pull_image.commit",
+        lambda: node.images.PullImage(api_pb2.PullImageRequest(image=spec), timeout=60),
+        "cancel-pull",
+    )
+    assert isinstance(error, grpc.RpcError), error
+    status = node.images.ImageStatus(api_pb2.ImageStatusRequest(image=spec))
+    if status.HasField("image"):
+        node.images.RemoveImage(api_pb2.RemoveImageRequest(image=spec))
+    print("pull cancelled at SIGTERM: image", "whole" if status.HasField("image") else "absent")
+    node.set_fault()
+    node.stop()
+    node.start()  # the store GC at start removes what the image no longer holds
+    assert_no_leaks(before, node.scope)
