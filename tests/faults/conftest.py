@@ -21,9 +21,7 @@ def node(
     made.start()
     try:
         made.images.PullImage(
-            api_pb2.PullImageRequest(
-                image=api_pb2.ImageSpec(image=test_images.busybox.reference)
-            )
+            api_pb2.PullImageRequest(image=api_pb2.ImageSpec(image=test_images.busybox.reference))
         )
         yield made
     finally:

@@ -22,9 +22,7 @@ from ._node import Node
 pytestmark = [
     pytest.mark.root,
     pytest.mark.slow,
-    pytest.mark.binaries(
-        "runc", "conmon", "catatonit", "iptables-save", "/usr/lib/cni/bridge"
-    ),
+    pytest.mark.binaries("runc", "conmon", "catatonit", "iptables-save", "/usr/lib/cni/bridge"),
 ]
 
 

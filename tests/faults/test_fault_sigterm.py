@@ -104,8 +104,10 @@ def test_fault_sigterm_during(
     node: Node, test_images: TestImages, point: str, variant: str
 ) -> None:
     before = snapshot(node.scope)
-    pod = Pod(config=node.pod_config(f"term-{point.split('.')[0].replace('_', '-')}"),
-              image=test_images.busybox.reference)
+    pod = Pod(
+        config=node.pod_config(f"term-{point.split('.')[0].replace('_', '-')}"),
+        image=test_images.busybox.reference,
+    )
     run_until(node, pod, point)
     error = _stop_during(node, point, lambda: call(node, pod, point), variant)
     if variant == "finish":

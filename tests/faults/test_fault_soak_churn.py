@@ -83,9 +83,7 @@ def _life(node: Node, image: str, slot: int, generation: int, tally: Tally) -> N
             timeout=60,
         )
         assert (reply.exit_code, reply.stdout) == (0, b"soak\n"), reply
-        runtime.ContainerStats(
-            api_pb2.ContainerStatsRequest(container_id=container_id), timeout=60
-        )
+        runtime.ContainerStats(api_pb2.ContainerStatsRequest(container_id=container_id), timeout=60)
         runtime.ListContainerStats(api_pb2.ListContainerStatsRequest(), timeout=60)
         runtime.ListPodSandboxStats(api_pb2.ListPodSandboxStatsRequest(), timeout=60)
     runtime.StopContainer(

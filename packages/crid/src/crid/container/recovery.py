@@ -2,10 +2,11 @@
 
 Containers keep running under conmon while crid is down. On start: exits written
 meanwhile are recorded from the exit files; a container started just before crid died
-(the runtime says running, the record still says created) is marked RUNNING; a created or running container whose
-process is gone without an exit file is marked EXITED with an explanation; a record
-still in UNKNOWN (crid died inside CreateContainer) is removed with all it created;
-and bundle directories, root filesystems and attach links no record owns are deleted.
+(the runtime says running, the record still says created) is marked RUNNING; a created
+or running container whose process is gone without an exit file is marked EXITED with
+an explanation; a record still in UNKNOWN (crid died inside CreateContainer) is removed
+with all it created; and bundle directories, root filesystems and attach links no
+record owns are deleted.
 """
 
 from __future__ import annotations
