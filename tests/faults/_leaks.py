@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Scope", "Snapshot", "assert_no_leaks", "leaks", "snapshot"]
+__all__ = ["Scope", "Snapshot", "assert_no_leaks", "leaks", "processes", "snapshot"]
 
 #: Files that change without anything being made or lost (SQLite's WAL, locks, sockets).
 _VOLATILE_SUFFIXES = ("-wal", "-shm", "-journal")
@@ -105,7 +105,7 @@ def _proc_cmdline(pid: str) -> str:
     return ""
 
 
-def _processes(scope: Scope) -> frozenset[str]:
+def processes(scope: Scope) -> frozenset[str]:
     """Processes that mention root or runroot, their descendants, and those in the
     test's cgroups; crid itself and this test process are not leaks."""
     parents: dict[str, str] = {}
@@ -229,7 +229,7 @@ def snapshot(scope: Scope) -> Snapshot:
         namespace_pins=pins,
         bridge_ports=_bridge_ports(scope),
         cgroups=_cgroups(scope),
-        processes=_processes(scope),
+        processes=processes(scope),
         leases=_leases(scope),
         iptables=_iptables(scope),
         files=_files(scope),

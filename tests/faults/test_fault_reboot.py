@@ -22,7 +22,7 @@ from crid.cgroups import Hierarchies
 from ociimage.testing import TestImages
 from ocinet.testing import remove_iptables_rules_mentioning
 
-from ._leaks import _processes, assert_no_leaks, snapshot
+from ._leaks import assert_no_leaks, processes, snapshot
 from ._lifecycle import containers, pods
 from ._node import Node
 
@@ -37,7 +37,7 @@ def _reboot(node: Node) -> None:
     """What a reboot does to the node's crid: SIGKILL everything, unmount, wipe runroot."""
     node.signal(signal.SIGKILL)
     node.wait_exit()
-    for entry in _processes(node.scope):
+    for entry in processes(node.scope):
         with contextlib.suppress(ProcessLookupError):
             os.kill(int(entry.split("@", 1)[0]), signal.SIGKILL)
     lines = Path("/proc/self/mountinfo").read_text().splitlines()
@@ -49,9 +49,7 @@ def _reboot(node: Node) -> None:
     # iptables rules and cgroups do not survive a reboot either; host-local leases
     # (on disk) and the state database do.
     remove_iptables_rules_mentioning(node.network)
-    hierarchies = Hierarchies.detect()
-    for line in (node.tmp / "logs").iterdir():
-        hierarchies.remove(f"{node.cgroup_parent}/pod-{line.name}")
+    Hierarchies.detect().remove(node.cgroup_parent)
 
 
 def _start_pod(node: Node, image: str, name: str, attempt: int) -> tuple[str, str]:
