@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crid.cgroups import Hierarchies, detect_controllers
-from crid.config import Config
+from crid.config import Config, parse_duration
 from crid.errors import RuntimeHandlerError, UnsupportedConfigError
 from crid.events import EventBus
 from crid.gc import Collector
@@ -107,6 +107,7 @@ class Context:
             plugin_dirs=network_config.plugin_dirs,
             cache_dir=layout.cni_cache,
             network_name=network_config.cni_default_network or None,
+            timeout=parse_duration(network_config.plugin_timeout),
         )
         await network.start()
         hierarchies = Hierarchies.detect()
@@ -173,9 +174,19 @@ class Context:
             if settings.runtime_root
             else (self.layout.runtime_root(handler_name))
         )
-        runtime = OCIRuntime(name=handler_name, binary=binary, root=root)
+        runtime = OCIRuntime(
+            name=handler_name,
+            binary=binary,
+            root=root,
+            timeout=parse_duration(runtime_config.runtime_timeout),
+        )
         return Handler(
             name=handler_name,
             runtime=runtime,
-            conmon=Conmon(binary=conmon, runtime=runtime, log_level=self.config.crid.log_level),
+            conmon=Conmon(
+                binary=conmon,
+                runtime=runtime,
+                log_level=self.config.crid.log_level,
+                create_timeout=parse_duration(runtime_config.create_timeout),
+            ),
         )

@@ -24,6 +24,7 @@ __all__ = [
     "NotSupportedError",
     "OCIRuntimeError",
     "RuntimeHandlerError",
+    "RuntimeTimeoutError",
     "SandboxNotReadyError",
     "SocketInUseError",
     "SpdyProtocolError",
@@ -57,6 +58,11 @@ class OCIRuntimeError(CridError):
 
 class ContainerNotFoundError(OCIRuntimeError):
     """The OCI runtime has no container with this id."""
+
+
+class RuntimeTimeoutError(CridError):
+    """The OCI runtime (or conmon running its create) did not finish within its
+    configured timeout; it was killed and reaped. The message names the command."""
 
 
 class ConmonError(CridError):

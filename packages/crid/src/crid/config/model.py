@@ -171,6 +171,25 @@ class RuntimeConfig(_Table, frozen=True):
             )
         ),
     ] = ""
+    runtime_timeout: Annotated[
+        str,
+        Meta(
+            description=(
+                "Longest wait for one OCI runtime command (state, start, kill, delete,"
+                " update); past it the runtime is killed and the call fails"
+                " (DEADLINE_EXCEEDED)."
+            )
+        ),
+    ] = "1m"
+    create_timeout: Annotated[
+        str,
+        Meta(
+            description=(
+                "Longest wait for conmon and the runtime to create a container; past it"
+                " both are killed, the half-made container removed (DEADLINE_EXCEEDED)."
+            )
+        ),
+    ] = "1m"
     runtimes: Annotated[
         dict[str, RuntimeHandler],
         Meta(description="OCI runtime handlers by name (the names RuntimeClasses use)."),
@@ -247,6 +266,15 @@ class NetworkConfig(_Table, frozen=True):
         str,
         Meta(description="Network pods join; empty takes the first configuration by file name."),
     ] = ""
+    plugin_timeout: Annotated[
+        str,
+        Meta(
+            description=(
+                "Longest wait for one CNI plugin run (ADD, DEL, CHECK, GC); past it the"
+                " plugin's process group is killed and the call fails (DEADLINE_EXCEEDED)."
+            )
+        ),
+    ] = "1m"
 
 
 class MetricsConfig(_Table, frozen=True):

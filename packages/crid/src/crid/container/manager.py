@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from crid.cgroups import container_cgroup_path, oom_kills
+from crid.container.conmon_watch import ConmonWatch
 from crid.container.request import ContainerRequest, container_name
 from crid.context import Context
 from crid.errors import (
@@ -29,6 +30,7 @@ from crid.errors import (
     InvalidRequestError,
     InvalidStateError,
     OCIRuntimeError,
+    RuntimeTimeoutError,
     SandboxNotReadyError,
 )
 from crid.events import Event, EventKind
@@ -70,6 +72,8 @@ class Containers:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self._locks: dict[str, asyncio.Lock] = {}
+        #: Each created or running container's conmon, to notice one that dies.
+        self.conmon_watch = ConmonWatch(self.conmon_exited)
 
     def _lock(self, container_id: str) -> asyncio.Lock:
         return self._locks.setdefault(container_id, asyncio.Lock())
@@ -187,13 +191,19 @@ class Containers:
         except BaseException:
             await asyncio.shield(self._undo_create(record, log_existed=log_existed))
             raise
+        self.conmon_watch.add(record.id, record.conmon_pid)
         self._publish(EventKind.CONTAINER_CREATED, record)
         return record
 
     async def _undo_create(self, record: Container, *, log_existed: bool) -> None:
         """Remove all a failed create made, its log file too: the kubelet counts a
         container's restarts from the ``<attempt>.log`` files when no container exists."""
-        await self.cleanup(record)
+        try:
+            await self.cleanup(record)
+        except CridError as err:
+            # The record stays UNKNOWN: the next start-up's recovery removes it.
+            _log.warning("cleaning up the failed create of %s failed: %s", record.id, err)
+            return
         if not log_existed:
             await asyncio.to_thread(Path(record.log_path).unlink, missing_ok=True)
 
@@ -414,6 +424,36 @@ class Containers:
         self._publish(EventKind.CONTAINER_STOPPED, record)
         return record
 
+    async def conmon_exited(self, container_id: str) -> None:
+        """conmon of a created or running container ended: an exit it recorded is taken
+        as usual; one that died without recording it leaves a container nobody monitors
+        (no log, no exit code), so the container is killed and marked EXITED (255) with
+        the reason, as containerd does when a shim dies. The kubelet then restarts it."""
+        if await self.record_exit(container_id) is not None:
+            return
+        record = self.ctx.registry.find_container(container_id)
+        if record is None or record.id != container_id:
+            return
+        if record.state not in (ContainerState.CREATED, ContainerState.RUNNING):
+            return
+        _log.warning(
+            "conmon (pid %d) of container %s exited while the container was %s: killing it",
+            record.conmon_pid,
+            record.id,
+            record.state,
+        )
+        try:
+            await self.ctx.handler(record.runtime_handler).runtime.kill(record.id, signal.SIGKILL)
+        except CridError as err:
+            _log.debug("kill %s: %s", record.id, err)
+        if await self.record_exit(container_id) is not None:
+            return  # a late exit file after all
+        await self.mark_lost(
+            record,
+            f"conmon (pid {record.conmon_pid}) died while the container was {record.state}:"
+            " the container was killed",
+        )
+
     # -- remove -----------------------------------------------------------------------
 
     async def remove(self, container_id: str) -> None:
@@ -434,9 +474,18 @@ class Containers:
     async def cleanup(self, record: Container) -> None:
         """Remove the runtime container, root filesystem, cgroup (in every hierarchy),
         bundle, exit file, attach socket link and record; the log stays (it is the
-        kubelet's to remove)."""
-        with contextlib.suppress(CridError):
+        kubelet's to remove).
+
+        A runtime that times out on delete stops the cleanup with the record kept (the
+        container may still exist): RemoveContainer can be retried once it answers.
+        """
+        try:
             await self.ctx.handler(record.runtime_handler).runtime.delete(record.id, force=True)
+        except RuntimeTimeoutError:
+            raise
+        except CridError as err:
+            _log.debug("delete %s: %s", record.id, err)
+        self.conmon_watch.discard(record.id)
         await remove_rootfs(self.ctx, record.id)
         cgroup = record.cgroup_path
         if cgroup and ":" not in cgroup:

@@ -49,3 +49,4 @@ class Lifecycle:
 
     async def stop(self) -> None:
         await self.monitor.stop()
+        await self.containers.conmon_watch.close()
