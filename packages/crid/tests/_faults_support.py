@@ -75,8 +75,15 @@ def runc_wrapper(directory: Path) -> Path:
     script.write_text(
         "#!/bin/sh\n"
         f'dir="{directory}"\n'
-        'cmd=""\n'
-        'for arg in "$@"; do case "$arg" in -*) ;; *) cmd="$arg"; break;; esac; done\n'
+        'cmd=""; skip=""\n'
+        'for arg in "$@"; do\n'
+        '  if [ -n "$skip" ]; then skip=""; continue; fi\n'
+        '  case "$arg" in\n'
+        "    --root|--log|--log-format|--criu) skip=1;;\n"
+        "    -*) ;;\n"
+        '    *) cmd="$arg"; break;;\n'
+        "  esac\n"
+        "done\n"
         'echo "$$ $cmd start" >> "$dir/calls"\n'
         'while [ -e "$dir/hang-$cmd" ]; do sleep 0.05; done\n'
         'if [ -e "$dir/fail-$cmd" ]; then echo "injected failure of $cmd" >&2; exit 1; fi\n'

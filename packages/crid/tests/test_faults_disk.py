@@ -97,7 +97,7 @@ async def test_fault_disk_full_during_container_create(tmp_path: Path, where: st
             assert "no space" in (info.value.details() or "").lower()
             listed = await env.stub.ListContainers(api_pb2.ListContainersRequest())
             assert list(listed.containers) == []
-            assert ctx.registry.containers() == []
+            assert list(ctx.registry.containers()) == []
             store_containers = Path(ctx.store.store.root) / "containers"
             assert not any(store_containers.iterdir())
             bundles = ctx.layout.bundle("x").parent
@@ -136,16 +136,12 @@ async def test_fault_disk_full_for_the_container_log(tmp_path: Path) -> None:
             await _wait(lambda: "line-5" in log.read_text())
             filler = fill(logs)
             await asyncio.sleep(1.0)  # the container writes into a full file system
-            reply = await env.stub.ContainerStatus(
-                api_pb2.ContainerStatusRequest(container_id=cid)
-            )
+            reply = await env.stub.ContainerStatus(api_pb2.ContainerStatusRequest(container_id=cid))
             assert reply.status.state == api_pb2.CONTAINER_RUNNING
             last_before = _last_line(log)
             filler.unlink()
             await _wait(lambda: _last_line(log) > last_before + 20)
-            reply = await env.stub.ContainerStatus(
-                api_pb2.ContainerStatusRequest(container_id=cid)
-            )
+            reply = await env.stub.ContainerStatus(api_pb2.ContainerStatusRequest(container_id=cid))
             assert reply.status.state == api_pb2.CONTAINER_RUNNING
             await env.stub.StopContainer(api_pb2.StopContainerRequest(container_id=cid))
 
