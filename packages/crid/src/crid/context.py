@@ -16,7 +16,7 @@ from pathlib import Path
 
 from crid.cgroups import Hierarchies, detect_controllers
 from crid.config import Config, parse_duration
-from crid.errors import RuntimeHandlerError, UnsupportedConfigError
+from crid.errors import RuntimeHandlerError, StateError, UnsupportedConfigError
 from crid.events import EventBus
 from crid.gc import Collector
 from crid.layout import Layout
@@ -32,6 +32,7 @@ from crid.state import Registry
 from ocinet import PodNetwork
 from ocispec.generate import CgroupControllers, HostInfo
 from ocistore import AsyncStore
+from ocistore.errors import DatabaseCorruptError
 
 __all__ = ["Context", "Handler"]
 
@@ -98,6 +99,14 @@ class Context:
             store = await AsyncStore.open(
                 layout.storage, driver="vfs" if config.crid.storage_driver == "vfs" else "auto"
             )
+        except DatabaseCorruptError as err:
+            registry.close()
+            raise StateError(
+                f"image store database {err}: crid does not start on it, so it never"
+                " serves images or layers it no longer knows correctly: restore a backup,"
+                f" or move {layout.storage} aside to start with an empty store (images"
+                " are pulled again; containers still running lose their root filesystems)"
+            ) from err
         except BaseException:
             registry.close()
             raise

@@ -76,6 +76,7 @@ STATUS_CODES: dict[type[BaseException], grpc.StatusCode] = {
     ocistore.errors.ContainerNotFoundError: grpc.StatusCode.NOT_FOUND,
     ocistore.errors.ContainerExistsError: grpc.StatusCode.ALREADY_EXISTS,
     ocistore.errors.MountError: grpc.StatusCode.INTERNAL,
+    ocistore.errors.DatabaseCorruptError: grpc.StatusCode.DATA_LOSS,
     ocistore.errors.LayoutError: grpc.StatusCode.INVALID_ARGUMENT,
     ocistore.errors.SubPathError: grpc.StatusCode.INVALID_ARGUMENT,
     ocistore.errors.SubPathNotFoundError: grpc.StatusCode.NOT_FOUND,
