@@ -329,6 +329,9 @@ class Containers:
         while True:
             if await asyncio.to_thread(path.exists):
                 return True
+            record = self.ctx.registry.find_container(container_id)
+            if record is not None and record.state is ContainerState.EXITED:
+                return True  # marked lost: its conmon died, no exit file will come
             if time.monotonic() >= deadline:
                 return False
             await asyncio.sleep(_POLL)
@@ -412,8 +415,13 @@ class Containers:
     async def mark_lost(self, record: Container, why: str) -> Container:
         """Record a container whose process vanished without an exit file (crash, reboot)."""
         async with self._lock(record.id):
+            current = self.ctx.registry.find_container(record.id)
+            if current is None or current.id != record.id:
+                return record  # removed meanwhile: nothing to mark
+            if current.state not in (ContainerState.CREATED, ContainerState.RUNNING):
+                return current  # its exit was recorded meanwhile
             record = dataclasses.replace(
-                record,
+                current,
                 state=ContainerState.EXITED,
                 exit_code=255,
                 finished_at=record.finished_at or _now(),
