@@ -43,6 +43,8 @@ _KEYS = {NamespaceKind.NET: "network", NamespaceKind.IPC: "ipc", NamespaceKind.U
 #: Pin directory names (``<kind>ns``) and the record's namespace keys they belong to.
 _PINS = ("net", "ipc", "uts", "pid")
 _PIN_OF = {"network": "net", "ipc": "ipc", "uts": "uts", "pid": "pid"}
+#: Pods checked at once at start-up (each may wait on one runtime call).
+_RECOVERY_CONCURRENCY = 16
 
 
 def _write_sysctls(sysctls: Mapping[str, str]) -> None:
@@ -315,17 +317,22 @@ class Pods:
         """After a restart: pods whose namespaces vanished (a reboot) are NOTREADY; files
         and namespace pins no pod owns are removed."""
         known = {s.id for s in self.ctx.registry.sandboxes()}
-        for sandbox in list(self.ctx.registry.sandboxes()):
-            if sandbox.state is not SandboxState.READY:
-                continue
-            paths = [Path(p) for p in sandbox.namespaces.values()]
-            alive = await asyncio.to_thread(_all_pinned, paths)
-            if alive and await self.infra.present(sandbox.id):
-                alive = await self.infra.alive(sandbox)
+        # Concurrently, as containers are: an infra container's runtime call may hang.
+        limit = asyncio.Semaphore(_RECOVERY_CONCURRENCY)
+
+        async def check(sandbox: Sandbox) -> None:
+            async with limit:
+                paths = [Path(p) for p in sandbox.namespaces.values()]
+                alive = await asyncio.to_thread(_all_pinned, paths)
+                if alive and await self.infra.present(sandbox.id):
+                    alive = await self.infra.alive(sandbox)
             if not alive:
                 await self.ctx.registry.save_sandbox(
                     dataclasses.replace(sandbox, state=SandboxState.NOTREADY)
                 )
+
+        ready = [s for s in self.ctx.registry.sandboxes() if s.state is SandboxState.READY]
+        await asyncio.gather(*(check(sandbox) for sandbox in ready))
         layout = self.ctx.layout
 
         def orphans() -> None:
