@@ -180,3 +180,40 @@ def test_fault_crid_serve_exits_naming_the_corrupt_database(tmp_path: Path, whic
     assert done.returncode == 1, stderr
     assert f"{damaged} is corrupt" in stderr
     assert "Traceback" not in stderr
+
+
+@pytest.mark.root
+def test_fault_torn_store_wal_drops_the_image_and_repairs_the_directories(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A crash while an image was being recorded: the copy of the store taken then has
+    a WAL cut short. The store opens, says it replayed the log, lists no image (the
+    image's transaction is gone), its directories agree with the database, and the
+    image can be stored again."""
+    live = Store.open(tmp_path / "live")
+    try:
+        live._db._conn.execute("PRAGMA wal_autocheckpoint=0")
+        wal = tmp_path / "live" / "store.db-wal"
+        before = wal.stat().st_size if wal.exists() else 0
+        load_built(live, busybox_image(), ["crid-test/busybox:latest"])
+        after = wal.stat().st_size
+        assert after > before
+        shutil.copytree(tmp_path / "live", tmp_path / "torn", symlinks=True)
+    finally:
+        live.close()
+    with open(tmp_path / "torn" / "store.db-wal", "r+b") as handle:
+        handle.truncate((before + after) // 2)
+    with caplog.at_level(logging.WARNING, logger="ocistore"):
+        torn = Store.open(tmp_path / "torn")
+    try:
+        assert "replaying the write-ahead log" in caplog.text
+        assert torn.list_images() == []
+        recorded = {
+            str(r[0]).split(":", 1)[1] for r in torn._db.query("SELECT chain_id FROM layers")
+        }
+        on_disk = {p.name for p in (tmp_path / "torn" / "layers").iterdir()}
+        assert on_disk == recorded
+        load_built(torn, busybox_image(), ["crid-test/busybox:latest"])
+        assert [list(image.names) for image in torn.list_images()] == [["crid-test/busybox:latest"]]
+    finally:
+        torn.close()

@@ -90,7 +90,7 @@ async def _expect_deadline(call: Callable[[], object], *words: str) -> None:
         assert word in details, details
 
 
-async def test_fault_runc_hangs_on_create_start_kill_and_delete(tmp_path: Path) -> None:
+async def test_fault_runc_hangs_on_create_start_update_kill_and_delete(tmp_path: Path) -> None:
     faults = tmp_path / "faults"
     wrapper = runc_wrapper(faults)
     calls = faults / "calls"
@@ -124,6 +124,17 @@ async def test_fault_runc_hangs_on_create_start_kill_and_delete(tmp_path: Path) 
         assert (await status(env, cid)).state == api_pb2.CONTAINER_CREATED
         await env.stub.StartContainer(start)
         assert (await status(env, cid)).state == api_pb2.CONTAINER_RUNNING
+
+        # update: UpdateContainerResources fails, then works.
+        (faults / "hang-update").touch()
+        update = api_pb2.UpdateContainerResourcesRequest(
+            container_id=cid, linux=api_pb2.LinuxContainerResources(cpu_shares=512)
+        )
+        await _expect_deadline(
+            lambda: env.stub.UpdateContainerResources(update), "runc update", "timed out"
+        )
+        (faults / "hang-update").unlink()
+        await env.stub.UpdateContainerResources(update)
 
         # kill: StopContainer fails (the container still runs), then works.
         (faults / "hang-kill").touch()
