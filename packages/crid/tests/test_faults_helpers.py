@@ -14,7 +14,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 import grpc
@@ -256,10 +256,16 @@ async def test_fault_conmon_dies_while_its_container_runs(tmp_path: Path) -> Non
 
 
 @contextlib.asynccontextmanager
-async def _restartable(tmp: Path, runtime_lines: str) -> AsyncIterator[Env]:
+async def _restartable(
+    tmp: Path,
+    runtime_lines: str = "",
+    *,
+    network_lines: str = "",
+    extra_plugins: Sequence[dict[str, object]] = (),
+) -> AsyncIterator[Env]:
     """Like ``crid_env``, but the test may replace ``env.daemon`` (a restart)."""
-    network, bridge, subnet = write_network(tmp)
-    _, config = make_config(tmp, runtime_table(tmp, runtime_lines))
+    network, bridge, subnet = write_network(tmp, extra_plugins)
+    _, config = make_config(tmp, runtime_table(tmp, runtime_lines), network_lines)
     parent = "crid-test-restart-" + os.urandom(4).hex()
     daemon = Daemon(config)
     await daemon.start()
@@ -339,3 +345,38 @@ async def test_fault_recovery_of_hung_runtimes_is_concurrent(tmp_path: Path) -> 
             assert exited.exit_code == 255 and "conmon" in exited.message
             assert not Path(f"/proc/{record.pid}").exists() or _zombie(record.pid)
         await _all_gone(hung)
+
+
+async def test_fault_cni_gc_at_start_is_bounded_by_one_plugin_timeout(tmp_path: Path) -> None:
+    """Three stale attachments (pods crid forgot, as a crash between ADD and the record
+    would leave) and a plugin whose DEL hangs: the start-up sweep stops after one
+    plugin_timeout instead of one per attachment, crid serves, and the next start with
+    a working plugin releases all three addresses."""
+    faults = tmp_path / "faults"
+    hanging_cni_plugin(faults, CNI_PLUGIN)
+    dirs = f'plugin_dirs = ["{faults}", "/opt/cni/bin", "/usr/lib/cni"]\nplugin_timeout = "1s"\n'
+    async with _restartable(
+        tmp_path, network_lines=dirs, extra_plugins=[{"type": CNI_PLUGIN}]
+    ) as env:
+        assert env.daemon.context is not None
+        ctx = env.daemon.context
+        for name in ("a", "b", "c"):
+            pod_id = await run_pod(env, pod_config(env, name))
+            await ctx.registry.remove_sandbox(pod_id)
+        assert len(_leases(tmp_path / "ipam")) == 3
+        config = env.daemon.config
+        await env.daemon.stop(grace=0)
+        (faults / "hang-DEL").touch()
+        calls = faults / "calls"
+        before = len(calls.read_text().splitlines())
+        env.daemon = Daemon(config)
+        await env.daemon.start()
+        dels = [line for line in calls.read_text().splitlines()[before:] if " DEL " in line]
+        assert len(dels) == 1, dels  # the sweep stopped at the first hung DEL
+        await _all_gone([int(line.split()[0]) for line in dels])
+        assert len(_leases(tmp_path / "ipam")) == 3
+        (faults / "hang-DEL").unlink()
+        await env.daemon.stop(grace=0)
+        env.daemon = Daemon(config)
+        await env.daemon.start()
+        assert _leases(tmp_path / "ipam") == []
