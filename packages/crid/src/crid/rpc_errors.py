@@ -51,6 +51,7 @@ STATUS_CODES: dict[type[BaseException], grpc.StatusCode] = {
     ociimage.errors.AuthenticationError: grpc.StatusCode.UNAUTHENTICATED,
     ociimage.errors.ContentNotFoundError: grpc.StatusCode.NOT_FOUND,
     ociimage.errors.RegistryUnavailableError: grpc.StatusCode.UNAVAILABLE,
+    ociimage.errors.ResponseTooLargeError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     ociimage.errors.UnsupportedManifestError: grpc.StatusCode.FAILED_PRECONDITION,
     ociimage.errors.IntegrityError: grpc.StatusCode.DATA_LOSS,
     ociimage.errors.DigestMismatchError: grpc.StatusCode.DATA_LOSS,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from crid.config.loader import DEFAULT_CONFIG_PATH, config_files, load_config, parse_duration
 from crid.config.model import (
+    POD_METRIC_GROUPS,
     ApiConfig,
     Config,
     CridConfig,
@@ -12,11 +13,13 @@ from crid.config.model import (
     NetworkConfig,
     RuntimeConfig,
     RuntimeHandler,
+    StatsConfig,
 )
 from crid.config.render import render_config
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
+    "POD_METRIC_GROUPS",
     "ApiConfig",
     "Config",
     "CridConfig",
@@ -25,6 +28,7 @@ __all__ = [
     "NetworkConfig",
     "RuntimeConfig",
     "RuntimeHandler",
+    "StatsConfig",
     "config_files",
     "load_config",
     "parse_duration",

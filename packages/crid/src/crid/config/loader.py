@@ -99,6 +99,7 @@ def _check(config: Config, sources: str) -> None:
         "crid.runtime.runtime_timeout": config.crid.runtime.runtime_timeout,
         "crid.runtime.create_timeout": config.crid.runtime.create_timeout,
         "crid.network.plugin_timeout": config.crid.network.plugin_timeout,
+        "crid.stats.metrics_collection_period": config.crid.stats.metrics_collection_period,
     }
     for key, value in durations.items():
         try:

@@ -7,12 +7,14 @@ CRI-O user can carry their knowledge (and most of their file) over. Each field's
 
 from __future__ import annotations
 
+import typing
 from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
 
 __all__ = [
+    "POD_METRIC_GROUPS",
     "ApiConfig",
     "Config",
     "CridConfig",
@@ -21,6 +23,7 @@ __all__ = [
     "NetworkConfig",
     "RuntimeConfig",
     "RuntimeHandler",
+    "StatsConfig",
 ]
 
 DEFAULT_CAPABILITIES = (
@@ -292,6 +295,38 @@ class MetricsConfig(_Table, frozen=True):
     ] = 9090
 
 
+PodMetricGroup = Literal[
+    "cpu", "memory", "network", "disk", "diskIO", "hugetlb", "oom", "process", "spec", "pressure"
+]
+
+#: CRI-O's metric group names, every one on by default.
+POD_METRIC_GROUPS: tuple[PodMetricGroup, ...] = typing.get_args(PodMetricGroup)
+
+
+class StatsConfig(_Table, frozen=True):
+    """``[crid.stats]``: pod and container stats and metrics."""
+
+    included_pod_metrics: Annotated[
+        list[PodMetricGroup],
+        Meta(
+            description=(
+                "Metric groups ListPodSandboxMetrics reports (CRI-O's names): cpu, memory,"
+                " network, disk, diskIO, hugetlb, oom, process, spec, and pressure (PSI);"
+                " container_last_seen and container_start_time_seconds are always reported."
+            )
+        ),
+    ] = msgspec.field(default_factory=lambda: list(POD_METRIC_GROUPS))
+    metrics_collection_period: Annotated[
+        str,
+        Meta(
+            description=(
+                "While pod metrics are asked for, sample them in the background this often"
+                " (a scrape gets samples at most this old, each with its time)."
+            )
+        ),
+    ] = "10s"
+
+
 class CridConfig(_Table, frozen=True):
     """``[crid]``: paths and logging, plus the sub-tables."""
 
@@ -320,6 +355,7 @@ class CridConfig(_Table, frozen=True):
     image: ImageConfig = msgspec.field(default_factory=ImageConfig)
     network: NetworkConfig = msgspec.field(default_factory=NetworkConfig)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
+    stats: StatsConfig = msgspec.field(default_factory=StatsConfig)
 
 
 class Config(_Table, frozen=True):
