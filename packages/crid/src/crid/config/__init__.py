@@ -10,6 +10,7 @@ from crid.config.model import (
     ImageConfig,
     MetricsConfig,
     NetworkConfig,
+    NRIConfig,
     RuntimeConfig,
     RuntimeHandler,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "CridConfig",
     "ImageConfig",
     "MetricsConfig",
+    "NRIConfig",
     "NetworkConfig",
     "RuntimeConfig",
     "RuntimeHandler",

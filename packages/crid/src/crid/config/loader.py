@@ -90,6 +90,8 @@ def _check(config: Config, sources: str) -> None:
         "crid.image.pull_progress_timeout": config.crid.image.pull_progress_timeout,
         "crid.api.stream_idle_timeout": config.crid.api.stream_idle_timeout,
         "crid.api.stream_token_ttl": config.crid.api.stream_token_ttl,
+        "crid.nri.plugin_registration_timeout": config.crid.nri.plugin_registration_timeout,
+        "crid.nri.plugin_request_timeout": config.crid.nri.plugin_request_timeout,
     }
     for key, value in durations.items():
         try:

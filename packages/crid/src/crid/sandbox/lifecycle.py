@@ -46,6 +46,8 @@ class Lifecycle:
         await self.ctx.gc.collect_network()
         self.ctx.gc.collect_store()
         self.monitor.start()
+        await self.containers.nri.serve(self.containers)
 
     async def stop(self) -> None:
+        await self.containers.nri.close()
         await self.monitor.stop()

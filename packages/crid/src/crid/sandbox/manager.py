@@ -103,15 +103,18 @@ class Pods:
             network=self.ctx.config.crid.network.cni_default_network,
             config=request.config,
         )
+        self.ctx.registry.hide(sandbox_id)  # until READY, NRI hooks included
         await self.ctx.registry.save_sandbox(sandbox)
         undo: list[Callable[[], Awaitable[object]]] = []
         try:
             async with self._lock(sandbox_id):
                 sandbox = await self._setup(sandbox, request, sysctls, undo)
+                await self.containers.nri.run_pod(sandbox)
                 await self.ctx.registry.save_sandbox(sandbox)
         except BaseException:
             await asyncio.shield(self._undo(sandbox_id, undo))
             raise
+        self.ctx.registry.reveal(sandbox_id)
         self._publish(EventKind.CONTAINER_CREATED, sandbox_id)
         self._publish(EventKind.CONTAINER_STARTED, sandbox_id)
         if await self.infra_exited(sandbox_id):  # it died before the pod was READY
@@ -237,6 +240,8 @@ class Pods:
                 *(self.containers.stop(c.id, 0) for c in self.ctx.registry.containers(sandbox.id))
             )
             await self.infra.stop(sandbox)
+            if sandbox.state is SandboxState.READY:
+                await self.containers.nri.stop_pod(sandbox)
             if sandbox.state is SandboxState.NOTREADY and not infra_pending:
                 return
             await self._teardown_network(sandbox)
@@ -276,6 +281,7 @@ class Pods:
                 await self.infra.remove(sandbox)
             if not sandbox.namespaces and wants_pod_network(sandbox.config):
                 await self._teardown_half_created(sandbox)
+            await self.containers.nri.remove_pod(sandbox)
             await self._release(sandbox)
             await self.ctx.registry.remove_sandbox(sandbox.id)
         self._locks.pop(sandbox.id, None)

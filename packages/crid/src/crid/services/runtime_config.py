@@ -10,6 +10,7 @@ from crid import control
 from crid._cri.v1 import api_pb2
 from crid.errors import InvalidRequestError
 from crid.rpc_errors import translate_errors
+from crid.sandbox.lifecycle import Lifecycle
 from crid.services._base import RpcContext, ServiceBase
 from ocispec.generate import ResourceOptions
 
@@ -85,8 +86,8 @@ class RuntimeConfigRPCs(ServiceBase):
         container = self.ctx.registry.container(request.container_id)
         if not request.HasField("linux"):
             raise InvalidRequestError("UpdateContainerResources needs linux resources")
-        await control.update_container_resources(
-            self.ctx, container, resource_options(request.linux)
+        await Lifecycle.of(self.ctx).containers.update_resources(
+            container.id, resource_options(request.linux), request.linux
         )
         if container.config:  # ContainerStatus reports the resources now in force
             config = api_pb2.ContainerConfig.FromString(container.config)
