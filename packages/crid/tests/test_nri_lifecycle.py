@@ -389,6 +389,9 @@ async def test_adjustments_reach_the_oci_config_and_updates_the_container(
         },
     }
     async with nri_env(tmp_path) as (env, plugins):
+        moved = f"/{env.cgroup_parent}/adjusted/nri-moved"
+        adjust["linux"]["cgroupsPath"] = moved
+        adjust["linux"]["oomScoreAdj"] = {"value": -500}
         await plugins.start(
             "adjuster", "10", adjust=adjust, update_memory=80 << 20, push_memory=72 << 20
         )
@@ -416,6 +419,11 @@ async def test_adjustments_reach_the_oci_config_and_updates_the_container(
         assert out.exit_code != 0 and b"not permitted" in out.stderr
         pid = await _pid(env, ctr)
         assert _cgroup_file(pid, "cpu", "cpu.shares").read_text().strip() == "512"
+        assert record.cgroup_path == moved
+        assert _cgroup_file(pid, "memory", "x").parent.name == "nri-moved"
+        host = await env.daemon.context.host_info()
+        wanted_oom = -500 if host.sys_resource else max(-500, host.oom_score_adj)
+        assert int(Path(f"/proc/{pid}/oom_score_adj").read_text()) == wanted_oom
 
         # UpdateContainers from the plugin (after PostStart) goes through runc update.
         await plugins.wait_for("adjuster", "UpdateContainersDone", failed=[])

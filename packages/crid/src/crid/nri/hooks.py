@@ -28,7 +28,12 @@ from crid.nri.convert import cri_resources_to_nri, nri_container, nri_pod, resou
 from crid.nri.host import HostOptions, NRIHost
 from crid.state import Container, ContainerState, Sandbox
 from ocispec.errors import SpecError
-from ocispec.generate import GeneratedSpec, ResourceOptions, restrict_resources
+from ocispec.generate import (
+    GeneratedSpec,
+    ResourceOptions,
+    restrict_oom_score_adj,
+    restrict_resources,
+)
 from ocispec.runtime import Spec
 from ocispec.schema import Schema, validate
 
@@ -185,6 +190,7 @@ class NRIHooks:
                     apply_adjustment(spec, adjust, cgroup_version=version)
                 except (CridError, SpecError) as err:
                     raise InvalidConfigError(f"NRI plugin {label}: {err}") from err
+            await self._restrict_oom(spec)
             generated = await asyncio.to_thread(self._rewrite, record, generated, spec)
             spec = generated.spec.to_dict()
             cgroups_path = generated.spec.linux.cgroups_path if generated.spec.linux else ""
@@ -193,6 +199,17 @@ class NRIHooks:
         self._specs[record.id] = spec
         await self._after(result.updates, result.evictions)
         return record, generated
+
+    async def _restrict_oom(self, spec: dict[str, Any]) -> None:
+        """An OOM score adjustment from a plugin is clamped as the kubelet's is: a
+        runtime without CAP_SYS_RESOURCE cannot go below its own score."""
+        process = spec.get("process") or {}
+        wanted = process.get("oomScoreAdj")
+        if wanted is None:
+            return
+        host = await self.ctx.host_info()
+        if not host.sys_resource:
+            process["oomScoreAdj"] = restrict_oom_score_adj(wanted, host.oom_score_adj)
 
     def _rewrite(
         self, record: Container, generated: GeneratedSpec, spec: dict[str, Any]
