@@ -7,13 +7,15 @@ import asyncio
 import socket
 import struct
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from crid._nri.ttrpc import ttrpc_pb2
 from crid._nri.v1alpha1 import api_pb2 as api
-from crid.errors import NRIClosedError, NRIPluginError, NRIProtocolError, NRITimeoutError
+from crid.errors import NRIClosedError, NRIError, NRIPluginError, NRIProtocolError, NRITimeoutError
 from crid.nri import ALL_EVENTS, event_mask
+from crid.nri.host import prepare_socket
 from crid.nri.mux import CHUNK, MAX_FRAME, Multiplexer
 from crid.nri.ttrpc import (
     MESSAGE_LENGTH_MAX,
@@ -210,3 +212,20 @@ async def test_ttrpc_server_refuses_reused_or_even_stream_ids() -> None:
 def test_oversized_ttrpc_message_is_refused() -> None:
     with pytest.raises(NRIProtocolError, match="exceeds"):
         encode_frame(Frame(stream_id=1, type=1, payload=b"x" * (MESSAGE_LENGTH_MAX + 1)))
+
+
+def test_socket_path_stale_is_replaced_live_or_foreign_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "nri" / "nri.sock"
+    prepare_socket(path)
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+    live = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    live.bind(str(path))
+    live.listen()
+    with pytest.raises(NRIError, match="in use by another runtime"):
+        prepare_socket(path)
+    live.close()  # the file stays behind, stale
+    prepare_socket(path)
+    assert not path.exists()
+    path.write_text("not a socket")
+    with pytest.raises(NRIError, match="not a socket"):
+        prepare_socket(path)

@@ -85,7 +85,7 @@ class NRIHooks:
         """The host when some plugin is connected or connecting (its sync then decides
         whether this event is in its snapshot or delivered to it)."""
         host = self.host
-        if host is None or not (host.plugins or host._connecting):
+        if host is None or not host.busy:
             return None
         return host
 

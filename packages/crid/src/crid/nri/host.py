@@ -36,7 +36,7 @@ from crid.errors import NRIClosedError, NRIError, NRIPluginError
 from crid.nri.plugin_link import ALL_EVENTS, RUNTIME_SERVICE, PluginLink
 from crid.nri.ttrpc import UNIMPLEMENTED, Handler, StatusError, method
 
-__all__ = ["CreateResult", "Domain", "HostOptions", "NRIHost"]
+__all__ = ["CreateResult", "Domain", "HostOptions", "NRIHost", "prepare_socket"]
 
 _log = logging.getLogger(__name__)
 
@@ -153,6 +153,11 @@ class NRIHost:
         """The synchronized plugins, in the order events reach them."""
         return list(self._plugins)
 
+    @property
+    def busy(self) -> bool:
+        """Whether some plugin is connected or connecting (and so must see events)."""
+        return bool(self._plugins or self._connecting)
+
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
@@ -171,7 +176,7 @@ class NRIHost:
 
     async def _listen(self) -> None:
         path = Path(self.options.socket_path)
-        await asyncio.to_thread(_prepare_socket, path)
+        await asyncio.to_thread(prepare_socket, path)
         self._server = await asyncio.start_unix_server(self._accept, path=str(path))
         await asyncio.to_thread(path.chmod, 0o600)
         _log.info("NRI listening", extra={"socket": str(path)})
@@ -524,7 +529,7 @@ class NRIHost:
         await self._container_event(api.REMOVE_CONTAINER, "RemoveContainer", request, pod, ctr)
 
 
-def _prepare_socket(path: Path) -> None:
+def prepare_socket(path: Path) -> None:
     """Make the socket's directory; remove a stale socket, refuse a live one."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
