@@ -11,7 +11,8 @@ behaviour from CONTROL_DIR/<name>.json, re-read on every call:
 - ``fail_once``: events answered with an error the first time;
 - ``adjust``: a ContainerAdjustment (protobuf JSON) returned from CreateContainer;
 - ``update_memory``: UpdateContainer answers with this memory limit for the container;
-- ``push_memory``: on PostStartContainer, ask UpdateContainers for this memory limit.
+- ``push_memory``: on PostStartContainer, ask UpdateContainers for this memory limit;
+- ``reject_annotation``: ValidateContainerAdjustment rejects adjustments setting it.
 """
 
 from __future__ import annotations
@@ -139,6 +140,24 @@ class Recorder(Plugin):
 
     async def remove_container(self, pod: api.PodSandbox, container: api.Container) -> None:
         await self.react("RemoveContainer", pod=pod.id, container=container.id)
+
+    async def validate_container_adjustment(
+        self, request: api.ValidateContainerAdjustmentRequest
+    ) -> str | None:
+        owners = request.owners.owners[request.container.id]
+        annotations = dict(owners.compound[api.Annotations].owners)
+        behaviour = await self.react(
+            "ValidateContainerAdjustment",
+            pod=request.pod.id,
+            container=request.container.id,
+            plugins=[f"{p.index}-{p.name}" for p in request.plugins],
+            annotation_owners=annotations,
+            annotations=dict(request.adjust.annotations),
+        )
+        wanted = behaviour.get("reject_annotation")
+        if wanted and wanted in annotations:
+            return f"{annotations[wanted]} may not set {wanted}"
+        return None
 
 
 async def main() -> int:

@@ -450,6 +450,25 @@ async def test_unsupported_adjustments_fail_with_a_clear_error(tmp_path: Path) -
         assert await list_container_ids(env, pod_id) == []
 
 
+async def test_validators_see_owners_and_can_reject(tmp_path: Path) -> None:
+    async with nri_env(tmp_path) as (env, plugins):
+        await plugins.start("adjuster", "10", adjust={"annotations": {"example.com/x": "1"}})
+        await plugins.start("validator", "90", reject_annotation="example.com/x")
+        pod = pod_config(env, "validated")
+        pod_id = await run_pod(env, pod)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await start_container(env, pod_id, pod, sleeper("judged"))
+        assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "10-adjuster may not set example.com/x" in str(caught.value.details())
+        seen = plugins.events("validator", "ValidateContainerAdjustment")[0]
+        assert seen["annotation_owners"] == {"example.com/x": "10-adjuster"}
+        assert seen["annotations"] == {"example.com/x": "1"}
+        assert seen["plugins"] == ["10-adjuster", "90-validator"]
+        assert await list_container_ids(env, pod_id) == []
+        plugins.behave("validator")
+        await start_container(env, pod_id, pod, sleeper("judged"))
+
+
 # -- slow, dead and pre-installed plugins ------------------------------------------------
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "NRIError",
     "NRIPluginError",
     "NRIProtocolError",
+    "NRIRejectedError",
     "NRITimeoutError",
     "NameReservedError",
     "NotFoundError",
@@ -166,3 +167,7 @@ class NRIPluginError(NRIError):
     def __init__(self, message: str, *, code: int = 2) -> None:
         super().__init__(message)
         self.code = code
+
+
+class NRIRejectedError(NRIPluginError):
+    """A validating NRI plugin rejected the adjustments other plugins asked for."""

@@ -115,6 +115,7 @@ STATUS_CODES: dict[type[BaseException], grpc.StatusCode] = {
     errors.NRIClosedError: grpc.StatusCode.UNAVAILABLE,
     errors.NRITimeoutError: grpc.StatusCode.DEADLINE_EXCEEDED,
     errors.NRIPluginError: grpc.StatusCode.UNKNOWN,
+    errors.NRIRejectedError: grpc.StatusCode.FAILED_PRECONDITION,
 }
 
 

@@ -32,7 +32,8 @@ from google.protobuf.message import Message
 
 from crid import __version__
 from crid._nri.v1alpha1 import api_pb2 as api
-from crid.errors import NRIClosedError, NRIError, NRIPluginError
+from crid.errors import NRIClosedError, NRIError, NRIPluginError, NRIRejectedError
+from crid.nri.owners import merge_adjustments, owning_plugins
 from crid.nri.plugin_link import ALL_EVENTS, RUNTIME_SERVICE, PluginLink
 from crid.nri.ttrpc import UNIMPLEMENTED, Handler, StatusError, method
 
@@ -415,6 +416,8 @@ class NRIHost:
         try:
             return await link.call(name, request, response_type, timeout)
         except NRIPluginError as err:
+            if err.code == UNIMPLEMENTED and event == api.VALIDATE_CONTAINER_ADJUSTMENT:
+                return None  # subscribed to everything, validates nothing
             if err.code != UNIMPLEMENTED or event not in _STATE_EVENTS:
                 raise
         change = api.StateChangeEvent(event=event)  # type: ignore[arg-type]
@@ -469,7 +472,41 @@ class NRIHost:
                 result.adjustments.append((link.label, reply.adjust))
             result.updates.extend(reply.update)
             result.evictions.extend(reply.evict)
+        await self._validate(pod, ctr, result, [link for link, _ in replies])
         return result
+
+    async def _validate(
+        self,
+        pod: api.PodSandbox,
+        ctr: api.Container,
+        result: CreateResult,
+        consulted: list[PluginLink],
+    ) -> None:
+        """Let validator plugins accept or reject what the others asked for."""
+        if not any(link.subscribed(api.VALIDATE_CONTAINER_ADJUSTMENT) for link in self._plugins):
+            return
+        request = api.ValidateContainerAdjustmentRequest(
+            pod=pod,
+            container=ctr,
+            adjust=merge_adjustments(result.adjustments),
+            update=result.updates,
+            owners=owning_plugins(ctr.id, result.adjustments),
+            plugins=[api.PluginInstance(name=link.name, index=link.index) for link in consulted],
+        )
+        replies = await self._deliver(
+            api.VALIDATE_CONTAINER_ADJUSTMENT,
+            "ValidateContainerAdjustment",
+            request,
+            api.ValidateContainerAdjustmentResponse,
+            blocking=True,
+        )
+        for link, reply in replies:
+            if reply.reject:
+                raise NRIRejectedError(
+                    f"NRI plugin {link.label} rejected the adjustments of container"
+                    f" {ctr.name!r}: {reply.reason or 'no reason given'}",
+                    code=9,
+                )
 
     async def _container_event(
         self, event: int, name: str, request: Message, pod: api.PodSandbox, ctr: api.Container

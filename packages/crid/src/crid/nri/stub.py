@@ -94,6 +94,13 @@ class Plugin:
 
     async def remove_container(self, pod: api.PodSandbox, container: api.Container) -> None: ...
 
+    async def validate_container_adjustment(
+        self, request: api.ValidateContainerAdjustmentRequest
+    ) -> str | None:
+        """Judge the other plugins' adjustments (``request.owners`` says whose):
+        None accepts, a reason rejects and fails the container's creation."""
+        return None
+
 
 _HANDLERS = {
     "run_pod_sandbox": api.RUN_POD_SANDBOX,
@@ -107,6 +114,7 @@ _HANDLERS = {
     "post_update_container": api.POST_UPDATE_CONTAINER,
     "stop_container": api.STOP_CONTAINER,
     "remove_container": api.REMOVE_CONTAINER,
+    "validate_container_adjustment": api.VALIDATE_CONTAINER_ADJUSTMENT,
 }
 
 
@@ -180,9 +188,17 @@ class Stub:
             updates = await plugin.stop_container(request.pod, request.container)
             return api.StopContainerResponse(update=updates or [])
 
+        async def validate(
+            request: api.ValidateContainerAdjustmentRequest,
+        ) -> api.ValidateContainerAdjustmentResponse:
+            reason = await plugin.validate_container_adjustment(request)
+            return api.ValidateContainerAdjustmentResponse(
+                reject=reason is not None, reason=reason or ""
+            )
+
         async def state_change(event: api.StateChangeEvent) -> api.Empty:
             name = next((n for n, e in _HANDLERS.items() if e == event.event), None)
-            if name is None:
+            if name is None or name == "validate_container_adjustment":
                 return api.Empty()
             handler = getattr(plugin, name)
             if "pod_sandbox" in name:
@@ -213,6 +229,7 @@ class Stub:
             "UpdateContainer": method(api.UpdateContainerRequest, update),
             "StopContainer": method(api.StopContainerRequest, stop),
             "StateChange": method(api.StateChangeEvent, state_change),
+            "ValidateContainerAdjustment": method(api.ValidateContainerAdjustmentRequest, validate),
             "RunPodSandbox": pod_event("run_pod_sandbox", api.RunPodSandboxRequest),
             "StopPodSandbox": pod_event("stop_pod_sandbox", api.StopPodSandboxRequest),  # type: ignore[arg-type]
             "RemovePodSandbox": pod_event("remove_pod_sandbox", api.RemovePodSandboxRequest),  # type: ignore[arg-type]
