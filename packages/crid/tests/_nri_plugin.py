@@ -68,7 +68,10 @@ class Recorder(Plugin):
 
     async def synchronize(self, pods: Any, containers: Any) -> list[api.ContainerUpdate] | None:
         await self.react(
-            "Synchronize", pods=[p.id for p in pods], containers=[c.id for c in containers]
+            "Synchronize",
+            pods=[p.id for p in pods],
+            containers=[c.id for c in containers],
+            pod_shares={p.id: p.linux.pod_resources.cpu.shares.value for p in pods},
         )
         return None
 
@@ -80,6 +83,19 @@ class Recorder(Plugin):
 
     async def remove_pod_sandbox(self, pod: api.PodSandbox) -> None:
         await self.react("RemovePodSandbox", pod=pod.id)
+
+    async def update_pod_sandbox(
+        self, pod: api.PodSandbox, overhead: api.LinuxResources, resources: api.LinuxResources
+    ) -> None:
+        await self.react(
+            "UpdatePodSandbox",
+            pod=pod.id,
+            shares=resources.cpu.shares.value,
+            overhead_shares=overhead.cpu.shares.value,
+        )
+
+    async def post_update_pod_sandbox(self, pod: api.PodSandbox) -> None:
+        await self.react("PostUpdatePodSandbox", pod=pod.id)
 
     async def create_container(
         self, pod: api.PodSandbox, container: api.Container

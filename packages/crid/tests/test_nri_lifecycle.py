@@ -23,6 +23,7 @@ import grpc
 import pytest
 
 from crid._cri.v1 import api_pb2
+from crid.cgroups import Hierarchies
 
 from .test_container_lifecycle import (
     Env,
@@ -210,6 +211,37 @@ async def test_a_late_plugin_is_synchronized_and_misses_no_container(tmp_path: P
         created = [e["container"] for e in plugins.events("blocker", "CreateContainer")]
         assert during in synced["containers"] or during in created
         await plugins.wait_for("blocker", "StartContainer", container=during)
+
+
+async def test_update_pod_sandbox_resources_goes_through_plugins(tmp_path: Path) -> None:
+    async with nri_env(tmp_path) as (env, plugins):
+        pod = pod_config(env, "resized")
+        pod.linux.resources.CopyFrom(api_pb2.LinuxContainerResources(cpu_shares=256))
+        pod.linux.overhead.CopyFrom(api_pb2.LinuxContainerResources(cpu_shares=10))
+        pod_id = await run_pod(env, pod)
+        await plugins.start("sizer", "10", fail_once=["UpdatePodSandbox"])
+        assert plugins.events("sizer", "Synchronize")[0]["pod_shares"][pod_id] == 256
+
+        async def update(shares: int) -> None:
+            await env.stub.UpdatePodSandboxResources(
+                api_pb2.UpdatePodSandboxResourcesRequest(
+                    pod_sandbox_id=pod_id,
+                    resources=api_pb2.LinuxContainerResources(cpu_shares=shares),
+                    overhead=api_pb2.LinuxContainerResources(cpu_shares=20),
+                )
+            )
+
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await update(512)
+        assert "induced UpdatePodSandbox failure" in str(caught.value.details())
+        assert plugins.events("sizer", "PostUpdatePodSandbox") == []
+        await update(768)
+        seen = plugins.events("sizer", "UpdatePodSandbox")[-1]
+        assert (seen["shares"], seen["overhead_shares"]) == (768, 20)
+        await plugins.wait_for("sizer", "PostUpdatePodSandbox", pod=pod_id)
+        directory = Hierarchies.detect().controller_path("cpu", f"/{env.cgroup_parent}/resized")
+        assert directory is not None
+        assert Path(directory, "cpu.shares").read_text().strip() == str(768 + 20)
 
 
 # -- the contract ------------------------------------------------------------------------

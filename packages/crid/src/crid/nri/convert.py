@@ -51,6 +51,12 @@ def nri_pod(sandbox: Sandbox) -> api.PodSandbox:
         ips=list(sandbox.ips),
     )
     pod.linux.cgroup_parent = sandbox.cgroup_parent
+    if sandbox.config:
+        linux = cri.PodSandboxConfig.FromString(sandbox.config).linux
+        if linux.HasField("overhead"):
+            pod.linux.pod_overhead.CopyFrom(cri_resources_to_nri(linux.overhead))
+        if linux.HasField("resources"):
+            pod.linux.pod_resources.CopyFrom(cri_resources_to_nri(linux.resources))
     for kind, path in sorted(sandbox.namespaces.items()):
         pod.linux.namespaces.add(type=kind, path=path)
     return pod

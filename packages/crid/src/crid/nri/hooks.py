@@ -171,6 +171,22 @@ class NRIHooks:
         if host := self._active():
             await host.remove_pod_sandbox(nri_pod(sandbox))
 
+    async def update_pod(
+        self,
+        sandbox: Sandbox,
+        overhead: cri.LinuxContainerResources,
+        resources: cri.LinuxContainerResources,
+    ) -> None:
+        """Before the pod cgroup's new limits are written; a plugin error fails it."""
+        if host := self._active():
+            await host.update_pod_sandbox(
+                nri_pod(sandbox), cri_resources_to_nri(overhead), cri_resources_to_nri(resources)
+            )
+
+    async def post_update_pod(self, sandbox: Sandbox) -> None:
+        if host := self._active():
+            await host.post_update_pod_sandbox(nri_pod(sandbox))
+
     # -- container hook points ----------------------------------------------------
 
     async def create_container(

@@ -57,6 +57,7 @@ _STATE_EVENTS = {
     api.POST_START_CONTAINER,
     api.POST_UPDATE_CONTAINER,
     api.REMOVE_CONTAINER,
+    api.POST_UPDATE_POD_SANDBOX,
 }
 
 
@@ -302,6 +303,7 @@ class NRIHost:
                 api.ConfigureResponse,
                 timeout,
             )
+            link.explicit = bool(configured.events & ALL_EVENTS)
             link.events = (configured.events & ALL_EVENTS) or ALL_EVENTS
             await self._synchronize(link)
             _log.info("NRI plugin %s connected", link.label, extra={"events": hex(link.events)})
@@ -416,16 +418,22 @@ class NRIHost:
         try:
             return await link.call(name, request, response_type, timeout)
         except NRIPluginError as err:
-            if err.code == UNIMPLEMENTED and event == api.VALIDATE_CONTAINER_ADJUSTMENT:
-                return None  # subscribed to everything, validates nothing
-            if err.code != UNIMPLEMENTED or event not in _STATE_EVENTS:
+            if err.code != UNIMPLEMENTED:
                 raise
+            if event not in _STATE_EVENTS:
+                if link.explicit:
+                    raise
+                return None  # subscribed to everything, handles not this one
         change = api.StateChangeEvent(event=event)  # type: ignore[arg-type]
         if pod is not None:
             change.pod.CopyFrom(pod)
         if container is not None:
             change.container.CopyFrom(container)
-        await link.call("StateChange", change, api.Empty, timeout)
+        try:
+            await link.call("StateChange", change, api.Empty, timeout)
+        except NRIPluginError as err:
+            if err.code != UNIMPLEMENTED or link.explicit:
+                raise
         return None
 
     async def run_pod_sandbox(self, pod: api.PodSandbox) -> None:
@@ -454,6 +462,31 @@ class NRIHost:
             "RemovePodSandbox",
             api.RemovePodSandboxRequest(pod=pod),
             api.RemovePodSandboxResponse,
+            blocking=False,
+            pod=pod,
+        )
+
+    async def update_pod_sandbox(
+        self, pod: api.PodSandbox, overhead: api.LinuxResources, resources: api.LinuxResources
+    ) -> None:
+        request = api.UpdatePodSandboxRequest(
+            pod=pod, overhead_linux_resources=overhead, linux_resources=resources
+        )
+        await self._deliver(
+            api.UPDATE_POD_SANDBOX,
+            "UpdatePodSandbox",
+            request,
+            api.UpdatePodSandboxResponse,
+            blocking=True,
+            pod=pod,
+        )
+
+    async def post_update_pod_sandbox(self, pod: api.PodSandbox) -> None:
+        await self._deliver(
+            api.POST_UPDATE_POD_SANDBOX,
+            "PostUpdatePodSandbox",
+            api.PostUpdatePodSandboxRequest(pod=pod),
+            api.PostUpdatePodSandboxResponse,
             blocking=False,
             pod=pod,
         )

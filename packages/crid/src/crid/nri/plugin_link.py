@@ -61,6 +61,8 @@ class PluginLink:
         self.name = ""
         self.index = ""
         self.events = 0
+        #: Whether the plugin named its events (False: it asked for all of them).
+        self.explicit = False
         self.registered: asyncio.Future[tuple[str, str]] = (
             asyncio.get_running_loop().create_future()
         )

@@ -66,6 +66,14 @@ class Plugin:
 
     async def remove_pod_sandbox(self, pod: api.PodSandbox) -> None: ...
 
+    async def update_pod_sandbox(
+        self, pod: api.PodSandbox, overhead: api.LinuxResources, resources: api.LinuxResources
+    ) -> None:
+        """Before UpdatePodSandboxResources writes the pod cgroup (raising refuses it)."""
+
+    async def post_update_pod_sandbox(self, pod: api.PodSandbox) -> None:
+        """After the pod cgroup's limits were updated."""
+
     async def create_container(
         self, pod: api.PodSandbox, container: api.Container
     ) -> api.ContainerAdjustment | api.CreateContainerResponse | None:
@@ -106,6 +114,8 @@ _HANDLERS = {
     "run_pod_sandbox": api.RUN_POD_SANDBOX,
     "stop_pod_sandbox": api.STOP_POD_SANDBOX,
     "remove_pod_sandbox": api.REMOVE_POD_SANDBOX,
+    "update_pod_sandbox": api.UPDATE_POD_SANDBOX,
+    "post_update_pod_sandbox": api.POST_UPDATE_POD_SANDBOX,
     "create_container": api.CREATE_CONTAINER,
     "post_create_container": api.POST_CREATE_CONTAINER,
     "start_container": api.START_CONTAINER,
@@ -196,11 +206,18 @@ class Stub:
                 reject=reason is not None, reason=reason or ""
             )
 
+        async def update_pod(request: api.UpdatePodSandboxRequest) -> api.UpdatePodSandboxResponse:
+            await plugin.update_pod_sandbox(
+                request.pod, request.overhead_linux_resources, request.linux_resources
+            )
+            return api.UpdatePodSandboxResponse()
+
         async def state_change(event: api.StateChangeEvent) -> api.Empty:
             name = next((n for n, e in _HANDLERS.items() if e == event.event), None)
-            if name is None or name == "validate_container_adjustment":
+            if name in (None, "validate_container_adjustment", "update_pod_sandbox"):
                 return api.Empty()
             handler = getattr(plugin, name)
+            assert name is not None
             if "pod_sandbox" in name:
                 await handler(event.pod)
             else:
@@ -233,6 +250,11 @@ class Stub:
             "RunPodSandbox": pod_event("run_pod_sandbox", api.RunPodSandboxRequest),
             "StopPodSandbox": pod_event("stop_pod_sandbox", api.StopPodSandboxRequest),  # type: ignore[arg-type]
             "RemovePodSandbox": pod_event("remove_pod_sandbox", api.RemovePodSandboxRequest),  # type: ignore[arg-type]
+            "UpdatePodSandbox": method(api.UpdatePodSandboxRequest, update_pod),
+            "PostUpdatePodSandbox": pod_event(
+                "post_update_pod_sandbox",
+                api.PostUpdatePodSandboxRequest,  # type: ignore[arg-type]
+            ),
             "PostCreateContainer": container_event(
                 "post_create_container",
                 api.PostCreateContainerRequest,  # type: ignore[arg-type]

@@ -21,9 +21,11 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
+from crid._cri.v1.api_pb2 import LinuxContainerResources
 from crid.cgroups import remove_pod_cgroup
 from crid.container.manager import Containers
 from crid.context import Context
+from crid.control.resources import apply_pod_resources
 from crid.errors import CridError, InvalidConfigError, InvalidRequestError
 from crid.events import Event, EventKind
 from crid.sandbox.files import SandboxFiles, remove_files, write_files
@@ -34,7 +36,13 @@ from crid.state import Sandbox, SandboxState
 from crid.translate import wants_pod_network
 from ocinet import NamespaceKind, NetError, PodRef, pin_pod_namespaces, remove_namespace
 from ocinet.netns import Namespace, run_in_namespaces
-from ocispec.generate import DEFAULT_SHM_SIZE, NamespaceMode, sysctl_path, validate_sysctls
+from ocispec.generate import (
+    DEFAULT_SHM_SIZE,
+    NamespaceMode,
+    ResourceOptions,
+    sysctl_path,
+    validate_sysctls,
+)
 
 __all__ = ["Pods"]
 
@@ -251,6 +259,21 @@ class Pods:
                 dataclasses.replace(sandbox, state=SandboxState.NOTREADY)
             )
         self._publish(EventKind.CONTAINER_STOPPED, sandbox.id)
+
+    async def update_resources(
+        self,
+        sandbox_id: str,
+        options: ResourceOptions,
+        overhead: LinuxContainerResources,
+        resources: LinuxContainerResources,
+    ) -> None:
+        """UpdatePodSandboxResources: NRI plugins hear of it first (and may refuse)."""
+        sandbox = self.ctx.registry.sandbox(sandbox_id)
+        await self.containers.nri.update_pod(sandbox, overhead, resources)
+        await apply_pod_resources(
+            self.ctx.hierarchies, sandbox.cgroup_parent, options, self.ctx.controllers
+        )
+        await self.containers.nri.post_update_pod(sandbox)
 
     async def _teardown_network(self, sandbox: Sandbox) -> None:
         netns = sandbox.namespaces.get("network")

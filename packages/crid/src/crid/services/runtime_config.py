@@ -104,11 +104,8 @@ class RuntimeConfigRPCs(ServiceBase):
     ) -> api_pb2.UpdatePodSandboxResourcesResponse:
         sandbox = self.ctx.registry.sandbox(request.pod_sandbox_id)
         total = _add(request.resources, request.overhead)
-        await control.apply_pod_resources(
-            self.ctx.hierarchies,
-            sandbox.cgroup_parent,
-            resource_options(total),
-            self.ctx.controllers,
+        await Lifecycle.of(self.ctx).pods.update_resources(
+            sandbox.id, resource_options(total), request.overhead, request.resources
         )
         return api_pb2.UpdatePodSandboxResourcesResponse()
 
