@@ -189,6 +189,49 @@ async def test_every_event_reaches_plugins_in_index_order(tmp_path: Path) -> Non
             assert [p for ev, p in ordered if ev == event] == ["early", "late"], event
 
 
+async def test_self_exits_are_reported_and_invalid_requests_send_nothing(
+    tmp_path: Path,
+) -> None:
+    async with nri_env(tmp_path) as (env, plugins):
+        await plugins.start("watcher", "00")
+        pod = pod_config(env, "exits")
+        pod_id = await run_pod(env, pod)
+        failing = await start_container(env, pod_id, pod, container_config("fails", ["exit 1"]))
+        stopped = await plugins.wait_for("watcher", "StopContainer", container=failing)
+        assert plugins.events("watcher", "RemoveContainer") == []
+        started = plugins.events("watcher", "StartContainer")[0]
+        assert started["time"] < stopped["time"]
+
+        baseline = len(plugins.events())
+        unknown = "0" * 64
+        invalid: list[Any] = [
+            env.stub.CreateContainer(
+                api_pb2.CreateContainerRequest(
+                    pod_sandbox_id=unknown, config=sleeper("x"), sandbox_config=pod
+                )
+            ),
+            env.stub.CreateContainer(
+                api_pb2.CreateContainerRequest(
+                    pod_sandbox_id=pod_id,
+                    config=api_pb2.ContainerConfig(image=api_pb2.ImageSpec(image="x")),
+                    sandbox_config=pod,
+                )
+            ),
+            env.stub.RunPodSandbox(api_pb2.RunPodSandboxRequest(config=api_pb2.PodSandboxConfig())),
+            env.stub.RunPodSandbox(api_pb2.RunPodSandboxRequest(config=pod)),  # a duplicate
+            env.stub.StartContainer(api_pb2.StartContainerRequest(container_id=unknown)),
+        ]
+        for call in invalid:
+            with pytest.raises(grpc.aio.AioRpcError):
+                await call
+        await env.stub.StopContainer(api_pb2.StopContainerRequest(container_id=unknown))
+        await env.stub.RemoveContainer(api_pb2.RemoveContainerRequest(container_id=unknown))
+        await env.stub.StopPodSandbox(api_pb2.StopPodSandboxRequest(pod_sandbox_id=unknown))
+        await env.stub.RemovePodSandbox(api_pb2.RemovePodSandboxRequest(pod_sandbox_id=unknown))
+        await asyncio.sleep(0.5)  # anything late would show up here
+        assert plugins.events()[baseline:] == []
+
+
 async def test_a_late_plugin_is_synchronized_and_misses_no_container(tmp_path: Path) -> None:
     async with nri_env(tmp_path) as (env, plugins):
         pod = pod_config(env, "sync")
