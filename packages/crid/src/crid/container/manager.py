@@ -20,7 +20,6 @@ import signal
 import time
 from pathlib import Path
 
-from crid._cri.v1.api_pb2 import LinuxContainerResources
 from crid.cgroups import container_cgroup_path, oom_kills
 from crid.container.request import ContainerRequest, container_name
 from crid.context import Context
@@ -315,12 +314,10 @@ class Containers:
         await self.nri.post_start(record)
         return record
 
-    async def update_resources(
-        self, container_id: str, options: ResourceOptions, resources: LinuxContainerResources
-    ) -> Container:
+    async def update_resources(self, container_id: str, options: ResourceOptions) -> Container:
         """UpdateContainerResources: NRI plugins may change ``options`` first."""
         record = self.ctx.registry.container(container_id)
-        wanted = await self.nri.update(record, resources)
+        wanted = await self.nri.update(record, options)
         await update_container_resources(self.ctx, record, wanted or options)
         await self.nri.post_update(record)
         return record

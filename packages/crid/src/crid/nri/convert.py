@@ -19,6 +19,7 @@ __all__ = [
     "cri_resources_to_nri",
     "nri_container",
     "nri_pod",
+    "options_to_nri",
     "resource_options",
     "resources_from_spec",
 ]
@@ -200,6 +201,34 @@ def resource_options(resources: api.LinuxResources) -> ResourceOptions:
         hugepage_limits={h.page_size: h.limit for h in resources.hugepage_limits},
         unified=dict(resources.unified),
     )
+
+
+def options_to_nri(options: ResourceOptions) -> api.LinuxResources:
+    """crid's resource options (as an update request gives them) as NRI LinuxResources."""
+    out = api.LinuxResources()
+    for field, value in (
+        ("shares", options.cpu_shares),
+        ("quota", options.cpu_quota),
+        ("period", options.cpu_period),
+    ):
+        if value is not None:
+            getattr(out.cpu, field).value = value
+    out.cpu.cpus = options.cpuset_cpus
+    out.cpu.mems = options.cpuset_mems
+    for field, value in (
+        ("limit", options.memory_limit),
+        ("swap", options.memory_swap),
+        ("reservation", options.memory_reservation),
+        ("swappiness", options.memory_swappiness),
+    ):
+        if value is not None:
+            getattr(out.memory, field).value = value
+    if options.pids_limit is not None:
+        out.pids.limit = options.pids_limit
+    for size, limit in options.hugepage_limits.items():
+        out.hugepage_limits.add(page_size=size, limit=limit)
+    out.unified.update(options.unified)
+    return out
 
 
 def cri_resources_to_nri(resources: cri.LinuxContainerResources) -> api.LinuxResources:

@@ -17,14 +17,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from crid._cri.v1 import api_pb2 as cri
 from crid._nri.v1alpha1 import api_pb2 as api
 from crid.config import parse_duration
 from crid.context import Context
 from crid.control.resources import update_container_resources
 from crid.errors import CridError, InvalidConfigError
 from crid.nri.adjust import apply_adjustment
-from crid.nri.convert import cri_resources_to_nri, nri_container, nri_pod, resource_options
+from crid.nri.convert import nri_container, nri_pod, options_to_nri, resource_options
 from crid.nri.host import HostOptions, NRIHost
 from crid.state import Container, ContainerState, Sandbox
 from ocispec.errors import SpecError
@@ -172,15 +171,12 @@ class NRIHooks:
             await host.remove_pod_sandbox(nri_pod(sandbox))
 
     async def update_pod(
-        self,
-        sandbox: Sandbox,
-        overhead: cri.LinuxContainerResources,
-        resources: cri.LinuxContainerResources,
+        self, sandbox: Sandbox, overhead: ResourceOptions, resources: ResourceOptions
     ) -> None:
         """Before the pod cgroup's new limits are written; a plugin error fails it."""
         if host := self._active():
             await host.update_pod_sandbox(
-                nri_pod(sandbox), cri_resources_to_nri(overhead), cri_resources_to_nri(resources)
+                nri_pod(sandbox), options_to_nri(overhead), options_to_nri(resources)
             )
 
     async def post_update_pod(self, sandbox: Sandbox) -> None:
@@ -260,9 +256,7 @@ class NRIHooks:
     async def post_start(self, record: Container) -> None:
         await self._container_event("post_start_container", record)
 
-    async def update(
-        self, record: Container, resources: cri.LinuxContainerResources
-    ) -> ResourceOptions | None:
+    async def update(self, record: Container, resources: ResourceOptions) -> ResourceOptions | None:
         """Before UpdateContainerResources applies ``resources``: the options plugins
         want instead (an update a plugin returns for this container), or None."""
         host = self._active()
@@ -271,7 +265,7 @@ class NRIHooks:
         updates, evictions = await host.update_container(
             self._pod(record.sandbox_id),
             await self._container(record),
-            cri_resources_to_nri(resources),
+            options_to_nri(resources),
         )
         own = [u for u in updates if u.container_id == record.id]
         others = [u for u in updates if u.container_id != record.id]

@@ -21,7 +21,6 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
-from crid._cri.v1.api_pb2 import LinuxContainerResources
 from crid.cgroups import remove_pod_cgroup
 from crid.container.manager import Containers
 from crid.context import Context
@@ -264,8 +263,8 @@ class Pods:
         self,
         sandbox_id: str,
         options: ResourceOptions,
-        overhead: LinuxContainerResources,
-        resources: LinuxContainerResources,
+        overhead: ResourceOptions,
+        resources: ResourceOptions,
     ) -> None:
         """UpdatePodSandboxResources: NRI plugins hear of it first (and may refuse)."""
         sandbox = self.ctx.registry.sandbox(sandbox_id)

@@ -87,7 +87,7 @@ class RuntimeConfigRPCs(ServiceBase):
         if not request.HasField("linux"):
             raise InvalidRequestError("UpdateContainerResources needs linux resources")
         await Lifecycle.of(self.ctx).containers.update_resources(
-            container.id, resource_options(request.linux), request.linux
+            container.id, resource_options(request.linux)
         )
         if container.config:  # ContainerStatus reports the resources now in force
             config = api_pb2.ContainerConfig.FromString(container.config)
@@ -105,7 +105,10 @@ class RuntimeConfigRPCs(ServiceBase):
         sandbox = self.ctx.registry.sandbox(request.pod_sandbox_id)
         total = _add(request.resources, request.overhead)
         await Lifecycle.of(self.ctx).pods.update_resources(
-            sandbox.id, resource_options(total), request.overhead, request.resources
+            sandbox.id,
+            resource_options(total),
+            overhead=resource_options(request.overhead),
+            resources=resource_options(request.resources),
         )
         return api_pb2.UpdatePodSandboxResourcesResponse()
 
