@@ -24,7 +24,7 @@ from ocispec.generate import build_resources
 
 __all__ = ["CDI_SPEC_DIRS", "apply_adjustment", "unsupported"]
 
-#: Where CDI specs live; crid reads none of them (see :func:`unsupported`).
+#: Where CDI specs live; crid does not read them (see :func:`unsupported`).
 CDI_SPEC_DIRS = ("/etc/cdi", "/var/run/cdi")
 
 _HOOK_KINDS = (
@@ -47,7 +47,7 @@ def unsupported(adjust: api.ContainerAdjustment) -> list[str]:
     if adjust.CDI_devices:
         names = ", ".join(d.name for d in adjust.CDI_devices)
         found.append(
-            f"CDI devices ({names}): crid resolves no CDI specs (looked for none in"
+            f"CDI devices ({names}): crid has no CDI support (it reads no CDI specs from"
             f" {' or '.join(CDI_SPEC_DIRS)})"
         )
     linux = adjust.linux
