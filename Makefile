@@ -27,7 +27,7 @@ typecheck:
 pytest:
 	CRID_STRICT_TESTS=1 $(UV) run --frozen pytest -q $(PYTEST_ARGS)
 
-## Regenerate the CRI bindings from packages/crid/src/crid/_cri/v1/api.proto.
+## Regenerate the CRI and NRI bindings from the protos beside them (crid/_cri, crid/_nri).
 proto:
 	$(UV) run --frozen python scripts/gen_proto.py
 

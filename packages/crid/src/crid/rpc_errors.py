@@ -115,6 +115,12 @@ STATUS_CODES: dict[type[BaseException], grpc.StatusCode] = {
     errors.StreamingError: grpc.StatusCode.INTERNAL,
     errors.SpdyProtocolError: grpc.StatusCode.INVALID_ARGUMENT,
     errors.StreamTokenError: grpc.StatusCode.NOT_FOUND,
+    errors.NRIError: grpc.StatusCode.INTERNAL,
+    errors.NRIProtocolError: grpc.StatusCode.INTERNAL,
+    errors.NRIClosedError: grpc.StatusCode.UNAVAILABLE,
+    errors.NRITimeoutError: grpc.StatusCode.DEADLINE_EXCEEDED,
+    errors.NRIPluginError: grpc.StatusCode.UNKNOWN,
+    errors.NRIRejectedError: grpc.StatusCode.FAILED_PRECONDITION,
 }
 
 

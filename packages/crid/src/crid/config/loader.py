@@ -100,6 +100,8 @@ def _check(config: Config, sources: str) -> None:
         "crid.runtime.create_timeout": config.crid.runtime.create_timeout,
         "crid.network.plugin_timeout": config.crid.network.plugin_timeout,
         "crid.stats.metrics_collection_period": config.crid.stats.metrics_collection_period,
+        "crid.nri.plugin_registration_timeout": config.crid.nri.plugin_registration_timeout,
+        "crid.nri.plugin_request_timeout": config.crid.nri.plugin_request_timeout,
     }
     for key, value in durations.items():
         try:

@@ -20,6 +20,7 @@ __all__ = [
     "CridConfig",
     "ImageConfig",
     "MetricsConfig",
+    "NRIConfig",
     "NetworkConfig",
     "RuntimeConfig",
     "RuntimeHandler",
@@ -327,6 +328,46 @@ class StatsConfig(_Table, frozen=True):
     ] = "10s"
 
 
+class NRIConfig(_Table, frozen=True):
+    """``[crid.nri]``: Node Resource Interface plugins (CRI-O's option names)."""
+
+    enable: Annotated[
+        bool, Meta(description="Host NRI plugins: send them pod and container events.")
+    ] = True
+    socket_path: Annotated[
+        str, Meta(description="Unix socket externally started NRI plugins connect to.")
+    ] = "/var/run/nri/nri.sock"
+    plugin_dir: Annotated[
+        str,
+        Meta(
+            description="Directory of pre-installed plugins crid starts itself (files named"
+            " <index>-<name>, e.g. 10-resources); a missing directory is fine."
+        ),
+    ] = "/opt/nri/plugins"
+    plugin_config_dir: Annotated[
+        str,
+        Meta(
+            description="Directory of configuration for pre-installed plugins"
+            " (<index>-<name>.conf or <name>.conf), passed to them in Configure."
+        ),
+    ] = "/etc/nri/conf.d"
+    plugin_registration_timeout: Annotated[
+        str,
+        Meta(description="How long a plugin may take to register and synchronize."),
+    ] = "5s"
+    plugin_request_timeout: Annotated[
+        str,
+        Meta(
+            description="How long a plugin may take to answer an event; a plugin that takes"
+            " longer is disconnected and the event goes on without it."
+        ),
+    ] = "2s"
+    disable_connections: Annotated[
+        bool,
+        Meta(description="Do not listen on socket_path: only pre-installed plugins run."),
+    ] = False
+
+
 class CridConfig(_Table, frozen=True):
     """``[crid]``: paths and logging, plus the sub-tables."""
 
@@ -356,6 +397,7 @@ class CridConfig(_Table, frozen=True):
     network: NetworkConfig = msgspec.field(default_factory=NetworkConfig)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
     stats: StatsConfig = msgspec.field(default_factory=StatsConfig)
+    nri: NRIConfig = msgspec.field(default_factory=NRIConfig)
 
 
 class Config(_Table, frozen=True):

@@ -24,6 +24,7 @@ from crid.cgroups import container_cgroup_path, oom_kills
 from crid.container.conmon_watch import ConmonWatch
 from crid.container.request import ContainerRequest, container_name
 from crid.context import Context
+from crid.control.resources import update_container_resources
 from crid.errors import (
     CridError,
     InvalidConfigError,
@@ -36,6 +37,7 @@ from crid.errors import (
 from crid.events import Event, EventKind
 from crid.images.lookup import find_image
 from crid.images.pull import load_registries
+from crid.nri.hooks import NRIHooks
 from crid.oci import ConmonOptions, remove_attach_link
 from crid.sandbox.files import SandboxFiles
 from crid.state import Container, ContainerState, ContainerUser, Sandbox, SandboxState
@@ -46,7 +48,13 @@ from crid.translate import (
     termination_log_source,
     with_image_volume_refs,
 )
-from ocispec.generate import GeneratedSpec, NamespaceMode, generate, parse_signal
+from ocispec.generate import (
+    GeneratedSpec,
+    NamespaceMode,
+    ResourceOptions,
+    generate,
+    parse_signal,
+)
 from ocistore import Image
 from ocistore.errors import ContainerNotFoundError as StoreContainerNotFoundError
 from ocistore.errors import ImageNotFoundError
@@ -74,6 +82,7 @@ class Containers:
         self._locks: dict[str, asyncio.Lock] = {}
         #: Each created or running container's conmon, to notice one that dies.
         self.conmon_watch = ConmonWatch(self.conmon_exited)
+        self.nri = NRIHooks(ctx)
 
     def _lock(self, container_id: str) -> asyncio.Lock:
         return self._locks.setdefault(container_id, asyncio.Lock())
@@ -146,11 +155,13 @@ class Containers:
             ),
             config=with_image_volume_refs(request.config, volume_images),
         )
+        self.ctx.registry.hide(container_id)  # until created, NRI hooks included
         await self.ctx.registry.save_container(record)
         log_existed = False
         try:
             log_existed = await asyncio.to_thread(Path(record.log_path).exists)
             generated = await self._prepare(record, sandbox, request, volume_images)
+            record, generated = await self.nri.create_container(record, sandbox, generated)
             if generated.dropped_resources:
                 _log.debug(
                     "container %s: left out %s",
@@ -192,7 +203,9 @@ class Containers:
             await asyncio.shield(self._undo_create(record, log_existed=log_existed))
             raise
         self.conmon_watch.add(record.id, record.conmon_pid)
+        self.ctx.registry.reveal(container_id)
         self._publish(EventKind.CONTAINER_CREATED, record)
+        await self.nri.post_create(record)
         return record
 
     async def _undo_create(self, record: Container, *, log_existed: bool) -> None:
@@ -303,10 +316,20 @@ class Containers:
                 raise InvalidStateError(
                     f"container {record.id} is {record.state}, not created: cannot start it"
                 )
+            await self.nri.start(record)
             await self.ctx.handler(record.runtime_handler).runtime.start(record.id)
             record = dataclasses.replace(record, state=ContainerState.RUNNING, started_at=_now())
             await self.ctx.registry.save_container(record)
         self._publish(EventKind.CONTAINER_STARTED, record)
+        await self.nri.post_start(record)
+        return record
+
+    async def update_resources(self, container_id: str, options: ResourceOptions) -> Container:
+        """UpdateContainerResources: NRI plugins may change ``options`` first."""
+        record = self.ctx.registry.container(container_id)
+        wanted = await self.nri.update(record, options)
+        await update_container_resources(self.ctx, record, wanted or options)
+        await self.nri.post_update(record)
         return record
 
     async def _stop_signal(self, record: Container) -> int:
@@ -385,6 +408,7 @@ class Containers:
             )
             await self.ctx.registry.save_container(record)
         self._publish(EventKind.CONTAINER_STOPPED, record)
+        await self.nri.stop(record)
         return record
 
     def _read_exit(self, record: Container) -> tuple[int, int, bool, str] | None:
@@ -430,6 +454,7 @@ class Containers:
             )
             await self.ctx.registry.save_container(record)
         self._publish(EventKind.CONTAINER_STOPPED, record)
+        await self.nri.stop(record)
         return record
 
     async def conmon_exited(self, container_id: str) -> None:
@@ -478,6 +503,7 @@ class Containers:
             await self.cleanup(record)
         self._locks.pop(record.id, None)
         self._publish(EventKind.CONTAINER_DELETED, record)
+        await self.nri.remove(record)
 
     async def cleanup(self, record: Container) -> None:
         """Remove the runtime container, root filesystem, cgroup (in every hierarchy),

@@ -56,7 +56,9 @@ class Lifecycle:
             _log.warning("CNI GC at start took longer than %gs: stopped, retried next start", limit)
         self.ctx.gc.collect_store()
         self.monitor.start()
+        await self.containers.nri.serve(self.containers)
 
     async def stop(self) -> None:
+        await self.containers.nri.close()
         await self.monitor.stop()
         await self.containers.conmon_watch.close()

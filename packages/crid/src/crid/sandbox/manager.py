@@ -24,6 +24,7 @@ from pathlib import Path
 from crid.cgroups import remove_pod_cgroup
 from crid.container.manager import Containers
 from crid.context import Context
+from crid.control.resources import apply_pod_resources
 from crid.errors import CridError, InvalidConfigError, InvalidRequestError
 from crid.events import Event, EventKind
 from crid.sandbox.files import SandboxFiles, remove_files, write_files
@@ -34,7 +35,13 @@ from crid.state import Sandbox, SandboxState
 from crid.translate import wants_pod_network
 from ocinet import NamespaceKind, NetError, PodRef, pin_pod_namespaces, remove_namespace
 from ocinet.netns import Namespace, run_in_namespaces
-from ocispec.generate import DEFAULT_SHM_SIZE, NamespaceMode, sysctl_path, validate_sysctls
+from ocispec.generate import (
+    DEFAULT_SHM_SIZE,
+    NamespaceMode,
+    ResourceOptions,
+    sysctl_path,
+    validate_sysctls,
+)
 
 __all__ = ["Pods"]
 
@@ -105,15 +112,18 @@ class Pods:
             network=self.ctx.config.crid.network.cni_default_network,
             config=request.config,
         )
+        self.ctx.registry.hide(sandbox_id)  # until READY, NRI hooks included
         await self.ctx.registry.save_sandbox(sandbox)
         undo: list[Callable[[], Awaitable[object]]] = []
         try:
             async with self._lock(sandbox_id):
                 sandbox = await self._setup(sandbox, request, sysctls, undo)
+                await self.containers.nri.run_pod(sandbox)
                 await self.ctx.registry.save_sandbox(sandbox)
         except BaseException:
             await asyncio.shield(self._undo(sandbox_id, undo))
             raise
+        self.ctx.registry.reveal(sandbox_id)
         self._publish(EventKind.CONTAINER_CREATED, sandbox_id)
         self._publish(EventKind.CONTAINER_STARTED, sandbox_id)
         if await self.infra_exited(sandbox_id):  # it died before the pod was READY
@@ -239,6 +249,8 @@ class Pods:
                 *(self.containers.stop(c.id, 0) for c in self.ctx.registry.containers(sandbox.id))
             )
             await self.infra.stop(sandbox)
+            if sandbox.state is SandboxState.READY:
+                await self.containers.nri.stop_pod(sandbox)
             if sandbox.state is SandboxState.NOTREADY and not infra_pending:
                 return
             await self._teardown_network(sandbox)
@@ -248,6 +260,21 @@ class Pods:
                 dataclasses.replace(sandbox, state=SandboxState.NOTREADY)
             )
         self._publish(EventKind.CONTAINER_STOPPED, sandbox.id)
+
+    async def update_resources(
+        self,
+        sandbox_id: str,
+        options: ResourceOptions,
+        overhead: ResourceOptions,
+        resources: ResourceOptions,
+    ) -> None:
+        """UpdatePodSandboxResources: NRI plugins hear of it first (and may refuse)."""
+        sandbox = self.ctx.registry.sandbox(sandbox_id)
+        await self.containers.nri.update_pod(sandbox, overhead, resources)
+        await apply_pod_resources(
+            self.ctx.hierarchies, sandbox.cgroup_parent, options, self.ctx.controllers
+        )
+        await self.containers.nri.post_update_pod(sandbox)
 
     async def _teardown_network(self, sandbox: Sandbox) -> None:
         netns = sandbox.namespaces.get("network")
@@ -278,6 +305,7 @@ class Pods:
                 await self.infra.remove(sandbox)
             if not sandbox.namespaces and wants_pod_network(sandbox.config):
                 await self._teardown_half_created(sandbox)
+            await self.containers.nri.remove_pod(sandbox)
             await self._release(sandbox)
             await self.ctx.registry.remove_sandbox(sandbox.id)
         self._locks.pop(sandbox.id, None)
