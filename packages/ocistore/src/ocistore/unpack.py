@@ -149,8 +149,9 @@ class _Applier:
         """``split_path`` plus the depth limit, checked before any directory is opened."""
         parts = split_path(name)
         if len(parts) > self.max_depth:
+            shown = repr(name) if len(name) <= 200 else repr(name[:200]) + "..."
             raise LayerLimitError(
-                f"layer {what} {name[:200]!r}... is {len(parts)} levels deep; the limit is "
+                f"layer {what} {shown} is {len(parts)} levels deep; the limit is "
                 f"{self.max_depth} (UnpackLimits.max_depth)"
             )
         return parts
