@@ -2,7 +2,8 @@
 
 argv: BLOB MEDIA_TYPE DEST LIMITS_JSON NOFILE. Runs ``ocistore.unpack_layer`` on the
 blob file (streamed, as the store does), with ``UnpackLimits(**LIMITS_JSON)`` and, if
-NOFILE > 0, the descriptor limit lowered to NOFILE. Prints one JSON line: the error
+NOFILE > 0, the descriptor limit lowered to NOFILE. Files are capped at 256 MiB
+(RLIMIT_FSIZE) so an unpacker that writes holes out fails instead of filling the disk. Prints one JSON line: the error
 (class and message) or the result, and VmHWM (peak RSS, KiB) before and after.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import resource
+import signal
 import sys
 
 from ocistore import StoreError, UnpackLimits, UnpackOptions, unpack_layer
@@ -29,6 +31,10 @@ def main() -> None:
     if int(nofile) > 0:
         _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (int(nofile), hard))
+    # A regression must fail the test, not fill the disk: no file beyond 256 MiB (EFBIG).
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    _, fsize_hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (256 << 20, fsize_hard))
     before = _peak_kib()
     out: dict[str, object] = {}
     try:
