@@ -220,16 +220,19 @@ CASES: dict[str, Case] = {
     ),
     "deep-paths-with-200-fds": Case(_bounded_fds, check=_check_bounded_fds, nofile=200),
     # the classes handled before: nothing may leave the layer
-    "dotdot": Case(lambda _: h.regular("../outside/victim", b"pwned") + h.END,
-                   "UnsafeLayerError", r"\.\."),  # fmt: skip
+    "dotdot": Case(
+        lambda _: h.regular("../outside/victim", b"pwned") + h.END, "UnsafeLayerError", r"\.\."
+    ),
     "absolute-path": Case(
         lambda t: h.pax([("path", _outside(t) + "/victim")]) + h.regular("x", b"in") + h.END,
         check=lambda d: _check_file(d / str(d.parent / "outside").lstrip("/") / "victim", b"in"),
     ),
     "symlink-then-write": Case(
-        lambda t: h.header("evil", b"2", linkname=_outside(t).encode())
-        + h.regular("evil/victim", b"pwned")
-        + h.END,
+        lambda t: (
+            h.header("evil", b"2", linkname=_outside(t).encode())
+            + h.regular("evil/victim", b"pwned")
+            + h.END
+        ),
         "UnsafeLayerError",
         "refusing to write through",
     ),
@@ -238,12 +241,15 @@ CASES: dict[str, Case] = {
         "UnsafeLayerError",
         "not in this layer",
     ),
-    "whiteout-dot": Case(lambda _: h.regular("a/.wh..", b"") + h.END,
-                         "UnsafeLayerError", "names no entry"),  # fmt: skip
-    "whiteout-dotdot": Case(lambda _: h.regular("a/.wh...", b"") + h.END,
-                            "UnsafeLayerError", "names no entry"),  # fmt: skip
-    "whiteout-empty": Case(lambda _: h.regular("a/.wh.", b"") + h.END,
-                           "UnsafeLayerError", "names no entry"),  # fmt: skip
+    "whiteout-dot": Case(
+        lambda _: h.regular("a/.wh..", b"") + h.END, "UnsafeLayerError", "names no entry"
+    ),
+    "whiteout-dotdot": Case(
+        lambda _: h.regular("a/.wh...", b"") + h.END, "UnsafeLayerError", "names no entry"
+    ),
+    "whiteout-empty": Case(
+        lambda _: h.regular("a/.wh.", b"") + h.END, "UnsafeLayerError", "names no entry"
+    ),
 }
 
 

@@ -3,8 +3,9 @@
 argv: BLOB MEDIA_TYPE DEST LIMITS_JSON NOFILE. Runs ``ocistore.unpack_layer`` on the
 blob file (streamed, as the store does), with ``UnpackLimits(**LIMITS_JSON)`` and, if
 NOFILE > 0, the descriptor limit lowered to NOFILE. Files are capped at 256 MiB
-(RLIMIT_FSIZE) so an unpacker that writes holes out fails instead of filling the disk. Prints one JSON line: the error
-(class and message) or the result, and VmHWM (peak RSS, KiB) before and after.
+(RLIMIT_FSIZE) so an unpacker that writes holes out fails instead of filling the disk.
+Prints one JSON line: the error (class and message) or the result, and VmHWM (peak
+RSS, KiB) before and after.
 """
 
 from __future__ import annotations
