@@ -219,6 +219,25 @@ CASES: dict[str, Case] = {
         "max_depth",
     ),
     "deep-paths-with-200-fds": Case(_bounded_fds, check=_check_bounded_fds, nofile=200),
+    # malformed metadata: a clear error, never an exception from deep inside
+    "pax-mtime-infinite": Case(
+        lambda _: h.pax([("mtime", "inf")]) + h.regular("f", b"x") + h.END,
+        "LayerError",
+        "malformed number",
+    ),
+    "uid-out-of-range": Case(
+        lambda _: h.pax([("uid", str(1 << 40))]) + h.regular("f", b"x") + h.END,
+        "LayerError",
+        "unusable value",
+    ),
+    "bad-checksum": Case(
+        lambda _: h.regular("f", b"x")[:148] + b"0000000\0" + h.regular("f", b"x")[156:],
+        "LayerError",
+        "bad header checksum",
+    ),
+    "stream-ends-in-data": Case(
+        lambda _: h.header("f", b"0", 10 * MiB) + bytes(4096), "LayerError", "ends inside"
+    ),
     # the classes handled before: nothing may leave the layer
     "dotdot": Case(
         lambda _: h.regular("../outside/victim", b"pwned") + h.END, "UnsafeLayerError", r"\.\."

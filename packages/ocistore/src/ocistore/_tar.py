@@ -13,6 +13,7 @@ sparse ``S``) and GNU's PAX sparse formats 0.0, 0.1 and 1.0.
 
 from __future__ import annotations
 
+import math
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -233,7 +234,8 @@ class TarReader:
                 payload = self._metadata(size, "global PAX header", self._global_bytes)
                 self._global_bytes += size
                 self._global.update(_pax_records(payload, start))
-            elif kind in (_PAX, _PAX_SOLARIS):
+                continue
+            if kind in (_PAX, _PAX_SOLARIS):
                 payload = self._metadata(size, "PAX extended header", spent)
                 for key, value in _pax_records(payload, start):
                     if key in ("GNU.sparse.offset", "GNU.sparse.numbytes"):
@@ -312,6 +314,8 @@ class TarReader:
                 entry.gid = int(headers["gid"])
             if "mtime" in headers:
                 entry.mtime = float(headers["mtime"])
+                if not math.isfinite(entry.mtime):
+                    raise ValueError(entry.mtime)
         except ValueError:
             raise _corrupt("PAX record with a malformed number", start) from None
 

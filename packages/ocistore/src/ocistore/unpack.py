@@ -352,6 +352,8 @@ def unpack_layer(
         raise
     except (EOFError, zlib.error, zstandard.ZstdError) as err:
         raise LayerError(f"corrupt layer stream: {err}") from err
+    except (OverflowError, ValueError) as err:  # an id, time or device number out of range
+        raise LayerError(f"layer entry with an unusable value: {err}") from err
     except OSError as err:
         raise LayerError(f"unpacking layer failed: {err}") from err
     finally:
