@@ -33,7 +33,7 @@ SOAK_MINUTES ?= 60
 soak: setup
 	CRID_SOAK=1 CRID_STRICT_TESTS=1 SOAK_MINUTES=$(SOAK_MINUTES) $(UV) run --frozen pytest -q -s -m soak tests/faults $(PYTEST_ARGS)
 
-## Regenerate the CRI bindings from packages/crid/src/crid/_cri/v1/api.proto.
+## Regenerate the CRI and NRI bindings from the protos beside them (crid/_cri, crid/_nri).
 proto:
 	$(UV) run --frozen python scripts/gen_proto.py
 

@@ -6,7 +6,9 @@ no restart. Pulls running at the same time share one ociimage ``Puller`` (connec
 tokens); it is closed when the last of them ends, so an idle crid holds no registry
 connection, and the first one imports ociimage's pull stack, so a crid that never pulls
 never loads it. Two requests for the same image (same name, platform and credentials)
-share one download: the second waits for the first's result.
+share one download: the second waits for the first's result. Pulls of different images
+running at once share the blobs they have in common: the shared Puller downloads each
+digest once, whichever pull's sink (all of them on this store) asked first.
 """
 
 from __future__ import annotations
