@@ -23,6 +23,7 @@ from crid.entry import run_daemon
 from crid.errors import CridError, SocketInUseError
 from crid.oci import conmon_binary, conmon_version, runtime_binary, runtime_version
 from crid.services.runtime import CRI_API_VERSION
+from ocistore import StoreError
 
 if TYPE_CHECKING:
     from crid.opsview import StatusClient
@@ -223,7 +224,7 @@ def check(
     except SocketInUseError as err:
         typer.echo(f"crid: {err}", err=True)
         raise typer.Exit(EXIT_DAEMON_RUNNING) from err
-    except CridError as err:
+    except (CridError, StoreError) as err:
         typer.echo(f"crid: {err}", err=True)
         raise typer.Exit(EXIT_PROBLEM) from err
     for line in check_lines(result):
@@ -252,7 +253,7 @@ def wipe(
     except SocketInUseError as err:
         typer.echo(f"crid: {err}", err=True)
         raise typer.Exit(EXIT_DAEMON_RUNNING) from err
-    except CridError as err:
+    except (CridError, StoreError) as err:
         typer.echo(f"crid: {err}", err=True)
         raise typer.Exit(EXIT_PROBLEM) from err
     for line in wipe_lines(report):
