@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 
 from crid.config import Config
+from crid.errors import StateError
 from crid.node.check import NodeCheck, check_node
 from crid.node.marker import clean_shutdown_path, consume_clean_shutdown
+from ocistore.errors import DatabaseCorruptError
 
 __all__ = ["check_after_unclean_stop"]
 
@@ -23,7 +25,13 @@ def check_after_unclean_stop(config: Config) -> NodeCheck | None:
         return None
     marker = clean_shutdown_path(config)
     _log.warning("crid did not stop cleanly (no %s): checking storage before serving", marker)
-    result = check_node(config, repair=True)
+    try:
+        result = check_node(config, repair=True)
+    except (DatabaseCorruptError, StateError) as err:
+        # A database that cannot be trusted is not repaired against: opening it again
+        # (Context.open) refuses to start with the full explanation.
+        _log.error("storage check impossible: %s", err)
+        return None
     store = result.store
     _log.warning(
         "storage check after an unclean stop: damaged=%s repaired=%s half_done=%s"
