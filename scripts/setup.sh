@@ -13,7 +13,7 @@ need_root() {
     fi
 }
 
-packages=(runc conmon containernetworking-plugins docker-registry busybox-static iptables iproute2 make util-linux catatonit ca-certificates golang-github-containers-common umoci skopeo gnupg gpgv openssl)
+packages=(runc conmon containernetworking-plugins docker-registry busybox-static iptables iproute2 make util-linux systemd dbus catatonit ca-certificates golang-github-containers-common umoci skopeo gnupg gpgv openssl)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -14,7 +14,7 @@ from crid.cgroups.details import (
     read_details,
 )
 from crid.cgroups.hierarchy import Hierarchies, container_cgroup_path
-from crid.cgroups.parent import check_cgroup_parent, remove_pod_cgroup
+from crid.cgroups.parent import check_cgroup_parent, check_parent_driver, remove_pod_cgroup
 from crid.cgroups.stats import CgroupStats, oom_kills, read_stats
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "PressureDetails",
     "SpecDetails",
     "check_cgroup_parent",
+    "check_parent_driver",
     "container_cgroup_path",
     "detect_controllers",
     "oom_kills",

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from crid import faults
 from crid.config import ImageConfig, parse_duration
 from crid.errors import CridError
 from crid.images._watch import Fingerprint, fingerprint
@@ -35,6 +36,9 @@ from ocistore import AsyncStore, Image
 
 if TYPE_CHECKING:
     from ociimage.pull import Puller
+    from ociimage.sink import BlobWriter
+    from ocispec.image import Descriptor
+    from ocistore.sink import StorePullSink
 
 __all__ = ["ImagePuller", "PullOutcome", "load_registries"]
 
@@ -224,7 +228,10 @@ class ImagePuller:
         try:
             with self._store.pull_sink() as sink:
                 result = await session.puller.pull(
-                    name, sink, credentials=credentials, platform=platform or None
+                    name,
+                    _FaultSink(sink) if faults.enabled() else sink,
+                    credentials=credentials,
+                    platform=platform or None,
                 )
         except BaseException:
             if self._on_failure is not None:
@@ -254,3 +261,23 @@ class ImagePuller:
             downloaded_bytes=result.downloaded_bytes,
             seconds=seconds,
         )
+
+
+class _FaultSink:
+    """The store's sink with the ``pull_image.commit`` fault point (tests only): every
+    blob is stored, the image not yet recorded."""
+
+    def __init__(self, sink: StorePullSink) -> None:
+        self._sink = sink
+
+    def has_blob(self, digest: str) -> bool:
+        return self._sink.has_blob(digest)
+
+    def open_blob(self, descriptor: Descriptor) -> BlobWriter:
+        return self._sink.open_blob(descriptor)
+
+    def commit_image(
+        self, *, manifest: Descriptor, names: Sequence[str], index: Descriptor | None = None
+    ) -> None:
+        faults.hit("pull_image.commit")
+        self._sink.commit_image(manifest=manifest, names=names, index=index)

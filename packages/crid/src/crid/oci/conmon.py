@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from crid.errors import ConmonError
+from crid.errors import ConmonError, RuntimeTimeoutError
 from crid.metrics.instruments import observe_runtime_call
 from crid.oci._exec import environment, find_binary, version_line
 from crid.oci.runtime import OCIRuntime, runtime_message
@@ -94,10 +94,18 @@ class CreatedContainer:
 class Conmon:
     """Creates containers under conmon with one OCI runtime."""
 
-    def __init__(self, *, binary: Path, runtime: OCIRuntime, log_level: str = "info") -> None:
+    def __init__(
+        self,
+        *,
+        binary: Path,
+        runtime: OCIRuntime,
+        log_level: str = "info",
+        create_timeout: float = 60.0,
+    ) -> None:
         self.binary = binary
         self.runtime = runtime
         self.log_level = log_level
+        self.create_timeout = create_timeout
 
     def argv(self, options: ConmonOptions) -> list[str]:
         """conmon's command line for ``options``."""
@@ -143,18 +151,26 @@ class Conmon:
             argv.append("--systemd-cgroup")
         return argv
 
-    async def create(self, options: ConmonOptions, *, timeout: float = 60.0) -> CreatedContainer:
+    async def create(
+        self, options: ConmonOptions, *, timeout: float | None = None
+    ) -> CreatedContainer:
         """Have conmon create the container; returns once the runtime's create is done.
 
-        On failure, timeout or cancellation nothing is left running: conmon is killed,
-        and the runtime's half-created container deleted.
+        On failure, timeout (``create_timeout`` unless given) or cancellation nothing is
+        left running: conmon is killed, and the runtime's half-created container deleted.
         """
         started = time.perf_counter()
         ok = False
+        limit = self.create_timeout if timeout is None else timeout
         try:
-            created = await self._create(options, timeout)
+            created = await self._create(options, limit)
             ok = True
             return created
+        except TimeoutError as err:
+            raise RuntimeTimeoutError(
+                f"{self.runtime.name} create {options.container_id} (under conmon): timed out"
+                f" after {limit:g}s (conmon and the runtime were killed)"
+            ) from err
         finally:
             observe_runtime_call(self.runtime.name, "create", time.perf_counter() - started, ok=ok)
 
