@@ -190,9 +190,11 @@ class PullOptions:
 
 def run_pull(opts: PullOptions) -> int:
     """Pull as the command does: output on stdout/stderr; the exit code is returned."""
+    from ociimage.client import use_large_reads
     from ociimage.layout import OCILayoutSink
     from ociimage.pull import Puller
 
+    use_large_reads()  # the CLI owns its process
     try:
         conf = registries(opts.registries_conf, opts.insecure_registry)
         store = credential_store(opts.authfile)

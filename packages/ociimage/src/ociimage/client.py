@@ -69,9 +69,17 @@ _TRANSIENT = (httpx.TransportError,)
 #: httpcore reads a response at most 64 KiB at a time; asyncio receives up to 256 KiB
 #: per recv, which the network stream then cuts into 64 KiB pieces (copying the rest
 #: each time). One read per recv quarters the per-chunk work and copies nothing.
-_READ_BYTES = 1 << 20
-if getattr(httpcore.AsyncHTTP11Connection, "READ_NUM_BYTES", _READ_BYTES) < _READ_BYTES:
-    httpcore.AsyncHTTP11Connection.READ_NUM_BYTES = _READ_BYTES
+READ_BYTES = 1 << 20
+
+
+def use_large_reads() -> None:
+    """Let httpcore read up to :data:`READ_BYTES` per call, in this whole process.
+
+    A process-wide setting of httpcore's, so the library never makes it on import: the
+    ``ociimage`` CLI, which owns its process, does; a program embedding ociimage may.
+    """
+    if getattr(httpcore.AsyncHTTP11Connection, "READ_NUM_BYTES", READ_BYTES) < READ_BYTES:
+        httpcore.AsyncHTTP11Connection.READ_NUM_BYTES = READ_BYTES
 
 
 @dataclass(frozen=True, kw_only=True)
