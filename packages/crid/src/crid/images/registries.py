@@ -8,7 +8,6 @@ drop-in added or removed) is seen by the next call, as before, without a restart
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 
@@ -23,7 +22,7 @@ _Stamp = tuple[tuple[str, int, int, int] | tuple[str], ...]
 
 def _file_stamp(path: Path) -> tuple[str, int, int, int] | tuple[str]:
     try:
-        st = os.stat(path)
+        st = path.stat()
     except OSError:
         return (str(path),)
     return (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
