@@ -1,5 +1,6 @@
-"""CreateContainer's one-hop preparation: what it writes, and what a failure or a
-cancellation at any moment leaves (nothing).
+"""CreateContainer's preparation (one worker-thread hop, while conmon already waits for
+its start byte): what it writes, and what a failure of either side, or a cancellation
+at any moment, leaves (nothing: no record, root filesystem, mount, bundle, conmon).
 
 The config generator's schema check is off on this path (it cost more CPU than the rest
 of a create), so the config.json crid writes for a rich request is validated here.
@@ -35,6 +36,21 @@ pytestmark = [
 ]
 
 
+def conmons_under(directory: Path) -> list[str]:
+    """conmon processes whose command line names a path under ``directory``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if args and args[0].endswith(b"conmon") and any(str(directory).encode() in a for a in args):
+            found.append(entry.name)
+    return found
+
+
 def leftovers(env: Env) -> dict[str, list[str]]:
     """Everything a container of ``env``'s crid could have left behind (empty: none)."""
     ctx = env.daemon.context
@@ -52,6 +68,7 @@ def leftovers(env: Env) -> dict[str, list[str]]:
         "attach": [p.name for p in ctx.layout.attach.iterdir()]
         if ctx.layout.attach.is_dir()
         else [],
+        "conmon": conmons_under(env.tmp),
     }
 
 
@@ -62,6 +79,7 @@ NOTHING: dict[str, list[str]] = {
     "bundles": [],
     "exits": [],
     "attach": [],
+    "conmon": [],
 }
 
 

@@ -149,9 +149,35 @@ class Containers:
             config=with_image_volume_refs(request.config, volume_images),
         )
         await self.ctx.registry.save_container(record)
-        progress = _Progress()
+        log_existed = True  # until known: a failure never removes a log it did not make
         try:
-            generated = await self._prepare(record, sandbox, request, volume_images, progress)
+            # Two metadata calls on the event loop (as conmon's own mkdirs are): a hop
+            # to a worker would wait behind other creates' work in the executor queue.
+            log_existed = Path(record.log_path).exists()  # noqa: ASYNC240
+            Path(record.bundle).mkdir(parents=True, exist_ok=True, mode=0o700)  # noqa: ASYNC240
+            prepared: list[GeneratedSpec] = []
+
+            async def prepare_bundle() -> None:
+                prepared.append(await self._prepare(record, sandbox, request, volume_images))
+
+            # conmon starts first and waits for its start byte while the bundle is
+            # prepared: its start-up overlaps the root filesystem and config work.
+            created = await handler.conmon.create(
+                ConmonOptions(
+                    container_id=container_id,
+                    name=record.name,
+                    bundle=Path(record.bundle),
+                    log_path=Path(record.log_path),
+                    exit_dir=self.ctx.layout.exits,
+                    socket_dir=self.ctx.layout.attach,
+                    terminal=request.tty,
+                    stdin=request.stdin,
+                    stdin_once=request.stdin_once,
+                    systemd_cgroup=self.ctx.config.crid.runtime.cgroup_manager == "systemd",
+                ),
+                before_start=prepare_bundle,
+            )
+            generated = prepared[0]
             if generated.dropped_resources:
                 _log.debug(
                     "container %s: left out %s",
@@ -166,20 +192,6 @@ class Containers:
                     supplemental_groups=tuple(applied.additional_gids),
                 )
                 record = dataclasses.replace(record, user=user)
-            created = await handler.conmon.create(
-                ConmonOptions(
-                    container_id=container_id,
-                    name=record.name,
-                    bundle=Path(record.bundle),
-                    log_path=Path(record.log_path),
-                    exit_dir=self.ctx.layout.exits,
-                    socket_dir=self.ctx.layout.attach,
-                    terminal=request.tty,
-                    stdin=request.stdin,
-                    stdin_once=request.stdin_once,
-                    systemd_cgroup=self.ctx.config.crid.runtime.cgroup_manager == "systemd",
-                )
-            )
             record = dataclasses.replace(
                 record,
                 state=ContainerState.CREATED,
@@ -188,7 +200,7 @@ class Containers:
             )
             await self.ctx.registry.save_container(record)
         except BaseException:
-            await asyncio.shield(self._undo_create(record, log_existed=progress.log_existed))
+            await asyncio.shield(self._undo_create(record, log_existed=log_existed))
             raise
         self._publish(EventKind.CONTAINER_CREATED, record)
         return record
@@ -243,17 +255,14 @@ class Containers:
         sandbox: Sandbox,
         request: ContainerRequest,
         volume_images: dict[int, str],
-        progress: _Progress,
     ) -> GeneratedSpec:
-        """Root filesystem, image volumes, bundle directory, termination log, config.json
-        and stop signal, in one worker-thread call.
+        """Root filesystem, image volumes, termination log, config.json and stop signal
+        in the bundle directory, in one worker-thread call.
 
         One hop instead of one per step: under parallel creates every hop waits its turn
-        in the executor's queue and for the event loop, which is most of what eight
-        creates in flight used to cost. Image volumes belong to the container's root
-        filesystem in ocistore, so removing it (on RemoveContainer, a failed create, or
-        recovery) releases them too. ``progress`` tells the caller's undo what was found
-        before a failure.
+        in the executor's queue and for the event loop. Image volumes belong to the
+        container's root filesystem in ocistore, so removing it (on RemoveContainer, a
+        failed create, or recovery) releases them too.
         """
         host = await self.ctx.host_info()
         pid_candidates = self._pid_namespaces(sandbox, request)
@@ -265,7 +274,6 @@ class Containers:
 
         def prepare() -> GeneratedSpec:
             log_path = Path(record.log_path)
-            progress.log_existed = log_path.exists()
             store.create_container(record.id, record.image_id)
             rootfs = store.mount_container(record.id)
             volumes: dict[int, Path] = {}
@@ -286,7 +294,6 @@ class Containers:
             )
             image_config = store.image_config(record.image_id)
             options = container_options(record.config, sandbox, image_config, paths)
-            bundle.mkdir(parents=True, exist_ok=True, mode=0o700)
             log_path.parent.mkdir(parents=True, exist_ok=True)
             if termination_log is not None:
                 termination_log.touch()
@@ -466,14 +473,6 @@ class Containers:
 
         await asyncio.to_thread(files)
         await self.ctx.registry.remove_container(record.id)
-
-
-@dataclasses.dataclass
-class _Progress:
-    """What a create's worker thread found before it failed, for the undo."""
-
-    #: Whether the log file was there before this create (it then stays on failure).
-    log_existed: bool = True
 
 
 async def _run_to_completion(work: Callable[[], _T]) -> _T:
