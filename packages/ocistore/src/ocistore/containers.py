@@ -150,7 +150,10 @@ class ContainerStore:
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise
-        with self._db.transaction() as tx:
+        # No fsync: losing this record in a power cut leaves a directory that repair
+        # deletes, while the fsync cost milliseconds of every create, serialised by
+        # the database lock (see docs/benchmarks.md, "fsyncs on the create path").
+        with self._db.transaction(durable=False) as tx:
             tx.execute(
                 "INSERT INTO containers (id, image_id, driver, read_only, created)"
                 " VALUES (?, ?, ?, ?, ?)",
@@ -225,7 +228,9 @@ class ContainerStore:
         """Unmount, forget and delete the container's root filesystem and writes."""
         container = self.get(container_id)
         self.unmount(container_id)
-        with self._db.transaction() as tx:
+        # Lost in a power cut, the delete leaves a record whose directory is gone (or
+        # in trash/): repair drops it. No fsync, as for the insert.
+        with self._db.transaction(durable=False) as tx:
             tx.execute("DELETE FROM containers WHERE id = ?", (container_id,))
         discard(container.path, self.trash)
         log.info("removed container rootfs id=%s", container_id)
