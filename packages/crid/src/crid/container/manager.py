@@ -488,6 +488,8 @@ async def _run_to_completion(work: Callable[[], _T]) -> _T:
     except asyncio.CancelledError:
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait({future})
+        if future.done() and not future.cancelled():
+            future.exception()  # retrieved: the cancellation is what the caller sees
         raise
 
 
