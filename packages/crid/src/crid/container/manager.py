@@ -49,6 +49,7 @@ from crid.translate import (
     with_image_volume_refs,
 )
 from ocispec.generate import GeneratedSpec, NamespaceMode, generate, parse_signal
+from ocispec.image import ImageConfig
 from ocistore import Image
 from ocistore.errors import ContainerNotFoundError as StoreContainerNotFoundError
 from ocistore.errors import ImageNotFoundError
@@ -63,6 +64,8 @@ KILL_GRACE = 10.0
 MESSAGE_LIMIT = 4096
 _POLL = 0.005
 _T = TypeVar("_T")
+#: Parsed image configs kept (a few hundred bytes to a few KiB each).
+_IMAGE_CONFIGS = 64
 
 
 def _now() -> int:
@@ -76,6 +79,7 @@ class Containers:
         self.ctx = ctx
         self._locks: dict[str, asyncio.Lock] = {}
         self._registries = RegistriesCache(ctx.config.crid.image)
+        self._image_configs: dict[str, ImageConfig] = {}
 
     def _lock(self, container_id: str) -> asyncio.Lock:
         return self._locks.setdefault(container_id, asyncio.Lock())
@@ -292,7 +296,7 @@ class Containers:
                 default_capabilities=tuple(runtime_config.default_capabilities),
                 image_volumes=volumes,
             )
-            image_config = store.image_config(record.image_id)
+            image_config = self._image_config(record.image_id)
             options = container_options(record.config, sandbox, image_config, paths)
             log_path.parent.mkdir(parents=True, exist_ok=True)
             if termination_log is not None:
@@ -306,6 +310,17 @@ class Containers:
             return generated
 
         return await _run_to_completion(prepare)
+
+    def _image_config(self, image_id: str) -> ImageConfig:
+        """The image's config, parsed once: an image id is its config's digest, so the
+        content never changes (blocking: reads the blob the first time)."""
+        found = self._image_configs.get(image_id)
+        if found is None:
+            found = self.ctx.store.store.image_config(image_id)
+            if len(self._image_configs) >= _IMAGE_CONFIGS:
+                self._image_configs.clear()
+            self._image_configs[image_id] = found
+        return found
 
     # -- start / stop -----------------------------------------------------------------
 
