@@ -5,7 +5,7 @@ CONFIG ?=
 # uv trusts the system's CA store (Debian's ca-certificates), as apt and git do.
 export UV_SYSTEM_CERTS ?= 1
 
-.PHONY: setup run test lint typecheck pytest proto wheels bench
+.PHONY: setup run test lint typecheck pytest soak proto wheels bench
 
 setup:
 	@scripts/setup.sh
@@ -27,7 +27,13 @@ typecheck:
 pytest:
 	CRID_STRICT_TESTS=1 $(UV) run --frozen pytest -q $(PYTEST_ARGS)
 
-## Regenerate the CRI bindings from packages/crid/src/crid/_cri/v1/api.proto.
+## The long fault tier (docs/reliability.md): every SIGTERM case and the pod churn soak,
+## SOAK_MINUTES long (default 60). Not part of `make test`.
+SOAK_MINUTES ?= 60
+soak: setup
+	CRID_SOAK=1 CRID_STRICT_TESTS=1 SOAK_MINUTES=$(SOAK_MINUTES) $(UV) run --frozen pytest -q -s -m soak tests/faults $(PYTEST_ARGS)
+
+## Regenerate the CRI and NRI bindings from the protos beside them (crid/_cri, crid/_nri).
 proto:
 	$(UV) run --frozen python scripts/gen_proto.py
 

@@ -41,6 +41,19 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             _unavailable(f"needs binaries not found here: {', '.join(missing)}")
 
 
+SOAK = os.environ.get("CRID_SOAK") == "1"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``soak`` tests run only under ``make soak`` (deselected, not skipped, elsewhere)."""
+    if SOAK:
+        return
+    kept = [item for item in items if item.get_closest_marker("soak") is None]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+        items[:] = kept
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.skipped and not hasattr(report, "wasxfail"):
         _skipped.append(report.nodeid)

@@ -35,6 +35,8 @@ def test_make_run_from_a_clean_clone_serves(repo_root: Path, tmp_path: Path) -> 
         f'[crid]\nroot = "{tmp_path}/root"\nrunroot = "{tmp_path}/run"\n'
         f'[crid.api]\nlisten = "{socket_path}"\n'
         f'[crid.network]\nnetwork_dir = "{tmp_path}/net.d"\n'
+        f'[crid.nri]\nsocket_path = "{tmp_path}/nri/nri.sock"\n'
+        f'plugin_dir = "{tmp_path}/nri/plugins"\n'
     )
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "MAKEFLAGS")}
     log = (tmp_path / "make-run.log").open("wb")

@@ -234,6 +234,7 @@ async def run(rounds: int, parallel: int) -> None:
             f'[crid.network]\nnetwork_dir = "{tmp}/net.d"\n'
             f'[crid.runtime]\nnamespaces_dir = "{tmp}/run/ns"\n'
             f'container_exits_dir = "{tmp}/run/exits"\n'
+            f'[crid.nri]\nsocket_path = "{tmp}/run/nri.sock"\n'
         )
         daemon = Daemon(load_config(config_file))
         await daemon.start()

@@ -51,6 +51,7 @@ def main() -> int:
             f'[crid]\nroot = "{root}/root"\nrunroot = "{root}/run"\n'
             f'[crid.api]\nlisten = "{root}/run/crid.sock"\n'
             f'[crid.network]\nnetwork_dir = "{root}/net.d"\n'
+            f'[crid.nri]\nsocket_path = "{root}/run/nri.sock"\n'
         )
         started = time.perf_counter()
         proc = subprocess.Popen(

@@ -171,6 +171,7 @@ def main() -> int:
             f'[crid]\nroot = "{root}/root"\nrunroot = "{root}/run"\n'
             f'[crid.api]\nlisten = "{root}/run/crid.sock"\n'
             f'[crid.network]\nnetwork_dir = "{root}/net.d"\n'
+            f'[crid.nri]\nsocket_path = "{root}/run/nri.sock"\n'
         )
         runc_root = root / "run" / "runtimes" / "runc"  # crid's default for handler runc
         try:
@@ -214,7 +215,15 @@ def run_calls(
         stats = stub.ListContainerStats(api_pb2.ListContainerStatsRequest(), timeout=10).stats
         running = [s for s in stats if s.memory.HasField("working_set_bytes")]
         print(f"{len(running)} containers running with live stats")
+        # Metrics first: from then on the sampler takes detailed samples (more files, every
+        # process's open files), which the other RPCs below must not feel.
         calls: dict[str, Callable[[], object]] = {
+            "ListPodSandboxMetrics": lambda: stub.ListPodSandboxMetrics(
+                api_pb2.ListPodSandboxMetricsRequest(), timeout=10
+            ),
+            "ListMetricDescriptors": lambda: stub.ListMetricDescriptors(
+                api_pb2.ListMetricDescriptorsRequest(), timeout=10
+            ),
             "ListPodSandbox": lambda: stub.ListPodSandbox(
                 api_pb2.ListPodSandboxRequest(), timeout=10
             ),

@@ -94,6 +94,7 @@ async def main(rounds: int) -> None:
             f'[crid]\nroot = "{tmp}/root"\nrunroot = "{tmp}/run"\n'
             f'[crid.api]\nlisten = "{tmp}/run/crid.sock"\n'
             f'[crid.network]\nnetwork_dir = "{tmp}/net.d"\n'
+            f'[crid.nri]\nsocket_path = "{tmp}/run/nri.sock"\n'
             f'[crid.runtime]\nnamespaces_dir = "{tmp}/run/ns"\n'
             f'container_exits_dir = "{tmp}/run/exits"\n'
         )

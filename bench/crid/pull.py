@@ -103,6 +103,7 @@ def start_crid(work: Path, registry_host: str) -> tuple[subprocess.Popen[bytes],
         f'[crid]\nroot = "{work}/root"\nrunroot = "{work}/run"\n'
         f'[crid.api]\nlisten = "{work}/run/crid.sock"\n'
         f'[crid.network]\nnetwork_dir = "{work}/net.d"\n'
+        f'[crid.nri]\nsocket_path = "{work}/run/nri.sock"\n'
         f'[crid.image]\nregistries_conf = "{work}/registries.conf"\n'
         f'registries_conf_dir = "{work}/registries.conf.d"\n'
         f'signature_policy = "{work}/policy.json"\n'

@@ -98,11 +98,13 @@ async def crid_env(
     *,
     network_lines: str = "",
     extra_plugins: Sequence[dict[str, object]] = (),
+    nri_lines: str = "",
 ) -> AsyncIterator[Env]:
     """``runtime``: more lines for ``[crid.runtime]``; ``network_lines`` for
-    ``[crid.network]``; ``extra_plugins``: CNI plugins chained after the test network's."""
+    ``[crid.network]``; ``nri_lines`` for ``[crid.nri]``; ``extra_plugins``: CNI plugins
+    chained after the test network's."""
     network, bridge, subnet = write_network(tmp, extra_plugins)
-    _, config = make_config(tmp, runtime_table(tmp, runtime), network_lines)
+    _, config = make_config(tmp, runtime_table(tmp, runtime), network_lines, nri_lines)
     parent = f"crid-test-{secrets.token_hex(4)}"
     daemon = Daemon(config)
     await daemon.start()

@@ -13,7 +13,7 @@ from crid._cri.v1 import api_pb2
 from crid.images import ImagePuller
 from crid.metrics import REGISTRY
 from ociimage.testing import LocalRegistry, TestImages
-from ociimage.testing.faults import FaultyProxy
+from ociimage.testing.faults import Fault, FaultyProxy
 from ocistore import AsyncStore
 
 from ._images_support import image_config, image_service, pull, spec, status
@@ -164,6 +164,25 @@ async def test_concurrent_pulls_of_one_image_share_one_download(
         assert sum(p.endswith(digest) for p in fetched) == 1, digest
     manifests = [r for r in proxy.requests if "/manifests/" in r.path]
     assert len(manifests) == 1
+
+
+async def test_concurrent_pulls_of_images_sharing_a_layer_fetch_it_once(
+    tmp_path: Path, registry: LocalRegistry, test_images: TestImages
+) -> None:
+    first, second = test_images.layered, test_images.user_env
+    shared = first.layer_digests[0]
+    assert shared == second.layer_digests[0]
+    with FaultyProxy(registry.url) as proxy:
+        # hold the shared layer's download open until both pulls want it
+        proxy.add(Fault(path=f"/blobs/{shared}", method="GET", delay=1.0, times=None))
+        async with image_service(image_config(tmp_path, [proxy.host])) as stub:
+            refs = await asyncio.gather(
+                pull(stub, f"{proxy.host}/{first.repository}:{first.tag}"),
+                pull(stub, f"{proxy.host}/{second.repository}:{second.tag}"),
+            )
+    assert refs == [first.config_digest, second.config_digest]
+    fetched = [r.path for r in proxy.requests if r.method == "GET" and r.path.endswith(shared)]
+    assert len(fetched) == 1
 
 
 async def test_a_cancelled_waiter_does_not_cancel_the_shared_pull(

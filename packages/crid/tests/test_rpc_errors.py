@@ -77,3 +77,28 @@ async def test_translate_errors_aborts_a_real_call_with_the_mapped_code(tmp_path
         await server.stop(0)
     assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert info.value.details() == "crid.toml: unknown key 'x'"
+
+
+def test_fault_a_full_disk_anywhere_in_the_chain_is_resource_exhausted() -> None:
+    import errno
+    import sqlite3
+
+    import ocistore.errors
+    from crid.errors import StateError
+
+    full = OSError(errno.ENOSPC, "No space left on device")
+    try:
+        try:
+            raise full
+        except OSError as err:
+            raise ocistore.errors.LayerError("unpacking layer failed") from err
+    except ocistore.errors.LayerError as wrapped:
+        assert status_code_for(wrapped) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    sqlite_full = sqlite3.OperationalError("database or disk is full")
+    sqlite_full.sqlite_errorcode = 13  # type: ignore[attr-defined]
+    state = StateError("state database x: database or disk is full")
+    state.__cause__ = sqlite_full
+    assert status_code_for(state) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    # Other OS errors are not a full disk, and keep their class's code (or none).
+    assert status_code_for(OSError(errno.EACCES, "denied")) is None
+    assert status_code_for(StateError("locked")) == grpc.StatusCode.INTERNAL

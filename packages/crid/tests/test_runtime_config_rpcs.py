@@ -62,7 +62,7 @@ async def test_runtime_config_reports_the_cgroup_driver(
 ) -> None:
     reply = await stub.RuntimeConfig(api_pb2.RuntimeConfigRequest())
     assert reply.linux.cgroup_driver == api_pb2.CGROUPFS
-    # cgroup_manager = "systemd" is refused when the daemon starts (test_server.py).
+    # cgroup_manager = "systemd" answers SYSTEMD (test_cgroups_systemd.py, under systemd).
 
 
 async def test_pod_cidr_is_recorded_reported_and_validated(config: Config) -> None:

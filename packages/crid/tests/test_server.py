@@ -264,11 +264,12 @@ async def test_non_socket_file_is_never_removed(config: Config) -> None:
 
 
 async def test_systemd_cgroup_driver_is_refused_with_a_clear_error(tmp_path: Path) -> None:
+    """This host runs no systemd (test_cgroups_systemd.py runs one for the driver)."""
     from crid.errors import UnsupportedConfigError
 
     _, config = make_config(tmp_path, '[crid.runtime]\ncgroup_manager = "systemd"\n')
     with pytest.raises(
-        UnsupportedConfigError, match=r"cgroup_manager = .systemd. is not supported"
+        UnsupportedConfigError, match=r"cgroup_manager = .systemd. needs systemd as the init"
     ):
         await Daemon(config).start()
     assert not Path(config.crid.api.listen).exists()

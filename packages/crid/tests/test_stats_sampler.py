@@ -155,3 +155,32 @@ async def test_listeners_see_every_batch_in_the_worker_thread(ctx: Context) -> N
         await sampler.refresh()
     assert seen == [([sandbox.id], False, True), ([sandbox.id], True, True)]
     await sampler.stop()
+
+
+async def test_detailed_samples_only_while_metrics_are_asked_for(ctx: Context) -> None:
+    sampler = StatsSampler(ctx, interval=0.05, metrics_interval=0.5)
+    seen: list[bool] = []
+
+    def listen(samples: Sequence[tuple[Pod, SandboxUsage]], complete: bool) -> None:
+        if complete:
+            seen.extend(usage.detailed for _, usage in samples)
+
+    sampler.add_listener(listen)
+    async with pod(ctx) as sandbox, container(ctx, sandbox, ["sleep", "60"]) as record:
+        [plain] = await sampler.sandboxes([(sandbox, [record])])
+        assert not plain.detailed and plain.details is None  # stats never pay for metrics
+        await wait_until(lambda: len(seen) >= 5, timeout=5)
+        assert not any(seen)
+        [detailed] = await sampler.sandboxes([(sandbox, [record])], detailed=True)
+        assert detailed.detailed and detailed.details is not None
+        assert detailed.containers[0].processes is not None
+        [again] = await sampler.sandboxes([(sandbox, [record])], detailed=True)
+        assert again is detailed  # served from the detailed cache
+        # Stats keep coming from the frequent plain refreshes meanwhile.
+        seen.clear()
+        await wait_until(lambda: seen.count(True) >= 2, timeout=10)
+        plain_rounds = seen.count(False)
+        assert plain_rounds >= 2 * seen.count(True)  # one detailed round per metrics_interval
+        [stats] = await sampler.sandboxes([(sandbox, [record])])
+        assert stats.cpu.timestamp_ns > detailed.cpu.timestamp_ns
+        await sampler.stop()

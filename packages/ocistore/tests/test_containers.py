@@ -175,6 +175,19 @@ def test_vfs_keeps_hardlinks_and_xattrs(tmp_path: Path) -> None:
         assert (rootfs / "etc/top").read_bytes() == b"t"
 
 
+def test_vfs_copy_keeps_sparse_holes(tmp_path: Path) -> None:
+    """A 50 MiB sparse file of a few KB on disk stays that in a vfs root filesystem."""
+    from . import _hostile as h
+    from .test_hostile_layers import SEGMENTS, SPARSE_SIZE, _check_sparse
+
+    tar = h.sparse_pax_10("sparse", SPARSE_SIZE, SEGMENTS) + h.END
+    with Store.open(tmp_path / "s", driver="vfs", durable=False) as s:
+        blob, mt = compress(tar, "gzip")
+        load_image(s, [(blob, mt, sha256(tar))], ["r/sparse:1"])
+        rootfs = s.create_container("v", "r/sparse:1").rootfs
+        _check_sparse(rootfs)
+
+
 def test_auto_driver_picks_overlay_here(store: Store) -> None:
     assert store.containers.driver == "overlay"
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crid.cgroups import Hierarchies, detect_controllers
-from crid.config import Config
-from crid.errors import RuntimeHandlerError, UnsupportedConfigError
+from crid.config import Config, parse_duration
+from crid.errors import RuntimeHandlerError, StateError
 from crid.events import EventBus
 from crid.gc import Collector
 from crid.layout import Layout
@@ -28,10 +28,12 @@ from crid.oci import (
     conmon_binary,
     runtime_binary,
 )
+from crid.rollbacks import Rollbacks
 from crid.state import Registry
 from ocinet import PodNetwork
 from ocispec.generate import CgroupControllers, HostInfo
 from ocistore import AsyncStore
+from ocistore.errors import DatabaseCorruptError
 
 __all__ = ["Context", "Handler"]
 
@@ -70,6 +72,8 @@ class Context:
         self.hierarchies = hierarchies
         self.events = events
         self.runtime_features = RuntimeFeatureCache()
+        #: Undo steps of failed or cancelled RPCs; stopping waits for them.
+        self.rollbacks = Rollbacks()
         #: The cgroup controllers containers can use (resources of others are dropped).
         self.controllers = (
             controllers if controllers is not None else detect_controllers(hierarchies)
@@ -84,13 +88,10 @@ class Context:
     @classmethod
     async def open(cls, config: Config) -> Context:
         """Create the directories, open state and storage, start watching CNI configs."""
-        if config.crid.runtime.cgroup_manager != "cgroupfs":
-            # Pod cgroups are created per hierarchy (cgroupfs); systemd slices and runc's
-            # --systemd-cgroup are not wired yet, so refuse rather than half-work.
-            raise UnsupportedConfigError(
-                f"[crid.runtime] cgroup_manager = {config.crid.runtime.cgroup_manager!r} is"
-                ' not supported by this crid yet: use "cgroupfs"'
-            )
+        if config.crid.runtime.cgroup_manager == "systemd":
+            from crid.cgroups.systemd_driver import probe_systemd
+
+            await asyncio.to_thread(probe_systemd)
         layout = Layout.from_config(config)
         await asyncio.to_thread(layout.create)
         registry = await asyncio.to_thread(Registry.open, layout.state_db)
@@ -98,6 +99,14 @@ class Context:
             store = await AsyncStore.open(
                 layout.storage, driver="vfs" if config.crid.storage_driver == "vfs" else "auto"
             )
+        except DatabaseCorruptError as err:
+            registry.close()
+            raise StateError(
+                f"image store database {err}: crid does not start on it, so it never"
+                " serves images or layers it no longer knows correctly: restore a backup,"
+                f" or move {layout.storage} aside to start with an empty store (images"
+                " are pulled again; containers still running lose their root filesystems)"
+            ) from err
         except BaseException:
             registry.close()
             raise
@@ -107,6 +116,7 @@ class Context:
             plugin_dirs=network_config.plugin_dirs,
             cache_dir=layout.cni_cache,
             network_name=network_config.cni_default_network or None,
+            timeout=parse_duration(network_config.plugin_timeout),
         )
         await network.start()
         hierarchies = Hierarchies.detect()
@@ -173,9 +183,19 @@ class Context:
             if settings.runtime_root
             else (self.layout.runtime_root(handler_name))
         )
-        runtime = OCIRuntime(name=handler_name, binary=binary, root=root)
+        runtime = OCIRuntime(
+            name=handler_name,
+            binary=binary,
+            root=root,
+            timeout=parse_duration(runtime_config.runtime_timeout),
+        )
         return Handler(
             name=handler_name,
             runtime=runtime,
-            conmon=Conmon(binary=conmon, runtime=runtime, log_level=self.config.crid.log_level),
+            conmon=Conmon(
+                binary=conmon,
+                runtime=runtime,
+                log_level=self.config.crid.log_level,
+                create_timeout=parse_duration(runtime_config.create_timeout),
+            ),
         )

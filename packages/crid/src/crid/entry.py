@@ -27,6 +27,7 @@ def run_daemon(config_path: Path | None, *, init_defaults: bool) -> int:
     from crid.errors import CridError
     from crid.logs import configure_logging
     from crid.server import serve
+    from ocistore.errors import StoreError
 
     try:
         config = load_config(config_path)
@@ -38,7 +39,7 @@ def run_daemon(config_path: Path | None, *, init_defaults: bool) -> int:
         if init_defaults:
             write_default_cni_config(Path(config.crid.network.network_dir))
         asyncio.run(serve(config))
-    except CridError as err:
+    except (CridError, StoreError) as err:
         print(f"crid: {err}", file=sys.stderr)
         return 1
     return 0

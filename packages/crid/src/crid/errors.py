@@ -19,11 +19,18 @@ __all__ = [
     "InvalidConfigError",
     "InvalidRequestError",
     "InvalidStateError",
+    "NRIClosedError",
+    "NRIError",
+    "NRIPluginError",
+    "NRIProtocolError",
+    "NRIRejectedError",
+    "NRITimeoutError",
     "NameReservedError",
     "NotFoundError",
     "NotSupportedError",
     "OCIRuntimeError",
     "RuntimeHandlerError",
+    "RuntimeTimeoutError",
     "SandboxNotReadyError",
     "SocketInUseError",
     "SpdyProtocolError",
@@ -57,6 +64,11 @@ class OCIRuntimeError(CridError):
 
 class ContainerNotFoundError(OCIRuntimeError):
     """The OCI runtime has no container with this id."""
+
+
+class RuntimeTimeoutError(CridError):
+    """The OCI runtime (or conmon running its create) did not finish within its
+    configured timeout; it was killed and reaped. The message names the command."""
 
 
 class ConmonError(CridError):
@@ -137,3 +149,31 @@ class SpdyProtocolError(StreamingError):
 
 class StreamTokenError(StreamingError):
     """A streaming URL's token is unknown, already used or expired."""
+
+
+class NRIError(CridError):
+    """Node Resource Interface: a plugin connection or call failed."""
+
+
+class NRIProtocolError(NRIError):
+    """An NRI peer sent a frame or message that breaks the ttrpc or multiplexer format."""
+
+
+class NRIClosedError(NRIError):
+    """The NRI connection is closed (the peer went away or was disconnected)."""
+
+
+class NRITimeoutError(NRIError):
+    """An NRI peer did not answer within the request (or registration) timeout."""
+
+
+class NRIPluginError(NRIError):
+    """An NRI plugin answered a call with an error; carries its status code and message."""
+
+    def __init__(self, message: str, *, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class NRIRejectedError(NRIPluginError):
+    """A validating NRI plugin rejected the adjustments other plugins asked for."""

@@ -9,9 +9,11 @@ package has its own entry, so a new exception cannot silently become UNKNOWN.
 
 from __future__ import annotations
 
+import errno
 import functools
 import inspect
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -23,7 +25,7 @@ import ocispec.errors
 import ocistore.errors
 from crid import errors
 
-__all__ = ["STATUS_CODES", "status_code_for", "translate_errors"]
+__all__ = ["STATUS_CODES", "no_space", "status_code_for", "translate_errors"]
 
 _log = logging.getLogger(__name__)
 _Handler = TypeVar("_Handler", bound=Callable[..., Awaitable[Any] | AsyncIterator[Any]])
@@ -49,6 +51,7 @@ STATUS_CODES: dict[type[BaseException], grpc.StatusCode] = {
     ociimage.errors.AuthenticationError: grpc.StatusCode.UNAUTHENTICATED,
     ociimage.errors.ContentNotFoundError: grpc.StatusCode.NOT_FOUND,
     ociimage.errors.RegistryUnavailableError: grpc.StatusCode.UNAVAILABLE,
+    ociimage.errors.ResponseTooLargeError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     ociimage.errors.UnsupportedManifestError: grpc.StatusCode.FAILED_PRECONDITION,
     ociimage.errors.IntegrityError: grpc.StatusCode.DATA_LOSS,
     ociimage.errors.DigestMismatchError: grpc.StatusCode.DATA_LOSS,
@@ -74,6 +77,7 @@ STATUS_CODES: dict[type[BaseException], grpc.StatusCode] = {
     ocistore.errors.ContainerNotFoundError: grpc.StatusCode.NOT_FOUND,
     ocistore.errors.ContainerExistsError: grpc.StatusCode.ALREADY_EXISTS,
     ocistore.errors.MountError: grpc.StatusCode.INTERNAL,
+    ocistore.errors.DatabaseCorruptError: grpc.StatusCode.DATA_LOSS,
     ocistore.errors.LayoutError: grpc.StatusCode.INVALID_ARGUMENT,
     ocistore.errors.SubPathError: grpc.StatusCode.INVALID_ARGUMENT,
     ocistore.errors.SubPathNotFoundError: grpc.StatusCode.NOT_FOUND,
@@ -92,6 +96,7 @@ STATUS_CODES: dict[type[BaseException], grpc.StatusCode] = {
     errors.OCIRuntimeError: grpc.StatusCode.INTERNAL,
     errors.ContainerNotFoundError: grpc.StatusCode.NOT_FOUND,
     errors.ConmonError: grpc.StatusCode.INTERNAL,
+    errors.RuntimeTimeoutError: grpc.StatusCode.DEADLINE_EXCEEDED,
     errors.StateError: grpc.StatusCode.INTERNAL,
     errors.NotFoundError: grpc.StatusCode.NOT_FOUND,
     errors.NameReservedError: grpc.StatusCode.ALREADY_EXISTS,
@@ -110,11 +115,40 @@ STATUS_CODES: dict[type[BaseException], grpc.StatusCode] = {
     errors.StreamingError: grpc.StatusCode.INTERNAL,
     errors.SpdyProtocolError: grpc.StatusCode.INVALID_ARGUMENT,
     errors.StreamTokenError: grpc.StatusCode.NOT_FOUND,
+    errors.NRIError: grpc.StatusCode.INTERNAL,
+    errors.NRIProtocolError: grpc.StatusCode.INTERNAL,
+    errors.NRIClosedError: grpc.StatusCode.UNAVAILABLE,
+    errors.NRITimeoutError: grpc.StatusCode.DEADLINE_EXCEEDED,
+    errors.NRIPluginError: grpc.StatusCode.UNKNOWN,
+    errors.NRIRejectedError: grpc.StatusCode.FAILED_PRECONDITION,
 }
 
 
+#: errno values of a full file system (ENOSPC) or an exhausted quota (EDQUOT).
+_NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+_SQLITE_FULL = 13
+
+
+def no_space(error: BaseException) -> bool:
+    """Whether ``error`` or what caused it is a full disk: an ENOSPC/EDQUOT ``OSError``
+    or SQLite's SQLITE_FULL, however deeply a library wrapped it."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _NO_SPACE_ERRNOS:
+            return True
+        if getattr(current, "sqlite_errorcode", None) == _SQLITE_FULL:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def status_code_for(error: BaseException) -> grpc.StatusCode | None:
-    """The status code of the most specific mapped class of ``error``, if any."""
+    """The status code of the most specific mapped class of ``error``, if any; a full
+    disk anywhere in its chain is RESOURCE_EXHAUSTED whatever wrapped it."""
+    if no_space(error):
+        return grpc.StatusCode.RESOURCE_EXHAUSTED
     for cls in type(error).__mro__:
         code = STATUS_CODES.get(cls)
         if code is not None:
@@ -122,12 +156,29 @@ def status_code_for(error: BaseException) -> grpc.StatusCode | None:
     return None
 
 
+def _message(err: BaseException, code: grpc.StatusCode) -> str:
+    text = str(err) or type(err).__name__
+    if code is grpc.StatusCode.RESOURCE_EXHAUSTED and no_space(err):
+        lowered = text.lower()
+        if "no space" not in lowered:
+            text = f"no space left on device: {text}"
+    return text
+
+
 async def _abort(handler: Callable[..., Any], err: BaseException, context: Any) -> None:
     code = status_code_for(err)
-    assert code is not None
+    if code is None:  # an OSError that is not a full disk: as before, the RPC's bug
+        raise err
     if code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN):
         _log.exception("rpc failed", extra={"rpc": handler.__name__})
-    await context.abort(code, str(err) or type(err).__name__)
+    elif code is grpc.StatusCode.RESOURCE_EXHAUSTED:
+        _log.warning("rpc failed: %s", err, extra={"rpc": handler.__name__})
+    await context.abort(code, _message(err, code))
+
+
+#: What the wrapper catches: every mapped class, and OSError or an SQLite error raised
+#: by a full disk (others are re-raised unchanged).
+_CAUGHT: tuple[type[BaseException], ...] = (*STATUS_CODES, OSError, sqlite3.Error)
 
 
 def translate_errors(handler: _Handler) -> _Handler:
@@ -142,7 +193,7 @@ def translate_errors(handler: _Handler) -> _Handler:
             try:
                 async for reply in handler(self, request, context):
                     yield reply
-            except tuple(STATUS_CODES) as err:
+            except _CAUGHT as err:
                 await _abort(handler, err, context)
 
         return streaming  # type: ignore[return-value]
@@ -151,7 +202,7 @@ def translate_errors(handler: _Handler) -> _Handler:
     async def wrapper(self: object, request: object, context: Any) -> Any:
         try:
             return await handler(self, request, context)  # type: ignore[misc]
-        except tuple(STATUS_CODES) as err:
+        except _CAUGHT as err:
             await _abort(handler, err, context)
 
     return wrapper  # type: ignore[return-value]

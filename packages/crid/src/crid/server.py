@@ -22,7 +22,10 @@ from crid._cri.v1 import api_pb2_grpc
 from crid.config import Config, parse_duration
 from crid.context import Context
 from crid.errors import CridError, SocketInUseError
+from crid.inflight import InFlight
 from crid.metrics import MetricsEndpoint, MetricsInterceptor
+from crid.node import check_after_unclean_stop, mark_clean_shutdown
+from crid.notify import notify
 from crid.sandbox.lifecycle import Lifecycle
 from crid.services import ImageService, RuntimeService
 from crid.socket import SOCKET_MODE, prepare_socket
@@ -31,6 +34,9 @@ from crid.streaming import ServerOptions, StreamingServer
 __all__ = ["Daemon", "serve"]
 
 _log = logging.getLogger(__name__)
+
+#: How long a stop waits for the rollbacks of RPCs it cancelled (beyond the grace period).
+_ROLLBACK_WAIT = 30.0
 
 
 class Daemon:
@@ -44,6 +50,7 @@ class Daemon:
         self._lock: IO[bytes] | None = None
         self.metrics: MetricsEndpoint | None = None
         self.streaming: StreamingServer | None = None
+        self._inflight = InFlight()
 
     def _acquire_lock(self) -> None:
         lock_path = self.socket_path.with_name(self.socket_path.name + ".lock")
@@ -67,11 +74,15 @@ class Daemon:
         """Bind the socket and start answering RPCs."""
         await asyncio.to_thread(self._acquire_lock)
         try:
+            await asyncio.to_thread(check_after_unclean_stop, self.config)
             await asyncio.to_thread(prepare_socket, self.socket_path)
             api = self.config.crid.api
             metrics = self.config.crid.metrics
             server = grpc.aio.server(
-                interceptors=[MetricsInterceptor()] if metrics.enable_metrics else None,
+                interceptors=[
+                    self._inflight,
+                    *([MetricsInterceptor()] if metrics.enable_metrics else []),
+                ],
                 options=[
                     ("grpc.max_receive_message_length", api.grpc_max_recv_msg_size),
                     ("grpc.max_send_message_length", api.grpc_max_send_msg_size),
@@ -109,21 +120,42 @@ class Daemon:
             self._release_lock()
             raise
         _log.info("crid serving", extra={"version": __version__, "socket": str(self.socket_path)})
+        notify("READY=1", f"STATUS=serving {self.socket_path}")
 
-    async def stop(self, grace: float = 5.0) -> None:
-        """Finish in-flight RPCs (up to ``grace`` seconds), close and remove the socket."""
+    async def stop(self, grace: float | None = None) -> None:
+        """Refuse new RPCs, let those in flight finish for ``grace`` seconds (default:
+        ``shutdown_grace``), cancel the rest, wait for their rollbacks, then close.
+
+        What an RPC cancelled here had made is undone (a pod or container being created
+        is removed again) before the state database and the store close. A stop that
+        completes writes the clean-shutdown marker last of all.
+        """
+        if grace is None:
+            grace = parse_duration(self.config.crid.api.shutdown_grace)
+        serving = self._server is not None
+        if serving:
+            notify("STOPPING=1")
         if self.context is not None:
             # Event streams never finish on their own: end them first, so that they close
             # cleanly (status OK) instead of holding the shutdown for the whole grace period.
             self.context.events.close()
         if self._server is not None:
+            _log.info("crid stopping", extra={"grace": grace})
             await self._server.stop(grace)
+            if not await self._inflight.cancel(_ROLLBACK_WAIT):
+                _log.error("RPCs cancelled at shutdown did not finish unwinding")
+                serving = False  # not clean: the next start checks storage
             self._server = None
             self.socket_path.unlink(missing_ok=True)
             _log.info("crid stopped", extra={"socket": str(self.socket_path)})
+        if self.context is not None and not await self.context.rollbacks.wait(_ROLLBACK_WAIT):
+            _log.error("rollbacks of cancelled RPCs did not finish: start-up will clean up")
+            serving = False
         await self._stop_streaming()
         await self._stop_metrics()
         await self._close_context()
+        if serving:
+            await asyncio.to_thread(mark_clean_shutdown, self.config)
         self._release_lock()
 
     async def _stop_streaming(self) -> None:

@@ -37,11 +37,13 @@ if TYPE_CHECKING:
         ProgressTimeoutError,
         RegistryError,
         RegistryUnavailableError,
+        ResponseTooLargeError,
         ShortNameError,
         SizeMismatchError,
         UnsupportedManifestError,
     )
     from ociimage.layout import LayoutImage, OCILayout, OCILayoutSink
+    from ociimage.limits import DEFAULT_LIMITS, ResponseLimits
     from ociimage.policy import (
         DEFAULT_POLICY,
         AcceptAnything,
@@ -101,6 +103,7 @@ _SOURCES = {
     "CredentialStore": "ociimage.auth",
     "Credentials": "ociimage.auth",
     "DEFAULT_CERTS_DIRS": "ociimage.tls",
+    "DEFAULT_LIMITS": "ociimage.limits",
     "DEFAULT_POLICY": "ociimage.policy",
     "DEFAULT_REGISTRIES_CONF": "ociimage.registries",
     "DEFAULT_REGISTRIES_D": "ociimage.registries_d",
@@ -137,6 +140,8 @@ _SOURCES = {
     "RegistryClient": "ociimage.client",
     "RegistryError": "ociimage.errors",
     "RegistryUnavailableError": "ociimage.errors",
+    "ResponseLimits": "ociimage.limits",
+    "ResponseTooLargeError": "ociimage.errors",
     "Reject": "ociimage.policy",
     "Requirement": "ociimage.policy",
     "ResolvedImage": "ociimage.resolved",
@@ -180,6 +185,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_CERTS_DIRS",
+    "DEFAULT_LIMITS",
     "DEFAULT_POLICY",
     "DEFAULT_REGISTRIES_CONF",
     "DEFAULT_REGISTRIES_D",
@@ -227,6 +233,8 @@ __all__ = [
     "Reject",
     "Requirement",
     "ResolvedImage",
+    "ResponseLimits",
+    "ResponseTooLargeError",
     "RetryPolicy",
     "ShortNameError",
     "ShortNameMode",

@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 
-import httpx
-
 from ociimage.errors import DigestMismatchError, SizeMismatchError, UnsupportedManifestError
 from ociimage.sink import BlobWriter
 from ocispec.image import Descriptor, Digest, MediaType, is_index, is_manifest
@@ -56,10 +54,10 @@ def sniff_media_type(header: str, data: bytes, where: str) -> str:
     return media_type
 
 
-def error_code(response: httpx.Response) -> str:
+def error_code(body: bytes) -> str:
     """The first distribution error code (``MANIFEST_UNKNOWN``...) in an error body."""
     try:
-        errors = response.json().get("errors") or []
+        errors = json.loads(body).get("errors") or []
         return str(errors[0].get("code", "")) if errors else ""
     except (ValueError, AttributeError, IndexError, TypeError):
         return ""

@@ -3,23 +3,28 @@
 A registry answers 401 with ``WWW-Authenticate``. For ``Basic`` we send the credentials;
 for ``Bearer`` we ask the realm for a token covering the scopes the request needs
 (anonymously, with Basic credentials, or by OAuth2 POST with a refresh token) and cache
-it per scope set until shortly before it expires.
+it per scope set until shortly before it expires. A token answer is read only up to
+``max_token_bytes`` (a lying token service cannot make us hold more).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
+from ociimage._bodies import content_encoding, decode, read_capped
 from ociimage._challenge import Challenge, parse_challenges
 from ociimage.auth import Credentials
-from ociimage.errors import AuthenticationError, RegistryError
+from ociimage.errors import AuthenticationError, RegistryError, RegistryUnavailableError
+from ociimage.limits import DEFAULT_LIMITS
 
 __all__ = ["Authorizer"]
 
@@ -44,9 +49,16 @@ def _basic(credentials: Credentials) -> str:
 class Authorizer:
     """The Authorization header to send to one registry host, learnt from its challenges."""
 
-    def __init__(self, host: str, credentials: Credentials) -> None:
+    def __init__(
+        self,
+        host: str,
+        credentials: Credentials,
+        *,
+        max_token_bytes: int = DEFAULT_LIMITS.max_token_bytes,
+    ) -> None:
         self.host = host
         self.credentials = credentials
+        self.max_token_bytes = max_token_bytes
         self._challenge: Challenge | None = None
         self._tokens: dict[tuple[str, str, tuple[str, ...]], _Token] = {}
         self._lock = asyncio.Lock()
@@ -117,9 +129,9 @@ class Authorizer:
                 "service": service,
                 "scope": " ".join(scopes),
             }
-            response = await http.post(realm, data=form)
-            if response.status_code not in (404, 405):
-                return self._parse_token(response, realm)
+            status, body = await self._ask(http, "POST", realm, data=form)
+            if status not in (404, 405):
+                return self._parse_token(status, body, realm)
             log.debug("event=oauth2_unsupported realm=%s falling_back=get", realm)
         params: list[tuple[str, str | int | float | bool | None]] = (
             [("service", service)] if service else []
@@ -130,23 +142,36 @@ class Authorizer:
             headers = {"Authorization": _basic(creds)}
         else:
             headers = {}
-        response = await http.get(realm, params=params, headers=headers)
-        return self._parse_token(response, realm)
+        status, body = await self._ask(http, "GET", realm, params=params, headers=headers)
+        return self._parse_token(status, body, realm)
 
-    def _parse_token(self, response: httpx.Response, realm: str) -> _Token:
-        if response.status_code in (401, 403):
-            raise AuthenticationError(
-                f"token service {realm} refused the credentials for {self.host} "
-                f"(HTTP {response.status_code})",
-                status=response.status_code,
-            )
-        if response.status_code != 200:
-            raise RegistryError(
-                f"token service {realm} answered HTTP {response.status_code}",
-                status=response.status_code,
-            )
+    async def _ask(
+        self, http: httpx.AsyncClient, method: str, url: str, **kwargs: Any
+    ) -> tuple[int, bytes]:
+        """(status, body) of a token request; only a 200's body is read, up to the cap."""
         try:
-            doc = response.json()
+            async with http.stream(method, url, **kwargs) as response:
+                if response.status_code != 200:
+                    return response.status_code, b""
+                limit = self.max_token_bytes
+                raw = await read_capped(response, limit, "token answer")
+                body = decode(raw, content_encoding(response), limit, response.url, "token answer")
+                return 200, body
+        except httpx.HTTPError as err:
+            raise RegistryUnavailableError(
+                f"token service {url} for {self.host}: {type(err).__name__}: {err}"
+            ) from err
+
+    def _parse_token(self, status: int, body: bytes, realm: str) -> _Token:
+        if status in (401, 403):
+            raise AuthenticationError(
+                f"token service {realm} refused the credentials for {self.host} (HTTP {status})",
+                status=status,
+            )
+        if status != 200:
+            raise RegistryError(f"token service {realm} answered HTTP {status}", status=status)
+        try:
+            doc = json.loads(body)
         except ValueError as err:
             raise RegistryError(f"token service {realm} sent a body that is not JSON") from err
         value = doc.get("token") or doc.get("access_token") if isinstance(doc, dict) else None

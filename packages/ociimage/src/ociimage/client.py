@@ -6,6 +6,12 @@ types and verifies every manifest's digest, streams blobs into a sink's writer w
 hashing them (resuming with ``Range`` after a dropped connection) and cancels any wait
 that makes no progress for ``progress_timeout`` seconds. Redirects to another host are
 followed without the Authorization header (httpx drops it across origins).
+
+It asks for ``Accept-Encoding: identity`` (digests name the bytes as stored). Every body
+that is not a layer blob is capped by :class:`~ociimage.limits.ResponseLimits` and read
+only up to its cap; a manifest or small blob that arrives gzip- or deflate-encoded
+anyway is decoded (under the same cap) when its bytes as received do not match. Layer
+blobs are taken as received and cut off at their descriptor's size.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from ociimage._bodies import content_encoding, decode, read_capped, read_prefix
 from ociimage._content import absorb, error_code, sniff_media_type, verify_content
 from ociimage._retry import RETRYABLE_STATUS, RetryPolicy, retry_after_seconds
 from ociimage._tokens import Authorizer
@@ -33,8 +40,10 @@ from ociimage.errors import (
     ProgressTimeoutError,
     RegistryError,
     RegistryUnavailableError,
+    ResponseTooLargeError,
     SizeMismatchError,
 )
+from ociimage.limits import DEFAULT_LIMITS, ResponseLimits
 from ociimage.sink import BlobWriter
 from ociimage.tls import TLSConfig
 from ocispec.image import Descriptor, Digest, Index, MediaType, is_index
@@ -51,7 +60,6 @@ MANIFEST_MEDIA_TYPES = (
     MediaType.DOCKER_MANIFEST,
 )
 _CHUNK = 4 << 20
-_MAX_MANIFEST = 4 << 20
 _TRANSIENT = (httpx.TransportError,)
 
 
@@ -95,12 +103,16 @@ class RegistryClient:
         retry: RetryPolicy | None = None,
         timeout: float = 60.0,
         progress_timeout: float | None = 60.0,
+        limits: ResponseLimits = DEFAULT_LIMITS,
     ) -> None:
         self.host = host
+        self.limits = limits
         self.insecure = insecure
         self.retry = retry or RetryPolicy()
         self.progress_timeout = progress_timeout
-        self._auth = Authorizer(host, credentials or Credentials())
+        self._auth = Authorizer(
+            host, credentials or Credentials(), max_token_bytes=limits.max_token_bytes
+        )
         verify = (tls or TLSConfig()).context(host, insecure=insecure)
         self._http = httpx.AsyncClient(
             verify=verify,
@@ -112,7 +124,8 @@ class RegistryClient:
             ),
             follow_redirects=True,
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
-            headers={"User-Agent": "ociimage/0.1"},
+            # digests name the bytes as stored: no content coding on top, please
+            headers={"User-Agent": "ociimage/0.1", "Accept-Encoding": "identity"},
         )
         self._scheme: str | None = None if insecure else "https"
 
@@ -132,12 +145,17 @@ class RegistryClient:
         if self._scheme is None:
             # insecure: prefer TLS without verification, fall back to plain HTTP
             try:
-                await self._http.get(f"https://{self.host}/v2/")
-                self._scheme = "https"
+                # the answer's body does not matter: never read it
+                async with self._http.stream("GET", f"https://{self.host}/v2/"):
+                    self._scheme = "https"
             except httpx.ConnectError:
                 self._scheme = "http"
             except httpx.TimeoutException as err:
                 raise self._stalled(err) from err
+            except httpx.HTTPError as err:
+                raise RegistryUnavailableError(
+                    f"GET https://{self.host}/v2/: {type(err).__name__}: {err}"
+                ) from err
             log.debug("event=scheme host=%s scheme=%s", self.host, self._scheme)
         return f"{self._scheme}://{self.host}{path}"
 
@@ -179,16 +197,21 @@ class RegistryClient:
                     ) from err
                 await asyncio.sleep(self.retry.delay(attempt))
                 continue
+            except httpx.HTTPError as err:
+                # a redirect loop, a redirect to a scheme we do not speak, a bad URL:
+                # retrying cannot help, another mirror might
+                raise RegistryUnavailableError(
+                    f"{method} {url}: {type(err).__name__}: {err}"
+                ) from err
             try:
                 status = response.status_code
                 if status == 401 and not authorized_once:
-                    await response.aread()
+                    # the challenge is in the headers: the body is never read
                     await self._auth.authorize(self._http, response, scopes)
                     authorized_once = True
                     attempt -= 1
                     continue
                 if status in RETRYABLE_STATUS and attempt < self.retry.attempts:
-                    await response.aread()
                     wait = self.retry.delay(
                         attempt, retry_after_seconds(response.headers.get("retry-after"))
                     )
@@ -196,16 +219,26 @@ class RegistryClient:
                     await asyncio.sleep(wait)
                     continue
                 if status not in ok:
-                    await response.aread()
-                    raise self._failure(method, url, response)
+                    raise self._failure(method, url, response, await self._error_body(response))
                 yield response
                 return
             finally:
                 await response.aclose()
 
-    def _failure(self, method: str, url: str, response: httpx.Response) -> RegistryError:
+    async def _error_body(self, response: httpx.Response) -> bytes:
+        """The start of an error body (``max_error_bytes``); a broken one reads as empty."""
+        if response.request.method == "HEAD":
+            return b""
+        try:
+            return await read_prefix(response, self.limits.max_error_bytes)
+        except httpx.HTTPError:
+            return b""
+
+    def _failure(
+        self, method: str, url: str, response: httpx.Response, body: bytes
+    ) -> RegistryError:
         status = response.status_code
-        code = error_code(response)
+        code = error_code(body)
         what = f"{method} {url}: HTTP {status}" + (f" {code}" if code else "")
         if status in (401, 403):
             return AuthenticationError(f"{what}: access denied", status=status, code=code)
@@ -217,22 +250,24 @@ class RegistryClient:
                 status=status,
                 code=code,
             )
-        return RegistryError(f"{what}: {response.text[:300]}", status=status, code=code)
+        text = body[:300].decode("utf-8", "replace")
+        return RegistryError(f"{what}: {text}", status=status, code=code)
 
-    async def _read_all(self, response: httpx.Response, limit: int) -> bytes:
-        parts: list[bytes] = []
-        size = 0
+    async def _read_all(self, response: httpx.Response, limit: int, what: str) -> bytes:
+        """A capped body as received (see :func:`ociimage._bodies.read_capped`)."""
         try:
-            async for chunk in response.aiter_raw():
-                size += len(chunk)
-                if size > limit:
-                    raise RegistryError(f"{response.url}: body larger than {limit} bytes")
-                parts.append(chunk)
+            return await read_capped(response, limit, what)
         except httpx.TimeoutException as err:
             raise self._stalled(err) from err
         except _TRANSIENT as err:
             raise RegistryUnavailableError(f"{response.url}: connection failed: {err}") from err
-        return b"".join(parts)
+        except httpx.HTTPError as err:
+            raise RegistryUnavailableError(f"{response.url}: {type(err).__name__}: {err}") from err
+
+    async def _read_decoded(self, response: httpx.Response, limit: int, what: str) -> bytes:
+        """A capped body with any Content-Encoding undone (JSON answers, not digests)."""
+        raw = await self._read_all(response, limit, what)
+        return decode(raw, content_encoding(response), limit, response.url, what)
 
     # -- manifests -----------------------------------------------------------------
 
@@ -254,10 +289,18 @@ class RegistryClient:
             scopes=[_scope(repository)],
             headers=headers,
         ) as response:
-            data = await self._read_all(response, _MAX_MANIFEST)
+            limit = self.limits.max_manifest_bytes
+            raw = await self._read_all(response, limit, "manifest")
             media_type = response.headers.get("content-type", "").split(";")[0].strip()
             header_digest = response.headers.get("docker-content-digest", "")
-        if reference.count(":") == 1 and reference.split(":")[0] in ("sha256", "sha512"):
+            encoding = content_encoding(response)
+            url = response.url
+        by_digest = reference.count(":") == 1 and reference.split(":")[0] in ("sha256", "sha512")
+        data = raw
+        if encoding and not (by_digest and Digest(reference).verify(raw)):
+            # compressed although we asked for identity: the digest names the JSON
+            data = decode(raw, encoding, limit, url, "manifest")
+        if by_digest:
             wanted = Digest(reference)
             if not wanted.verify(data):
                 raise DigestMismatchError(
@@ -287,7 +330,8 @@ class RegistryClient:
             ) as response:
                 digest = response.headers.get("docker-content-digest", "")
                 media_type = response.headers.get("content-type", "").split(";")[0].strip()
-                size = int(response.headers.get("content-length", "0"))
+                length = response.headers.get("content-length", "0")
+                size = int(length) if length.isdigit() else 0
         except ContentNotFoundError:
             return None
         return Descriptor(media_type=media_type, digest=digest, size=size)
@@ -295,13 +339,35 @@ class RegistryClient:
     # -- blobs ---------------------------------------------------------------------
 
     async def get_blob(
-        self, repository: str, descriptor: Descriptor, *, limit: int = _MAX_MANIFEST
+        self, repository: str, descriptor: Descriptor, *, limit: int | None = None
     ) -> bytes:
-        """A small blob (config, signature) in memory, verified."""
+        """A small blob (config, signature) in memory, verified; ``limit`` defaults to
+        ``max_config_bytes``. A blob larger than its descriptor is cut off there."""
+        limit = self.limits.max_config_bytes if limit is None else limit
+        if descriptor.size > limit:
+            raise ResponseTooLargeError(
+                f"blob {descriptor.digest} in {self.host}/{repository}: its descriptor says "
+                f"{descriptor.size} bytes, past the {limit}-byte limit"
+            )
         async with self._stream(
             "GET", f"/v2/{repository}/blobs/{descriptor.digest}", scopes=[_scope(repository)]
         ) as response:
-            data = await self._read_all(response, min(limit, descriptor.size + 1))
+            what = f"blob {descriptor.digest}"
+            encoding = content_encoding(response)
+            url = response.url
+            try:
+                # as received, it may not be longer than its descriptor (unless encoded)
+                raw = await self._read_all(response, limit if encoding else descriptor.size, what)
+            except ResponseTooLargeError as err:
+                if encoding:
+                    raise
+                raise SizeMismatchError(
+                    f"{what} from {self.host}: more than the {descriptor.size} bytes its "
+                    "descriptor says; cut off"
+                ) from err
+        data = raw
+        if encoding and not Digest(descriptor.digest).verify(raw):
+            data = decode(raw, encoding, min(limit, descriptor.size), url, what)
         verify_content(data, descriptor, f"{self.host}/{repository}")
         return data
 
@@ -499,7 +565,7 @@ class RegistryClient:
         async with self._stream(
             "GET", f"/v2/{repository}/tags/list?n=10000", scopes=[_scope(repository)]
         ) as response:
-            body = await self._read_all(response, _MAX_MANIFEST)
+            body = await self._read_decoded(response, self.limits.max_manifest_bytes, "tag list")
         try:
             tags = httpx.Response(200, content=body).json().get("tags") or []
         except ValueError as err:
@@ -515,7 +581,9 @@ class RegistryClient:
                 f"/extensions/v2/{repository}/signatures/{digest}",
                 scopes=[_scope(repository)],
             ) as response:
-                body = await self._read_all(response, _MAX_MANIFEST)
+                body = await self._read_decoded(
+                    response, self.limits.max_signature_bytes, "signature list"
+                )
         except ContentNotFoundError:
             return []
         try:
@@ -537,7 +605,9 @@ class RegistryClient:
             async with self._stream(
                 "GET", f"/v2/{repository}/referrers/{digest}", scopes=[_scope(repository)]
             ) as response:
-                body = await self._read_all(response, _MAX_MANIFEST)
+                body = await self._read_decoded(
+                    response, self.limits.max_manifest_bytes, "referrers list"
+                )
                 ctype = response.headers.get("content-type", "")
             if is_index(ctype) or MediaType.IMAGE_INDEX in ctype:
                 return list(Index.from_json(body).manifests)

@@ -22,6 +22,7 @@ __all__ = [
     "ProgressTimeoutError",
     "RegistryError",
     "RegistryUnavailableError",
+    "ResponseTooLargeError",
     "ShortNameError",
     "SignatureVerificationError",
     "SizeMismatchError",
@@ -76,6 +77,11 @@ class ContentNotFoundError(RegistryError):
 
 class RegistryUnavailableError(RegistryError):
     """The registry could not be reached, or kept failing (5xx, 429) after every retry."""
+
+
+class ResponseTooLargeError(RegistryError):
+    """A body (manifest, config, token, signature, or a decoded Content-Encoding) went
+    past its :class:`~ociimage.limits.ResponseLimits` cap; it was cut off, not stored."""
 
 
 class UnsupportedManifestError(ImageError):

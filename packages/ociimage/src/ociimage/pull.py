@@ -21,15 +21,12 @@ from ociimage._retry import RetryPolicy
 from ociimage.auth import Credentials, CredentialStore
 from ociimage.client import FetchedManifest, RegistryClient
 from ociimage.errors import (
-    AuthenticationError,
     ContentNotFoundError,
     ImageError,
-    IntegrityError,
     NoMatchingPlatformError,
-    ProgressTimeoutError,
-    RegistryUnavailableError,
     UnsupportedManifestError,
 )
+from ociimage.limits import DEFAULT_LIMITS, ResponseLimits
 from ociimage.policy import Policy
 from ociimage.reference import Reference
 from ociimage.registries import PullSource, RegistriesConfig
@@ -55,14 +52,10 @@ log = logging.getLogger(__name__)
 
 _M = TypeVar("_M", Manifest, Index)
 
-#: Errors after which the next mirror / location / candidate is tried.
-_TRY_NEXT = (
-    ContentNotFoundError,
-    RegistryUnavailableError,
-    AuthenticationError,
-    IntegrityError,
-    ProgressTimeoutError,
-)
+#: Errors after which the next mirror / location / candidate is tried: every way a
+#: source can fail (refused, unreachable, redirect loop, TLS, timeout, 5xx, a body that
+#: is too large, malformed or does not match its digest). A mirror is only a cache.
+_TRY_NEXT = (ImageError,)
 
 
 class ProgressKind(StrEnum):
@@ -117,6 +110,14 @@ class PullResult:
         return self.image.names
 
 
+@dataclass(frozen=True)
+class _BlobSource:
+    """A place to download an image's blobs from, and its client."""
+
+    client: RegistryClient
+    source: PullSource
+
+
 class Puller:
     """Pulls images; share one across concurrent pulls so identical blobs are fetched once.
 
@@ -138,8 +139,10 @@ class Puller:
         timeout: float = 60.0,
         policy: Policy | None = None,
         registries_d: RegistriesD | None = None,
+        limits: ResponseLimits = DEFAULT_LIMITS,
     ) -> None:
         self.registries = registries or RegistriesConfig()
+        self.limits = limits
         self.policy = policy
         self.registries_d = registries_d
         self._credentials = credentials
@@ -149,8 +152,8 @@ class Puller:
         self._timeout = timeout
         self._limit = asyncio.Semaphore(max_concurrent_downloads)
         self._clients: dict[tuple[str, bool, Credentials], RegistryClient] = {}
-        # one download per (sink, digest) however many pulls want the blob at once
-        self._downloads: SingleFlight[tuple[int, str], int] = SingleFlight()
+        # one download per digest however many pulls (into one store) want it at once
+        self._downloads: SingleFlight[str, int] = SingleFlight()
 
     async def aclose(self) -> None:
         """Close every registry connection."""
@@ -186,6 +189,7 @@ class Puller:
                 retry=self._retry,
                 timeout=self._timeout,
                 progress_timeout=self._progress_timeout,
+                limits=self.limits,
             )
             self._clients[key] = client
         return client
@@ -311,8 +315,7 @@ class Puller:
         decision: PolicyDecision | None = None,
     ) -> PullResult:
         """Download and commit an image found by :meth:`resolve` (e.g. after a policy check)."""
-        client = self._client_for(image.source, credentials)
-        repo = image.source.reference.path
+        sources = self._blob_sources(image, credentials)
         skipped: list[str] = []
         await self._store_bytes(sink, image.image_manifest.config, image.config_data, skipped)
         layers: list[Descriptor] = []
@@ -322,7 +325,7 @@ class Puller:
                 seen.add(layer.digest)
                 layers.append(layer)
         results = await _gather_or_cancel(
-            [self._ensure_blob(client, repo, layer, sink, progress) for layer in layers]
+            [self._ensure_blob(sources, layer, sink, progress) for layer in layers]
         )
         downloaded = sum(r for r in results if r > 0)
         skipped += [layer.digest for layer, r in zip(layers, results, strict=True) if r < 0]
@@ -344,6 +347,25 @@ class Puller:
             image=image, policy=decision, downloaded_bytes=downloaded, skipped_blobs=tuple(skipped)
         )
 
+    def _blob_sources(
+        self, image: ResolvedImage, credentials: Credentials | None
+    ) -> list[_BlobSource]:
+        """Where layers may come from: the source the image was found at, then every
+        other source of the (content-addressed) image, in registries.conf's order."""
+        first = image.source
+        try:
+            others = self.registries.pull_sources(image.reference.with_digest(image.digest))
+        except ImageError:
+            others = []
+        out = [_BlobSource(self._client_for(first, credentials), first)]
+        seen = {(first.reference.domain, first.reference.path)}
+        for source in others:
+            key = (source.reference.domain, source.reference.path)
+            if key not in seen:
+                seen.add(key)
+                out.append(_BlobSource(self._client_for(source, credentials), source))
+        return out
+
     async def _store_bytes(
         self, sink: PullSink, descriptor: Descriptor, data: bytes, skipped: list[str]
     ) -> None:
@@ -364,31 +386,68 @@ class Puller:
 
     async def _ensure_blob(
         self,
-        client: RegistryClient,
-        repo: str,
+        sources: Sequence[_BlobSource],
         descriptor: Descriptor,
         sink: PullSink,
         progress: ProgressCallback | None,
     ) -> int:
-        """Bytes this call downloaded (0 when it joined another's download), -1 when present."""
-        if await asyncio.to_thread(sink.has_blob, descriptor.digest):
-            if progress is not None:
-                progress(ProgressEvent(kind=ProgressKind.EXISTS, descriptor=descriptor))
-            return -1
-        done, owner = await self._downloads.run(
-            (id(sink), descriptor.digest),
-            lambda: self._download(client, repo, descriptor, sink, progress),
-        )
-        return done if owner else 0  # a joiner downloaded nothing itself
+        """Bytes this call downloaded (0 when it joined another's download), -1 when present.
+
+        Downloads are shared by digest, whatever the sink: crid gives every pull its own
+        sink object on one store. A caller that joined another's download checks its own
+        sink afterwards and downloads itself only when the blob did not land there (the
+        other pull wrote elsewhere, or failed).
+        """
+        digest = descriptor.digest
+        joined = False
+        while True:
+            if await asyncio.to_thread(sink.has_blob, digest):
+                if joined:
+                    return 0  # a joiner downloaded nothing itself
+                if progress is not None:
+                    progress(ProgressEvent(kind=ProgressKind.EXISTS, descriptor=descriptor))
+                return -1
+            if joined:  # the shared download went to another store, or failed: our own turn
+                return await self._download(sources, descriptor, sink, progress)
+            joined = self._downloads.in_flight(digest)
+            try:
+                done, owner = await self._downloads.run(
+                    digest, lambda: self._download(sources, descriptor, sink, progress)
+                )
+            except ImageError:
+                if not joined:
+                    raise
+                continue
+            if owner:
+                return done
 
     async def _download(
         self,
-        client: RegistryClient,
-        repo: str,
+        sources: Sequence[_BlobSource],
         descriptor: Descriptor,
         sink: PullSink,
         progress: ProgressCallback | None,
     ) -> int:
+        """Download from the first source that delivers the blob intact; a source that
+        fails in any way (its partial bytes discarded) hands over to the next."""
+        failures: list[tuple[str, ImageError]] = []
+        for source in sources:
+            try:
+                return await self._download_from(source, descriptor, sink, progress)
+            except ImageError as err:
+                where = str(source.source.reference)
+                log.info("event=blob_source_failed source=%s error=%s", where, err)
+                failures.append((where, err))
+        raise _combined(f"blob {descriptor.digest}", failures)
+
+    async def _download_from(
+        self,
+        source: _BlobSource,
+        descriptor: Descriptor,
+        sink: PullSink,
+        progress: ProgressCallback | None,
+    ) -> int:
+        client, repo = source.client, source.source.reference.path
         async with self._limit:
             done = 0
 
@@ -443,15 +502,17 @@ def _decode(cls: type[_M], fetched: FetchedManifest, ref: Reference) -> _M:
 
 
 def _combined(name: str, failures: list[tuple[str, ImageError]]) -> ImageError:
-    """One error for a name no source could serve: the last source's, noting the others."""
+    """One error for a name no source could serve: the last source's (its class decides
+    the gRPC code), its message listing every source's failure in the order tried."""
     if not failures:
         return ContentNotFoundError(f"{name}: no source to pull from")
     last = failures[-1][1]
     if all(isinstance(e, ContentNotFoundError) for _, e in failures) and len(failures) > 1:
         tried = ", ".join(w for w, _ in failures)
         return ContentNotFoundError(f"{name}: not found in any of {tried}", status=404)
-    for other_where, other in failures[:-1]:
-        last.add_note(f"also tried {other_where}: {other}")
+    if len(failures) > 1:
+        each = "; ".join(f"{where}: {err}" for where, err in failures)
+        last.args = (f"{name}: every source failed: {each}",)
     return last
 
 

@@ -29,6 +29,7 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
+from ociimage._bodies import content_encoding, decode, read_capped
 from ociimage._gpgv import verify_inline
 from ociimage.bundles import BUNDLE_MEDIA_TYPES
 from ociimage.client import RegistryClient
@@ -37,8 +38,10 @@ from ociimage.errors import (
     ImageError,
     LookasideError,
     PolicyRejectedError,
+    ResponseTooLargeError,
     SignatureVerificationError,
 )
+from ociimage.limits import ResponseLimits
 from ociimage.policy import (
     AcceptAnything,
     Policy,
@@ -58,8 +61,6 @@ __all__ = ["PolicyDecision", "evaluate_policy"]
 
 log = logging.getLogger(__name__)
 
-_MAX_PAYLOAD = 1 << 20
-_MAX_LOOKASIDE_SIGNATURES = 64
 _ATOMIC = "atomic container signature"
 #: Where signatures are looked for when no registries.d is configured.
 DEFAULT_STORAGE = SignatureStorage(use_sigstore_attachments=True)
@@ -101,7 +102,7 @@ async def _sigstore(
         if layer.media_type != SIMPLE_SIGNING_MEDIA_TYPE:
             continue
         try:
-            payload = await client.get_blob(repo, layer, limit=_MAX_PAYLOAD)
+            payload = await client.get_blob(repo, layer, limit=client.limits.max_signature_bytes)
         except ImageError as err:
             reasons.append(f"payload {layer.digest}: {err}")
             continue
@@ -164,7 +165,7 @@ async def _bundles(
             if layer.media_type not in BUNDLE_MEDIA_TYPES:
                 continue
             try:
-                data = await client.get_blob(repo, layer, limit=_MAX_PAYLOAD)
+                data = await client.get_blob(repo, layer, limit=client.limits.max_signature_bytes)
             except ImageError as err:
                 reasons.append(f"bundle {layer.digest}: {err}")
                 continue
@@ -185,27 +186,42 @@ async def _bundles(
     return good, reasons
 
 
-async def _lookaside(storage: SignatureStorage, image: ResolvedImage) -> list[bytes]:
-    """The OpenPGP signatures stored for the image's digest, in order."""
+async def _lookaside(
+    storage: SignatureStorage, image: ResolvedImage, limits: ResponseLimits
+) -> list[bytes]:
+    """The OpenPGP signatures stored for the image's digest, in order; each is read only
+    up to ``max_signature_bytes``, and at most ``max_lookaside_signatures`` of them."""
     out: list[bytes] = []
     scheme = urlsplit(storage.lookaside).scheme
-    async with httpx.AsyncClient(timeout=30.0, follow_redirects=True) as http:
-        for index in range(1, _MAX_LOOKASIDE_SIGNATURES + 1):
+    cap = limits.max_signature_bytes
+    headers = {"Accept-Encoding": "identity"}
+    async with httpx.AsyncClient(timeout=30.0, follow_redirects=True, headers=headers) as http:
+        for index in range(1, limits.max_lookaside_signatures + 1):
             url = storage.lookaside_url(image.reference, image.signed_digest, index)
             if scheme == "file":
                 path = Path(unquote(urlsplit(url).path))
                 try:
-                    out.append(await asyncio.to_thread(path.read_bytes))
+                    out.append(await asyncio.to_thread(_read_file, path, cap))
                 except FileNotFoundError:
                     break
                 continue
-            response = await http.get(url)
-            if response.status_code == 404:
-                break
-            if response.status_code != 200:
-                raise LookasideError(f"{url}: HTTP {response.status_code}")
-            out.append(response.content)
+            async with http.stream("GET", url) as response:
+                if response.status_code == 404:
+                    break
+                if response.status_code != 200:
+                    raise LookasideError(f"{url}: HTTP {response.status_code}")
+                raw = await read_capped(response, cap, "lookaside signature")
+                out.append(decode(raw, content_encoding(response), cap, url, "lookaside signature"))
     return out
+
+
+def _read_file(path: Path, limit: int) -> bytes:
+    """A file lookaside's signature, refused past ``limit`` bytes."""
+    with path.open("rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ResponseTooLargeError(f"{path}: lookaside signature larger than {limit} bytes")
+    return data
 
 
 async def _signed_by(
@@ -213,7 +229,7 @@ async def _signed_by(
 ) -> tuple[bool, str, int]:
     if storage.lookaside:
         try:
-            signatures = await _lookaside(storage, image)
+            signatures = await _lookaside(storage, image, client.limits)
         except (ImageError, httpx.HTTPError, OSError) as err:
             return False, f"cannot read lookaside signatures: {err}", 0
         if not signatures:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ocistore.aio import AsyncStore
 from ocistore.blobs import BlobWriter
+from ocistore.check import StoreCheck, check_store
 from ocistore.containers import Container
 from ocistore.errors import (
     AmbiguousImageError,
@@ -63,6 +64,7 @@ __all__ = [
     "MountError",
     "RepairReport",
     "Store",
+    "StoreCheck",
     "StoreError",
     "StoreLockedError",
     "StorePullSink",
@@ -77,5 +79,6 @@ __all__ = [
     "Usage",
     "__version__",
     "chain_ids",
+    "check_store",
     "unpack_layer",
 ]

@@ -1,13 +1,15 @@
 """The vfs driver's copy: apply overlay-native layer directories one after another.
 
 Used where overlayfs cannot mount. Whiteout devices delete, opaque directories drop
-what lower layers put there, hard links inside a layer stay hard links.
+what lower layers put there, hard links inside a layer stay hard links, sparse files
+keep their holes.
 """
 
 # str paths on purpose: a Path object per copied file is measurably slower
 # ruff: noqa: PTH101, PTH102, PTH108, PTH112, PTH115, PTH118, PTH208, PTH211
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import stat
@@ -54,6 +56,45 @@ def _meta(src: str, dst: str, st: os.stat_result, *, times: bool = True) -> None
         os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
 
 
+def _copy_sparse(src: str, dst: str, size: int) -> None:
+    """Copy only the data extents (SEEK_DATA/SEEK_HOLE), then set the size: holes stay holes.
+
+    A layer's sparse file may be tiny on disk yet huge in apparent size; a plain copy
+    would write every zero of it.
+    """
+    buf = memoryview(bytearray(1 << 20))
+    src_fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        dst_fd = os.open(
+            dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+        )
+        try:
+            pos = 0
+            while pos < size:
+                try:
+                    start = os.lseek(src_fd, pos, os.SEEK_DATA)
+                except OSError as err:
+                    if err.errno == errno.ENXIO:  # only a hole is left
+                        break
+                    raise
+                end = os.lseek(src_fd, start, os.SEEK_HOLE)
+                while start < end:
+                    n = os.preadv(src_fd, [buf[: min(end - start, len(buf))]], start)
+                    if n == 0:
+                        break
+                    view = buf[:n]
+                    while view:
+                        written = os.pwrite(dst_fd, view, start)
+                        start += written
+                        view = view[written:]
+                pos = end
+            os.ftruncate(dst_fd, size)
+        finally:
+            os.close(dst_fd)
+    finally:
+        os.close(src_fd)
+
+
 def _is_whiteout(st: os.stat_result) -> bool:
     return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
 
@@ -93,6 +134,8 @@ def _apply_layer(layer: str, dest: str, dir_times: list[tuple[str, os.stat_resul
                 continue
             if stat.S_ISLNK(st.st_mode):
                 os.symlink(os.readlink(src), dst)
+            elif stat.S_ISREG(st.st_mode) and st.st_blocks * 512 < st.st_size:
+                _copy_sparse(src, dst, st.st_size)
             elif stat.S_ISREG(st.st_mode):
                 shutil.copyfile(src, dst, follow_symlinks=False)
             elif stat.S_ISFIFO(st.st_mode):

@@ -2,18 +2,27 @@
 
 Every change that must be all-or-nothing (an image with its names and layers, a
 container record) is one ``BEGIN IMMEDIATE`` transaction; WAL mode keeps readers
-unblocked and a killed process never leaves half a transaction behind.
+unblocked and a killed process never leaves half a transaction behind. Opening checks
+the file (``quick_check``) and refuses a damaged one with :class:`DatabaseCorruptError`.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+from ocistore.errors import DatabaseCorruptError
+
 __all__ = ["Database"]
+
+log = logging.getLogger(__name__)
+#: SQLITE_CORRUPT and SQLITE_NOTADB: the file is damaged or not a database at all.
+_CORRUPT_CODES = frozenset({11, 26})
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS layers (
@@ -75,14 +84,35 @@ class Database:
     """One SQLite connection shared by the store's threads behind a lock."""
 
     def __init__(self, path: str) -> None:
+        wal = Path(path + "-wal")
+        if wal.is_file() and wal.stat().st_size > 0:
+            log.warning(
+                "store database %s: replaying the write-ahead log an unclean stop left"
+                " (%d bytes); a transaction it holds only in part is dropped",
+                path,
+                wal.stat().st_size,
+            )
         self._conn = sqlite3.connect(
             path, isolation_level=None, check_same_thread=False, timeout=30.0
         )
         self._lock = threading.RLock()
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
-        self._conn.executescript(_SCHEMA)
+        try:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            problems = [str(row[0]) for row in self._conn.execute("PRAGMA quick_check")]
+            if problems != ["ok"]:
+                raise DatabaseCorruptError(f"{path} is corrupt: {'; '.join(problems[:3])}")
+            self._conn.executescript(_SCHEMA)
+        except sqlite3.Error as err:
+            self._conn.close()
+            code = getattr(err, "sqlite_errorcode", None)
+            if isinstance(code, int) and code & 0xFF in _CORRUPT_CODES:
+                raise DatabaseCorruptError(f"{path} is corrupt: {err}") from err
+            raise
+        except DatabaseCorruptError:
+            self._conn.close()
+            raise
 
     def close(self) -> None:
         with self._lock:

@@ -30,7 +30,10 @@ def decompressed(raw: BinaryIO, media_type: str) -> BinaryIO:
 
 
 class DigestingReader(io.RawIOBase):
-    """Passes bytes through while hashing them (the diff_id) and enforcing ``limit``."""
+    """Passes bytes through while hashing them (the diff_id) and enforcing ``limit``.
+
+    The limit covers the stream plus what :meth:`charge` adds (holes of sparse files).
+    """
 
     def __init__(self, inner: BinaryIO, limit: int) -> None:
         super().__init__()
@@ -38,6 +41,7 @@ class DigestingReader(io.RawIOBase):
         self._hash = hashlib.sha256()
         self._limit = limit
         self.count = 0
+        self._charged = 0
 
     def readable(self) -> bool:
         return True
@@ -47,13 +51,23 @@ class DigestingReader(io.RawIOBase):
         n = len(data)
         if n:
             self.count += n
-            if self.count > self._limit:
-                raise LayerLimitError(
-                    f"layer expands to more than {self._limit} bytes; refusing to unpack it"
-                )
+            if self.count + self._charged > self._limit:
+                self._refuse()
             self._hash.update(data)
             buffer[:n] = data
         return n
+
+    def charge(self, extra: int) -> None:
+        """Count ``extra`` bytes the layer expands to beyond its stream (sparse holes)."""
+        self._charged += extra
+        if self.count + self._charged > self._limit:
+            self._refuse()
+
+    def _refuse(self) -> None:
+        raise LayerLimitError(
+            f"layer expands to more than {self._limit} bytes (sparse holes included); "
+            "refusing to unpack it (UnpackLimits.max_bytes)"
+        )
 
     def drain(self) -> None:
         """Read to the end so the digest covers the whole stream (tar padding included)."""

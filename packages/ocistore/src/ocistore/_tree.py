@@ -17,7 +17,7 @@ from ocistore.errors import UnsafeLayerError
 __all__ = ["SafeRoot", "split_path"]
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_CACHE_MAX = 256
+_CACHE_MAX = 128
 
 
 def split_path(name: str) -> tuple[str, ...]:
@@ -62,23 +62,48 @@ class SafeRoot:
     def dir_fd(self, parts: tuple[str, ...], *, create: bool = True) -> int:
         """The fd of directory ``parts``; missing directories are made (0755) if ``create``.
 
-        A component that is a symlink, file or device raises :class:`UnsafeLayerError`.
+        The walk starts at the deepest cached ancestor and holds at most two fds of its
+        own at a time, so a deep path costs time, never descriptors. A component that is
+        a symlink, file or device raises :class:`UnsafeLayerError`.
         """
         if not parts:
             return self.fd
         cached = self._cache.get(parts)
         if cached is not None:
             return cached
-        parent = self.dir_fd(parts[:-1], create=create)
+        i = len(parts) - 1
+        while i and parts[:i] not in self._cache:
+            i -= 1
+        fd = self._cache[parts[:i]] if i else self.fd
+        owned = False
+        try:
+            for j in range(i, len(parts)):
+                child = self._open_child(fd, parts[: j + 1], create=create)
+                if owned:
+                    os.close(fd)
+                fd, owned = child, True
+        except BaseException:
+            if owned:
+                os.close(fd)
+            raise
+        if len(self._cache) >= _CACHE_MAX:
+            # Evict the oldest; closed at the next settle(), as it may be in use now.
+            self._retired.append(self._cache.pop(next(iter(self._cache))))
+        self._cache[parts] = fd
+        return fd
+
+    @staticmethod
+    def _open_child(parent: int, parts: tuple[str, ...], *, create: bool) -> int:
         name = parts[-1]
         try:
-            fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+            return os.open(name, _DIR_FLAGS, dir_fd=parent)
         except FileNotFoundError:
             if not create:
                 raise
             os.mkdir(name, 0o755, dir_fd=parent)
             fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
             os.fchmod(fd, 0o755)
+            return fd
         except OSError as err:
             if err.errno in (errno.ELOOP, errno.ENOTDIR):
                 raise UnsafeLayerError(
@@ -86,10 +111,6 @@ class SafeRoot:
                     "refusing to write through it"
                 ) from err
             raise
-        if len(self._cache) >= _CACHE_MAX:
-            self._drop_cache()
-        self._cache[parts] = fd
-        return fd
 
     def _forget(self, parts: tuple[str, ...]) -> None:
         n = len(parts)

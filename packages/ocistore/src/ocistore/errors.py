@@ -11,6 +11,7 @@ __all__ = [
     "BlobNotFoundError",
     "ContainerExistsError",
     "ContainerNotFoundError",
+    "DatabaseCorruptError",
     "DiffIDMismatchError",
     "DigestMismatchError",
     "ImageInUseError",
@@ -95,6 +96,11 @@ class ContainerExistsError(StoreError):
 
 class MountError(StoreError):
     """Mounting or unmounting a container root filesystem failed."""
+
+
+class DatabaseCorruptError(StoreError):
+    """The store's metadata database (``store.db``) is damaged or not a database; the
+    store refuses to open rather than serve images and layers it no longer knows."""
 
 
 class LayoutError(StoreError):

@@ -1,19 +1,20 @@
 """Streaming, secure unpacking of one layer tarball into an overlay-native directory.
 
-``tarfile`` is used in stream mode as a parser only; each entry is applied here
-through :class:`~ocistore._tree.SafeRoot`, never with ``tarfile``'s extraction.
+:class:`~ocistore._tar.TarReader` parses the stream one entry at a time with bounded
+memory; each entry is applied here through :class:`~ocistore._tree.SafeRoot`.
 Whiteouts become 0:0 character devices and opaque markers the
-``trusted.overlay.opaque=y`` xattr, which is what overlayfs reads natively.
+``trusted.overlay.opaque=y`` xattr, which is what overlayfs reads natively. Sparse
+files keep their holes.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import io
 import logging
 import os
 import stat
-import tarfile
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,7 +22,9 @@ from typing import BinaryIO
 
 import zstandard
 
+from ocistore._dirtimes import DirTimes
 from ocistore._stream import DigestingReader, decompressed
+from ocistore._tar import TarEntry, TarReader
 from ocistore._tree import SafeRoot, split_path
 from ocistore.errors import (
     DiffIDMismatchError,
@@ -60,10 +63,20 @@ class IDMapping:
 
 @dataclass(frozen=True, kw_only=True)
 class UnpackLimits:
-    """Ceilings that stop decompression bombs: uncompressed bytes and tar entries."""
+    """Ceilings on what one hostile layer can cost (each documented in docs/security.md).
+
+    ``max_bytes``: the apparent size the layer expands to, i.e. the uncompressed tar
+    stream plus the holes of sparse files (holes stay holes on disk, but a copy may fill
+    them). ``max_entries``: tar entries. ``max_header_bytes``: one entry's metadata (PAX
+    extended headers, GNU long names, sparse maps) and all global PAX headers; checked
+    before the payload is read. ``max_depth``: path components of any entry name or
+    link target.
+    """
 
     max_bytes: int = 64 << 30
     max_entries: int = 2_000_000
+    max_header_bytes: int = 1 << 20
+    max_depth: int = 256
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,7 +111,7 @@ def _map_id(value: int, mappings: Sequence[IDMapping], what: str) -> int:
     raise LayerError(f"{what} {value} has no mapping in the id map")
 
 
-def _xattrs(member: tarfile.TarInfo) -> dict[str, bytes]:
+def _xattrs(member: TarEntry) -> dict[str, bytes]:
     """Extended attributes from PAX records (``SCHILY.xattr.*`` and libarchive's base64 form)."""
     out: dict[str, bytes] = {}
     for key, value in member.pax_headers.items():
@@ -116,21 +129,42 @@ def _xattrs(member: tarfile.TarInfo) -> dict[str, bytes]:
 class _Applier:
     """Applies tar members one by one under a :class:`SafeRoot`."""
 
-    def __init__(self, root: SafeRoot, tar: tarfile.TarFile, options: UnpackOptions) -> None:
+    def __init__(
+        self,
+        root: SafeRoot,
+        tar: TarReader,
+        reader: DigestingReader,
+        dir_times: DirTimes,
+        options: UnpackOptions,
+    ) -> None:
         self.root = root
         self.tar = tar
+        self.reader = reader
         self.options = options
-        self.dir_times: list[tuple[tuple[str, ...], int]] = []
+        self.dir_times = dir_times
+        self.max_depth = options.limits.max_depth
+        self.buffer = memoryview(bytearray(_CHUNK))
 
-    def owner(self, member: tarfile.TarInfo) -> tuple[int, int]:
+    def split(self, name: str, what: str = "entry") -> tuple[str, ...]:
+        """``split_path`` plus the depth limit, checked before any directory is opened."""
+        parts = split_path(name)
+        if len(parts) > self.max_depth:
+            shown = repr(name) if len(name) <= 200 else repr(name[:200]) + "..."
+            raise LayerLimitError(
+                f"layer {what} {shown} is {len(parts)} levels deep; the limit is "
+                f"{self.max_depth} (UnpackLimits.max_depth)"
+            )
+        return parts
+
+    def owner(self, member: TarEntry) -> tuple[int, int]:
         return (
             _map_id(member.uid, self.options.uid_map, "uid"),
             _map_id(member.gid, self.options.gid_map, "gid"),
         )
 
-    def apply(self, member: tarfile.TarInfo) -> None:
+    def apply(self, member: TarEntry) -> None:
         self.root.settle()
-        parts = split_path(member.name)
+        parts = self.split(member.name)
         if not parts:
             if member.isdir():
                 self.finish(self.root.fd, member, is_dir=True, parts=())
@@ -195,8 +229,8 @@ class _Applier:
         gid = _map_id(0, self.options.gid_map, "gid")
         os.chown(target, uid, gid, dir_fd=parent, follow_symlinks=False)
 
-    def hardlink(self, parent: int, parts: tuple[str, ...], member: tarfile.TarInfo) -> None:
-        target = split_path(member.linkname)
+    def hardlink(self, parent: int, parts: tuple[str, ...], member: TarEntry) -> None:
+        target = self.split(member.linkname, "hard link target")
         if not target:
             raise UnsafeLayerError(f"hard link {member.name!r} points at the layer root")
         if target == parts:
@@ -212,17 +246,35 @@ class _Applier:
         src_dir = self.root.dir_fd(target[:-1], create=False)
         os.link(target[-1], parts[-1], src_dir_fd=src_dir, dst_dir_fd=parent, follow_symlinks=False)
 
-    def copy_data(self, fd: int, member: tarfile.TarInfo) -> None:
-        src = self.tar.extractfile(member)
-        if src is None:
+    def copy_data(self, fd: int, member: TarEntry) -> None:
+        if member.sparse is not None:
+            self.copy_sparse(fd, member, member.sparse)
             return
-        while chunk := src.read(_CHUNK):
-            view = memoryview(chunk)
+        while n := self.tar.readinto(self.buffer):
+            view = self.buffer[:n]
             while view:
-                n = os.write(fd, view)
-                view = view[n:]
+                view = view[os.write(fd, view) :]
 
-    def finish_path(self, parent: int, name: str, member: tarfile.TarInfo) -> None:
+    def copy_sparse(self, fd: int, member: TarEntry, segments: Sequence[int]) -> None:
+        """Write each data segment at its offset, then set the size: holes stay holes.
+
+        The holes count against ``max_bytes`` as if they were data (the apparent size),
+        before anything is written.
+        """
+        self.reader.charge(member.realsize - member.size)
+        for i in range(0, len(segments), 2):
+            offset, left = segments[i], segments[i + 1]
+            while left:
+                n = self.tar.readinto(self.buffer[: min(left, _CHUNK)])
+                view = self.buffer[:n]
+                while view:
+                    written = os.pwrite(fd, view, offset)
+                    offset += written
+                    view = view[written:]
+                left -= n
+        os.ftruncate(fd, member.realsize)
+
+    def finish_path(self, parent: int, name: str, member: TarEntry) -> None:
         fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
         try:
             self.finish(fd, member, is_dir=False, parts=(), via_proc=True)
@@ -232,7 +284,7 @@ class _Applier:
     def finish(
         self,
         fd: int,
-        member: tarfile.TarInfo,
+        member: TarEntry,
         *,
         is_dir: bool,
         parts: tuple[str, ...],
@@ -250,12 +302,12 @@ class _Applier:
                 log.warning("cannot set xattr entry=%s key=%s err=%s", member.name, key, err)
         mtime = int(member.mtime * 1e9)
         if is_dir:
-            self.dir_times.append((parts, mtime))
+            self.dir_times.add(parts, mtime)
         else:
             os.utime(target, ns=(mtime, mtime))
 
     def set_dir_times(self) -> None:
-        for parts, mtime in reversed(self.dir_times):
+        for parts, mtime in self.dir_times:
             try:
                 fd = self.root.dir_fd(parts, create=False)
             except (FileNotFoundError, UnsafeLayerError):
@@ -278,28 +330,34 @@ def unpack_layer(
     partial tree the caller must discard).
     """
     opts = options or UnpackOptions()
-    reader = DigestingReader(decompressed(blob, media_type), opts.limits.max_bytes)
+    limits = opts.limits
+    reader = DigestingReader(decompressed(blob, media_type), limits.max_bytes)
+    tar = TarReader(io.BufferedReader(reader, 1 << 16), max_header_bytes=limits.max_header_bytes)
     root = SafeRoot(dest)
+    dir_times = DirTimes(dest)
     entries = 0
     try:
-        with tarfile.open(fileobj=reader, mode="r|", bufsize=1 << 16) as tar:
-            applier = _Applier(root, tar, opts)
-            for member in tar:
-                entries += 1
-                if entries > opts.limits.max_entries:
-                    raise LayerLimitError(
-                        f"layer has more than {opts.limits.max_entries} entries; refusing it"
-                    )
-                applier.apply(member)
-            applier.set_dir_times()
+        applier = _Applier(root, tar, reader, dir_times, opts)
+        for member in tar:
+            entries += 1
+            if entries > limits.max_entries:
+                raise LayerLimitError(
+                    f"layer has more than {limits.max_entries} entries; refusing it "
+                    "(UnpackLimits.max_entries)"
+                )
+            applier.apply(member)
+        applier.set_dir_times()
         reader.drain()
     except StoreError:
         raise
-    except (tarfile.TarError, EOFError, zlib.error, zstandard.ZstdError) as err:
+    except (EOFError, zlib.error, zstandard.ZstdError) as err:
         raise LayerError(f"corrupt layer stream: {err}") from err
+    except (OverflowError, ValueError) as err:  # an id, time or device number out of range
+        raise LayerError(f"layer entry with an unusable value: {err}") from err
     except OSError as err:
         raise LayerError(f"unpacking layer failed: {err}") from err
     finally:
+        dir_times.close()
         root.close()
     if diff_id is not None and reader.digest != diff_id:
         raise DiffIDMismatchError(f"layer diff_id is {reader.digest}, the config says {diff_id}")

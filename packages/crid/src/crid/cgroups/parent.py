@@ -15,7 +15,12 @@ import logging
 from crid.cgroups.hierarchy import Hierarchies
 from crid.errors import CgroupError, InvalidConfigError
 
-__all__ = ["MAX_CGROUP_PARENT", "check_cgroup_parent", "remove_pod_cgroup"]
+__all__ = [
+    "MAX_CGROUP_PARENT",
+    "check_cgroup_parent",
+    "check_parent_driver",
+    "remove_pod_cgroup",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -50,6 +55,31 @@ def check_cgroup_parent(parent: str) -> str:
                 f"cgroup_parent {parent!r} has an empty, '.' or '..' component"
             )
     return parent
+
+
+def check_parent_driver(parent: str, driver: str) -> None:
+    """InvalidConfigError when ``parent`` has the other cgroup driver's form.
+
+    The kubelet names pod cgroups after its own ``cgroupDriver``: ``/kubepods/burstable/
+    pod<uid>`` for cgroupfs, ``kubepods-burstable-pod<uid>.slice`` for systemd. A slice
+    under cgroupfs would make a stray top-level directory nothing manages (as CRI-O, crid
+    refuses it), so the two settings disagreeing is an error naming both.
+    """
+    if not parent:
+        return
+    systemd_form = ":" in parent or parent.rstrip("/").rsplit("/", 1)[-1].endswith(".slice")
+    if driver == "cgroupfs" and systemd_form:
+        raise InvalidConfigError(
+            f"cgroup_parent {parent!r} is a systemd slice, but crid's cgroup_manager is"
+            " \"cgroupfs\": set the kubelet's cgroupDriver to cgroupfs (or crid's"
+            " cgroup_manager to systemd)"
+        )
+    if driver == "systemd" and not systemd_form:
+        raise InvalidConfigError(
+            f"cgroup_parent {parent!r} is a cgroupfs path, but crid's cgroup_manager is"
+            " \"systemd\": set the kubelet's cgroupDriver to systemd (or crid's"
+            " cgroup_manager to cgroupfs)"
+        )
 
 
 def remove_pod_cgroup(hierarchies: Hierarchies, parent: str, *, timeout: float = 5.0) -> None:

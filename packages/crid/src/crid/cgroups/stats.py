@@ -7,11 +7,12 @@ exactly as cAdvisor computes it.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
+from crid.cgroups._files import cgroup_file as _file
+from crid.cgroups._files import read_int as _read_int
+from crid.cgroups._files import read_keyed as _read_keyed
 from crid.cgroups.hierarchy import Hierarchies
 
 __all__ = ["CgroupStats", "oom_kills", "read_stats"]
@@ -29,57 +30,6 @@ class CgroupStats:
     page_faults: int | None = None
     major_page_faults: int | None = None
     process_count: int | None = None
-
-
-def _read(path: Path) -> str | None:
-    """A small cgroup file's text; raw os calls, as these are read for every container."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        return os.read(fd, 65536).decode()
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-
-
-def _read_int(path: Path | None) -> int | None:
-    if path is None:
-        return None
-    raw = _read(path)
-    if raw is None:
-        return None
-    text = raw.strip()
-    if text == "max":
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        return None
-
-
-def _read_keyed(path: Path | None) -> dict[str, int]:
-    if path is None:
-        return {}
-    raw = _read(path)
-    if raw is None:
-        return {}
-    lines = raw.splitlines()
-    values: dict[str, int] = {}
-    for line in lines:
-        key, _, value = line.partition(" ")
-        try:
-            values[key] = int(value)
-        except ValueError:
-            continue
-    return values
-
-
-def _file(hierarchies: Hierarchies, controller: str, cgroup: str, name: str) -> Path | None:
-    directory = hierarchies.controller_path(controller, cgroup)
-    return directory / name if directory is not None else None
 
 
 def read_stats(hierarchies: Hierarchies, cgroup: str) -> CgroupStats:

@@ -27,6 +27,12 @@ _AT = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
 _UNKNOWN = re.compile(r"^Object contains unknown field `(?P<field>[^`]+)`$")
 
 
+#: Timeouts of helper binaries: a run must be given some time, so 0s is refused.
+_POSITIVE = frozenset(
+    {"crid.runtime.runtime_timeout", "crid.runtime.create_timeout", "crid.network.plugin_timeout"}
+)
+
+
 def parse_duration(text: str) -> float:
     """Seconds in a Go-style duration such as ``90s``, ``1m30s`` or ``250ms``."""
     pos = 0
@@ -90,12 +96,21 @@ def _check(config: Config, sources: str) -> None:
         "crid.image.pull_progress_timeout": config.crid.image.pull_progress_timeout,
         "crid.api.stream_idle_timeout": config.crid.api.stream_idle_timeout,
         "crid.api.stream_token_ttl": config.crid.api.stream_token_ttl,
+        "crid.api.shutdown_grace": config.crid.api.shutdown_grace,
+        "crid.runtime.runtime_timeout": config.crid.runtime.runtime_timeout,
+        "crid.runtime.create_timeout": config.crid.runtime.create_timeout,
+        "crid.network.plugin_timeout": config.crid.network.plugin_timeout,
+        "crid.stats.metrics_collection_period": config.crid.stats.metrics_collection_period,
+        "crid.nri.plugin_registration_timeout": config.crid.nri.plugin_registration_timeout,
+        "crid.nri.plugin_request_timeout": config.crid.nri.plugin_request_timeout,
     }
     for key, value in durations.items():
         try:
-            parse_duration(value)
+            seconds = parse_duration(value)
         except ValueError as err:
             raise ConfigError(f"{sources}: key '{key}': {err}") from err
+        if key in _POSITIVE and seconds <= 0:
+            raise ConfigError(f"{sources}: key '{key}': must be longer than 0s")
     api = config.crid.api
     if bool(api.stream_tls_cert) != bool(api.stream_tls_key):
         raise ConfigError(

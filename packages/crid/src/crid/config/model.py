@@ -7,20 +7,24 @@ CRI-O user can carry their knowledge (and most of their file) over. Each field's
 
 from __future__ import annotations
 
+import typing
 from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
 
 __all__ = [
+    "POD_METRIC_GROUPS",
     "ApiConfig",
     "Config",
     "CridConfig",
     "ImageConfig",
     "MetricsConfig",
+    "NRIConfig",
     "NetworkConfig",
     "RuntimeConfig",
     "RuntimeHandler",
+    "StatsConfig",
 ]
 
 DEFAULT_CAPABILITIES = (
@@ -88,6 +92,13 @@ class ApiConfig(_Table, frozen=True):
     grpc_max_send_msg_size: Annotated[
         int, Meta(gt=0, description="Largest gRPC message crid sends, in bytes.")
     ] = 80 * 1024 * 1024
+    shutdown_grace: Annotated[
+        str,
+        Meta(
+            description="On SIGTERM, how long RPCs in flight may run on; then they are"
+            " cancelled and rolled back."
+        ),
+    ] = "10s"
 
 
 class RuntimeHandler(_Table, frozen=True):
@@ -129,8 +140,24 @@ class RuntimeConfig(_Table, frozen=True):
     ] = "runc"
     cgroup_manager: Annotated[
         Literal["cgroupfs", "systemd"],
-        Meta(description="Cgroup driver: 'cgroupfs' ('systemd' is refused at start: not built)."),
+        Meta(
+            description=(
+                "Cgroup driver: 'cgroupfs' (crid writes cgroup directories), or 'systemd'"
+                " (pods are slices, containers transient scopes; needs systemd as init)."
+                " Must match the kubelet's cgroupDriver."
+            )
+        ),
     ] = "cgroupfs"
+    conmon_cgroup: Annotated[
+        str,
+        Meta(
+            pattern=r"^(pod|[A-Za-z0-9_.:\\-]+\.slice)$",
+            description=(
+                "With the systemd driver, where each conmon's scope goes: 'pod' (the pod's"
+                " slice) or a slice name such as 'system.slice'."
+            ),
+        ),
+    ] = "pod"
     conmon: Annotated[
         str, Meta(description="Path of the conmon binary; empty looks 'conmon' up in PATH.")
     ] = ""
@@ -171,6 +198,25 @@ class RuntimeConfig(_Table, frozen=True):
             )
         ),
     ] = ""
+    runtime_timeout: Annotated[
+        str,
+        Meta(
+            description=(
+                "Longest wait for one OCI runtime command (state, start, kill, delete,"
+                " update); past it the runtime is killed and the call fails"
+                " (DEADLINE_EXCEEDED)."
+            )
+        ),
+    ] = "1m"
+    create_timeout: Annotated[
+        str,
+        Meta(
+            description=(
+                "Longest wait for conmon and the runtime to create a container; past it"
+                " both are killed, the half-made container removed (DEADLINE_EXCEEDED)."
+            )
+        ),
+    ] = "1m"
     runtimes: Annotated[
         dict[str, RuntimeHandler],
         Meta(description="OCI runtime handlers by name (the names RuntimeClasses use)."),
@@ -247,6 +293,15 @@ class NetworkConfig(_Table, frozen=True):
         str,
         Meta(description="Network pods join; empty takes the first configuration by file name."),
     ] = ""
+    plugin_timeout: Annotated[
+        str,
+        Meta(
+            description=(
+                "Longest wait for one CNI plugin run (ADD, DEL, CHECK, GC); past it the"
+                " plugin's process group is killed and the call fails (DEADLINE_EXCEEDED)."
+            )
+        ),
+    ] = "1m"
 
 
 class MetricsConfig(_Table, frozen=True):
@@ -264,6 +319,78 @@ class MetricsConfig(_Table, frozen=True):
     ] = 9090
 
 
+PodMetricGroup = Literal[
+    "cpu", "memory", "network", "disk", "diskIO", "hugetlb", "oom", "process", "spec", "pressure"
+]
+
+#: CRI-O's metric group names, every one on by default.
+POD_METRIC_GROUPS: tuple[PodMetricGroup, ...] = typing.get_args(PodMetricGroup)
+
+
+class StatsConfig(_Table, frozen=True):
+    """``[crid.stats]``: pod and container stats and metrics."""
+
+    included_pod_metrics: Annotated[
+        list[PodMetricGroup],
+        Meta(
+            description=(
+                "Metric groups ListPodSandboxMetrics reports (CRI-O's names): cpu, memory,"
+                " network, disk, diskIO, hugetlb, oom, process, spec, and pressure (PSI);"
+                " container_last_seen and container_start_time_seconds are always reported."
+            )
+        ),
+    ] = msgspec.field(default_factory=lambda: list(POD_METRIC_GROUPS))
+    metrics_collection_period: Annotated[
+        str,
+        Meta(
+            description=(
+                "While pod metrics are asked for, sample them in the background this often"
+                " (a scrape gets samples at most this old, each with its time)."
+            )
+        ),
+    ] = "10s"
+
+
+class NRIConfig(_Table, frozen=True):
+    """``[crid.nri]``: Node Resource Interface plugins (CRI-O's option names)."""
+
+    enable: Annotated[
+        bool, Meta(description="Host NRI plugins: send them pod and container events.")
+    ] = True
+    socket_path: Annotated[
+        str, Meta(description="Unix socket externally started NRI plugins connect to.")
+    ] = "/var/run/nri/nri.sock"
+    plugin_dir: Annotated[
+        str,
+        Meta(
+            description="Directory of pre-installed plugins crid starts itself (files named"
+            " <index>-<name>, e.g. 10-resources); a missing directory is fine."
+        ),
+    ] = "/opt/nri/plugins"
+    plugin_config_dir: Annotated[
+        str,
+        Meta(
+            description="Directory of configuration for pre-installed plugins"
+            " (<index>-<name>.conf or <name>.conf), passed to them in Configure."
+        ),
+    ] = "/etc/nri/conf.d"
+    plugin_registration_timeout: Annotated[
+        str,
+        Meta(description="How long a plugin may take to register and synchronize."),
+    ] = "5s"
+    plugin_request_timeout: Annotated[
+        str,
+        Meta(
+            description="How long a plugin may take to answer an event; a plugin that takes"
+            " longer is disconnected and the event goes on without it."
+        ),
+    ] = "2s"
+    disable_connections: Annotated[
+        bool,
+        Meta(description="Do not listen on socket_path: only pre-installed plugins run."),
+    ] = False
+
+
 class CridConfig(_Table, frozen=True):
     """``[crid]``: paths and logging, plus the sub-tables."""
 
@@ -273,6 +400,16 @@ class CridConfig(_Table, frozen=True):
     runroot: Annotated[
         str, Meta(description="Volatile state: bundles, conmon files, attach sockets.")
     ] = "/run/crid"
+    clean_shutdown_file: Annotated[
+        str,
+        Meta(
+            description=(
+                "Written on a clean stop, removed at start; when it is missing at start,"
+                " storage is checked and repaired before serving. Empty uses"
+                " <root>/clean.shutdown."
+            )
+        ),
+    ] = ""
     storage_driver: Annotated[
         Literal["overlay", "vfs"],
         Meta(description="Root filesystem driver: 'overlay', or 'vfs' (full copies)."),
@@ -292,6 +429,8 @@ class CridConfig(_Table, frozen=True):
     image: ImageConfig = msgspec.field(default_factory=ImageConfig)
     network: NetworkConfig = msgspec.field(default_factory=NetworkConfig)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
+    stats: StatsConfig = msgspec.field(default_factory=StatsConfig)
+    nri: NRIConfig = msgspec.field(default_factory=NRIConfig)
 
 
 class Config(_Table, frozen=True):

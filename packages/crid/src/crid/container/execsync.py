@@ -18,6 +18,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from crid import faults
 from crid.context import Context
 from crid.errors import ExecTimeoutError, InvalidConfigError, InvalidStateError
 from crid.limits import check_argv
@@ -91,6 +92,7 @@ async def exec_sync(ctx: Context, container_id: str, argv: list[str], timeout: f
         _drain(proc.stdout, OUTPUT_LIMIT), _drain(proc.stderr, OUTPUT_LIMIT), proc.wait()
     )
     try:
+        await faults.point("exec_sync.running")
         stdout, stderr, code = await asyncio.wait_for(
             asyncio.shield(reading), timeout if timeout > 0 else None
         )

@@ -24,23 +24,30 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from crid import faults
 from crid.cgroups import container_cgroup_path, oom_kills
+from crid.cgroups.systemd_driver import place_conmon
+from crid.container.conmon_watch import ConmonWatch
 from crid.container.request import ContainerRequest, container_name
 from crid.context import Context
+from crid.control.resources import update_container_resources
 from crid.errors import (
     CridError,
     InvalidConfigError,
     InvalidRequestError,
     InvalidStateError,
     OCIRuntimeError,
+    RuntimeTimeoutError,
     SandboxNotReadyError,
 )
 from crid.events import Event, EventKind
 from crid.images.lookup import find_image
 from crid.images.registries import RegistriesCache
+from crid.nri.hooks import NRIHooks
 from crid.oci import ConmonOptions, remove_attach_link
 from crid.sandbox.files import SandboxFiles
 from crid.state import Container, ContainerState, ContainerUser, Sandbox, SandboxState
+from crid.stats import cgroup_dir
 from crid.translate import (
     ContainerPaths,
     container_options,
@@ -48,7 +55,13 @@ from crid.translate import (
     termination_log_source,
     with_image_volume_refs,
 )
-from ocispec.generate import GeneratedSpec, NamespaceMode, generate, parse_signal
+from ocispec.generate import (
+    GeneratedSpec,
+    NamespaceMode,
+    ResourceOptions,
+    generate,
+    parse_signal,
+)
 from ocispec.image import ImageConfig
 from ocistore import Image
 from ocistore.errors import ContainerNotFoundError as StoreContainerNotFoundError
@@ -80,6 +93,9 @@ class Containers:
         self._locks: dict[str, asyncio.Lock] = {}
         self._registries = RegistriesCache(ctx.config.crid.image)
         self._image_configs: dict[str, ImageConfig] = {}
+        #: Each created or running container's conmon, to notice one that dies.
+        self.conmon_watch = ConmonWatch(self.conmon_exited)
+        self.nri = NRIHooks(ctx)
 
     def _lock(self, container_id: str) -> asyncio.Lock:
         return self._locks.setdefault(container_id, asyncio.Lock())
@@ -152,6 +168,7 @@ class Containers:
             ),
             config=with_image_volume_refs(request.config, volume_images),
         )
+        self.ctx.registry.hide(container_id)  # until created, NRI hooks included
         await self.ctx.registry.save_container(record)
         log_existed = True  # until known: a failure never removes a log it did not make
         try:
@@ -162,10 +179,13 @@ class Containers:
             prepared: list[GeneratedSpec] = []
 
             async def prepare_bundle() -> None:
-                prepared.append(await self._prepare(record, sandbox, request, volume_images))
+                nonlocal record
+                generated = await self._prepare(record, sandbox, request, volume_images)
+                record, generated = await self.nri.create_container(record, sandbox, generated)
+                prepared.append(generated)
 
             # conmon starts first and waits for its start byte while the bundle is
-            # prepared: its start-up overlaps the root filesystem and config work.
+            # prepared (and NRI plugins adjust it): its start-up overlaps that work.
             created = await handler.conmon.create(
                 ConmonOptions(
                     container_id=container_id,
@@ -196,6 +216,15 @@ class Containers:
                     supplemental_groups=tuple(applied.additional_gids),
                 )
                 record = dataclasses.replace(record, user=user)
+            runtime_config = self.ctx.config.crid.runtime
+            if runtime_config.cgroup_manager == "systemd":
+                await place_conmon(
+                    container_id,
+                    created.conmon_pid,
+                    pod_slice=sandbox.cgroup_parent,
+                    setting=runtime_config.conmon_cgroup,
+                )
+            await faults.point("create_container.conmon")
             record = dataclasses.replace(
                 record,
                 state=ContainerState.CREATED,
@@ -204,15 +233,23 @@ class Containers:
             )
             await self.ctx.registry.save_container(record)
         except BaseException:
-            await asyncio.shield(self._undo_create(record, log_existed=log_existed))
+            await self.ctx.rollbacks.run(self._undo_create(record, log_existed=log_existed))
             raise
+        self.conmon_watch.add(record.id, record.conmon_pid)
+        self.ctx.registry.reveal(container_id)
         self._publish(EventKind.CONTAINER_CREATED, record)
+        await self.nri.post_create(record)
         return record
 
     async def _undo_create(self, record: Container, *, log_existed: bool) -> None:
         """Remove all a failed create made, its log file too: the kubelet counts a
         container's restarts from the ``<attempt>.log`` files when no container exists."""
-        await self.cleanup(record)
+        try:
+            await self.cleanup(record)
+        except CridError as err:
+            # The record stays UNKNOWN: the next start-up's recovery removes it.
+            _log.warning("cleaning up the failed create of %s failed: %s", record.id, err)
+            return
         if not log_existed:
             await asyncio.to_thread(Path(record.log_path).unlink, missing_ok=True)
 
@@ -331,10 +368,21 @@ class Containers:
                 raise InvalidStateError(
                     f"container {record.id} is {record.state}, not created: cannot start it"
                 )
+            await self.nri.start(record)
             await self.ctx.handler(record.runtime_handler).runtime.start(record.id)
+            await faults.point("start_container.started")
             record = dataclasses.replace(record, state=ContainerState.RUNNING, started_at=_now())
             await self.ctx.registry.save_container(record)
         self._publish(EventKind.CONTAINER_STARTED, record)
+        await self.nri.post_start(record)
+        return record
+
+    async def update_resources(self, container_id: str, options: ResourceOptions) -> Container:
+        """UpdateContainerResources: NRI plugins may change ``options`` first."""
+        record = self.ctx.registry.container(container_id)
+        wanted = await self.nri.update(record, options)
+        await update_container_resources(self.ctx, record, wanted or options)
+        await self.nri.post_update(record)
         return record
 
     async def _stop_signal(self, record: Container) -> int:
@@ -357,6 +405,9 @@ class Containers:
         while True:
             if await asyncio.to_thread(path.exists):
                 return True
+            record = self.ctx.registry.find_container(container_id)
+            if record is not None and record.state is ContainerState.EXITED:
+                return True  # marked lost: its conmon died, no exit file will come
             if time.monotonic() >= deadline:
                 return False
             await asyncio.sleep(_POLL)
@@ -377,6 +428,7 @@ class Containers:
             return record
         if timeout > 0:
             await self._signal(record, await self._stop_signal(record))
+            await faults.point("stop_container.signalled")
             exited = await self._wait_exit(record.id, timeout)
         else:
             exited = False
@@ -410,6 +462,7 @@ class Containers:
             )
             await self.ctx.registry.save_container(record)
         self._publish(EventKind.CONTAINER_STOPPED, record)
+        await self.nri.stop(record)
         return record
 
     def _read_exit(self, record: Container) -> tuple[int, int, bool, str] | None:
@@ -424,7 +477,9 @@ class Containers:
         except ValueError:
             code = 255
         bundle = Path(record.bundle)
-        oom = (bundle / "oom").exists() or oom_kills(self.ctx.hierarchies, record.cgroup_path) > 0
+        oom = (bundle / "oom").exists() or oom_kills(
+            self.ctx.hierarchies, cgroup_dir(record.cgroup_path)
+        ) > 0
         return code, finished_at, oom, self._termination_message(record)
 
     def _termination_message(self, record: Container) -> str:
@@ -437,11 +492,27 @@ class Containers:
         except OSError:
             return ""
 
+    async def mark_started(self, record: Container) -> Container:
+        """Record as RUNNING a container that the runtime runs but the record calls
+        CREATED (crid died inside StartContainer, after the runtime started it)."""
+        async with self._lock(record.id):
+            record = dataclasses.replace(
+                record, state=ContainerState.RUNNING, started_at=record.started_at or _now()
+            )
+            await self.ctx.registry.save_container(record)
+        self._publish(EventKind.CONTAINER_STARTED, record)
+        return record
+
     async def mark_lost(self, record: Container, why: str) -> Container:
         """Record a container whose process vanished without an exit file (crash, reboot)."""
         async with self._lock(record.id):
+            current = self.ctx.registry.find_container(record.id)
+            if current is None or current.id != record.id:
+                return record  # removed meanwhile: nothing to mark
+            if current.state not in (ContainerState.CREATED, ContainerState.RUNNING):
+                return current  # its exit was recorded meanwhile
             record = dataclasses.replace(
-                record,
+                current,
                 state=ContainerState.EXITED,
                 exit_code=255,
                 finished_at=record.finished_at or _now(),
@@ -450,7 +521,38 @@ class Containers:
             )
             await self.ctx.registry.save_container(record)
         self._publish(EventKind.CONTAINER_STOPPED, record)
+        await self.nri.stop(record)
         return record
+
+    async def conmon_exited(self, container_id: str) -> None:
+        """conmon of a created or running container ended: an exit it recorded is taken
+        as usual; one that died without recording it leaves a container nobody monitors
+        (no log, no exit code), so the container is killed and marked EXITED (255) with
+        the reason, as containerd does when a shim dies. The kubelet then restarts it."""
+        if await self.record_exit(container_id) is not None:
+            return
+        record = self.ctx.registry.find_container(container_id)
+        if record is None or record.id != container_id:
+            return
+        if record.state not in (ContainerState.CREATED, ContainerState.RUNNING):
+            return
+        _log.warning(
+            "conmon (pid %d) of container %s exited while the container was %s: killing it",
+            record.conmon_pid,
+            record.id,
+            record.state,
+        )
+        try:
+            await self.ctx.handler(record.runtime_handler).runtime.kill(record.id, signal.SIGKILL)
+        except CridError as err:
+            _log.debug("kill %s: %s", record.id, err)
+        if await self.record_exit(container_id) is not None:
+            return  # a late exit file after all
+        await self.mark_lost(
+            record,
+            f"conmon (pid {record.conmon_pid}) died while the container was {record.state}:"
+            " the container was killed",
+        )
 
     # -- remove -----------------------------------------------------------------------
 
@@ -468,13 +570,24 @@ class Containers:
             await self.cleanup(record)
         self._locks.pop(record.id, None)
         self._publish(EventKind.CONTAINER_DELETED, record)
+        await self.nri.remove(record)
 
     async def cleanup(self, record: Container) -> None:
         """Remove the runtime container, root filesystem, cgroup (in every hierarchy),
         bundle, exit file, attach socket link and record; the log stays (it is the
-        kubelet's to remove)."""
-        with contextlib.suppress(CridError):
+        kubelet's to remove).
+
+        A runtime that times out on delete stops the cleanup with the record kept (the
+        container may still exist): RemoveContainer can be retried once it answers.
+        """
+        try:
             await self.ctx.handler(record.runtime_handler).runtime.delete(record.id, force=True)
+        except RuntimeTimeoutError:
+            raise
+        except CridError as err:
+            _log.debug("delete %s: %s", record.id, err)
+        self.conmon_watch.discard(record.id)
+        await faults.point("remove_container.runtime_deleted")
         await remove_rootfs(self.ctx, record.id)
         cgroup = record.cgroup_path
         if cgroup and ":" not in cgroup:

@@ -18,6 +18,7 @@ import logging
 from pathlib import Path
 
 from crid.cgroups import Hierarchies
+from crid.cgroups.systemd_driver import set_container_properties
 from crid.context import Context
 from crid.errors import CgroupError, ContainerNotRunningError
 from crid.state import Container, ContainerState
@@ -59,6 +60,8 @@ async def update_container_resources(
         _log.debug("container %s: update leaves out %s", container.id, "; ".join(dropped))
     document: dict[str, object] = resources.to_dict()
     await ctx.handler(container.runtime_handler).runtime.update(container.id, document)
+    if ctx.config.crid.runtime.cgroup_manager == "systemd":
+        await set_container_properties(container.id, options, unified=ctx.hierarchies.unified)
     return document
 
 

@@ -6,7 +6,9 @@ no restart. Pulls running at the same time share one ociimage ``Puller`` (connec
 tokens); it is closed when the last of them ends, so an idle crid holds no registry
 connection, and the first one imports ociimage's pull stack, so a crid that never pulls
 never loads it. Two requests for the same image (same name, platform and credentials)
-share one download: the second waits for the first's result.
+share one download: the second waits for the first's result. Pulls of different images
+running at once share the blobs they have in common: the shared Puller downloads each
+digest once, whichever pull's sink (all of them on this store) asked first.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from crid import faults
 from crid.config import ImageConfig, parse_duration
 from crid.errors import CridError
 from ociimage.auth import Credentials, CredentialStore, default_auth_files
@@ -28,6 +31,9 @@ from ocistore import AsyncStore, Image
 
 if TYPE_CHECKING:
     from ociimage.pull import Puller
+    from ociimage.sink import BlobWriter
+    from ocispec.image import Descriptor
+    from ocistore.sink import StorePullSink
 
 __all__ = ["ImagePuller", "PullOutcome", "load_registries"]
 
@@ -145,7 +151,10 @@ class ImagePuller:
         try:
             with self._store.pull_sink() as sink:
                 result = await session.puller.pull(
-                    name, sink, credentials=credentials, platform=platform or None
+                    name,
+                    _FaultSink(sink) if faults.enabled() else sink,
+                    credentials=credentials,
+                    platform=platform or None,
                 )
         except BaseException:
             if self._on_failure is not None:
@@ -175,3 +184,23 @@ class ImagePuller:
             downloaded_bytes=result.downloaded_bytes,
             seconds=seconds,
         )
+
+
+class _FaultSink:
+    """The store's sink with the ``pull_image.commit`` fault point (tests only): every
+    blob is stored, the image not yet recorded."""
+
+    def __init__(self, sink: StorePullSink) -> None:
+        self._sink = sink
+
+    def has_blob(self, digest: str) -> bool:
+        return self._sink.has_blob(digest)
+
+    def open_blob(self, descriptor: Descriptor) -> BlobWriter:
+        return self._sink.open_blob(descriptor)
+
+    def commit_image(
+        self, *, manifest: Descriptor, names: Sequence[str], index: Descriptor | None = None
+    ) -> None:
+        faults.hit("pull_image.commit")
+        self._sink.commit_image(manifest=manifest, names=names, index=index)

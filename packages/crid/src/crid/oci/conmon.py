@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from crid.errors import ConmonError
+from crid.errors import ConmonError, RuntimeTimeoutError
 from crid.metrics.instruments import observe_runtime_call
 from crid.oci._exec import environment, find_binary, version_line
 from crid.oci.runtime import OCIRuntime, runtime_message
@@ -95,10 +95,18 @@ class CreatedContainer:
 class Conmon:
     """Creates containers under conmon with one OCI runtime."""
 
-    def __init__(self, *, binary: Path, runtime: OCIRuntime, log_level: str = "info") -> None:
+    def __init__(
+        self,
+        *,
+        binary: Path,
+        runtime: OCIRuntime,
+        log_level: str = "info",
+        create_timeout: float = 60.0,
+    ) -> None:
         self.binary = binary
         self.runtime = runtime
         self.log_level = log_level
+        self.create_timeout = create_timeout
 
     def argv(self, options: ConmonOptions) -> list[str]:
         """conmon's command line for ``options``."""
@@ -148,25 +156,46 @@ class Conmon:
         self,
         options: ConmonOptions,
         *,
-        timeout: float = 60.0,
+        timeout: float | None = None,
         before_start: Callable[[], Awaitable[None]] | None = None,
     ) -> CreatedContainer:
         """Have conmon create the container; returns once the runtime's create is done.
 
-        On failure, timeout or cancellation nothing is left running: conmon is killed,
-        and the runtime's half-created container deleted.
+        On failure, timeout (``create_timeout`` unless given) or cancellation nothing is
+        left running: conmon is killed, and the runtime's half-created container deleted.
 
         ``before_start`` is awaited once conmon is running and waiting for its start
         byte, before the runtime is run: the caller writes the bundle meanwhile, so
         conmon's own start-up (exec, libraries, log file: 3-7 ms here) overlaps it. If
-        it fails or is cancelled, conmon is killed before it has run anything.
+        it fails or is cancelled, conmon is killed before it has run anything. The
+        timeout applies from the start byte on.
         """
         started = time.perf_counter()
         ok = False
+        limit = self.create_timeout if timeout is None else timeout
+        hook_failed = False
+
+        async def hook() -> None:
+            nonlocal hook_failed
+            if before_start is None:
+                return
+            try:
+                await before_start()
+            except BaseException:
+                hook_failed = True
+                raise
+
         try:
-            created = await self._create(options, timeout, before_start)
+            created = await self._create(options, limit, hook)
             ok = True
             return created
+        except TimeoutError as err:
+            if hook_failed:
+                raise  # the caller's own error, not the runtime's
+            raise RuntimeTimeoutError(
+                f"{self.runtime.name} create {options.container_id} (under conmon): timed out"
+                f" after {limit:g}s (conmon and the runtime were killed)"
+            ) from err
         finally:
             observe_runtime_call(self.runtime.name, "create", time.perf_counter() - started, ok=ok)
 

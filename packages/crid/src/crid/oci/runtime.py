@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from crid.config import RuntimeHandler
-from crid.errors import ContainerNotFoundError, OCIRuntimeError
+from crid.errors import ContainerNotFoundError, OCIRuntimeError, RuntimeTimeoutError
 from crid.metrics.instruments import observe_runtime_call
 from crid.oci._exec import find_binary, run, version_line
 
@@ -80,6 +80,12 @@ class OCIRuntime:
         started = time.perf_counter()
         try:
             done = await run(argv, timeout=self.timeout, stdin=stdin)
+        except TimeoutError as err:
+            observe_runtime_call(self.name, args[0], time.perf_counter() - started, ok=False)
+            raise RuntimeTimeoutError(
+                f"{self.name} {args[0]} {container_id}: timed out after {self.timeout:g}s"
+                " (the runtime was killed)"
+            ) from err
         except BaseException:
             observe_runtime_call(self.name, args[0], time.perf_counter() - started, ok=False)
             raise

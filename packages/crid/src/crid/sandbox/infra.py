@@ -126,7 +126,7 @@ class InfraContainers:
             )
             await handler.runtime.start(sandbox.id)
         except BaseException:
-            await asyncio.shield(self.remove(sandbox))
+            await self.ctx.rollbacks.run(self.remove(sandbox))
             raise
         return created.pid
 

@@ -7,8 +7,11 @@ monitor) and :meth:`stop` before closing it. Containers keep running either way.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import weakref
 
+from crid.config import parse_duration
 from crid.container.manager import Containers
 from crid.container.monitor import ExitMonitor
 from crid.container.recovery import recover_containers
@@ -17,6 +20,7 @@ from crid.sandbox.manager import Pods
 
 __all__ = ["Lifecycle"]
 
+_log = logging.getLogger(__name__)
 _ATTACHED: weakref.WeakKeyDictionary[Context, Lifecycle] = weakref.WeakKeyDictionary()
 
 
@@ -43,9 +47,18 @@ class Lifecycle:
         await self.pods.recover()
         # What a crash or failure left that no record owns: CNI attachments now, before
         # any RunPodSandbox can race the sweep; store blobs and layers in the background.
-        await self.ctx.gc.collect_network()
+        # Bounded by one plugin_timeout in all: stale attachments whose DEL hangs must not
+        # hold the socket for one timeout each (the next start sweeps what is left).
+        limit = parse_duration(self.ctx.config.crid.network.plugin_timeout)
+        try:
+            await asyncio.wait_for(self.ctx.gc.collect_network(), limit)
+        except TimeoutError:
+            _log.warning("CNI GC at start took longer than %gs: stopped, retried next start", limit)
         self.ctx.gc.collect_store()
         self.monitor.start()
+        await self.containers.nri.serve(self.containers)
 
     async def stop(self) -> None:
+        await self.containers.nri.close()
         await self.monitor.stop()
+        await self.containers.conmon_watch.close()

@@ -21,9 +21,11 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
-from crid.cgroups import remove_pod_cgroup
+from crid import faults
+from crid.cgroups import check_parent_driver, remove_pod_cgroup
 from crid.container.manager import Containers
 from crid.context import Context
+from crid.control.resources import apply_pod_resources
 from crid.errors import CridError, InvalidConfigError, InvalidRequestError
 from crid.events import Event, EventKind
 from crid.sandbox.files import SandboxFiles, remove_files, write_files
@@ -34,7 +36,13 @@ from crid.state import Sandbox, SandboxState
 from crid.translate import wants_pod_network
 from ocinet import NamespaceKind, NetError, PodRef, pin_pod_namespaces, remove_namespace
 from ocinet.netns import Namespace, run_in_namespaces
-from ocispec.generate import DEFAULT_SHM_SIZE, NamespaceMode, sysctl_path, validate_sysctls
+from ocispec.generate import (
+    DEFAULT_SHM_SIZE,
+    NamespaceMode,
+    ResourceOptions,
+    sysctl_path,
+    validate_sysctls,
+)
 
 __all__ = ["Pods"]
 
@@ -43,6 +51,8 @@ _KEYS = {NamespaceKind.NET: "network", NamespaceKind.IPC: "ipc", NamespaceKind.U
 #: Pin directory names (``<kind>ns``) and the record's namespace keys they belong to.
 _PINS = ("net", "ipc", "uts", "pid")
 _PIN_OF = {"network": "net", "ipc": "ipc", "uts": "uts", "pid": "pid"}
+#: Pods checked at once at start-up (each may wait on one runtime call).
+_RECOVERY_CONCURRENCY = 16
 
 
 def _write_sysctls(sysctls: Mapping[str, str]) -> None:
@@ -78,6 +88,7 @@ class Pods:
 
     async def run(self, request: PodRequest) -> Sandbox:
         """Create the pod sandbox (READY), or leave nothing behind."""
+        check_parent_driver(request.cgroup_parent, self.ctx.config.crid.runtime.cgroup_manager)
         handler = self.ctx.handler(request.runtime_handler)
         private_net = request.network is not NamespaceMode.NODE
         private_ipc = request.ipc is not NamespaceMode.NODE
@@ -103,15 +114,18 @@ class Pods:
             network=self.ctx.config.crid.network.cni_default_network,
             config=request.config,
         )
+        self.ctx.registry.hide(sandbox_id)  # until READY, NRI hooks included
         await self.ctx.registry.save_sandbox(sandbox)
         undo: list[Callable[[], Awaitable[object]]] = []
         try:
             async with self._lock(sandbox_id):
                 sandbox = await self._setup(sandbox, request, sysctls, undo)
+                await self.containers.nri.run_pod(sandbox)
                 await self.ctx.registry.save_sandbox(sandbox)
         except BaseException:
-            await asyncio.shield(self._undo(sandbox_id, undo))
+            await self.ctx.rollbacks.run(self._undo(sandbox_id, undo))
             raise
+        self.ctx.registry.reveal(sandbox_id)
         self._publish(EventKind.CONTAINER_CREATED, sandbox_id)
         self._publish(EventKind.CONTAINER_STARTED, sandbox_id)
         if await self.infra_exited(sandbox_id):  # it died before the pod was READY
@@ -158,7 +172,8 @@ class Pods:
             undo.append(lambda: asyncio.to_thread(release_pid_namespace, pid_pin))
             await asyncio.to_thread(pin_pid_namespace, pid_pin)
             namespaces["pid"] = str(pid_pin)
-        if request.cgroup_parent and ":" not in request.cgroup_parent:
+        cgroupfs = self.ctx.config.crid.runtime.cgroup_manager == "cgroupfs"
+        if request.cgroup_parent and ":" not in request.cgroup_parent and cgroupfs:
             parent = request.cgroup_parent
             undo.append(lambda: asyncio.to_thread(remove_pod_cgroup, self.ctx.hierarchies, parent))
             await asyncio.to_thread(self.ctx.hierarchies.create, parent)
@@ -178,6 +193,7 @@ class Pods:
                 lambda: self.ctx.network.teardown(container_id=sandbox.id, netns=netns, pod=pod)
             )
             ips = tuple(str(ip.ip) for ip in result.ips)
+            await faults.point("run_pod_sandbox.network")
         if sysctls and pinned_all:
             # After the network: per-interface ones (net.ipv4.conf.eth0.*) need CNI's links.
             await run_in_namespaces(pinned_all, _write_sysctls, sysctls)
@@ -237,6 +253,9 @@ class Pods:
                 *(self.containers.stop(c.id, 0) for c in self.ctx.registry.containers(sandbox.id))
             )
             await self.infra.stop(sandbox)
+            if sandbox.state is SandboxState.READY:
+                await self.containers.nri.stop_pod(sandbox)
+            await faults.point("stop_pod_sandbox.containers_stopped")
             if sandbox.state is SandboxState.NOTREADY and not infra_pending:
                 return
             await self._teardown_network(sandbox)
@@ -246,6 +265,21 @@ class Pods:
                 dataclasses.replace(sandbox, state=SandboxState.NOTREADY)
             )
         self._publish(EventKind.CONTAINER_STOPPED, sandbox.id)
+
+    async def update_resources(
+        self,
+        sandbox_id: str,
+        options: ResourceOptions,
+        overhead: ResourceOptions,
+        resources: ResourceOptions,
+    ) -> None:
+        """UpdatePodSandboxResources: NRI plugins hear of it first (and may refuse)."""
+        sandbox = self.ctx.registry.sandbox(sandbox_id)
+        await self.containers.nri.update_pod(sandbox, overhead, resources)
+        await apply_pod_resources(
+            self.ctx.hierarchies, sandbox.cgroup_parent, options, self.ctx.controllers
+        )
+        await self.containers.nri.post_update_pod(sandbox)
 
     async def _teardown_network(self, sandbox: Sandbox) -> None:
         netns = sandbox.namespaces.get("network")
@@ -274,8 +308,12 @@ class Pods:
                 sandbox.id
             ):
                 await self.infra.remove(sandbox)
-            if not sandbox.namespaces and wants_pod_network(sandbox.config):
+            if wants_pod_network(sandbox.config):
+                # A pod cut short by a crash, or one whose namespace a reboot took (Stop
+                # skips a NOTREADY pod), still holds its IPAM lease and cached result.
                 await self._teardown_half_created(sandbox)
+            await self.containers.nri.remove_pod(sandbox)
+            await faults.point("remove_pod_sandbox.containers_removed")
             await self._release(sandbox)
             await self.ctx.registry.remove_sandbox(sandbox.id)
         self._locks.pop(sandbox.id, None)
@@ -304,8 +342,8 @@ class Pods:
                 await asyncio.to_thread(remove_pod_cgroup, self.ctx.hierarchies, parent)
 
     async def _teardown_half_created(self, sandbox: Sandbox) -> None:
-        """DEL what a RunPodSandbox cut short by a crash may have attached (from the CNI
-        cache; nothing cached is fine)."""
+        """DEL what a RunPodSandbox cut short by a crash, or a reboot, left attached (from
+        the CNI cache; nothing cached is fine)."""
         try:
             await self.ctx.network.teardown(container_id=sandbox.id)
         except NetError as err:
@@ -315,17 +353,22 @@ class Pods:
         """After a restart: pods whose namespaces vanished (a reboot) are NOTREADY; files
         and namespace pins no pod owns are removed."""
         known = {s.id for s in self.ctx.registry.sandboxes()}
-        for sandbox in list(self.ctx.registry.sandboxes()):
-            if sandbox.state is not SandboxState.READY:
-                continue
-            paths = [Path(p) for p in sandbox.namespaces.values()]
-            alive = await asyncio.to_thread(_all_pinned, paths)
-            if alive and await self.infra.present(sandbox.id):
-                alive = await self.infra.alive(sandbox)
+        # Concurrently, as containers are: an infra container's runtime call may hang.
+        limit = asyncio.Semaphore(_RECOVERY_CONCURRENCY)
+
+        async def check(sandbox: Sandbox) -> None:
+            async with limit:
+                paths = [Path(p) for p in sandbox.namespaces.values()]
+                alive = await asyncio.to_thread(_all_pinned, paths)
+                if alive and await self.infra.present(sandbox.id):
+                    alive = await self.infra.alive(sandbox)
             if not alive:
                 await self.ctx.registry.save_sandbox(
                     dataclasses.replace(sandbox, state=SandboxState.NOTREADY)
                 )
+
+        ready = [s for s in self.ctx.registry.sandboxes() if s.state is SandboxState.READY]
+        await asyncio.gather(*(check(sandbox) for sandbox in ready))
         layout = self.ctx.layout
 
         def orphans() -> None:

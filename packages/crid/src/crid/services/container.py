@@ -6,7 +6,7 @@ import json
 
 from crid._cri.v1 import api_pb2
 from crid.container.execsync import exec_sync
-from crid.errors import AmbiguousIdError
+from crid.errors import AmbiguousIdError, NotFoundError
 from crid.rpc_errors import translate_errors
 from crid.sandbox.lifecycle import Lifecycle
 from crid.services._base import RpcContext, ServiceBase
@@ -58,6 +58,8 @@ class ContainerRPCs(ServiceBase):
         self, request: api_pb2.ContainerStatusRequest, context: RpcContext
     ) -> api_pb2.ContainerStatusResponse:
         c = self.ctx.registry.container(request.container_id)
+        if not self.ctx.registry.visible(c.id):
+            raise NotFoundError(f"container {request.container_id!r} not found (being created)")
         status = container_status(c)
         info = {}
         if request.verbose:
@@ -81,13 +83,13 @@ class ContainerRPCs(ServiceBase):
     ) -> api_pb2.ListContainersResponse:
         registry = self.ctx.registry
         f = request.filter
-        containers = registry.containers()
+        containers = [c for c in registry.containers() if registry.visible(c.id)]
         if f.id:
             try:
                 found = registry.find_container(f.id)
             except AmbiguousIdError:
                 found = None
-            containers = [found] if found is not None else []
+            containers = [found] if found is not None and registry.visible(found.id) else []
         if f.pod_sandbox_id:
             try:
                 pod = registry.find_sandbox(f.pod_sandbox_id)

@@ -10,6 +10,7 @@ from crid import control
 from crid._cri.v1 import api_pb2
 from crid.errors import InvalidRequestError
 from crid.rpc_errors import translate_errors
+from crid.sandbox.lifecycle import Lifecycle
 from crid.services._base import RpcContext, ServiceBase
 from ocispec.generate import ResourceOptions
 
@@ -85,8 +86,8 @@ class RuntimeConfigRPCs(ServiceBase):
         container = self.ctx.registry.container(request.container_id)
         if not request.HasField("linux"):
             raise InvalidRequestError("UpdateContainerResources needs linux resources")
-        await control.update_container_resources(
-            self.ctx, container, resource_options(request.linux)
+        await Lifecycle.of(self.ctx).containers.update_resources(
+            container.id, resource_options(request.linux)
         )
         if container.config:  # ContainerStatus reports the resources now in force
             config = api_pb2.ContainerConfig.FromString(container.config)
@@ -103,11 +104,11 @@ class RuntimeConfigRPCs(ServiceBase):
     ) -> api_pb2.UpdatePodSandboxResourcesResponse:
         sandbox = self.ctx.registry.sandbox(request.pod_sandbox_id)
         total = _add(request.resources, request.overhead)
-        await control.apply_pod_resources(
-            self.ctx.hierarchies,
-            sandbox.cgroup_parent,
+        await Lifecycle.of(self.ctx).pods.update_resources(
+            sandbox.id,
             resource_options(total),
-            self.ctx.controllers,
+            overhead=resource_options(request.overhead),
+            resources=resource_options(request.resources),
         )
         return api_pb2.UpdatePodSandboxResourcesResponse()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from crid._cri.v1 import api_pb2
-from crid.errors import AmbiguousIdError
+from crid.errors import AmbiguousIdError, NotFoundError
 from crid.rpc_errors import translate_errors
 from crid.sandbox.lifecycle import Lifecycle
 from crid.services._base import RpcContext, ServiceBase
@@ -51,6 +51,8 @@ class SandboxRPCs(ServiceBase):
         self, request: api_pb2.PodSandboxStatusRequest, context: RpcContext
     ) -> api_pb2.PodSandboxStatusResponse:
         sandbox = self.ctx.registry.sandbox(request.pod_sandbox_id)
+        if not self.ctx.registry.visible(sandbox.id):
+            raise NotFoundError(f"pod sandbox {request.pod_sandbox_id!r} not found (being created)")
         ips = list(sandbox.ips)
         status = sandbox_status(sandbox)
         info = {}
@@ -76,14 +78,15 @@ class SandboxRPCs(ServiceBase):
     async def ListPodSandbox(  # noqa: N802
         self, request: api_pb2.ListPodSandboxRequest, context: RpcContext
     ) -> api_pb2.ListPodSandboxResponse:
-        sandboxes: list[Sandbox] = list(self.ctx.registry.sandboxes())
+        registry = self.ctx.registry
+        sandboxes: list[Sandbox] = [s for s in registry.sandboxes() if registry.visible(s.id)]
         f = request.filter
         if f.id:
             try:
                 found = self.ctx.registry.find_sandbox(f.id)
             except AmbiguousIdError:
                 found = None
-            sandboxes = [found] if found is not None else []
+            sandboxes = [found] if found is not None and registry.visible(found.id) else []
         if f.HasField("state"):
             sandboxes = [s for s in sandboxes if SANDBOX_STATES[s.state] == f.state.state]
         if f.label_selector:

@@ -1,5 +1,6 @@
 """Stats and metrics RPCs: ContainerStats, PodSandboxStats, their List/Stream variants,
-ListMetricDescriptors and ListPodSandboxMetrics (+ stream), over :mod:`crid.stats`."""
+ListMetricDescriptors and ListPodSandboxMetrics (+ stream), over :mod:`crid.stats`
+(metrics answers: :mod:`crid.services._metrics_messages`)."""
 
 from __future__ import annotations
 
@@ -10,21 +11,18 @@ from crid._cri.v1 import api_pb2
 from crid.rpc_errors import translate_errors
 from crid.services._base import RpcContext, ServiceBase
 from crid.services._cache import ResponseCache
+from crid.services._metrics_messages import MetricsMessages
 from crid.state import Container, ContainerState, Sandbox, SandboxState
 from crid.stats import (
-    METRIC_DESCRIPTORS,
     ContainerUsage,
     CpuUsage,
     InterfaceUsage,
     MemoryUsage,
-    MetricSample,
     NetworkUsage,
     Pod,
     SandboxUsage,
     StatsSampler,
-    container_metrics,
     running_by_pod,
-    sandbox_metrics,
     select_containers,
     select_sandboxes,
 )
@@ -211,16 +209,6 @@ def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
     return a == b
 
 
-def _metric(sample: MetricSample) -> api_pb2.Metric:
-    return api_pb2.Metric(
-        name=sample.name,
-        timestamp=sample.timestamp_ns,
-        metric_type=sample.kind.name,
-        label_values=list(sample.label_values),
-        value=api_pb2.UInt64Value(value=sample.value),
-    )
-
-
 def _chunks(items: Sequence[_T]) -> list[Sequence[_T]]:
     return [items[i : i + STREAM_CHUNK] for i in range(0, len(items), STREAM_CHUNK)]
 
@@ -235,7 +223,17 @@ class StatsRPCs(ServiceBase):
         if getattr(self, "_stats_messages", None) is None:
             self._stats_messages = _StatsMessages()
             sampler.add_listener(self._stats_messages.render)
+            sampler.add_listener(self.metrics_messages.render)
         return sampler
+
+    @property
+    def metrics_messages(self) -> MetricsMessages:
+        """The built answers of the metrics RPCs (for the configured metric groups)."""
+        found: MetricsMessages | None = getattr(self, "_metrics_messages", None)
+        if found is None:
+            found = MetricsMessages(self.ctx.config.crid.stats.included_pod_metrics)
+            self._metrics_messages = found
+        return found
 
     @property
     def stats_messages(self) -> _StatsMessages:
@@ -343,42 +341,19 @@ class StatsRPCs(ServiceBase):
     async def ListMetricDescriptors(  # noqa: N802
         self, request: api_pb2.ListMetricDescriptorsRequest, context: RpcContext
     ) -> api_pb2.ListMetricDescriptorsResponse:
-        return api_pb2.ListMetricDescriptorsResponse(
-            descriptors=[
-                api_pb2.MetricDescriptor(name=d.name, help=d.help, label_keys=list(d.label_keys))
-                for d in METRIC_DESCRIPTORS
-            ]
-        )
+        return self.metrics_messages.descriptors
 
     async def _pod_metrics(self) -> list[api_pb2.PodSandboxMetrics]:
         pods = self._pods()
-        usages = await self.stats.sandboxes(pods)
-        found = []
-        for usage, (sandbox, containers) in zip(usages, pods, strict=True):
-            by_id = {c.id: c for c in containers}
-            found.append(
-                api_pb2.PodSandboxMetrics(
-                    pod_sandbox_id=sandbox.id,
-                    metrics=[_metric(m) for m in sandbox_metrics(usage, sandbox)],
-                    container_metrics=[
-                        api_pb2.ContainerMetrics(
-                            container_id=u.container_id,
-                            metrics=[
-                                _metric(m)
-                                for m in container_metrics(u, by_id[u.container_id], sandbox)
-                            ],
-                        )
-                        for u in usage.containers
-                    ],
-                )
-            )
-        return found
+        usages = await self.stats.sandboxes(pods, detailed=True)
+        messages = self.metrics_messages
+        return [messages.pod(u, s, cs) for u, (s, cs) in zip(usages, pods, strict=True)]
 
     @translate_errors
     async def ListPodSandboxMetrics(  # noqa: N802
         self, request: api_pb2.ListPodSandboxMetricsRequest, context: RpcContext
     ) -> api_pb2.ListPodSandboxMetricsResponse:
-        return api_pb2.ListPodSandboxMetricsResponse(pod_metrics=await self._pod_metrics())
+        return self.metrics_messages.pod_list.response(await self._pod_metrics())
 
     @translate_errors
     async def StreamPodSandboxMetrics(  # noqa: N802

@@ -8,6 +8,7 @@ All methods are blocking; ``crid.state.registry`` calls them from one worker thr
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from pathlib import Path
@@ -19,6 +20,17 @@ from crid.errors import StateError
 from crid.state.models import Container, Sandbox
 
 __all__ = ["StateDB"]
+
+_log = logging.getLogger(__name__)
+#: SQLITE_CORRUPT and SQLITE_NOTADB: the file is damaged or not a database at all.
+_CORRUPT_CODES = frozenset({11, 26})
+
+
+def _corrupt(err: sqlite3.Error) -> bool:
+    """Whether SQLite says the file is damaged (not busy, full or unreadable)."""
+    code = getattr(err, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF in _CORRUPT_CODES
+
 
 _T = TypeVar("_T", Sandbox, Container)
 _SCHEMA = """
@@ -37,20 +49,54 @@ CREATE INDEX IF NOT EXISTS containers_by_sandbox ON containers (sandbox_id);
 """
 
 
+_REFUSE = (
+    "crid does not start on it, so it never serves pods or containers it no longer knows"
+    " correctly: restore a backup, or move the file aside to start with no records"
+    " (containers still running are then unknown to crid)"
+)
+
+
 class StateDB:
-    """Durable storage of every sandbox and container record."""
+    """Durable storage of every sandbox and container record.
+
+    Opening checks the file (SQLite's ``quick_check``) and refuses a corrupt one with a
+    :class:`StateError` saying so; a write-ahead log left by a crash is replayed by
+    SQLite up to its last complete transaction, and the log says it was.
+    """
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
+        wal = path.with_name(path.name + "-wal")
+        if wal.is_file() and wal.stat().st_size > 0:
+            _log.warning(
+                "state database %s: replaying the write-ahead log an unclean stop left"
+                " (%d bytes); a transaction it holds only in part is dropped",
+                path,
+                wal.stat().st_size,
+            )
         try:
             self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.executescript(_SCHEMA)
         except sqlite3.Error as err:
             raise StateError(f"cannot open state database {path}: {err}") from err
+        try:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            problems = [str(row[0]) for row in self._conn.execute("PRAGMA quick_check")]
+            if problems != ["ok"]:
+                raise StateError(
+                    f"state database {path} is corrupt ({'; '.join(problems[:3])}): {_REFUSE}"
+                )
+            self._conn.executescript(_SCHEMA)
+        except sqlite3.Error as err:
+            self._conn.close()
+            if not _corrupt(err):
+                raise StateError(f"cannot open state database {path}: {err}") from err
+            raise StateError(f"state database {path} is corrupt ({err}): {_REFUSE}") from err
+        except StateError:
+            self._conn.close()
+            raise
         self._encoder = msgspec.json.Encoder()
 
     def close(self) -> None:
@@ -60,8 +106,21 @@ class StateDB:
     def _load(self, table: str, kind: type[_T]) -> list[_T]:
         decoder = msgspec.json.Decoder(kind)
         with self._lock:
-            rows = self._conn.execute(f"SELECT data FROM {table}").fetchall()  # noqa: S608
-        return [decoder.decode(row[0]) for row in rows]
+            try:
+                rows = self._conn.execute(f"SELECT id, data FROM {table}").fetchall()  # noqa: S608
+            except sqlite3.Error as err:
+                what = "is corrupt" if _corrupt(err) else "cannot be read"
+                raise StateError(f"state database {self.path} {what} ({err}): {_REFUSE}") from err
+        records = []
+        for record_id, data in rows:
+            try:
+                records.append(decoder.decode(data))
+            except msgspec.DecodeError as err:
+                raise StateError(
+                    f"state database {self.path}: record {record_id} of {table} is"
+                    f" unreadable ({err}): {_REFUSE}"
+                ) from err
+        return records
 
     def sandboxes(self) -> list[Sandbox]:
         """Every stored sandbox."""

@@ -47,6 +47,8 @@ class Registry:
         self._sandboxes: dict[str, Sandbox] = {s.id: s for s in db.sandboxes()}
         self._containers: dict[str, Container] = {c.id: c for c in db.containers()}
         self._names: dict[str, str] = {}
+        #: Ids of records still being created: not shown through the CRI yet.
+        self._hidden: set[str] = set()
         records: list[Sandbox | Container] = [*self._sandboxes.values()]
         records += self._containers.values()
         for record in records:
@@ -72,6 +74,19 @@ class Registry:
             raise NameReservedError(
                 f"{kind} name {name!r} is reserved by {existing}", existing_id=existing
             )
+
+    # -- visibility -------------------------------------------------------------------
+
+    def hide(self, record_id: str) -> None:
+        """Keep a record out of the CRI's lists and statuses until :meth:`reveal`
+        (a pod or container whose creation, NRI hooks included, is in progress)."""
+        self._hidden.add(record_id)
+
+    def reveal(self, record_id: str) -> None:
+        self._hidden.discard(record_id)
+
+    def visible(self, record_id: str) -> bool:
+        return record_id not in self._hidden
 
     # -- sandboxes --------------------------------------------------------------------
 
@@ -109,6 +124,7 @@ class Registry:
         await self._persist(lambda: self._db.delete_sandbox(sandbox_id))
         del self._sandboxes[sandbox_id]
         self._names.pop(sandbox.name, None)
+        self._hidden.discard(sandbox_id)
 
     # -- containers -------------------------------------------------------------------
 
@@ -151,3 +167,4 @@ class Registry:
         await self._persist(lambda: self._db.delete_container(container_id))
         del self._containers[container_id]
         self._names.pop(container.name, None)
+        self._hidden.discard(container_id)

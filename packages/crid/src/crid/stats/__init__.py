@@ -8,11 +8,13 @@ from crid.stats.descriptors import (
     MetricDescriptor,
     MetricKind,
     MetricSample,
-    container_metrics,
-    sandbox_metrics,
+    descriptors_for,
 )
+from crid.stats.filesystems import FsInfo, device_name, filesystem_of
 from crid.stats.network import InterfaceUsage, NetworkUsage, parse_net_dev, read_pod_network
 from crid.stats.paths import cgroup_dir, slice_dir
+from crid.stats.pod_metrics import container_metrics, sandbox_metrics
+from crid.stats.processes import ProcessDetails, cgroup_pids, max_open_files, read_processes
 from crid.stats.rates import CpuRates
 from crid.stats.sampler import Pod, SampleListener, StatsSampler
 from crid.stats.select import (
@@ -28,6 +30,7 @@ __all__ = [
     "ContainerUsage",
     "CpuRates",
     "CpuUsage",
+    "FsInfo",
     "FsUsage",
     "InterfaceUsage",
     "MemoryUsage",
@@ -36,17 +39,24 @@ __all__ = [
     "MetricSample",
     "NetworkUsage",
     "Pod",
+    "ProcessDetails",
     "SampleListener",
     "SandboxUsage",
     "StatsCollector",
     "StatsSampler",
     "cgroup_dir",
+    "cgroup_pids",
     "container_metrics",
+    "descriptors_for",
+    "device_name",
+    "filesystem_of",
     "labels_match",
+    "max_open_files",
     "memory_limit",
     "mountpoint_of",
     "parse_net_dev",
     "read_pod_network",
+    "read_processes",
     "running_by_pod",
     "sandbox_metrics",
     "select_containers",

@@ -4,19 +4,25 @@ Its methods block (a pod is a few dozen small file reads), so the stats sampler
 (:mod:`crid.stats.sampler`) calls them in a worker thread, never on the event loop.
 Containers are read from their own cgroup (``Container.cgroup_path``), pods from the pod
 cgroup (``Sandbox.cgroup_parent``), which holds all of the pod's containers.
+
+A *detailed* sample (for pod metrics) also reads the counters of the metric ``groups``
+(:mod:`crid.cgroups.details`), the processes' open files and the writable layer's file
+system; stats alone never pay for those reads.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
-from crid.cgroups import Hierarchies, read_stats
+from crid.cgroups import CgroupDetails, Hierarchies, read_details, read_stats
 from crid.cgroups.stats import CgroupStats
 from crid.state import Container, ContainerState, Sandbox
+from crid.stats.filesystems import FsInfo, filesystem_of
 from crid.stats.network import read_pod_network
 from crid.stats.paths import cgroup_dir
+from crid.stats.processes import ProcessDetails, cgroup_pids, read_processes
 from crid.stats.rates import CpuRates
 from crid.stats.usage import ContainerUsage, CpuUsage, FsUsage, MemoryUsage, SandboxUsage
 from ocistore import AsyncStore
@@ -63,10 +69,17 @@ class StatsCollector:
     """Samples usage for the stats RPCs; keeps CPU samples between calls for rates."""
 
     def __init__(
-        self, *, hierarchies: Hierarchies, store: AsyncStore, layer_interval: float = 10.0
+        self,
+        *,
+        hierarchies: Hierarchies,
+        store: AsyncStore,
+        layer_interval: float = 10.0,
+        groups: Collection[str] = (),
     ) -> None:
         self.hierarchies = hierarchies
         self.store = store
+        #: The metric groups detailed samples read (``[crid.stats] included_pod_metrics``).
+        self.groups = frozenset(groups)
         self.rates = CpuRates()
         self.layer_interval_ns = int(layer_interval * 1_000_000_000)
         self._layers: dict[str, FsUsage] = {}
@@ -102,6 +115,21 @@ class StatsCollector:
         )
         return raw, cpu, memory
 
+    def _details(self, cgroup: str) -> tuple[CgroupDetails, ProcessDetails | None]:
+        details = read_details(self.hierarchies, cgroup, self.groups)
+        processes = None
+        if "process" in self.groups:
+            processes = read_processes(cgroup_pids(self.hierarchies, cgroup))
+        return details, processes
+
+    def _filesystem(self) -> FsInfo | None:
+        if "disk" not in self.groups:
+            return None
+        try:
+            return filesystem_of(self.store.store.root)
+        except OSError:
+            return None
+
     def _writable_layer(self, container_id: str) -> FsUsage | None:
         """The upper directory's usage: a tree walk, so redone at most every layer interval."""
         now = time.time_ns()
@@ -122,15 +150,20 @@ class StatsCollector:
         self._layers[container_id] = layer
         return layer
 
-    def container(self, container: Container) -> ContainerUsage:
+    def container(self, container: Container, *, detailed: bool = False) -> ContainerUsage:
         """Sample one container (blocking)."""
         cgroup = cgroup_dir(container.cgroup_path) if container.cgroup_path else ""
+        details = process_details = filesystem = None
         if cgroup and container.state in (ContainerState.RUNNING, ContainerState.CREATED):
             raw, cpu, memory = self._cgroup(cgroup)
             processes = raw.process_count
+            if detailed:
+                details, process_details = self._details(cgroup)
         else:
             now = time.time_ns()
             cpu, memory, processes = CpuUsage(timestamp_ns=now), MemoryUsage(timestamp_ns=now), None
+        if detailed:
+            filesystem = self._filesystem()
         return ContainerUsage(
             container_id=container.id,
             cgroup=cgroup,
@@ -138,14 +171,22 @@ class StatsCollector:
             memory=memory,
             process_count=processes,
             writable_layer=self._writable_layer(container.id),
+            details=details,
+            processes=process_details,
+            filesystem=filesystem,
         )
 
-    def sandbox(self, sandbox: Sandbox, containers: Sequence[Container]) -> SandboxUsage:
+    def sandbox(
+        self, sandbox: Sandbox, containers: Sequence[Container], *, detailed: bool = False
+    ) -> SandboxUsage:
         """Sample one pod with its given (running) containers (blocking)."""
         cgroup = cgroup_dir(sandbox.cgroup_parent) if sandbox.cgroup_parent else ""
+        details = process_details = None
         if cgroup:
             raw, cpu, memory = self._cgroup(cgroup)
             processes = raw.process_count
+            if detailed:
+                details, process_details = self._details(cgroup)
         else:
             now = time.time_ns()
             cpu, memory, processes = CpuUsage(timestamp_ns=now), MemoryUsage(timestamp_ns=now), None
@@ -160,7 +201,10 @@ class StatsCollector:
                 if "network" in sandbox.namespaces
                 else None
             ),
-            containers=tuple(self.container(c) for c in containers),
+            containers=tuple(self.container(c, detailed=detailed) for c in containers),
+            details=details,
+            processes=process_details,
+            detailed=detailed,
         )
 
     def forget_except(self, cgroups: set[str], container_ids: set[str]) -> None:

@@ -1,32 +1,33 @@
-"""The pod and container metrics of ``ListPodSandboxMetrics``: a documented subset of
-cAdvisor's names, so the kubelet's ``/metrics/cadvisor`` keeps its familiar series.
+"""The metric names of ``ListMetricDescriptors``: cAdvisor's, so the kubelet's
+``/metrics/cadvisor`` (with ``PodAndContainerStatsFromCRI``) keeps its familiar series.
 
 Every metric carries cAdvisor's identifying labels (``container``, ``id`` (the cgroup),
-``image``, ``name`` (the container or pod id), ``namespace``, ``pod``), then its own.
-Values are unsigned integers (the CRI's ``UInt64Value``): CPU time is whole seconds.
-The pod-level series has ``container=""`` as cAdvisor's pod cgroup series does.
+``image``, ``name`` (the container or pod id), ``namespace``, ``pod``), then its own
+(cAdvisor's too: ``cpu``, ``device``, ``interface``, ...). Each belongs to one of CRI-O's
+metric groups (``[crid.stats] included_pod_metrics``); ``container_last_seen`` and
+``container_start_time_seconds`` belong to none and are always reported.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection
 from dataclasses import dataclass
 from enum import Enum
 
-from crid.state import Container, Sandbox
-from crid.stats.usage import ContainerUsage, CpuUsage, MemoryUsage, SandboxUsage
-
 __all__ = [
+    "ALWAYS",
     "BASE_LABELS",
     "METRIC_DESCRIPTORS",
     "MetricDescriptor",
     "MetricKind",
     "MetricSample",
-    "container_metrics",
-    "sandbox_metrics",
+    "descriptors_for",
 ]
 
 BASE_LABELS = ("container", "id", "image", "name", "namespace", "pod")
+
+#: The group of the metrics reported whatever the configuration says.
+ALWAYS = ""
 
 
 class MetricKind(Enum):
@@ -38,11 +39,12 @@ class MetricKind(Enum):
 
 @dataclass(frozen=True, kw_only=True)
 class MetricDescriptor:
-    """One metric name, its help text and its label keys (base labels first)."""
+    """One metric name, its help text, its group and its label keys (base labels first)."""
 
     name: str
     help: str
     kind: MetricKind
+    group: str
     extra_labels: tuple[str, ...] = ()
 
     @property
@@ -61,116 +63,298 @@ class MetricSample:
     value: int
 
 
-_CPU = MetricDescriptor(
-    name="container_cpu_usage_seconds_total",
-    help="Cumulative CPU time consumed, in whole seconds.",
-    kind=MetricKind.COUNTER,
-    extra_labels=("cpu",),
-)
-_MEM_USAGE = MetricDescriptor(
-    name="container_memory_usage_bytes",
-    help="Current memory usage in bytes, including all memory regardless of when it was accessed.",
-    kind=MetricKind.GAUGE,
-)
-_WORKING_SET = MetricDescriptor(
-    name="container_memory_working_set_bytes",
-    help="Current working set in bytes (usage minus inactive file pages).",
-    kind=MetricKind.GAUGE,
-)
-_RSS = MetricDescriptor(
-    name="container_memory_rss", help="Size of RSS in bytes.", kind=MetricKind.GAUGE
-)
-_FAILURES = MetricDescriptor(
-    name="container_memory_failures_total",
-    help="Cumulative count of memory allocation failures (page faults).",
-    kind=MetricKind.COUNTER,
-    extra_labels=("failure_type", "scope"),
-)
-_LIMIT = MetricDescriptor(
-    name="container_spec_memory_limit_bytes",
-    help="Memory limit in bytes (0 when unlimited).",
-    kind=MetricKind.GAUGE,
-)
-_PROCESSES = MetricDescriptor(
-    name="container_processes", help="Number of processes running.", kind=MetricKind.GAUGE
-)
-_FS_USAGE = MetricDescriptor(
-    name="container_fs_usage_bytes",
-    help="Bytes consumed by the container's writable layer.",
-    kind=MetricKind.GAUGE,
-    extra_labels=("device",),
+_C = MetricKind.COUNTER
+_G = MetricKind.GAUGE
+_NET = ("interface",)
+_DEV = ("device",)
+
+# (name, kind, group, extra labels, help)
+_TABLE: tuple[tuple[str, MetricKind, str, tuple[str, ...], str], ...] = (
+    ("container_last_seen", _G, ALWAYS, (), "Last time a container was seen by the exporter"),
+    (
+        "container_start_time_seconds",
+        _G,
+        ALWAYS,
+        (),
+        "Start time of the container since unix epoch in seconds.",
+    ),
+    (
+        "container_cpu_usage_seconds_total",
+        _C,
+        "cpu",
+        ("cpu",),
+        "Cumulative cpu time consumed in seconds.",
+    ),
+    (
+        "container_cpu_user_seconds_total",
+        _C,
+        "cpu",
+        (),
+        "Cumulative user cpu time consumed in seconds.",
+    ),
+    (
+        "container_cpu_system_seconds_total",
+        _C,
+        "cpu",
+        (),
+        "Cumulative system cpu time consumed in seconds.",
+    ),
+    (
+        "container_cpu_cfs_periods_total",
+        _C,
+        "cpu",
+        (),
+        "Number of elapsed enforcement period intervals.",
+    ),
+    (
+        "container_cpu_cfs_throttled_periods_total",
+        _C,
+        "cpu",
+        (),
+        "Number of throttled period intervals.",
+    ),
+    (
+        "container_cpu_cfs_throttled_seconds_total",
+        _C,
+        "cpu",
+        (),
+        "Total time duration the container has been throttled.",
+    ),
+    ("container_memory_cache", _G, "memory", (), "Number of bytes of page cache memory."),
+    ("container_memory_rss", _G, "memory", (), "Size of RSS in bytes."),
+    (
+        "container_memory_kernel_usage",
+        _G,
+        "memory",
+        (),
+        "Size of kernel memory allocated in bytes.",
+    ),
+    ("container_memory_mapped_file", _G, "memory", (), "Size of memory mapped files in bytes."),
+    ("container_memory_swap", _G, "memory", (), "Container swap usage in bytes."),
+    ("container_memory_failcnt", _C, "memory", (), "Number of memory usage hits limits"),
+    (
+        "container_memory_usage_bytes",
+        _G,
+        "memory",
+        (),
+        "Current memory usage in bytes, including all memory regardless of when it was accessed",
+    ),
+    (
+        "container_memory_max_usage_bytes",
+        _G,
+        "memory",
+        (),
+        "Maximum memory usage recorded in bytes",
+    ),
+    ("container_memory_working_set_bytes", _G, "memory", (), "Current working set in bytes."),
+    (
+        "container_memory_failures_total",
+        _C,
+        "memory",
+        ("failure_type", "scope"),
+        "Cumulative count of memory allocation failures.",
+    ),
+    (
+        "container_oom_events_total",
+        _C,
+        "oom",
+        (),
+        "Count of out of memory events observed for the container",
+    ),
+    (
+        "container_network_receive_bytes_total",
+        _C,
+        "network",
+        _NET,
+        "Cumulative count of bytes received",
+    ),
+    (
+        "container_network_receive_packets_total",
+        _C,
+        "network",
+        _NET,
+        "Cumulative count of packets received",
+    ),
+    (
+        "container_network_receive_packets_dropped_total",
+        _C,
+        "network",
+        _NET,
+        "Cumulative count of packets dropped while receiving",
+    ),
+    (
+        "container_network_receive_errors_total",
+        _C,
+        "network",
+        _NET,
+        "Cumulative count of errors encountered while receiving",
+    ),
+    (
+        "container_network_transmit_bytes_total",
+        _C,
+        "network",
+        _NET,
+        "Cumulative count of bytes transmitted",
+    ),
+    (
+        "container_network_transmit_packets_total",
+        _C,
+        "network",
+        _NET,
+        "Cumulative count of packets transmitted",
+    ),
+    (
+        "container_network_transmit_packets_dropped_total",
+        _C,
+        "network",
+        _NET,
+        "Cumulative count of packets dropped while transmitting",
+    ),
+    (
+        "container_network_transmit_errors_total",
+        _C,
+        "network",
+        _NET,
+        "Cumulative count of errors encountered while transmitting",
+    ),
+    ("container_fs_inodes_free", _G, "disk", _DEV, "Number of available Inodes"),
+    ("container_fs_inodes_total", _G, "disk", _DEV, "Number of Inodes"),
+    (
+        "container_fs_limit_bytes",
+        _G,
+        "disk",
+        _DEV,
+        "Number of bytes that can be consumed by the container on this filesystem.",
+    ),
+    (
+        "container_fs_usage_bytes",
+        _G,
+        "disk",
+        _DEV,
+        "Number of bytes that are consumed by the container on this filesystem.",
+    ),
+    (
+        "container_blkio_device_usage_total",
+        _C,
+        "diskIO",
+        ("device", "major", "minor", "operation"),
+        "Blkio Device bytes usage",
+    ),
+    ("container_fs_reads_bytes_total", _C, "diskIO", _DEV, "Cumulative count of bytes read"),
+    ("container_fs_reads_total", _C, "diskIO", _DEV, "Cumulative count of reads completed"),
+    ("container_fs_writes_bytes_total", _C, "diskIO", _DEV, "Cumulative count of bytes written"),
+    ("container_fs_writes_total", _C, "diskIO", _DEV, "Cumulative count of writes completed"),
+    (
+        "container_hugetlb_usage_bytes",
+        _G,
+        "hugetlb",
+        ("pagesize",),
+        "Current hugepage usage in bytes",
+    ),
+    (
+        "container_hugetlb_max_usage_bytes",
+        _G,
+        "hugetlb",
+        ("pagesize",),
+        "Maximum hugepage usage recorded in bytes",
+    ),
+    ("container_processes", _G, "process", (), "Number of processes running inside the container."),
+    ("container_threads", _G, "process", (), "Number of threads running inside the container"),
+    (
+        "container_threads_max",
+        _G,
+        "process",
+        (),
+        "Maximum number of threads allowed inside the container, infinity if value is zero",
+    ),
+    (
+        "container_file_descriptors",
+        _G,
+        "process",
+        (),
+        "Number of open file descriptors for the container.",
+    ),
+    ("container_sockets", _G, "process", (), "Number of open sockets for the container."),
+    (
+        "container_ulimits_soft",
+        _G,
+        "process",
+        ("ulimit",),
+        "Soft ulimit values for the container root process."
+        " Unlimited if -1, except priority and nice",
+    ),
+    (
+        "container_pressure_cpu_stalled_seconds_total",
+        _C,
+        "pressure",
+        (),
+        "Total time duration no tasks in the container could make progress due to CPU congestion.",
+    ),
+    (
+        "container_pressure_cpu_waiting_seconds_total",
+        _C,
+        "pressure",
+        (),
+        "Total time duration tasks in the container have waited due to CPU congestion.",
+    ),
+    (
+        "container_pressure_memory_stalled_seconds_total",
+        _C,
+        "pressure",
+        (),
+        "Total time duration no tasks in the container could make progress"
+        " due to memory congestion.",
+    ),
+    (
+        "container_pressure_memory_waiting_seconds_total",
+        _C,
+        "pressure",
+        (),
+        "Total time duration tasks in the container have waited due to memory congestion.",
+    ),
+    (
+        "container_pressure_io_stalled_seconds_total",
+        _C,
+        "pressure",
+        (),
+        "Total time duration no tasks in the container could make progress due to IO congestion.",
+    ),
+    (
+        "container_pressure_io_waiting_seconds_total",
+        _C,
+        "pressure",
+        (),
+        "Total time duration tasks in the container have waited due to IO congestion.",
+    ),
+    ("container_spec_cpu_period", _G, "spec", (), "CPU period of the container."),
+    ("container_spec_cpu_quota", _G, "spec", (), "CPU quota of the container."),
+    ("container_spec_cpu_shares", _G, "spec", (), "CPU share of the container."),
+    ("container_spec_memory_limit_bytes", _G, "spec", (), "Memory limit for the container."),
+    (
+        "container_spec_memory_reservation_limit_bytes",
+        _G,
+        "spec",
+        (),
+        "Memory reservation limit for the container.",
+    ),
+    (
+        "container_spec_memory_swap_limit_bytes",
+        _G,
+        "spec",
+        (),
+        "Memory swap limit for the container.",
+    ),
 )
 
-METRIC_DESCRIPTORS: tuple[MetricDescriptor, ...] = (
-    _CPU,
-    _MEM_USAGE,
-    _WORKING_SET,
-    _RSS,
-    _FAILURES,
-    _LIMIT,
-    _PROCESSES,
-    _FS_USAGE,
+METRIC_DESCRIPTORS: tuple[MetricDescriptor, ...] = tuple(
+    MetricDescriptor(name=name, help=text, kind=kind, group=group, extra_labels=extra)
+    for name, kind, group, extra, text in _TABLE
 )
 
-
-def _common(
-    cpu: CpuUsage,
-    memory: MemoryUsage,
-    processes: int | None,
-    base: tuple[str, ...],
-) -> Iterator[MetricSample]:
-    def sample(d: MetricDescriptor, ts: int, value: int, *extra: str) -> MetricSample:
-        return MetricSample(
-            name=d.name, kind=d.kind, timestamp_ns=ts, label_values=base + extra, value=value
-        )
-
-    if cpu.usage_core_ns is not None:
-        yield sample(_CPU, cpu.timestamp_ns, cpu.usage_core_ns // 1_000_000_000, "total")
-    ts = memory.timestamp_ns
-    if memory.usage_bytes is not None:
-        yield sample(_MEM_USAGE, ts, memory.usage_bytes)
-    if memory.working_set_bytes is not None:
-        yield sample(_WORKING_SET, ts, memory.working_set_bytes)
-    if memory.rss_bytes is not None:
-        yield sample(_RSS, ts, memory.rss_bytes)
-    if memory.page_faults is not None:
-        yield sample(_FAILURES, ts, memory.page_faults, "pgfault", "container")
-    if memory.major_page_faults is not None:
-        yield sample(_FAILURES, ts, memory.major_page_faults, "pgmajfault", "container")
-    if memory.usage_bytes is not None:
-        yield sample(_LIMIT, ts, memory.limit_bytes or 0)
-    if processes is not None:
-        yield sample(_PROCESSES, ts, processes)
+#: Each descriptor by name.
+BY_NAME = {d.name: d for d in METRIC_DESCRIPTORS}
 
 
-def container_metrics(
-    usage: ContainerUsage, container: Container, sandbox: Sandbox
-) -> list[MetricSample]:
-    """The metrics of one container sample."""
-    base = (
-        container.meta.name,
-        usage.cgroup,
-        container.image,
-        container.id,
-        sandbox.meta.namespace,
-        sandbox.meta.name,
-    )
-    found = list(_common(usage.cpu, usage.memory, usage.process_count, base))
-    layer = usage.writable_layer
-    if layer is not None:
-        found.append(
-            MetricSample(
-                name=_FS_USAGE.name,
-                kind=_FS_USAGE.kind,
-                timestamp_ns=layer.timestamp_ns,
-                label_values=(*base, layer.mountpoint),
-                value=layer.used_bytes,
-            )
-        )
-    return found
-
-
-def sandbox_metrics(usage: SandboxUsage, sandbox: Sandbox) -> list[MetricSample]:
-    """The pod-level metrics of one pod sample (its containers' come separately)."""
-    base = ("", usage.cgroup, "", sandbox.id, sandbox.meta.namespace, sandbox.meta.name)
-    return list(_common(usage.cpu, usage.memory, usage.process_count, base))
+def descriptors_for(groups: Collection[str]) -> tuple[MetricDescriptor, ...]:
+    """The descriptors of ``groups`` plus the ones always reported, in table order."""
+    return tuple(d for d in METRIC_DESCRIPTORS if d.group == ALWAYS or d.group in groups)

@@ -25,6 +25,10 @@ class InterfaceUsage:
     rx_errors: int
     tx_bytes: int
     tx_errors: int
+    rx_packets: int = 0
+    rx_dropped: int = 0
+    tx_packets: int = 0
+    tx_dropped: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,6 +56,10 @@ def parse_net_dev(text: str) -> list[InterfaceUsage]:
                 rx_errors=int(fields[2]),
                 tx_bytes=int(fields[8]),
                 tx_errors=int(fields[10]),
+                rx_packets=int(fields[1]),
+                rx_dropped=int(fields[3]),
+                tx_packets=int(fields[9]),
+                tx_dropped=int(fields[11]),
             )
         )
     return found

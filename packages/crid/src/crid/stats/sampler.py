@@ -14,6 +14,11 @@ Reading a hundred pods' cgroup files and network counters takes ~15 ms, far over
 - samples of removed pods and containers are dropped at every refresh;
 - listeners (:meth:`StatsSampler.add_listener`) see each batch of pod samples in the
   worker thread, so the stats service builds its protobuf answers there too;
+- pod metrics need *detailed* samples (more cgroup files, every process's open files),
+  kept apart: while metrics are asked for (a request in the last ``idle_stop`` seconds),
+  one refresh every ``metrics_interval`` seconds is detailed; a metrics request is served
+  from detailed samples up to ``metrics_interval + max_age`` old (each metric carries its
+  sample's time), else samples detailed on demand; a detailed sample serves stats too;
 - the loop stops for good when the daemon closes its event bus (shutdown: later requests
   are sampled on demand), and after ``idle_stop`` seconds without a stats RPC (the next
   one starts it again), so an idle crid samples nothing.
@@ -32,6 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from crid.config import parse_duration
 from crid.context import Context
 from crid.state import Container, Sandbox, SandboxState
 from crid.stats.collector import StatsCollector
@@ -77,19 +83,31 @@ class StatsSampler:
         max_age: float = 3.0,
         layer_interval: float = 10.0,
         idle_stop: float = 60.0,
+        metrics_interval: float | None = None,
     ) -> None:
         self.ctx = ctx
         self.interval = interval
+        self.metrics_interval = (
+            parse_duration(ctx.config.crid.stats.metrics_collection_period)
+            if metrics_interval is None
+            else metrics_interval
+        )
         self.max_age = max_age
         self.idle_stop = idle_stop
         self.collector = StatsCollector(
-            hierarchies=ctx.hierarchies, store=ctx.store, layer_interval=layer_interval
+            hierarchies=ctx.hierarchies,
+            store=ctx.store,
+            layer_interval=layer_interval,
+            groups=ctx.config.crid.stats.included_pod_metrics,
         )
         self._containers: dict[str, _Entry[ContainerUsage]] = {}
         self._sandboxes: dict[str, _Entry[SandboxUsage]] = {}
+        self._detailed: dict[str, _Entry[SandboxUsage]] = {}
         self._task: asyncio.Task[None] | None = None
         self._listeners: list[SampleListener] = []
         self._last_request = time.monotonic()
+        self._last_metrics_request = -float("inf")
+        self._last_detailed_refresh = -float("inf")
         self._closed = False
         self.refreshes = 0
 
@@ -105,9 +123,11 @@ class StatsSampler:
         """Have ``listener`` called (in the worker thread) with every batch of pod samples."""
         self._listeners.append(listener)
 
-    def _sample_pods(self, pods: Sequence[Pod], complete: bool) -> list[SandboxUsage]:
+    def _sample_pods(
+        self, pods: Sequence[Pod], complete: bool, detailed: bool
+    ) -> list[SandboxUsage]:
         """Sample ``pods`` and tell the listeners (blocking: runs in a worker thread)."""
-        samples = [self.collector.sandbox(s, cs) for s, cs in pods]
+        samples = [self.collector.sandbox(s, cs, detailed=detailed) for s, cs in pods]
         for listener in self._listeners:
             try:
                 listener(list(zip(pods, samples, strict=True)), complete)
@@ -149,30 +169,36 @@ class StatsSampler:
                 found[record.id] = usage
         return [found[c.id] for c in containers]
 
-    async def sandboxes(self, pods: Sequence[Pod]) -> list[SandboxUsage]:
-        """The usage of each pod with its given (running) containers, cached or sampled now."""
+    async def sandboxes(self, pods: Sequence[Pod], *, detailed: bool = False) -> list[SandboxUsage]:
+        """The usage of each pod with its given (running) containers, cached or sampled now;
+        ``detailed``: with what pod metrics need (served from the detailed samples)."""
         self._touch()
-        oldest = time.monotonic() - self.max_age
+        now = time.monotonic()
+        cache, oldest = self._sandboxes, now - self.max_age
+        if detailed:
+            self._last_metrics_request = now
+            cache, oldest = self._detailed, now - self.metrics_interval - self.max_age
         found: dict[str, SandboxUsage] = {}  # taken now: a refresh may prune meanwhile
         missing: list[Pod] = []
         for sandbox, containers in pods:
-            entry = self._sandboxes.get(sandbox.id)
+            entry = cache.get(sandbox.id)
             if entry is not None and entry.serves((sandbox, *containers), oldest):
                 found[sandbox.id] = entry.usage
             else:
                 missing.append((sandbox, containers))
         if missing:
             sampled_at = time.monotonic()
-            samples = await asyncio.to_thread(self._sample_pods, missing, False)
+            samples = await asyncio.to_thread(self._sample_pods, missing, False, detailed)
             self._store(missing, samples, sampled_at)
             found.update((usage.sandbox_id, usage) for usage in samples)
         return [found[sandbox.id] for sandbox, _ in pods]
 
     def _store(self, pods: Sequence[Pod], samples: Sequence[SandboxUsage], at: float) -> None:
         for (sandbox, containers), usage in zip(pods, samples, strict=True):
-            self._sandboxes[sandbox.id] = _Entry(
-                usage=usage, records=(sandbox, *containers), sampled_at=at
-            )
+            entry = _Entry(usage=usage, records=(sandbox, *containers), sampled_at=at)
+            self._sandboxes[sandbox.id] = entry
+            if usage.detailed:
+                self._detailed[sandbox.id] = entry
             for record, container_usage in zip(containers, usage.containers, strict=True):
                 self._containers[record.id] = _Entry(
                     usage=container_usage, records=(record,), sampled_at=at
@@ -191,7 +217,13 @@ class StatsSampler:
         """Sample every READY pod with its RUNNING containers now; drop removed records."""
         pods = self._ready_pods()
         sampled_at = time.monotonic()
-        samples = await asyncio.to_thread(self._sample_pods, pods, True)
+        detailed = (
+            sampled_at - self._last_metrics_request <= self.idle_stop
+            and sampled_at - self._last_detailed_refresh >= self.metrics_interval
+        )
+        samples = await asyncio.to_thread(self._sample_pods, pods, True, detailed)
+        if detailed:
+            self._last_detailed_refresh = sampled_at
         self._store(pods, samples, sampled_at)
         self._prune()
         self.refreshes += 1
@@ -204,8 +236,9 @@ class StatsSampler:
         sandbox_ids = {s.id for s in sandboxes}
         for cid in [k for k in self._containers if k not in container_ids]:
             del self._containers[cid]
-        for sid in [k for k in self._sandboxes if k not in sandbox_ids]:
-            del self._sandboxes[sid]
+        for cache in (self._sandboxes, self._detailed):
+            for sid in [k for k in cache if k not in sandbox_ids]:
+                del cache[sid]
         known = {cgroup_dir(c.cgroup_path) for c in containers if c.cgroup_path}
         known |= {cgroup_dir(s.cgroup_parent) for s in sandboxes if s.cgroup_parent}
         self.collector.forget_except(known, container_ids)

@@ -2,13 +2,18 @@
 
 ``None`` means "not known" (a controller not mounted, a cgroup already gone, the first
 sample of a rate): the CRI leaves such a field unset rather than reporting a false 0.
+A *detailed* sample also holds what only the pod metrics report (``details``,
+``processes``, ``filesystem``); plain stats samples skip those reads.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from crid.cgroups.details import CgroupDetails
+from crid.stats.filesystems import FsInfo
 from crid.stats.network import NetworkUsage
+from crid.stats.processes import ProcessDetails
 
 __all__ = ["ContainerUsage", "CpuUsage", "FsUsage", "MemoryUsage", "SandboxUsage"]
 
@@ -56,6 +61,9 @@ class ContainerUsage:
     memory: MemoryUsage
     process_count: int | None = None
     writable_layer: FsUsage | None = None
+    details: CgroupDetails | None = None
+    processes: ProcessDetails | None = None
+    filesystem: FsInfo | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,3 +77,6 @@ class SandboxUsage:
     process_count: int | None = None
     network: NetworkUsage | None = None
     containers: tuple[ContainerUsage, ...] = field(default_factory=tuple)
+    details: CgroupDetails | None = None
+    processes: ProcessDetails | None = None
+    detailed: bool = False

@@ -5,10 +5,16 @@ registry (e.g. a :class:`~ociimage.testing.LocalRegistry`), except that requests
 matching a :class:`Fault` are answered with an error status, cut off, stalled,
 corrupted or redirected, as many times as the fault says. Every request is recorded
 (method, path, headers) so tests can assert what a client sent.
+
+It also plays a hostile registry: bodies far larger than anything a client should hold
+(streamed from a small buffer, so the proxy itself stays small), compressed answers the
+client did not ask for, bodies longer than their descriptor, redirect loops, and slow
+answers (to hold a download in flight while a test starts another pull).
 """
 
 from __future__ import annotations
 
+import gzip
 import http.server
 import re
 import threading
@@ -42,11 +48,19 @@ class Fault:
     ``path`` is a regex searched in the request path; ``method`` matches exactly when
     set; ``times`` is how many requests it hits (None: all). Exactly one effect:
 
-    * ``status``: answer with it (and ``headers``, e.g. ``Retry-After``) instead of forwarding;
+    * ``status``: answer with it (and ``headers``, e.g. ``Retry-After`` or
+      ``WWW-Authenticate``) instead of forwarding; the body is a distribution error, or
+      ``body`` when given, or ``flood`` filler bytes sent without a Content-Length (the
+      connection then closes) unless ``announce`` is set;
     * ``drop_after``: forward, send this many body bytes, then close the connection;
     * ``stall_after``: forward, send this many body bytes, then hang for ``stall_seconds``;
     * ``corrupt``: forward with one body byte flipped (the length stays the same);
-    * ``redirect``: answer 307 to ``redirect`` + the request path.
+    * ``encode``: forward with the body gzip-compressed and ``Content-Encoding: gzip``;
+    * ``append``: forward with these bytes added to the body (and to Content-Length);
+    * ``redirect``: answer 307 to ``redirect`` + the request path; ``loop``: answer 307
+      to the very same URL, forever.
+
+    ``delay`` seconds pass before any of it (or before forwarding, with no other effect).
     """
 
     path: str
@@ -59,6 +73,13 @@ class Fault:
     stall_seconds: float = 30.0
     corrupt: bool = False
     redirect: str | None = None
+    body: bytes | None = None
+    flood: int | None = None
+    announce: bool = False
+    encode: bool = False
+    append: bytes = b""
+    loop: bool = False
+    delay: float = 0.0
     hits: int = 0
 
     def matches(self, method: str, path: str) -> bool:
@@ -92,19 +113,29 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         headers = {k.lower(): v for k, v in self.headers.items()}
         proxy.record(RecordedRequest(method=self.command, path=self.path, headers=headers))
         fault = proxy.take_fault(self.command, self.path)
+        if fault is not None and fault.delay:
+            proxy.stalled.wait(fault.delay)
         if fault is not None and fault.status is not None:
-            payload = b'{"errors":[{"code":"UNAVAILABLE","message":"injected"}]}'
+            if fault.flood is not None:
+                self._flood(fault)
+                return
+            payload = fault.body
+            if payload is None:
+                payload = b'{"errors":[{"code":"UNAVAILABLE","message":"injected"}]}'
             self.send_response(fault.status)
             for k, v in fault.headers.items():
                 self.send_header(k, v)
-            self.send_header("Content-Type", "application/json")
+            if "content-type" not in {k.lower() for k in fault.headers}:
+                self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
-            self.wfile.write(payload)
+            if self.command != "HEAD":
+                self.wfile.write(payload)
             return
-        if fault is not None and fault.redirect is not None:
+        if fault is not None and (fault.redirect is not None or fault.loop):
             self.send_response(307)
-            self.send_header("Location", fault.redirect + self.path)
+            target = proxy.url if fault.loop else fault.redirect
+            self.send_header("Location", f"{target}{self.path}")
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
@@ -117,6 +148,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 if k.lower() not in _HOP_BY_HOP:
                     self.send_header(k, v)
             data = response.read()
+            if fault is not None and fault.encode:
+                data = gzip.compress(data)
+                self.send_header("Content-Encoding", "gzip")
+            data += fault.append if fault is not None else b""
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
         if self.command == "HEAD":
@@ -135,6 +170,29 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             return
         self.wfile.write(data)
+
+    def _flood(self, fault: Fault) -> None:
+        """``fault.flood`` filler bytes from one small buffer, until the client hangs up."""
+        assert fault.flood is not None and fault.status is not None
+        self.send_response(fault.status)
+        for k, v in fault.headers.items():
+            self.send_header(k, v)
+        if fault.announce:
+            self.send_header("Content-Length", str(fault.flood))
+        else:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        if self.command == "HEAD":
+            return
+        chunk = b"x" * (64 << 10)
+        left = fault.flood
+        try:
+            while left > 0:
+                self.wfile.write(chunk[:left])
+                left -= len(chunk)
+        except OSError:
+            pass  # the client stopped reading, as it should
 
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _handle  # noqa: N815
 

@@ -1,0 +1,1 @@
+"""Generated NRI and ttrpc bindings (see scripts/gen_proto.py)."""
