@@ -212,3 +212,32 @@ def test_auto_driver_falls_back_to_vfs_with_a_warning(
             assert c.driver == "vfs" and (c.rootfs / "f").read_bytes() == b"one"
     finally:
         umount(str(dirs["merged"]))
+
+
+def test_unmount_pops_stacked_mounts_and_never_follows_a_link(
+    store: Store, layered_image: object, tmp_path: Path
+) -> None:
+    from ocistore._sys import mount
+    from ocistore.containers import unmount_path
+
+    load_built(store, layered_image, ["r/stacked:1"])
+    store.create_container("stacked", "r/stacked:1")
+    rootfs = store.mount_container("stacked")
+    mount("tmpfs", str(rootfs), "tmpfs", 0, "size=1m")  # a second mount on top
+    store.mount_container("stacked")  # mounted already: nothing more is stacked
+    store.unmount_container("stacked")
+    assert not is_mountpoint(str(rootfs))
+    store.unmount_container("stacked")  # nothing mounted: fine
+    store.remove_container("stacked")
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    mount("tmpfs", str(elsewhere), "tmpfs", 0, "size=1m")
+    try:
+        link = tmp_path / "link"
+        link.symlink_to(elsewhere)
+        unmount_path(link)
+        assert is_mountpoint(str(elsewhere))
+    finally:
+        unmount_path(elsewhere)
+    assert not is_mountpoint(str(elsewhere))

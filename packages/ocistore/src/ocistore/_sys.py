@@ -13,6 +13,7 @@ __all__ = [
     "MS_NOSUID",
     "MS_RDONLY",
     "MS_REMOUNT",
+    "UMOUNT_NOFOLLOW",
     "is_mountpoint",
     "mount",
     "syncfs",
@@ -25,6 +26,7 @@ MS_NODEV = 4
 MS_REMOUNT = 32
 MS_BIND = 4096
 MNT_DETACH = 2
+UMOUNT_NOFOLLOW = 8
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _libc.mount.argtypes = [

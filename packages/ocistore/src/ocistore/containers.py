@@ -150,7 +150,10 @@ class ContainerStore:
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise
-        with self._db.transaction() as tx:
+        # No fsync: losing this record in a power cut leaves a directory that repair
+        # deletes, while the fsync cost milliseconds of every create, serialised by
+        # the database lock (see docs/benchmarks.md, "fsyncs on the create path").
+        with self._db.transaction(durable=False) as tx:
             tx.execute(
                 "INSERT INTO containers (id, image_id, driver, read_only, created)"
                 " VALUES (?, ?, ?, ?, ?)",
@@ -199,7 +202,9 @@ class ContainerStore:
         if container.driver == "vfs":
             return container.rootfs
         target = str(container.rootfs)
-        if _sys.is_mountpoint(target):
+        # A stat pair, not a read of the whole mount table (which grows with every pod
+        # and costs milliseconds on each create): an overlay has its own device number.
+        if os.path.ismount(target):
             return container.rootfs
         flags = _sys.MS_RDONLY if container.read_only else 0
         try:
@@ -223,7 +228,9 @@ class ContainerStore:
         """Unmount, forget and delete the container's root filesystem and writes."""
         container = self.get(container_id)
         self.unmount(container_id)
-        with self._db.transaction() as tx:
+        # Lost in a power cut, the delete leaves a record whose directory is gone (or
+        # in trash/): repair drops it. No fsync, as for the insert.
+        with self._db.transaction(durable=False) as tx:
             tx.execute("DELETE FROM containers WHERE id = ?", (container_id,))
         discard(container.path, self.trash)
         log.info("removed container rootfs id=%s", container_id)
@@ -249,14 +256,19 @@ def check_page(opts: str, owner: str) -> None:
 def unmount_path(path: Path) -> None:
     """Unmount ``path`` if it is a mount point (detaching it lazily when busy)."""
     target = str(path)
-    while _sys.is_mountpoint(target):
+    # umount answers EINVAL when nothing (more) is mounted there: no need to read the
+    # mount table before and after, as a loop over is_mountpoint did. A symbolic link
+    # is not followed (is_mountpoint compared the path itself too).
+    while True:
         try:
-            _sys.umount(target)
+            _sys.umount(target, _sys.UMOUNT_NOFOLLOW)
         except OSError as err:
+            if err.errno in (errno.EINVAL, errno.ENOENT):
+                return
             if err.errno != errno.EBUSY:
                 raise MountError(f"unmounting {target}: {err}") from err
             log.warning("mount busy, detaching lazily path=%s", target)
-            _sys.umount(target, _sys.MNT_DETACH)
+            _sys.umount(target, _sys.MNT_DETACH | _sys.UMOUNT_NOFOLLOW)
 
 
 def discard(path: Path, trash: Path) -> None:

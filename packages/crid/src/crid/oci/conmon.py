@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,21 +153,45 @@ class Conmon:
         return argv
 
     async def create(
-        self, options: ConmonOptions, *, timeout: float | None = None
+        self,
+        options: ConmonOptions,
+        *,
+        timeout: float | None = None,
+        before_start: Callable[[], Awaitable[None]] | None = None,
     ) -> CreatedContainer:
         """Have conmon create the container; returns once the runtime's create is done.
 
         On failure, timeout (``create_timeout`` unless given) or cancellation nothing is
         left running: conmon is killed, and the runtime's half-created container deleted.
+
+        ``before_start`` is awaited once conmon is running and waiting for its start
+        byte, before the runtime is run: the caller writes the bundle meanwhile, so
+        conmon's own start-up (exec, libraries, log file: 3-7 ms here) overlaps it. If
+        it fails or is cancelled, conmon is killed before it has run anything. The
+        timeout applies from the start byte on.
         """
         started = time.perf_counter()
         ok = False
         limit = self.create_timeout if timeout is None else timeout
+        hook_failed = False
+
+        async def hook() -> None:
+            nonlocal hook_failed
+            if before_start is None:
+                return
+            try:
+                await before_start()
+            except BaseException:
+                hook_failed = True
+                raise
+
         try:
-            created = await self._create(options, limit)
+            created = await self._create(options, limit, hook)
             ok = True
             return created
         except TimeoutError as err:
+            if hook_failed:
+                raise  # the caller's own error, not the runtime's
             raise RuntimeTimeoutError(
                 f"{self.runtime.name} create {options.container_id} (under conmon): timed out"
                 f" after {limit:g}s (conmon and the runtime were killed)"
@@ -174,7 +199,12 @@ class Conmon:
         finally:
             observe_runtime_call(self.runtime.name, "create", time.perf_counter() - started, ok=ok)
 
-    async def _create(self, options: ConmonOptions, timeout: float) -> CreatedContainer:
+    async def _create(
+        self,
+        options: ConmonOptions,
+        timeout: float,
+        before_start: Callable[[], Awaitable[None]] | None,
+    ) -> CreatedContainer:
         for directory in (options.exit_dir, options.socket_dir, options.log_path.parent):
             directory.mkdir(parents=True, exist_ok=True)
         options.exit_file.unlink(missing_ok=True)
@@ -203,8 +233,23 @@ class Conmon:
             raise
         os.close(sync_write)
         os.close(start_read)
+        if before_start is not None:
+            try:
+                await before_start()
+            except BaseException:
+                # conmon still waits for its start byte: it has run nothing yet. Killed
+                # before its start pipe closes, so it never reads an EOF and goes on.
+                try:
+                    with contextlib.suppress(ProcessLookupError):
+                        proc.kill()
+                    await asyncio.shield(proc.wait())
+                finally:
+                    os.close(start_write)
+                    os.close(sync_read)
+                raise
         try:
-            os.write(start_write, b"\0")
+            with contextlib.suppress(BrokenPipeError):  # conmon died: its reply says why
+                os.write(start_write, b"\0")
             os.close(start_write)
             start_write = -1
             message = await asyncio.wait_for(_read_line(sync_read), timeout)
