@@ -13,8 +13,9 @@ random 10.x subnet, a loopback ``docker-registry`` holding the busybox image tha
 * after every pod is gone (and the image removed).
 
 What must hold (issue 14): cycle 2, the churn and the end within 10% of cycle 1, and
-the end no higher than the busiest sample (memory goes back when the pods go). ``--trace`` runs crid under tracemalloc and prints the
-allocation sites that grew between phases. Run as root from the checkout:
+the end no higher than the busiest sample (memory goes back when the pods go).
+``--trace`` runs crid under tracemalloc and prints the allocation sites that grew
+between phases; ``--smaps`` where the resident pages are. Run as root from the checkout:
 ``uv run python bench/crid/churn_memory.py [--minutes 10] [--trace]``.
 """
 

@@ -51,7 +51,7 @@ _M_ARENA_MAX = -8  # mallopt's parameter number (malloc.h)
 
 
 class _MallInfo2(ctypes.Structure):
-    _fields_ = [  # noqa: RUF012 (ctypes reads it from the class)
+    _fields_ = [
         (name, ctypes.c_size_t)
         for name in (
             "arena",
