@@ -10,10 +10,12 @@ import base64
 import binascii
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ociimage.errors import ConfigFileError
-from ociimage.fulcio import FulcioTrust, load_certificates
+
+if TYPE_CHECKING:  # fulcio imports cryptography: only policies with sigstoreSigned need it
+    from ociimage.fulcio import FulcioTrust
 
 __all__ = ["read_fulcio", "read_keys"]
 
@@ -64,6 +66,8 @@ def read_keys(
 
 def read_fulcio(raw: Any, where: str, path: str | None, base: Path | None) -> FulcioTrust:
     """policy.json's ``fulcio`` object: one CA (caPath or caData) and the OIDC identity."""
+    from ociimage.fulcio import FulcioTrust, load_certificates
+
     if not isinstance(raw, dict):
         raise ConfigFileError(f"{where}: fulcio must be an object", path)
     unknown = set(raw) - {"caPath", "caData", "oidcIssuer", "subjectEmail"}

@@ -16,12 +16,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ociimage._policy_keys import read_fulcio, read_keys
 from ociimage.errors import ConfigFileError, InvalidReferenceError
-from ociimage.fulcio import FulcioTrust
 from ociimage.reference import Reference, parse_reference, split_reference
+
+if TYPE_CHECKING:  # fulcio imports cryptography: only policies with sigstoreSigned need it
+    from ociimage.fulcio import FulcioTrust
 
 __all__ = [
     "DEFAULT_POLICY",

@@ -25,13 +25,12 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 import httpx
 
 from ociimage._bodies import content_encoding, decode, read_capped
-from ociimage._gpgv import verify_inline
-from ociimage.bundles import BUNDLE_MEDIA_TYPES
 from ociimage.client import RegistryClient
 from ociimage.errors import (
     ContentNotFoundError,
@@ -52,10 +51,11 @@ from ociimage.policy import (
 )
 from ociimage.registries_d import RegistriesD, SignatureStorage
 from ociimage.resolved import ResolvedImage
-from ociimage.sigstore import SIMPLE_SIGNING_MEDIA_TYPE, parse_payload, signature_tag
-from ociimage.verifier import SigstoreVerifier
 from ocispec.errors import SpecError
 from ocispec.image import Manifest
+
+if TYPE_CHECKING:
+    from ociimage.verifier import SigstoreVerifier
 
 __all__ = ["PolicyDecision", "evaluate_policy"]
 
@@ -82,6 +82,10 @@ async def _sigstore(
     client: RegistryClient, image: ResolvedImage, req: SigstoreSigned, storage: SignatureStorage
 ) -> tuple[bool, str, int]:
     """(accepted, reason, verified signature count)."""
+    # Signature checks import cryptography (~10 MiB resident): only when a policy asks.
+    from ociimage.sigstore import SIMPLE_SIGNING_MEDIA_TYPE, parse_payload, signature_tag
+    from ociimage.verifier import SigstoreVerifier
+
     if req.pki is not None:
         return False, "sigstoreSigned with pki (X.509 CA keys) is not supported", 0
     if not storage.use_sigstore_attachments:
@@ -146,6 +150,8 @@ async def _bundles(
     verifier: SigstoreVerifier,
 ) -> tuple[int, list[str]]:
     """(verified bundles, reasons) for Sigstore bundles among the image's referrers."""
+    from ociimage.bundles import BUNDLE_MEDIA_TYPES
+
     repo = image.source.reference.path
     reasons: list[str] = []
     good = 0
@@ -227,6 +233,9 @@ def _read_file(path: Path, limit: int) -> bytes:
 async def _signed_by(
     client: RegistryClient, image: ResolvedImage, req: SignedBy, storage: SignatureStorage
 ) -> tuple[bool, str, int]:
+    from ociimage._gpgv import verify_inline
+    from ociimage.sigstore import parse_payload
+
     if storage.lookaside:
         try:
             signatures = await _lookaside(storage, image, client.limits)
