@@ -289,7 +289,12 @@ class Kubelet:
             live.append(pod_id)
         replaced = 0
         deadline = time.monotonic() + minutes * 60
+        report = time.monotonic() + 60
         while time.monotonic() < deadline:
+            if time.monotonic() >= report:  # the trend: does it level off?
+                report += 60
+                memory = memory_mib(self.crid.proc.pid)
+                print(f"    churn: {replaced:5d} pods replaced, RSS {memory['VmRSS']:6.1f} MiB")
             self.remove_pod(live.pop(0))
             pod = self.pod_config()
             pod_id = self.run_pod(pod)
@@ -335,7 +340,7 @@ def main() -> int:
     parser.add_argument("--pods", type=int, default=50)
     parser.add_argument("--containers", type=int, default=50)
     parser.add_argument("--pulls", type=int, default=20)
-    parser.add_argument("--settle", type=float, default=3.0, help="seconds before each sample")
+    parser.add_argument("--settle", type=float, default=8.0, help="seconds before each sample")
     parser.add_argument("--trace", action="store_true", help="tracemalloc growth per phase")
     parser.add_argument("--smaps", action="store_true", help="where the pages are (MiB)")
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for crid")
@@ -384,7 +389,9 @@ def main() -> int:
         verdicts.append(("churn within 10% of cycle 1", churned["VmRSS"] <= limit))
     verdicts.append(("all pods gone: within 10% of cycle 1", gone["VmRSS"] <= limit))
     peak = max(m["VmRSS"] for m in (first, second, churned or second))
-    verdicts.append(("all pods gone: not above the busiest sample", gone["VmRSS"] <= peak))
+    verdicts.append(
+        ("all pods gone: not above the busiest sample (1% noise)", gone["VmRSS"] <= peak * 1.01)
+    )
     for text, ok in verdicts:
         print(f"{'ok  ' if ok else 'FAIL'} {text}")
     subprocess.run(["rm", "-rf", str(work)], check=False)
