@@ -307,6 +307,17 @@ class Kubelet:
         return replaced
 
 
+def remove_every_pod(crid: Crid) -> None:
+    try:
+        with grpc.insecure_channel(f"unix://{crid.socket}") as channel:
+            runtime = api_pb2_grpc.RuntimeServiceStub(channel)
+            for pod in runtime.ListPodSandbox(api_pb2.ListPodSandboxRequest(), timeout=10).items:
+                runtime.StopPodSandbox(api_pb2.StopPodSandboxRequest(pod_sandbox_id=pod.id))
+                runtime.RemovePodSandbox(api_pb2.RemovePodSandboxRequest(pod_sandbox_id=pod.id))
+    except grpc.RpcError as err:
+        print(f"cleanup: {err}", file=sys.stderr)
+
+
 def settle(crid: Crid, seconds: float) -> dict[str, float]:
     time.sleep(seconds)
     return memory_mib(crid.proc.pid)
@@ -382,6 +393,7 @@ def main() -> int:
                 kubelet.remove_image()
                 gone = sample("after all pods gone", idle)
         finally:
+            remove_every_pod(crid)  # after a failure: leave no mounts or namespaces behind
             crid.stop()
     limit = first["VmRSS"] * 1.10
     verdicts = [("cycle 2 within 10% of cycle 1", second["VmRSS"] <= limit)]
