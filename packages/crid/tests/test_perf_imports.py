@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 # Loaded at first use: metrics (only with enable_metrics) and schema validation (the first
 # CreateContainer). ~20 MiB of an idle daemon's RSS between them.
@@ -50,3 +51,16 @@ def test_recording_does_nothing_until_metrics_are_enabled() -> None:
         "assert registry.get_sample_value('crid_image_pulls_total') == 1\n"
     )
     assert loaded_after(code) == {"prometheus_client"}
+
+
+def test_the_pull_stack_loads_cryptography_only_for_signature_policies(tmp_path: Path) -> None:
+    # What crid's first PullImage imports (crid/images/pull.py), with an accept-anything
+    # policy: cryptography (~10 MiB resident, kept for the daemon's life) stays out.
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps({"default": [{"type": "insecureAcceptAnything"}]}))
+    pull_stack = (
+        "import ociimage.pull, ociimage.registries_d\n"
+        f"from ociimage.policy import load_policy\nload_policy({str(policy)!r})"
+    )
+    assert loaded_after(pull_stack) == {"httpx", "yaml"}
+    assert "cryptography" in loaded_after("import ociimage.verifier")

@@ -25,9 +25,16 @@ def run_daemon(config_path: Path | None, *, init_defaults: bool) -> int:
     from crid.config import load_config
     from crid.defaults import write_default_cni_config
     from crid.errors import CridError
+    from crid.heap import limit_arenas, trimmed_heap
     from crid.logs import configure_logging
     from crid.server import serve
     from ocistore.errors import StoreError
+
+    limit_arenas()  # before grpc, the executor and the pools start their threads
+
+    async def serve_trimmed() -> None:
+        async with trimmed_heap():
+            await serve(config)
 
     try:
         config = load_config(config_path)
@@ -38,7 +45,7 @@ def run_daemon(config_path: Path | None, *, init_defaults: bool) -> int:
     try:
         if init_defaults:
             write_default_cni_config(Path(config.crid.network.network_dir))
-        asyncio.run(serve(config))
+        asyncio.run(serve_trimmed())
     except (CridError, StoreError) as err:
         print(f"crid: {err}", file=sys.stderr)
         return 1

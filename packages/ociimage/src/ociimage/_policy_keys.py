@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ociimage.errors import ConfigFileError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # fulcio imports cryptography: only policies with sigstoreSigned need it
     from ociimage.fulcio import FulcioTrust
 
 __all__ = ["read_fulcio", "read_keys"]

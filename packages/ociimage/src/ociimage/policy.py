@@ -22,7 +22,7 @@ from ociimage._policy_keys import read_fulcio, read_keys
 from ociimage.errors import ConfigFileError, InvalidReferenceError
 from ociimage.reference import Reference, parse_reference, split_reference
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # fulcio imports cryptography: only policies with sigstoreSigned need it
     from ociimage.fulcio import FulcioTrust
 
 __all__ = [

@@ -83,6 +83,7 @@ async def _sigstore(
     client: RegistryClient, image: ResolvedImage, req: SigstoreSigned, storage: SignatureStorage
 ) -> tuple[bool, str, int]:
     """(accepted, reason, verified signature count)."""
+    # Signature checks import cryptography (~10 MiB resident): only when a policy asks.
     from ociimage.sigstore import SIMPLE_SIGNING_MEDIA_TYPE, parse_payload, signature_tag
     from ociimage.verifier import SigstoreVerifier
 
