@@ -3,6 +3,8 @@ the end-to-end effect on real containers is in test_nri_lifecycle.py)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -68,12 +70,29 @@ def test_removals_replacements_and_additions() -> None:
 
 def test_unsupported_adjustments_are_refused_by_name() -> None:
     adjust = api.ContainerAdjustment(CDI_devices=[api.CDIDevice(name="vendor.com/gpu=0")])
+    assert unsupported(adjust) == []  # CDI devices are applied (test_cdi.py)
     adjust.linux.io_priority.priority = 4
     adjust.linux.resources.rdt_class.value = "gold"
     found = unsupported(adjust)
-    assert len(found) == 3 and "vendor.com/gpu=0" in found[0]
-    with pytest.raises(InvalidConfigError, match="CDI devices"):
+    assert found == ["I/O priority", "RDT class"]
+    with pytest.raises(InvalidConfigError, match="I/O priority; RDT class"):
         apply_adjustment(_spec(), adjust, cgroup_version=1)
+
+
+def test_cdi_devices_come_from_the_spec_dirs(tmp_path: Path) -> None:
+    adjust = api.ContainerAdjustment(CDI_devices=[api.CDIDevice(name="vendor.com/gpu=0")])
+    with pytest.raises(InvalidConfigError, match=r"unknown CDI device\(s\) vendor.com/gpu=0"):
+        apply_adjustment(_spec(), adjust, cgroup_version=1, cdi_spec_dirs=[str(tmp_path)])
+    spec_file = {
+        "cdiVersion": "0.6.0",
+        "kind": "vendor.com/gpu",
+        "devices": [{"name": "0", "containerEdits": {"env": ["GPU=0"]}}],
+    }
+    (tmp_path / "gpu.json").write_text(json.dumps(spec_file))
+    adjust.env.add(key="GPU", value="nri")
+    spec = _spec()
+    apply_adjustment(spec, adjust, cgroup_version=1, cdi_spec_dirs=[str(tmp_path)])
+    assert "GPU=0" in spec["process"]["env"] and "GPU=nri" not in spec["process"]["env"]
 
 
 def test_merging_keeps_order_and_ownership_names_the_last_plugin() -> None:

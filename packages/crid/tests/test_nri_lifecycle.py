@@ -106,8 +106,10 @@ class Plugins:
 
 
 @contextlib.asynccontextmanager
-async def nri_env(tmp: Path, nri_lines: str = "") -> AsyncIterator[tuple[Env, Plugins]]:
-    async with crid_env(tmp, nri_lines=nri_lines) as env:
+async def nri_env(
+    tmp: Path, nri_lines: str = "", runtime: str = ""
+) -> AsyncIterator[tuple[Env, Plugins]]:
+    async with crid_env(tmp, runtime, nri_lines=nri_lines) as env:
         plugins = Plugins(env)
         try:
             yield env, plugins
@@ -529,13 +531,13 @@ async def test_adjustments_reach_the_oci_config_and_updates_the_container(
 
 async def test_unsupported_adjustments_fail_with_a_clear_error(tmp_path: Path) -> None:
     async with nri_env(tmp_path) as (env, plugins):
-        await plugins.start("cdi", "10", adjust={"CDI_devices": [{"name": "vendor.com/gpu=0"}]})
-        pod = pod_config(env, "cdi")
+        await plugins.start("rdt", "10", adjust={"linux": {"rdt": {"remove": True}}})
+        pod = pod_config(env, "rdt")
         pod_id = await run_pod(env, pod)
         with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await start_container(env, pod_id, pod, sleeper("gpu"))
+            await start_container(env, pod_id, pod, sleeper("rdt"))
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert "CDI devices (vendor.com/gpu=0)" in str(caught.value.details())
+        assert "crid does not support: RDT" in str(caught.value.details())
         assert await list_container_ids(env, pod_id) == []
 
 

@@ -217,6 +217,15 @@ class RuntimeConfig(_Table, frozen=True):
             )
         ),
     ] = "1m"
+    cdi_spec_dirs: Annotated[
+        list[str],
+        Meta(
+            description=(
+                "Directories of CDI (Container Device Interface) spec files, JSON or YAML;"
+                " a later directory overrides an earlier one for the same device."
+            )
+        ),
+    ] = msgspec.field(default_factory=lambda: ["/etc/cdi", "/var/run/cdi"])
     runtimes: Annotated[
         dict[str, RuntimeHandler],
         Meta(description="OCI runtime handlers by name (the names RuntimeClasses use)."),

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from crid import faults
+from crid.cdi import cri_devices, inject_spec
 from crid.cgroups import container_cgroup_path, oom_kills
 from crid.cgroups.systemd_driver import place_conmon
 from crid.container.conmon_watch import ConmonWatch
@@ -341,6 +342,10 @@ class Containers:
             # The schema check is left to the tests (every config the builder makes
             # validates there): here it cost 8 ms of CPU per create, twice the rest.
             generated = generate(options, host=host, validate_schema=False)
+            cdi_devices = cri_devices(record.config)
+            if cdi_devices:
+                spec = inject_spec(generated.spec, cdi_devices, runtime_config.cdi_spec_dirs)
+                generated = dataclasses.replace(generated, spec=spec)
             generated.write(bundle)
             stop_signal = request.stop_signal or generated.stop_signal
             (bundle / "stop-signal").write_text(str(stop_signal))

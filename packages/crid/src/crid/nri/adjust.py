@@ -7,25 +7,24 @@ removal"); ``args`` whose first element is empty replace the command without
 complaint (NRI's ``UpdateArgs``). Resources go through ocispec's ``build_resources``,
 so their v1/v2 form is what CreateContainer itself would write.
 
-Adjustments crid cannot honour are refused with an error that names them, rather
-than dropped: CDI devices (crid has no CDI registry), I/O priority, scheduler, RDT,
-block I/O and RDT classes, memory policy and network devices.
+CDI devices are resolved from the configured CDI spec directories (``crid.cdi``) after
+the other adjustments. Adjustments crid cannot honour are refused with an error that
+names them, rather than dropped: I/O priority, scheduler, RDT, block I/O and RDT
+classes, memory policy and network devices.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from crid._nri.v1alpha1 import api_pb2 as api
+from crid.cdi import inject
 from crid.errors import InvalidConfigError
 from crid.nri.convert import resource_options
 from ocispec.generate import build_resources
 
-__all__ = ["CDI_SPEC_DIRS", "apply_adjustment", "unsupported"]
-
-#: Where CDI specs live; crid does not read them (see :func:`unsupported`).
-CDI_SPEC_DIRS = ("/etc/cdi", "/var/run/cdi")
+__all__ = ["apply_adjustment", "unsupported"]
 
 _HOOK_KINDS = (
     ("prestart", "prestart"),
@@ -44,12 +43,6 @@ def _removal(key: str) -> str | None:
 def unsupported(adjust: api.ContainerAdjustment) -> list[str]:
     """The parts of ``adjust`` crid does not apply (empty: all of it applies)."""
     found = []
-    if adjust.CDI_devices:
-        names = ", ".join(d.name for d in adjust.CDI_devices)
-        found.append(
-            f"CDI devices ({names}): crid has no CDI support (it reads no CDI specs from"
-            f" {' or '.join(CDI_SPEC_DIRS)})"
-        )
     linux = adjust.linux
     for field, what in (
         ("io_priority", "I/O priority"),
@@ -198,14 +191,25 @@ def _seccomp(policy: api.LinuxSeccomp) -> dict[str, Any]:
 
 
 def apply_adjustment(
-    spec: dict[str, Any], adjust: api.ContainerAdjustment, *, cgroup_version: int
+    spec: dict[str, Any],
+    adjust: api.ContainerAdjustment,
+    *,
+    cgroup_version: int,
+    cdi_spec_dirs: Sequence[str] = (),
 ) -> None:
-    """Edit ``spec`` (an OCI config as a dict) in place as ``adjust`` asks."""
+    """Edit ``spec`` (an OCI config as a dict) in place as ``adjust`` asks; CDI devices
+    come from specs in ``cdi_spec_dirs`` (reads files: call it from a worker thread)."""
     refused = unsupported(adjust)
     if refused:
         raise InvalidConfigError(
             "an NRI plugin asked for adjustments crid does not support: " + "; ".join(refused)
         )
+    _apply(spec, adjust, cgroup_version)
+    if adjust.CDI_devices:
+        inject(spec, [d.name for d in adjust.CDI_devices], cdi_spec_dirs)
+
+
+def _apply(spec: dict[str, Any], adjust: api.ContainerAdjustment, cgroup_version: int) -> None:
     annotations: dict[str, str] = spec.setdefault("annotations", {})
     for key, value in adjust.annotations.items():
         removed = _removal(key)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 import logging
 from collections.abc import Sequence
@@ -197,9 +198,14 @@ class NRIHooks:
         result = await host.create_container(nri_pod(sandbox), nri_container(record, spec))
         if result.adjustments:
             version = 2 if self.ctx.hierarchies.unified else 1
+            cdi_dirs = tuple(self.ctx.config.crid.runtime.cdi_spec_dirs)
             for label, adjust in result.adjustments:
+                apply = functools.partial(
+                    apply_adjustment, spec, adjust, cgroup_version=version, cdi_spec_dirs=cdi_dirs
+                )
                 try:
-                    apply_adjustment(spec, adjust, cgroup_version=version)
+                    # CDI devices mean reading spec files and stat-ing nodes: a worker's job.
+                    await asyncio.to_thread(apply) if adjust.CDI_devices else apply()
                 except (CridError, SpecError) as err:
                     raise InvalidConfigError(f"NRI plugin {label}: {err}") from err
             await self._restrict_oom(spec)
