@@ -154,6 +154,43 @@ def test_unreadable_spec_is_named(tmp_path: Path) -> None:
     assert spec == base_spec()
 
 
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ({"kind": "no-class"}, "kind 'no-class' is not vendor/class"),
+        ({"devices": {}}, "no 'devices' list"),
+        (
+            {"devices": [{"name": "x", "containerEdits": {"deviceNodes": [{"path": "dev"}]}}]},
+            "device node path 'dev' is not absolute",
+        ),
+        (
+            {
+                "devices": [
+                    {
+                        "name": "x",
+                        "containerEdits": {
+                            "deviceNodes": [
+                                {"path": "/dev/x", "hostPath": "/dev/null", "permissions": "rwx"}
+                            ]
+                        },
+                    }
+                ]
+            },
+            "invalid permissions 'rwx'",
+        ),
+    ],
+)
+def test_malformed_specs_are_refused(tmp_path: Path, edit: dict[str, Any], message: str) -> None:
+    specs = tmp_path / "cdi"
+    specs.mkdir()
+    spec_file: dict[str, Any] = {"cdiVersion": "0.6.0", "kind": "example.com/bad"}
+    spec_file["devices"] = [{"name": "x"}]
+    spec_file.update(edit)
+    (specs / "bad.json").write_text(json.dumps(spec_file))
+    with pytest.raises(InvalidConfigError, match=message):
+        inject(base_spec(), ["example.com/bad=x"], [str(specs)])
+
+
 def test_missing_host_node_is_named(tmp_path: Path) -> None:
     specs = tmp_path / "cdi"
     specs.mkdir()

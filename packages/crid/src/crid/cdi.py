@@ -46,6 +46,7 @@ ANNOTATION_PREFIX = "cdi.k8s.io/"
 _VENDOR = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$")
 _CLASS = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?$")
 _NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.:-]*[A-Za-z0-9])?$")
+_PERMISSIONS = re.compile(r"^(?!.*(.).*\1)[rwm]{1,3}$")
 _SUFFIXES = (".json", ".yaml", ".yml")
 
 
@@ -84,6 +85,9 @@ def _read(path: Path) -> Mapping[str, Any]:
         raise InvalidConfigError(f"CDI spec {path} is unreadable: {err}") from err
     if not isinstance(data, dict) or not isinstance(data.get("kind"), str):
         raise InvalidConfigError(f"CDI spec {path} is unreadable: no 'kind'")
+    vendor, _, klass = data["kind"].partition("/")
+    if not (_VENDOR.match(vendor) and _CLASS.match(klass)):
+        raise InvalidConfigError(f"CDI spec {path}: kind {data['kind']!r} is not vendor/class")
     if not isinstance(data.get("devices"), list):
         raise InvalidConfigError(f"CDI spec {path} is unreadable: no 'devices' list")
     return data
@@ -166,6 +170,11 @@ def _devices(linux: dict[str, Any], nodes: Sequence[Mapping[str, Any]], source: 
         current.append(device)
         if device["type"] in ("b", "c"):
             access = node.get("permissions") or "rwm"
+            if not isinstance(access, str) or not _PERMISSIONS.match(access):
+                raise InvalidConfigError(
+                    f"CDI spec {source}: device node {device['path']} has invalid"
+                    f" permissions {access!r} (a subset of 'rwm')"
+                )
             rules.append(
                 {
                     "allow": True,
