@@ -23,8 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from crid._cri.v1 import api_pb2
 from crid.errors import InvalidConfigError
 from ocispec.errors import SpecError
@@ -78,6 +76,9 @@ def annotation_devices(annotations: Mapping[str, str]) -> list[str]:
 
 
 def _read(path: Path) -> Mapping[str, Any]:
+    # yaml only for YAML specs: importing it costs the daemon memory for its whole life.
+    import yaml
+
     try:
         text = path.read_text()
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
