@@ -16,7 +16,7 @@ from crid._cri.v1 import api_pb2
 from crid.cdi import annotation_devices, cri_devices, inject
 from crid.errors import InvalidConfigError
 
-from .test_container_lifecycle import exec_sync, pod_config, run_pod, start_container
+from ._lifecycle import exec_sync, pod_config, run_pod, start_container
 from .test_nri_lifecycle import Env, list_container_ids, nri_env, sleeper
 
 NULL = os.stat("/dev/null")

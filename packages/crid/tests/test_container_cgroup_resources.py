@@ -25,7 +25,7 @@ from crid._cri.v1 import api_pb2
 from crid.cgroups import Hierarchies, detect_controllers
 from ocispec.generate import CgroupControllers
 
-from .test_container_lifecycle import (
+from ._lifecycle import (
     Env,
     container_config,
     crid_env,

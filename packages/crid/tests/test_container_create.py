@@ -21,7 +21,7 @@ from crid._cri.v1 import api_pb2
 from crid.translate import container_request
 from ocispec import Schema, violations
 
-from .test_container_lifecycle import (
+from ._lifecycle import (
     Env,
     container_config,
     crid_env,

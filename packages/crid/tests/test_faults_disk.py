@@ -76,7 +76,7 @@ async def test_fault_disk_full_during_pull(
 async def test_fault_disk_full_during_container_create(tmp_path: Path, where: str) -> None:
     """No inode left for the root filesystem's upper directory (the store), or no byte
     left for the bundle's config.json (the run directory)."""
-    from .test_container_lifecycle import container_config, crid_env, pod_config, run_pod
+    from ._lifecycle import container_config, crid_env, pod_config, run_pod
 
     mount = tmp_path / ("root" if where == "rootfs" else "run")
     with small_fs(mount, size="64m", inodes=4096 if where == "rootfs" else 0):
@@ -116,7 +116,7 @@ async def test_fault_disk_full_during_container_create(tmp_path: Path, where: st
 async def test_fault_disk_full_for_the_container_log(tmp_path: Path) -> None:
     """conmon cannot write the log: the container keeps running and crid keeps
     answering; once space returns, new lines reach the log again."""
-    from .test_container_lifecycle import container_config, crid_env, pod_config, run_pod
+    from ._lifecycle import container_config, crid_env, pod_config, run_pod
 
     with small_fs(tmp_path / "logs", size="1m") as logs:
         async with crid_env(tmp_path) as env:

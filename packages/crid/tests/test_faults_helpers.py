@@ -28,8 +28,7 @@ from ocinet.testing import delete_link, remove_iptables_rules_mentioning
 from ocistore.testing import load_built
 
 from ._faults_support import hanging_cni_plugin, runc_wrapper
-from .conftest import make_config
-from .test_container_lifecycle import (
+from ._lifecycle import (
     BUILT,
     IMAGE,
     Env,
@@ -42,6 +41,7 @@ from .test_container_lifecycle import (
     wait_exited,
     write_network,
 )
+from .conftest import make_config
 
 pytestmark = [
     pytest.mark.root,

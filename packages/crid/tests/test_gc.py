@@ -102,7 +102,7 @@ async def test_layers_unpacked_before_a_later_one_failed_are_collected(
 async def test_stale_cni_attachments_are_deleted_at_start(tmp_path: Path) -> None:
     """A cached attachment of a pod crid does not know (a crash between ADD and the
     record) is DELeted at start, which releases its IPAM address."""
-    from .test_container_lifecycle import crid_env, pod_config, run_pod
+    from ._lifecycle import crid_env, pod_config, run_pod
 
     async with crid_env(tmp_path) as env:
         pod_id = await run_pod(env, pod_config(env))

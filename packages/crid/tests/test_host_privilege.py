@@ -21,7 +21,7 @@ from crid._cri.v1 import api_pb2
 from crid.cgroups import Hierarchies, check_cgroup_parent, remove_pod_cgroup
 from crid.errors import InvalidConfigError
 
-from .test_container_lifecycle import (
+from ._lifecycle import (
     container_config,
     crid_env,
     pod_config,

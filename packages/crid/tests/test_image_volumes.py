@@ -32,8 +32,8 @@ from crid.state import Container, ContainerMeta, ContainerState, Registry
 from ociimage.testing import TestImages
 from ocistore import Store
 
+from ._lifecycle import runtime_table, write_network
 from .conftest import make_config
-from .test_container_lifecycle import runtime_table, write_network
 
 pytestmark = [
     pytest.mark.root,

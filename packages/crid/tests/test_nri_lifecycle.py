@@ -25,7 +25,7 @@ import pytest
 from crid._cri.v1 import api_pb2
 from crid.cgroups import Hierarchies
 
-from .test_container_lifecycle import (
+from ._lifecycle import (
     Env,
     container_config,
     crid_env,

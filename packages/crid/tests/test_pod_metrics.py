@@ -23,9 +23,7 @@ from crid._cri.v1 import api_pb2, api_pb2_grpc
 from crid.server import Daemon
 from crid.stats import device_name
 
-from ._observe import container, pod
-from .conftest import make_config
-from .test_container_lifecycle import (
+from ._lifecycle import (
     Env,
     container_config,
     crid_env,
@@ -34,6 +32,8 @@ from .test_container_lifecycle import (
     run_pod,
     start_container,
 )
+from ._observe import container, pod
+from .conftest import make_config
 
 pytestmark = [
     pytest.mark.root,

@@ -10,7 +10,7 @@ import pytest
 from crid._cri.v1 import api_pb2
 from crid.limits import MAX_ARGV_BYTES, MAX_MAP_BYTES, MAX_MOUNTS, MAX_NAME
 
-from .test_container_lifecycle import (
+from ._lifecycle import (
     container_config,
     crid_env,
     exec_sync,

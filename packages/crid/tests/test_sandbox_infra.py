@@ -23,7 +23,7 @@ from crid.server import Daemon
 from ociimage.testing import LocalRegistry, TestImages
 from ocistore.errors import ImageNotFoundError
 
-from .test_container_lifecycle import (
+from ._lifecycle import (
     IMAGE,
     Env,
     container_config,

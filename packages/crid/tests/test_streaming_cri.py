@@ -11,8 +11,8 @@ import pytest
 
 from crid._cri.v1 import api_pb2
 
+from ._lifecycle import container_config, crid_env, pod_config, run_pod
 from ._streaming_client import SpdyClient, spdy_command
-from .test_container_lifecycle import container_config, crid_env, pod_config, run_pod
 
 pytestmark = [
     pytest.mark.root,

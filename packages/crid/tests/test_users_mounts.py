@@ -22,7 +22,7 @@ from ociimage.testing.layers import file
 from ocispec.runtime import parse_features
 from ocistore.testing import load_built
 
-from .test_container_lifecycle import (
+from ._lifecycle import (
     Env,
     container_config,
     crid_env,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from ocispec.generate import ContainerOptions, GeneratedSpec
+from ocispec.generate import ALL_CAPABILITIES, ContainerOptions, GeneratedSpec, HostInfo
 from ocispec.runtime import Spec
 
 RUNC = "/usr/sbin/runc"
@@ -209,3 +209,15 @@ def world_rootfs() -> Iterator[Path]:
         yield make_busybox_rootfs(base / "rootfs")
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+#: A host as the generator's unit tests see it (cgroup v1, no CAP_SYS_RESOURCE).
+HOST = HostInfo(
+    arch="amd64",
+    kernel="6.1.0",
+    cgroup_version=1,
+    bounding_capabilities=tuple(c for c in ALL_CAPABILITIES if c != "CAP_SYS_RESOURCE"),
+    sys_resource=False,
+    oom_score_adj=-100,
+    hard_rlimits={"RLIMIT_NOFILE": 20000, "RLIMIT_NPROC": 50000},
+)
