@@ -20,9 +20,11 @@ import asyncio
 import base64
 import binascii
 import hashlib
+import http.client
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -30,6 +32,7 @@ import httpcore
 import httpx
 
 from ociimage._bodies import content_encoding, decode, read_capped, read_prefix
+from ociimage._bodies_threaded import BodyRequest, BodyTooLong, Declined, ThreadedBodies, Transfer
 from ociimage._content import absorb, error_code, sniff_media_type, verify_content
 from ociimage._retry import RETRYABLE_STATUS, RetryPolicy, retry_after_seconds
 from ociimage._tokens import Authorizer
@@ -70,6 +73,9 @@ _TRANSIENT = (httpx.TransportError,)
 #: per recv, which the network stream then cuts into 64 KiB pieces (copying the rest
 #: each time). One read per recv quarters the per-chunk work and copies nothing.
 READ_BYTES = 1 << 20
+_USER_AGENT = "ociimage/0.1"
+#: Layer downloads read by worker threads at once, per client (see _bodies_threaded).
+_BODY_THREADS = 8
 
 
 def use_large_reads() -> None:
@@ -133,27 +139,34 @@ class RegistryClient:
             host, credentials or Credentials(), max_token_bytes=limits.max_token_bytes
         )
         verify = (tls or TLSConfig()).context(host, insecure=insecure)
+        connect_timeout = min(timeout, 15.0)
+        read_timeout = progress_timeout if progress_timeout is not None else timeout
+        # layer bodies: blocking reads in worker threads; everything else: httpx
+        self._bodies = ThreadedBodies(
+            ssl_context=verify, connect_timeout=connect_timeout, read_timeout=read_timeout
+        )
+        self._body_threads: ThreadPoolExecutor | None = None
         pool = httpx.Limits(max_connections=32, max_keepalive_connections=16)
         self._http = httpx.AsyncClient(
             verify=verify,
             # asyncio streams underneath, not anyio's (see ociimage._transport)
             transport=AsyncioTransport(verify=verify, limits=pool),
             # no byte for progress_timeout seconds: httpx raises a TimeoutException
-            timeout=httpx.Timeout(
-                timeout,
-                connect=min(timeout, 15.0),
-                read=progress_timeout if progress_timeout is not None else timeout,
-            ),
+            timeout=httpx.Timeout(timeout, connect=connect_timeout, read=read_timeout),
             follow_redirects=True,
             limits=pool,
             # digests name the bytes as stored: no content coding on top, please
-            headers={"User-Agent": "ociimage/0.1", "Accept-Encoding": "identity"},
+            headers={"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"},
         )
         self._scheme: str | None = None if insecure else "https"
 
     async def aclose(self) -> None:
         """Close the connections."""
         await self._http.aclose()
+        self._bodies.close()
+        if self._body_threads is not None:
+            self._body_threads.shutdown(wait=False)
+            self._body_threads = None
 
     async def __aenter__(self) -> RegistryClient:
         return self
@@ -429,9 +442,13 @@ class RegistryClient:
                 break
             headers = {"Range": f"bytes={offset}-"} if offset else {}
             try:
-                await self._fetch_range(
-                    path, repository, descriptor, writer, hasher, offset, headers, on_progress
-                )
+                if not await self._fetch_range_threaded(
+                    path, repository, descriptor, writer, hasher, on_progress
+                ):
+                    # not a plain 200/206: httpx asks again (auth, retries, errors)
+                    await self._fetch_range(
+                        path, repository, descriptor, writer, hasher, offset, headers, on_progress
+                    )
                 break
             except httpx.TimeoutException as err:
                 raise self._stalled(err) from err
@@ -460,6 +477,66 @@ class RegistryClient:
                 f"blob {descriptor.digest} from {self.host}/{repository}: received bytes hash "
                 f"to {digest.algorithm}:{hasher.hexdigest()}"
             )
+
+    async def _fetch_range_threaded(
+        self,
+        path: str,
+        repository: str,
+        descriptor: Descriptor,
+        writer: BlobWriter,
+        hasher: hashlib._Hash | None,
+        on_progress: Callable[[int], None] | None,
+    ) -> bool:
+        """Download from ``writer.offset`` in a worker thread; False when the registry
+        answered anything but the body (nothing was written then)."""
+        offset = writer.offset
+        headers = {"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"}
+        auth = self._auth.header([_scope(repository)])
+        if auth:
+            headers["Authorization"] = auth
+        request = BodyRequest(
+            url=await self._url(path),
+            headers=headers,
+            offset=offset,
+            limit=descriptor.size - offset,
+        )
+        loop = asyncio.get_running_loop()
+
+        def consume(chunk: memoryview) -> None:  # in the worker thread
+            if hasher is not None:
+                hasher.update(chunk)
+            writer.write(chunk)
+            if on_progress is not None:
+                loop.call_soon_threadsafe(on_progress, len(chunk))
+
+        if self._body_threads is None:
+            self._body_threads = ThreadPoolExecutor(_BODY_THREADS, "ociimage-body")
+        transfer = Transfer()
+        running = loop.run_in_executor(
+            self._body_threads, self._bodies.fetch, request, consume, transfer
+        )
+        try:
+            await asyncio.shield(running)
+        except asyncio.CancelledError:
+            transfer.abort()  # the thread stops at once; the writer is the caller's after it
+            await asyncio.wait([running])
+            if not running.cancelled():
+                running.exception()  # seen: the cancellation is what the caller gets
+            raise
+        except Declined as err:
+            log.debug("event=blob_via_httpx host=%s reason=%s", self.host, err)
+            return False
+        except BodyTooLong as err:
+            raise SizeMismatchError(
+                f"blob {descriptor.digest} from {self.host}: more than the "
+                f"{descriptor.size} bytes its descriptor says"
+            ) from err
+        except TimeoutError as err:
+            raise self._stalled(err) from err
+        except (OSError, http.client.HTTPException) as err:
+            # resumed from writer.offset by fetch_blob, as a dropped httpx stream is
+            raise httpx.ReadError(f"{type(err).__name__}: {err}") from err
+        return True
 
     async def _fetch_range(
         self,

@@ -68,7 +68,7 @@ class _LayoutBlobWriter:
     def offset(self) -> int:
         return self._offset
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         if self._done:
             raise LayoutError(f"blob {self.descriptor.digest} is already committed or aborted")
         view = memoryview(data)

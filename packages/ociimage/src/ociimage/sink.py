@@ -26,8 +26,11 @@ class BlobWriter(Protocol):
         """Bytes already accepted: the resume point after a dropped connection."""
         ...
 
-    def write(self, data: bytes) -> None:
-        """Append ``data``; the writer hashes as it goes."""
+    def write(self, data: bytes | memoryview) -> None:
+        """Append ``data``; the writer hashes as it goes.
+
+        ``data`` may be a view of a buffer that is refilled once this returns: use it
+        (write, hash) before returning, never keep a reference to it."""
         ...
 
     def commit(self) -> None:

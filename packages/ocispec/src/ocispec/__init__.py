@@ -14,6 +14,8 @@ Sub-packages and modules, each with its own ``__all__``:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ocispec._model import FrozenDict, JSONModel
 from ocispec.errors import (
     DecodeError,
@@ -29,7 +31,12 @@ from ocispec.errors import (
     SysctlError,
     UserResolutionError,
 )
-from ocispec.schema import Schema, validate, validate_media_type, violations
+
+if TYPE_CHECKING:
+    from ocispec.schema import Schema, validate, validate_media_type, violations
+
+#: Loaded on first use: programs that only read models (a pull) never pay for them.
+_SCHEMA_NAMES = frozenset({"Schema", "validate", "validate_media_type", "violations"})
 
 __version__ = "0.1.0"
 
@@ -54,3 +61,11 @@ __all__ = [
     "validate_media_type",
     "violations",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SCHEMA_NAMES:
+        from ocispec import schema
+
+        return getattr(schema, name)
+    raise AttributeError(f"module 'ocispec' has no attribute {name!r}")

@@ -19,7 +19,6 @@ import re
 from collections.abc import Mapping
 from enum import StrEnum
 from functools import cache
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
@@ -81,6 +80,8 @@ def schema_for_media_type(media_type: str) -> Schema:
 
 
 def _load(family: str, name: str) -> Any:
+    from importlib import resources  # at first use: it costs 10 ms to import
+
     text = resources.files("ocispec").joinpath("schemas", family, name).read_text("utf-8")
     return json.loads(text)
 
@@ -139,6 +140,8 @@ def _registry(family: str) -> referencing.Registry[Any]:
 
 def _schema_files(family: str) -> list[str]:
     """The schema file names shipped for ``family``."""
+    from importlib import resources
+
     folder = resources.files("ocispec").joinpath("schemas", family)
     return sorted(p.name for p in folder.iterdir() if p.name.endswith(".json"))
 

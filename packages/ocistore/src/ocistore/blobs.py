@@ -71,8 +71,9 @@ class BlobWriter:
     def descriptor(self) -> Descriptor:
         return self._descriptor
 
-    def write(self, data: bytes) -> None:
-        """Append ``data``; more bytes than the descriptor's size abort the blob."""
+    def write(self, data: bytes | memoryview) -> None:
+        """Append ``data`` (used before returning: the caller may refill its buffer);
+        more bytes than the descriptor's size abort the blob."""
         if self._fh is None:
             raise StoreError(f"blob writer for {self._digest} is closed")
         if self._offset + len(data) > self._descriptor.size:
