@@ -314,7 +314,7 @@ async def test_a_pull_reads_layers_in_body_threads(
             result = await puller.pull(f"{registry.host}/{image.repository}:latest", sink)
     assert result.manifest.digest == image.manifest_digest
     assert "ociimage-body" in readers
-    assert "blob_via_httpx" not in caplog.text
+    assert "via_httpx" not in caplog.text
     for digest in image.layer_digests:
         data = sink.blob_path(digest).read_bytes()
         assert hashlib.sha256(data).hexdigest() == digest.split(":")[1]

@@ -9,21 +9,25 @@ codings clearly. Reading stops at the cap, before the rest is received.
 from __future__ import annotations
 
 import zlib
-
-import httpx
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from ociimage.errors import RegistryError, ResponseTooLargeError
 
-__all__ = ["content_encoding", "decode", "read_capped", "read_prefix"]
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["content_encoding", "decode", "read_capped", "read_prefix", "too_large"]
 
 
-def _too_large(url: object, limit: int, what: str) -> ResponseTooLargeError:
+def too_large(url: object, limit: int, what: str) -> ResponseTooLargeError:
     return ResponseTooLargeError(f"{url}: {what} larger than the {limit}-byte limit; cut off")
 
 
-def content_encoding(response: httpx.Response) -> str:
-    """The response's Content-Encoding, lower case ('' for none or identity)."""
-    value = response.headers.get("content-encoding", "").strip().lower()
+def content_encoding(headers: Mapping[str, str]) -> str:
+    """The Content-Encoding of a response's headers (lower-case names, or httpx's),
+    lower case ('' for none or identity)."""
+    value = headers.get("content-encoding", "").strip().lower()
     return "" if value == "identity" else value
 
 
@@ -35,13 +39,13 @@ async def read_capped(response: httpx.Response, limit: int, what: str) -> bytes:
     """
     announced = response.headers.get("content-length", "")
     if announced.isdigit() and int(announced) > limit:
-        raise _too_large(response.url, limit, f"{what} ({announced} bytes announced)")
+        raise too_large(response.url, limit, f"{what} ({announced} bytes announced)")
     parts: list[bytes] = []
     size = 0
     async for chunk in response.aiter_raw():
         size += len(chunk)
         if size > limit:
-            raise _too_large(response.url, limit, what)
+            raise too_large(response.url, limit, what)
         parts.append(chunk)
     return b"".join(parts)
 
@@ -65,7 +69,7 @@ def decode(raw: bytes, encoding: str, limit: int, url: object, what: str) -> byt
     try:
         data = decompressor.decompress(raw, limit + 1)
         if len(data) > limit or decompressor.unconsumed_tail:
-            raise _too_large(url, limit, f"{what} (decoded from {encoding})")
+            raise too_large(url, limit, f"{what} (decoded from {encoding})")
         if not decompressor.eof:
             raise RegistryError(f"{url}: {what} sent with Content-Encoding {encoding} is truncated")
     except zlib.error as err:
@@ -86,7 +90,7 @@ async def read_prefix(response: httpx.Response, limit: int) -> bytes:
         if size >= limit:
             break
     raw = b"".join(parts)
-    encoding = content_encoding(response)
+    encoding = content_encoding(response.headers)
     if not encoding:
         return raw
     try:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
-__all__ = ["BodyTooLong", "Declined", "ThreadedBodies", "Transfer"]
+__all__ = ["Answer", "BodyRequest", "BodyTooLong", "Declined", "ThreadedBodies", "Transfer"]
 
 #: Bytes per ``recv_into``: large enough that per-call overhead vanishes.
 BUFFER_BYTES = 1 << 20
@@ -38,13 +38,19 @@ _Origin = tuple[str, str, int]
 class Declined(Exception):  # noqa: N818 - a hand-over, not a failure
     """The registry answered something other than the body: let httpx send it again."""
 
-    def __init__(self, status: int, url: str) -> None:
+    def __init__(self, status: int, url: str, retry_after: str | None = None) -> None:
         super().__init__(f"HTTP {status} from {url}")
         self.status = status
+        self.retry_after = retry_after
 
 
 class BodyTooLong(Exception):  # noqa: N818 - the caller words the error
-    """The body is longer than the caller's limit: nothing past the limit was consumed."""
+    """The body is longer than the caller's limit: nothing past the limit was consumed.
+    ``announced`` is the length its headers declared (None: seen while reading)."""
+
+    def __init__(self, announced: int | None = None) -> None:
+        super().__init__(f"{announced} bytes announced" if announced else "longer than allowed")
+        self.announced = announced
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,6 +62,15 @@ class BodyRequest:
     headers: dict[str, str]
     limit: int
     offset: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Answer:
+    """A 200 answer read whole: lower-case header names, the body, the final URL."""
+
+    headers: dict[str, str]
+    body: bytes
+    url: str
 
 
 class Transfer:
@@ -135,27 +150,67 @@ class ThreadedBodies:
         for ``read_timeout``), or :class:`OSError` / :class:`http.client.HTTPException`
         when the connection fails (what was consumed before stays consumed).
         """
-        url, headers = request.url, dict(request.headers)
+        headers = dict(request.headers)
         if request.offset:
             headers["Range"] = f"bytes={request.offset}-"
+        response, conn, origin, _ = self._open(request.url, headers, transfer, (200, 206))
+        try:
+            skip = request.offset if response.status == 200 else 0
+            with transfer.watching(conn):
+                done = _read_body(response, skip, request.limit, consume)
+        except BaseException:
+            conn.close()
+            raise
+        self._release(origin, conn, response)
+        return done
+
+    def get(self, url: str, headers: dict[str, str], limit: int, transfer: Transfer) -> Answer:
+        """A GET answered 200, its body (at most ``limit`` bytes) read whole; raises as
+        :meth:`fetch` does."""
+        response, conn, origin, final = self._open(url, dict(headers), transfer, (200,))
+        parts: list[bytes] = []
+        try:
+            with transfer.watching(conn):
+                _read_body(response, 0, limit, lambda view: parts.append(bytes(view)))
+        except BaseException:
+            conn.close()
+            raise
+        self._release(origin, conn, response)
+        fields = {k.lower(): v for k, v in response.getheaders()}
+        return Answer(headers=fields, body=b"".join(parts), url=final)
+
+    def tls_answers(self, host: str, transfer: Transfer) -> bool:
+        """Whether ``host`` (``name[:port]``) completes a TLS handshake; the connection
+        is kept for the next request."""
+        origin = _origin(f"https://{host}/")
+        try:
+            conn, _ = self._connection(origin)
+        except TimeoutError:
+            raise
+        except OSError:  # refused, reset, or not TLS (a plain HTTP server answers garbage)
+            return False
+        with self._lock:
+            self._idle.setdefault(origin, []).append(conn)
+        return True
+
+    def _open(
+        self,
+        url: str,
+        headers: dict[str, str],
+        transfer: Transfer,
+        wanted: tuple[int, ...],
+    ) -> tuple[http.client.HTTPResponse, http.client.HTTPConnection, _Origin, str]:
+        """Send a GET, following redirects, until an answer in ``wanted``."""
         for _ in range(_MAX_REDIRECTS + 1):
             origin = _origin(url)
             response, conn = self._send(origin, _target(url), headers, transfer)
             status = response.status
-            if status in (200, 206):
-                try:
-                    skip = request.offset if status == 200 else 0
-                    with transfer.watching(conn):
-                        done = _read_body(response, skip, request.limit, consume)
-                except BaseException:
-                    conn.close()
-                    raise
-                self._release(origin, conn, response)
-                return done
+            if status in wanted:
+                return response, conn, origin, url
             location = response.getheader("location")
             conn.close()  # the answer's body is not wanted: do not read it
             if status not in _REDIRECTS or not location:
-                raise Declined(status, url)
+                raise Declined(status, url, response.getheader("retry-after"))
             target = urljoin(url, location)
             if urlsplit(target).scheme not in ("http", "https"):
                 raise Declined(status, url)
@@ -230,7 +285,7 @@ def _read_body(
     """Consume the body after its first ``skip`` bytes, at most ``limit`` bytes of it."""
     length = response.length  # None when chunked or until close
     if length is not None and length - skip > limit:
-        raise BodyTooLong(f"{length - skip} bytes")
+        raise BodyTooLong(length - skip)
     buffer = bytearray(BUFFER_BYTES)
     view = memoryview(buffer)
     room, done = limit, 0
@@ -246,7 +301,7 @@ def _read_body(
             cut = min(skip, n)
             chunk, skip = chunk[cut:], skip - cut
         if len(chunk) > room:
-            raise BodyTooLong(f"more than {limit} bytes")
+            raise BodyTooLong()
         if chunk:
             consume(chunk)
             room -= len(chunk)

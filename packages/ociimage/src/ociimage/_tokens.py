@@ -16,15 +16,16 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from ociimage._bodies import content_encoding, decode, read_capped
 from ociimage._challenge import Challenge, parse_challenges
 from ociimage.auth import Credentials
 from ociimage.errors import AuthenticationError, RegistryError, RegistryUnavailableError
 from ociimage.limits import DEFAULT_LIMITS
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["Authorizer"]
 
@@ -149,13 +150,17 @@ class Authorizer:
         self, http: httpx.AsyncClient, method: str, url: str, **kwargs: Any
     ) -> tuple[int, bytes]:
         """(status, body) of a token request; only a 200's body is read, up to the cap."""
+        import httpx  # loaded with the client that asks
+
         try:
             async with http.stream(method, url, **kwargs) as response:
                 if response.status_code != 200:
                     return response.status_code, b""
                 limit = self.max_token_bytes
                 raw = await read_capped(response, limit, "token answer")
-                body = decode(raw, content_encoding(response), limit, response.url, "token answer")
+                body = decode(
+                    raw, content_encoding(response.headers), limit, response.url, "token answer"
+                )
                 return 200, body
         except httpx.HTTPError as err:
             raise RegistryUnavailableError(

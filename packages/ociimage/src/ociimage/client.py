@@ -1,4 +1,11 @@
-"""An async client for one registry host (OCI distribution API v2), on httpx.AsyncClient.
+"""An async client for one registry host (OCI distribution API v2).
+
+GETs go first through :mod:`ociimage._bodies_threaded` (stdlib ``http.client`` in
+worker threads: layers never cross the event loop); any answer but the expected one
+(a 401 challenge, a 5xx, a redirect loop, a broken connection) is sent again through
+httpx.AsyncClient, which owns authentication, retries and error reports, and which
+also sends every other request (HEAD, pushes). httpx is imported only when needed: a
+pull from a registry that answers at once never loads it.
 
 It authenticates (Basic or Bearer, see :mod:`ociimage._tokens`), retries 5xx/429 and
 dropped connections with backoff (honouring ``Retry-After``), negotiates manifest media
@@ -23,20 +30,25 @@ import hashlib
 import http.client
 import json
 import logging
+import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
 
-import httpcore
-import httpx
-
-from ociimage._bodies import content_encoding, decode, read_capped, read_prefix
-from ociimage._bodies_threaded import BodyRequest, BodyTooLong, Declined, ThreadedBodies, Transfer
+from ociimage._bodies import content_encoding, decode, read_capped, read_prefix, too_large
+from ociimage._bodies_threaded import (
+    Answer,
+    BodyRequest,
+    BodyTooLong,
+    Declined,
+    ThreadedBodies,
+    Transfer,
+)
 from ociimage._content import absorb, error_code, sniff_media_type, verify_content
 from ociimage._retry import RETRYABLE_STATUS, RetryPolicy, retry_after_seconds
 from ociimage._tokens import Authorizer
-from ociimage._transport import AsyncioTransport
 from ociimage.auth import Credentials
 from ociimage.errors import (
     AuthenticationError,
@@ -53,6 +65,9 @@ from ociimage.sink import BlobWriter
 from ociimage.tls import TLSConfig
 from ocispec.image import Descriptor, Digest, Index, MediaType, is_index
 
+if TYPE_CHECKING:
+    import httpx
+
 __all__ = ["MANIFEST_MEDIA_TYPES", "FetchedManifest", "RegistryClient"]
 
 log = logging.getLogger(__name__)
@@ -68,7 +83,7 @@ MANIFEST_MEDIA_TYPES = (
 #: large enough that the thread hop is rare, small enough that four downloads at once
 #: hold little memory (a batch is received while the one before it is written).
 _CHUNK = 512 << 10
-_TRANSIENT = (httpx.TransportError,)
+_T = TypeVar("_T")
 #: httpcore reads a response at most 64 KiB at a time; asyncio receives up to 256 KiB
 #: per recv, which the network stream then cuts into 64 KiB pieces (copying the rest
 #: each time). One read per recv quarters the per-chunk work and copies nothing.
@@ -78,14 +93,31 @@ _USER_AGENT = "ociimage/0.1"
 _BODY_THREADS = 8
 
 
+_large_reads = False
+
+
 def use_large_reads() -> None:
     """Let httpcore read up to :data:`READ_BYTES` per call, in this whole process.
 
     A process-wide setting of httpcore's, so the library never makes it on import: the
     ``ociimage`` CLI, which owns its process, does; a program embedding ociimage may.
+    It takes effect when httpx is first needed (see :meth:`RegistryClient._httpx`).
     """
+    global _large_reads
+    _large_reads = True
+    if "httpcore" in sys.modules:
+        _apply_large_reads()
+
+
+def _apply_large_reads() -> None:
+    import httpcore
+
     if getattr(httpcore.AsyncHTTP11Connection, "READ_NUM_BYTES", READ_BYTES) < READ_BYTES:
         httpcore.AsyncHTTP11Connection.READ_NUM_BYTES = READ_BYTES
+
+
+class _Dropped(Exception):  # noqa: N818 - a signal inside the client
+    """The connection broke while a body was read: resume from what was kept."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -146,23 +178,40 @@ class RegistryClient:
             ssl_context=verify, connect_timeout=connect_timeout, read_timeout=read_timeout
         )
         self._body_threads: ThreadPoolExecutor | None = None
-        pool = httpx.Limits(max_connections=32, max_keepalive_connections=16)
-        self._http = httpx.AsyncClient(
-            verify=verify,
-            # asyncio streams underneath, not anyio's (see ociimage._transport)
-            transport=AsyncioTransport(verify=verify, limits=pool),
-            # no byte for progress_timeout seconds: httpx raises a TimeoutException
-            timeout=httpx.Timeout(timeout, connect=connect_timeout, read=read_timeout),
-            follow_redirects=True,
-            limits=pool,
-            # digests name the bytes as stored: no content coding on top, please
-            headers={"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"},
-        )
+        self._verify = verify
+        self._timeouts = (timeout, connect_timeout, read_timeout)
+        self._http_client: httpx.AsyncClient | None = None
         self._scheme: str | None = None if insecure else "https"
+
+    def _httpx(self) -> httpx.AsyncClient:
+        """The httpx client, made (and httpx imported) at the first request it sends."""
+        if self._http_client is None:
+            import httpx
+
+            from ociimage._transport import AsyncioTransport
+
+            if _large_reads:
+                _apply_large_reads()
+            total, connect, read = self._timeouts
+            pool = httpx.Limits(max_connections=32, max_keepalive_connections=16)
+            self._http_client = httpx.AsyncClient(
+                verify=self._verify,
+                # asyncio streams underneath, not anyio's (see ociimage._transport)
+                transport=AsyncioTransport(verify=self._verify, limits=pool),
+                # no byte for progress_timeout seconds: httpx raises a TimeoutException
+                timeout=httpx.Timeout(total, connect=connect, read=read),
+                follow_redirects=True,
+                limits=pool,
+                # digests name the bytes as stored: no content coding on top, please
+                headers={"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"},
+            )
+        return self._http_client
 
     async def aclose(self) -> None:
         """Close the connections."""
-        await self._http.aclose()
+        if self._http_client is not None:
+            await self._http_client.aclose()
+            self._http_client = None
         self._bodies.close()
         if self._body_threads is not None:
             self._body_threads.shutdown(wait=False)
@@ -180,19 +229,69 @@ class RegistryClient:
         if self._scheme is None:
             # insecure: prefer TLS without verification, fall back to plain HTTP
             try:
-                # the answer's body does not matter: never read it
-                async with self._http.stream("GET", f"https://{self.host}/v2/"):
-                    self._scheme = "https"
-            except httpx.ConnectError:
-                self._scheme = "http"
-            except httpx.TimeoutException as err:
+                tls = await self._in_thread(lambda t: self._bodies.tls_answers(self.host, t))
+            except TimeoutError as err:
                 raise self._stalled(err) from err
-            except httpx.HTTPError as err:
-                raise RegistryUnavailableError(
-                    f"GET https://{self.host}/v2/: {type(err).__name__}: {err}"
-                ) from err
+            self._scheme = "https" if tls else "http"
             log.debug("event=scheme host=%s scheme=%s", self.host, self._scheme)
         return f"{self._scheme}://{self.host}{path}"
+
+    async def _in_thread(self, work: Callable[[Transfer], _T]) -> _T:
+        """``work`` in a body thread; cancelling the caller aborts it and waits for it
+        (so that nothing it was writing is touched by two threads)."""
+        loop = asyncio.get_running_loop()
+        if self._body_threads is None:
+            self._body_threads = ThreadPoolExecutor(_BODY_THREADS, "ociimage-body")
+        transfer = Transfer()
+        running = loop.run_in_executor(self._body_threads, work, transfer)
+        try:
+            return await asyncio.shield(running)
+        except asyncio.CancelledError:
+            transfer.abort()  # the thread stops at once; the writer is the caller's after it
+            await asyncio.wait([running])
+            if not running.cancelled():
+                running.exception()  # seen: the cancellation is what the caller gets
+            raise
+
+    async def _declined(self, err: Declined) -> None:
+        """Before httpx sends a declined request again: wait as a 429/5xx asked."""
+        log.debug("event=via_httpx host=%s reason=%s", self.host, err)
+        if err.status in RETRYABLE_STATUS:
+            await asyncio.sleep(self.retry.delay(1, retry_after_seconds(err.retry_after)))
+
+    def _plain_headers(self, scopes: Sequence[str], headers: dict[str, str]) -> dict[str, str]:
+        """What httpx would send: its defaults, the request's, a known authorization."""
+        out = {"User-Agent": _USER_AGENT, "Accept-Encoding": "identity", **headers}
+        auth = self._auth.header(scopes)
+        if auth:
+            out["Authorization"] = auth
+        return out
+
+    async def _get(
+        self, path: str, *, scopes: Sequence[str], headers: dict[str, str], limit: int, what: str
+    ) -> Answer:
+        """A GET answered 200 and its body as received, at most ``limit`` bytes.
+
+        Sent in a body thread; anything but a 200 (or a broken connection) is sent
+        again through httpx, whose answer decides (auth challenges, retries, errors).
+        """
+        url = await self._url(path)
+        sent = self._plain_headers(scopes, headers)
+        try:
+            return await self._in_thread(lambda t: self._bodies.get(url, sent, limit, t))
+        except BodyTooLong as err:
+            shown = f"{what} ({err.announced} bytes announced)" if err.announced else what
+            raise too_large(url, limit, shown) from err
+        except TimeoutError as err:
+            raise self._stalled(err) from err
+        except Declined as err:
+            await self._declined(err)
+        except (OSError, http.client.HTTPException) as err:
+            log.debug("event=get_via_httpx host=%s reason=%s", self.host, err)
+        async with self._stream("GET", path, scopes=scopes, headers=headers) as response:
+            body = await self._read_all(response, limit, what)
+            fields = {k.lower(): v for k, v in response.headers.items()}
+            return Answer(headers=fields, body=body, url=str(response.url))
 
     def _stalled(self, err: BaseException) -> ProgressTimeoutError:
         limit = self.progress_timeout
@@ -210,7 +309,11 @@ class RegistryClient:
         content: bytes | None = None,
         ok: Sequence[int] = (200,),
     ) -> AsyncIterator[httpx.Response]:
-        """Send a request (authorizing and retrying), yield the streamed response."""
+        """Send a request through httpx (authorizing and retrying), yield the streamed
+        response."""
+        import httpx
+
+        http = self._httpx()
         url = await self._url(path) if path.startswith("/") else path
         attempt = 0
         authorized_once = False
@@ -220,12 +323,12 @@ class RegistryClient:
             auth = self._auth.header(scopes)
             if auth:
                 hdrs["Authorization"] = auth
-            request = self._http.build_request(method, url, headers=hdrs, content=content)
+            request = http.build_request(method, url, headers=hdrs, content=content)
             try:
-                response = await self._http.send(request, stream=True)
+                response = await http.send(request, stream=True)
             except httpx.TimeoutException as err:
                 raise self._stalled(err) from err
-            except _TRANSIENT as err:
+            except httpx.TransportError as err:
                 if attempt >= self.retry.attempts:
                     raise RegistryUnavailableError(
                         f"{method} {url}: {type(err).__name__}: {err}"
@@ -242,7 +345,7 @@ class RegistryClient:
                 status = response.status_code
                 if status == 401 and not authorized_once:
                     # the challenge is in the headers: the body is never read
-                    await self._auth.authorize(self._http, response, scopes)
+                    await self._auth.authorize(http, response, scopes)
                     authorized_once = True
                     attempt -= 1
                     continue
@@ -262,6 +365,8 @@ class RegistryClient:
 
     async def _error_body(self, response: httpx.Response) -> bytes:
         """The start of an error body (``max_error_bytes``); a broken one reads as empty."""
+        import httpx
+
         if response.request.method == "HEAD":
             return b""
         try:
@@ -290,11 +395,13 @@ class RegistryClient:
 
     async def _read_all(self, response: httpx.Response, limit: int, what: str) -> bytes:
         """A capped body as received (see :func:`ociimage._bodies.read_capped`)."""
+        import httpx
+
         try:
             return await read_capped(response, limit, what)
         except httpx.TimeoutException as err:
             raise self._stalled(err) from err
-        except _TRANSIENT as err:
+        except httpx.TransportError as err:
             raise RegistryUnavailableError(f"{response.url}: connection failed: {err}") from err
         except httpx.HTTPError as err:
             raise RegistryUnavailableError(f"{response.url}: {type(err).__name__}: {err}") from err
@@ -302,7 +409,7 @@ class RegistryClient:
     async def _read_decoded(self, response: httpx.Response, limit: int, what: str) -> bytes:
         """A capped body with any Content-Encoding undone (JSON answers, not digests)."""
         raw = await self._read_all(response, limit, what)
-        return decode(raw, content_encoding(response), limit, response.url, what)
+        return decode(raw, content_encoding(response.headers), limit, response.url, what)
 
     # -- manifests -----------------------------------------------------------------
 
@@ -317,19 +424,18 @@ class RegistryClient:
 
         Docker schema 1 is refused with :class:`UnsupportedManifestError`.
         """
-        headers = {"Accept": ", ".join(accept)}
-        async with self._stream(
-            "GET",
+        limit = self.limits.max_manifest_bytes
+        answer = await self._get(
             f"/v2/{repository}/manifests/{reference}",
             scopes=[_scope(repository)],
-            headers=headers,
-        ) as response:
-            limit = self.limits.max_manifest_bytes
-            raw = await self._read_all(response, limit, "manifest")
-            media_type = response.headers.get("content-type", "").split(";")[0].strip()
-            header_digest = response.headers.get("docker-content-digest", "")
-            encoding = content_encoding(response)
-            url = response.url
+            headers={"Accept": ", ".join(accept)},
+            limit=limit,
+            what="manifest",
+        )
+        raw, url = answer.body, answer.url
+        media_type = answer.headers.get("content-type", "").split(";")[0].strip()
+        header_digest = answer.headers.get("docker-content-digest", "")
+        encoding = content_encoding(answer.headers)
         by_digest = reference.count(":") == 1 and reference.split(":")[0] in ("sha256", "sha512")
         data = raw
         if encoding and not (by_digest and Digest(reference).verify(raw)):
@@ -384,22 +490,22 @@ class RegistryClient:
                 f"blob {descriptor.digest} in {self.host}/{repository}: its descriptor says "
                 f"{descriptor.size} bytes, past the {limit}-byte limit"
             )
-        async with self._stream(
-            "GET", f"/v2/{repository}/blobs/{descriptor.digest}", scopes=[_scope(repository)]
-        ) as response:
-            what = f"blob {descriptor.digest}"
-            encoding = content_encoding(response)
-            url = response.url
-            try:
-                # as received, it may not be longer than its descriptor (unless encoded)
-                raw = await self._read_all(response, limit if encoding else descriptor.size, what)
-            except ResponseTooLargeError as err:
-                if encoding:
-                    raise
-                raise SizeMismatchError(
-                    f"{what} from {self.host}: more than the {descriptor.size} bytes its "
-                    "descriptor says; cut off"
-                ) from err
+        what = f"blob {descriptor.digest}"
+        answer = await self._get(
+            f"/v2/{repository}/blobs/{descriptor.digest}",
+            scopes=[_scope(repository)],
+            headers={},
+            limit=limit,
+            what=what,
+        )
+        raw, url = answer.body, answer.url
+        encoding = content_encoding(answer.headers)
+        if not encoding and len(raw) > descriptor.size:
+            # as received, it may not be longer than its descriptor (unless encoded)
+            raise SizeMismatchError(
+                f"{what} from {self.host}: more than the {descriptor.size} bytes its "
+                "descriptor says; cut off"
+            )
         data = raw
         if encoding and not Digest(descriptor.digest).verify(raw):
             data = decode(raw, encoding, min(limit, descriptor.size), url, what)
@@ -450,9 +556,7 @@ class RegistryClient:
                         path, repository, descriptor, writer, hasher, offset, headers, on_progress
                     )
                 break
-            except httpx.TimeoutException as err:
-                raise self._stalled(err) from err
-            except _TRANSIENT as err:
+            except _Dropped as err:
                 failures += 1
                 if failures >= self.retry.attempts:
                     raise RegistryUnavailableError(
@@ -463,7 +567,7 @@ class RegistryClient:
                     self.host,
                     descriptor.digest,
                     offset,
-                    type(err).__name__,
+                    err,
                 )
                 await asyncio.sleep(self.retry.delay(failures))
         final = writer.offset
@@ -490,15 +594,9 @@ class RegistryClient:
         """Download from ``writer.offset`` in a worker thread; False when the registry
         answered anything but the body (nothing was written then)."""
         offset = writer.offset
-        headers = {"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"}
-        auth = self._auth.header([_scope(repository)])
-        if auth:
-            headers["Authorization"] = auth
+        sent = self._plain_headers([_scope(repository)], {})
         request = BodyRequest(
-            url=await self._url(path),
-            headers=headers,
-            offset=offset,
-            limit=descriptor.size - offset,
+            url=await self._url(path), headers=sent, offset=offset, limit=descriptor.size - offset
         )
         loop = asyncio.get_running_loop()
 
@@ -509,22 +607,10 @@ class RegistryClient:
             if on_progress is not None:
                 loop.call_soon_threadsafe(on_progress, len(chunk))
 
-        if self._body_threads is None:
-            self._body_threads = ThreadPoolExecutor(_BODY_THREADS, "ociimage-body")
-        transfer = Transfer()
-        running = loop.run_in_executor(
-            self._body_threads, self._bodies.fetch, request, consume, transfer
-        )
         try:
-            await asyncio.shield(running)
-        except asyncio.CancelledError:
-            transfer.abort()  # the thread stops at once; the writer is the caller's after it
-            await asyncio.wait([running])
-            if not running.cancelled():
-                running.exception()  # seen: the cancellation is what the caller gets
-            raise
+            await self._in_thread(lambda t: self._bodies.fetch(request, consume, t))
         except Declined as err:
-            log.debug("event=blob_via_httpx host=%s reason=%s", self.host, err)
+            await self._declined(err)
             return False
         except BodyTooLong as err:
             raise SizeMismatchError(
@@ -535,10 +621,32 @@ class RegistryClient:
             raise self._stalled(err) from err
         except (OSError, http.client.HTTPException) as err:
             # resumed from writer.offset by fetch_blob, as a dropped httpx stream is
-            raise httpx.ReadError(f"{type(err).__name__}: {err}") from err
+            raise _Dropped(f"{type(err).__name__}: {err}") from err
         return True
 
     async def _fetch_range(
+        self,
+        path: str,
+        repository: str,
+        descriptor: Descriptor,
+        writer: BlobWriter,
+        hasher: hashlib._Hash | None,
+        offset: int,
+        headers: dict[str, str],
+        on_progress: Callable[[int], None] | None,
+    ) -> None:
+        import httpx
+
+        try:
+            await self._fetch_range_httpx(
+                path, repository, descriptor, writer, hasher, offset, headers, on_progress
+            )
+        except httpx.TimeoutException as err:
+            raise self._stalled(err) from err
+        except httpx.TransportError as err:
+            raise _Dropped(f"{type(err).__name__}: {err}") from err
+
+    async def _fetch_range_httpx(
         self,
         path: str,
         repository: str,
@@ -628,6 +736,8 @@ class RegistryClient:
             body = b""
         else:
             body = data
+        import httpx
+
         url = httpx.URL(location).copy_merge_params({"digest": descriptor.digest})
         async with self._stream(
             "PUT",
@@ -666,8 +776,8 @@ class RegistryClient:
         ) as response:
             body = await self._read_decoded(response, self.limits.max_manifest_bytes, "tag list")
         try:
-            tags = httpx.Response(200, content=body).json().get("tags") or []
-        except ValueError as err:
+            tags = json.loads(body).get("tags") or []
+        except (ValueError, AttributeError) as err:
             raise RegistryError(f"{self.host}/{repository}: tag list is not JSON") from err
         return [str(t) for t in tags]
 

@@ -28,8 +28,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
-import httpx
-
 from ociimage._bodies import content_encoding, decode, read_capped
 from ociimage.client import RegistryClient
 from ociimage.errors import (
@@ -201,6 +199,8 @@ async def _lookaside(
     out: list[bytes] = []
     scheme = urlsplit(storage.lookaside).scheme
     cap = limits.max_signature_bytes
+    import httpx  # lookaside signatures only
+
     headers = {"Accept-Encoding": "identity"}
     async with httpx.AsyncClient(timeout=30.0, follow_redirects=True, headers=headers) as http:
         for index in range(1, limits.max_lookaside_signatures + 1):
@@ -218,7 +218,9 @@ async def _lookaside(
                 if response.status_code != 200:
                     raise LookasideError(f"{url}: HTTP {response.status_code}")
                 raw = await read_capped(response, cap, "lookaside signature")
-                out.append(decode(raw, content_encoding(response), cap, url, "lookaside signature"))
+                out.append(
+                    decode(raw, content_encoding(response.headers), cap, url, "lookaside signature")
+                )
     return out
 
 
@@ -238,6 +240,8 @@ async def _signed_by(
     from ociimage.sigstore import parse_payload
 
     if storage.lookaside:
+        import httpx
+
         try:
             signatures = await _lookaside(storage, image, client.limits)
         except (ImageError, httpx.HTTPError, OSError) as err:
