@@ -13,7 +13,6 @@ without a terminal.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -397,6 +396,8 @@ def _parse_v1(doc: Mapping[str, Any], path: str | None) -> dict[str, Any]:
 
 
 def _parse_document(text: str, path: str | None) -> dict[str, Any]:
+    import tomllib  # only when a file exists: a node without registries.conf never needs it
+
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:

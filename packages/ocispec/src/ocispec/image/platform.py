@@ -11,7 +11,7 @@ architecture/variant is in the wanted platform's compatibility list, its ``os.ve
 
 from __future__ import annotations
 
-import platform as _pyplatform
+import os
 from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
@@ -104,8 +104,9 @@ class Platform(JSONModel):
 
 def host_platform() -> Platform:
     """The platform of the machine running this code (Linux assumed for the OS)."""
-    system = _pyplatform.system().lower() or "linux"
-    return Platform(os=system, architecture=_pyplatform.machine() or "amd64").normalized()
+    uname = os.uname()  # what platform.system() and .machine() read, without importing it
+    system = uname.sysname.lower() or "linux"
+    return Platform(os=system, architecture=uname.machine or "amd64").normalized()
 
 
 def _variant_number(variant: str) -> int | None:
