@@ -286,12 +286,13 @@ def _read_body(
     length = response.length  # None when chunked or until close
     if length is not None and length - skip > limit:
         raise BodyTooLong(length - skip)
-    buffer = bytearray(BUFFER_BYTES)
-    view = memoryview(buffer)
+    # a small body (a manifest) gets a small buffer; one byte more than can be taken is
+    # always asked for, to see a body that is too long
+    size = min(BUFFER_BYTES, skip + limit + 1, length + 1 if length is not None else BUFFER_BYTES)
+    view = memoryview(bytearray(size))
     room, done = limit, 0
     while True:
-        # one byte past the limit is asked for, to see a body that is too long
-        n = response.readinto(view[: min(BUFFER_BYTES, skip + room + 1)])
+        n = response.readinto(view[: min(size, skip + room + 1)])
         if not n:
             if response.length:  # the server closed before Content-Length bytes
                 raise http.client.IncompleteRead(b"", response.length)
