@@ -189,9 +189,7 @@ def mount_overlay(lowers: str, base: Path) -> Path:
         (base / name).mkdir(parents=True)
     data = f"lowerdir={lowers},upperdir={base}/upper,workdir={base}/work"
     merged = base / "merged"
-    _check(
-        _libc.mount(b"overlay", str(merged).encode(), b"overlay", 0, data.encode()), "mount"
-    )
+    _check(_libc.mount(b"overlay", str(merged).encode(), b"overlay", 0, data.encode()), "mount")
     return merged
 
 

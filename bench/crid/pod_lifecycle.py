@@ -7,7 +7,7 @@ channel. The floor (``_floor.PodFloor``, no daemon): unshare-pinned namespaces a
 same conflist's ADD, an overlayfs rootfs, conmon→runc create with crid's own config.json,
 runc start; teardown: runc kill/delete, CNI DEL, unpin, rootfs and cgroup removal.
 Rounds alternate which goes first, so both see the same machine load.
-Targets: start ≤ 1.3× the floor; teardown compared with the floor's.
+Targets: start at most 1.3 times the floor; teardown compared with the floor's.
 Run as root: ``uv run python bench/crid/pod_lifecycle.py [-n N]``.
 """
 
@@ -82,7 +82,8 @@ async def main(rounds: int) -> None:
         # A pod kept for the whole run: its config.json is the floor's template (its
         # hostname, hosts, resolv.conf and shm stay mounted for the floor's containers).
         keep = pod_config(bench.tmp, bench.parent, -1)
-        keep_id = (await stub.RunPodSandbox(api_pb2.RunPodSandboxRequest(config=keep))).pod_sandbox_id
+        kept = await stub.RunPodSandbox(api_pb2.RunPodSandboxRequest(config=keep))
+        keep_id = kept.pod_sandbox_id
         template, lowers = await template_config(bench, keep_id, keep)
         floor = PodFloor(
             container=ContainerFloor.of(bench.ctx, bench.tmp / "floor"),

@@ -21,12 +21,13 @@ import sys
 import threading
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVarTuple
 
 __all__ = ["PidfdWatcher", "install_child_watcher", "pidfd_supported"]
 
 _log = logging.getLogger(__name__)
 _install_lock = threading.Lock()
+_Ts = TypeVarTuple("_Ts")
 
 
 def pidfd_supported() -> bool:
@@ -43,7 +44,9 @@ def pidfd_supported() -> bool:
 class PidfdWatcher(asyncio.AbstractChildWatcher):
     """Reaps each child when its pidfd turns readable on the loop that spawned it."""
 
-    def add_child_handler(self, pid: int, callback: Callable[..., object], *args: Any) -> None:
+    def add_child_handler(
+        self, pid: int, callback: Callable[[int, int, *_Ts], object], *args: *_Ts
+    ) -> None:
         """Called by asyncio, on the running loop, right after the child was forked."""
         loop = asyncio.get_running_loop()
         pidfd = os.pidfd_open(pid)
