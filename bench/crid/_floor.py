@@ -279,10 +279,23 @@ class ContainerFloor:
         while not options.exit_file.exists() and time.monotonic() < deadline:
             time.sleep(0.001)
 
+    def prepare(self, template: dict[str, Any], lowers: str, cgroup_parent: str) -> ConmonOptions:
+        """A root filesystem and bundle for one container, ready for :meth:`create`."""
+        cid = secrets.token_hex(32)
+        rootfs = mount_overlay(lowers, self.work / "rootfs" / cid)
+        options = self.options(cid)
+        self.write_bundle(options, template, rootfs, f"{cgroup_parent}/floor-{cid[:12]}")
+        return options
+
     def remove(self, options: ConmonOptions) -> None:
+        """Delete the container and what :meth:`prepare` made."""
         self.runc("delete", "--force", options.container_id)
         self.wait_exit(options)
         shutil.rmtree(options.bundle, ignore_errors=True)
+        base = self.work / "rootfs" / options.container_id
+        if base.is_dir():
+            unmount(base / "merged")
+            shutil.rmtree(base)
 
 
 @dataclass
