@@ -19,7 +19,6 @@ import shutil
 import signal
 import time
 from pathlib import Path
-from typing import TypeVar
 
 from crid import faults
 from crid.cdi import cri_devices, inject_spec
@@ -75,7 +74,6 @@ KILL_GRACE = 10.0
 #: The termination message is cut to this many bytes (as the kubelet does).
 MESSAGE_LIMIT = 4096
 _POLL = 0.005
-_T = TypeVar("_T")
 #: Parsed image configs kept (a few hundred bytes to a few KiB each).
 _IMAGE_CONFIGS = 64
 
