@@ -1,68 +1,53 @@
-"""A whole pod through crid's CRI socket: start path and teardown, medians.
+"""A whole pod through crid's CRI socket beside the same steps by hand, in one run.
 
-Start: RunPodSandbox + CreateContainer + StartContainer (a busybox ``sleep``), with a CNI
-bridge network (bridge + host-local + portmap, no masquerading, a random 10.x subnet).
-Teardown: StopPodSandbox + RemovePodSandbox. Everything runs against an in-process
-Daemon on a socket in a temporary directory, over a real gRPC channel.
-Targets: start <= 120 ms, teardown <= 95 ms (the measured floor without any daemon is
-about 91 ms and 71 ms). Run as root: ``uv run python bench/crid/pod_lifecycle.py [-n N]``.
+crid: RunPodSandbox + CreateContainer + StartContainer (a busybox ``sleep``) with a CNI
+bridge network (bridge + host-local + portmap, no masquerading, a random 10.x subnet),
+then StopPodSandbox + RemovePodSandbox, against an in-process Daemon over a real gRPC
+channel. The floor (``_floor.PodFloor``, no daemon): unshare-pinned namespaces and the
+same conflist's ADD, an overlayfs rootfs, conmon→runc create with crid's own config.json,
+runc start; teardown: runc kill/delete, CNI DEL, unpin, rootfs and cgroup removal.
+Rounds alternate which goes first, so both see the same machine load.
+Targets: start at most 1.3 times the floor; teardown compared with the floor's.
+Run as root: ``uv run python bench/crid/pod_lifecycle.py [-n N]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import secrets
 import statistics
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-import grpc
-
-from crid._cri.v1 import api_pb2, api_pb2_grpc
-from crid.cgroups import Hierarchies
-from crid.config import load_config
-from crid.server import Daemon
-from ociimage.testing import busybox_image
-from ocinet.testing import (
-    bridge_network,
-    delete_link,
-    random_bridge_name,
-    random_test_subnet,
-    remove_iptables_rules_mentioning,
+from _floor import (
+    Bench,
+    CniFloor,
+    ContainerFloor,
+    PodFloor,
+    bench_daemon,
+    container_config,
+    load_average,
+    pod_config,
+    summary,
+    template_config,
 )
-from ocistore.testing import load_built
 
-IMAGE = "crid-bench/busybox:latest"
+from crid._cri.v1 import api_pb2
+
+#: Run, Create, Start, start path, teardown (milliseconds).
+Sample = tuple[float, float, float, float, float]
 
 
-async def cycle(
-    stub: api_pb2_grpc.RuntimeServiceStub, tmp: Path, parent: str, index: int
-) -> tuple[float, float, float, float, float]:
-    """Milliseconds of: the start path, the teardown, and Run, Create, Start alone."""
-    pod = api_pb2.PodSandboxConfig(
-        metadata=api_pb2.PodSandboxMetadata(name=f"bench-{index}", uid=f"u{index}", namespace="b"),
-        hostname="bench",
-        log_directory=str(tmp / "logs" / str(index)),
-        linux=api_pb2.LinuxPodSandboxConfig(cgroup_parent=f"/{parent}/pod{index}"),
-    )
-    container = api_pb2.ContainerConfig(
-        metadata=api_pb2.ContainerMetadata(name="sleep"),
-        image=api_pb2.ImageSpec(image=IMAGE),
-        command=["sleep", "600"],
-        log_path="sleep.log",
-    )
-    # What the kubelet sends by default: a PID namespace per container.
-    pod.linux.security_context.namespace_options.pid = api_pb2.CONTAINER
-    container.linux.security_context.namespace_options.pid = api_pb2.CONTAINER
+async def crid_cycle(bench: Bench, index: int) -> Sample:
+    stub = bench.stub
+    pod = pod_config(bench.tmp, bench.parent, index)
     t0 = time.perf_counter()
     pod_id = (await stub.RunPodSandbox(api_pb2.RunPodSandboxRequest(config=pod))).pod_sandbox_id
     ran = time.perf_counter()
     created = await stub.CreateContainer(
-        api_pb2.CreateContainerRequest(pod_sandbox_id=pod_id, config=container, sandbox_config=pod)
+        api_pb2.CreateContainerRequest(
+            pod_sandbox_id=pod_id, config=container_config(), sandbox_config=pod
+        )
     )
     made = time.perf_counter()
     await stub.StartContainer(api_pb2.StartContainerRequest(container_id=created.container_id))
@@ -70,63 +55,70 @@ async def cycle(
     await stub.StopPodSandbox(api_pb2.StopPodSandboxRequest(pod_sandbox_id=pod_id))
     await stub.RemovePodSandbox(api_pb2.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
     t2 = time.perf_counter()
-    return (
-        (t1 - t0) * 1000,
-        (t2 - t1) * 1000,
-        (ran - t0) * 1000,
-        (made - ran) * 1000,
-        (t1 - made) * 1000,
-    )
+    ms = 1000
+    return ((ran - t0) * ms, (made - ran) * ms, (t1 - made) * ms, (t1 - t0) * ms, (t2 - t1) * ms)
+
+
+def floor_cycle(floor: PodFloor, index: int) -> Sample:
+    t0 = time.perf_counter()
+    pod = floor.run(index)
+    ran = time.perf_counter()
+    floor.create(pod)
+    made = time.perf_counter()
+    floor.start(pod)
+    t1 = time.perf_counter()
+    floor.teardown(pod)
+    t2 = time.perf_counter()
+    ms = 1000
+    return ((ran - t0) * ms, (made - ran) * ms, (t1 - made) * ms, (t1 - t0) * ms, (t2 - t1) * ms)
 
 
 async def main(rounds: int) -> None:
-    parent = f"crid-bench-{secrets.token_hex(3)}"
-    name, bridge = f"crid-bench-{secrets.token_hex(3)}", random_bridge_name()
-    with tempfile.TemporaryDirectory(prefix="crid-bench-") as directory:
-        tmp = Path(directory)
-        (tmp / "net.d").mkdir()
-        conf = bridge_network(
-            name=name, bridge=bridge, subnet=random_test_subnet(), data_dir=tmp / "ipam"
+    crid: list[Sample] = []
+    floor_samples: list[Sample] = []
+    loads = [load_average()]
+    async with bench_daemon() as bench:
+        stub = bench.stub
+        # A pod kept for the whole run: its config.json is the floor's template (its
+        # hostname, hosts, resolv.conf and shm stay mounted for the floor's containers).
+        keep = pod_config(bench.tmp, bench.parent, -1)
+        kept = await stub.RunPodSandbox(api_pb2.RunPodSandboxRequest(config=keep))
+        keep_id = kept.pod_sandbox_id
+        template, lowers = await template_config(bench, keep_id, keep)
+        floor = PodFloor(
+            container=ContainerFloor.of(bench.ctx, bench.tmp / "floor"),
+            cni=CniFloor(bench.conflist),
+            template=template,
+            lowers=lowers,
+            work=bench.tmp / "floor",
+            parent=bench.parent,
         )
-        (tmp / "net.d" / "10-bench.conflist").write_text(json.dumps(conf))
-        config_file = tmp / "crid.toml"
-        config_file.write_text(
-            f'[crid]\nroot = "{tmp}/root"\nrunroot = "{tmp}/run"\n'
-            f'[crid.api]\nlisten = "{tmp}/run/crid.sock"\n'
-            f'[crid.network]\nnetwork_dir = "{tmp}/net.d"\n'
-            f'[crid.nri]\nsocket_path = "{tmp}/run/nri.sock"\n'
-            f'[crid.runtime]\nnamespaces_dir = "{tmp}/run/ns"\n'
-            f'container_exits_dir = "{tmp}/run/exits"\n'
-        )
-        daemon = Daemon(load_config(config_file))
-        await daemon.start()
-        try:
-            assert daemon.context is not None
-            await asyncio.to_thread(
-                load_built, daemon.context.store.store, busybox_image(), [IMAGE]
-            )
-            async with grpc.aio.insecure_channel(f"unix://{daemon.socket_path}") as channel:
-                stub = api_pb2_grpc.RuntimeServiceStub(channel)
-                await cycle(stub, tmp, parent, -1)  # warm-up: caches, first CNI run
-                samples = [await cycle(stub, tmp, parent, index) for index in range(rounds)]
-        finally:
-            await daemon.stop(grace=0)
-            delete_link(bridge)
-            remove_iptables_rules_mentioning(name)
-            Hierarchies.detect().remove(parent)
-    starts, teardowns, runs, creates, begins = (
-        list(column) for column in zip(*samples, strict=True)
-    )
-    start_median, teardown_median = statistics.median(starts), statistics.median(teardowns)
-    print(f"rounds: {rounds}")
-    print(f"start    (Run+Create+Start):  median {start_median:6.1f} ms  (target <= 120)")
-    print(f"teardown (Stop+Remove pod):   median {teardown_median:6.1f} ms  (target <= 95)")
+        await crid_cycle(bench, -2)  # warm-up: caches, first CNI run
+        await asyncio.to_thread(floor_cycle, floor, -2)
+        for index in range(rounds):
+            if index % 2:
+                crid.append(await crid_cycle(bench, index))
+                floor_samples.append(await asyncio.to_thread(floor_cycle, floor, index))
+            else:
+                floor_samples.append(await asyncio.to_thread(floor_cycle, floor, index))
+                crid.append(await crid_cycle(bench, index))
+        loads.append(load_average())
+        await stub.StopPodSandbox(api_pb2.StopPodSandboxRequest(pod_sandbox_id=keep_id))
+        await stub.RemovePodSandbox(api_pb2.RemovePodSandboxRequest(pod_sandbox_id=keep_id))
+    print(f"rounds: {rounds}; load average before / after: {loads[0]} / {loads[1]}")
+    print(f"{'median (p90) ms':<22}{'crid':>16}{'floor':>16}{'ratio':>8}")
+    labels = ("Run", "Create", "Start", "start path", "teardown")
+    for column, label in enumerate(labels):
+        ours = [sample[column] for sample in crid]
+        theirs = [sample[column] for sample in floor_samples]
+        (m1, p1, _), (m2, p2, _) = summary(ours), summary(theirs)
+        print(f"{label:<22}{m1:>8.1f} ({p1:5.1f}){m2:>8.1f} ({p2:5.1f}){m1 / m2:>8.2f}")
+    per_round = [c[3] / f[3] for c, f in zip(crid, floor_samples, strict=True)]
     print(
-        f"  of which RunPodSandbox {statistics.median(runs):.1f}, CreateContainer"
-        f" {statistics.median(creates):.1f}, StartContainer {statistics.median(begins):.1f} ms"
+        f"start path ÷ floor, per round: median {statistics.median(per_round):.2f}"
+        f" (target <= 1.3); teardown ÷ floor: "
+        f"{statistics.median(c[4] / f[4] for c, f in zip(crid, floor_samples, strict=True)):.2f}"
     )
-    print(f"start    min/max: {min(starts):.1f} / {max(starts):.1f} ms")
-    print(f"teardown min/max: {min(teardowns):.1f} / {max(teardowns):.1f} ms")
 
 
 if __name__ == "__main__":

@@ -147,6 +147,24 @@ async def test_delete_reverse_order_with_cached_prev_result_and_idempotent(
     assert len(calls) == 2 and all("prevResult" not in c["conf"] for c in calls)
 
 
+async def test_delete_uses_the_cache_entry_its_caller_read(
+    fake_plugins: FakePlugins, tmp_path: Path
+) -> None:
+    net = parse_network_config(fake_plugins.network(fake_plugins.plugin("fake-a")))
+    cni = _cni(fake_plugins, tmp_path)
+    result = await cni.add(net, _rt())
+    entry = cni.cache.load(net.name, "c1", "eth0")
+    assert entry is not None
+    fake_plugins.clear()
+    await cni.delete(net, _rt(), cached=entry)
+    assert fake_plugins.calls()[0]["conf"]["prevResult"] == result.to_json()
+    assert cni.cache.load(net.name, "c1", "eth0") is None
+    await cni.add(net, _rt())
+    fake_plugins.clear()
+    await cni.delete(net, _rt(), cached=None)  # the caller found none: none is read
+    assert "prevResult" not in fake_plugins.calls()[0]["conf"]
+
+
 async def test_delete_of_pre_040_network_passes_no_prev_result(
     fake_plugins: FakePlugins, tmp_path: Path
 ) -> None:

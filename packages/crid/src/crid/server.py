@@ -19,6 +19,7 @@ import grpc
 
 from crid import __version__
 from crid._cri.v1 import api_pb2_grpc
+from crid.child_watcher import install_child_watcher
 from crid.config import Config, parse_duration
 from crid.context import Context
 from crid.errors import CridError, SocketInUseError
@@ -73,6 +74,7 @@ class Daemon:
 
     async def start(self) -> None:
         """Bind the socket and start answering RPCs."""
+        install_child_watcher()  # subprocesses without a thread each (crid.child_watcher)
         await asyncio.to_thread(self._acquire_lock)
         try:
             await asyncio.to_thread(check_after_unclean_stop, self.config)

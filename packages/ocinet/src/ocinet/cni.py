@@ -33,6 +33,13 @@ from ocinet.version import CURRENT_VERSION, version_at_least
 __all__ = ["CNI", "run_sync"]
 
 log = logging.getLogger(__name__)
+
+
+class _Unread:
+    """The cache entry was not read by the caller (read it here)."""
+
+
+_UNREAD = _Unread()
 T = TypeVar("T")
 
 
@@ -93,18 +100,27 @@ class CNI:
         return result
 
     async def delete(
-        self, network: NetworkConfig, rt: RuntimeConf, *, best_effort: bool = False
+        self,
+        network: NetworkConfig,
+        rt: RuntimeConf,
+        *,
+        best_effort: bool = False,
+        cached: CachedAttachment | _Unread | None = _UNREAD,
     ) -> None:
         """DEL every plugin in reverse order with the cached ``prevResult``; idempotent.
 
         Missing cache entries (a second DEL, or a DEL after a failed ADD) are fine: plugins
         get no ``prevResult`` and must succeed on what is already gone. With
         ``best_effort`` a failing plugin does not stop the others' DEL (cleaning up after a
-        failed ADD); the first error is raised at the end.
+        failed ADD); the first error is raised at the end. ``cached``: the cache entry
+        when the caller has just read it (None: there is none), so it is not read again.
         """
         prev: Result | None = None
         if version_at_least(network.cni_version, "0.4.0"):
-            prev = await asyncio.to_thread(self._cached_result, network, rt)
+            if isinstance(cached, _Unread):
+                prev = await asyncio.to_thread(self._cached_result, network, rt)
+            else:
+                prev = self._result_of(network, rt, cached)
         errors: list[NetError] = []
         for plugin in reversed(network.plugins):
             try:
@@ -274,6 +290,12 @@ class CNI:
 
     def _cached_result(self, network: NetworkConfig, rt: RuntimeConf) -> Result | None:
         entry = self.cache.load(network.name, rt.container_id, rt.ifname)
+        return self._result_of(network, rt, entry)
+
+    @staticmethod
+    def _result_of(
+        network: NetworkConfig, rt: RuntimeConf, entry: CachedAttachment | None
+    ) -> Result | None:
         if entry is None or not entry.result:
             return None
         try:

@@ -150,7 +150,7 @@ class PodNetwork:
                     rt.capability_args if port_mappings else dict(cached.capability_args)
                 ),
             )
-        await self.cni.delete(config, rt)
+        await self.cni.delete(config, rt, cached=cached)
 
     async def check(
         self,

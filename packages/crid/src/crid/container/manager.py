@@ -11,18 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import dataclasses
-import functools
 import logging
 import os
 import secrets
 import shutil
 import signal
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 from crid import faults
 from crid.cdi import cri_devices, inject_spec
@@ -49,6 +45,7 @@ from crid.oci import ConmonOptions, remove_attach_link
 from crid.sandbox.files import SandboxFiles
 from crid.state import Container, ContainerState, ContainerUser, Sandbox, SandboxState
 from crid.stats import cgroup_dir
+from crid.threads import run_to_completion
 from crid.translate import (
     ContainerPaths,
     container_options,
@@ -64,7 +61,7 @@ from ocispec.generate import (
     parse_signal,
 )
 from ocispec.image import ImageConfig
-from ocistore import Image
+from ocistore import Image, Store
 from ocistore.errors import ContainerNotFoundError as StoreContainerNotFoundError
 from ocistore.errors import ImageNotFoundError
 
@@ -77,7 +74,6 @@ KILL_GRACE = 10.0
 #: The termination message is cut to this many bytes (as the kubelet does).
 MESSAGE_LIMIT = 4096
 _POLL = 0.005
-_T = TypeVar("_T")
 #: Parsed image configs kept (a few hundred bytes to a few KiB each).
 _IMAGE_CONFIGS = 64
 
@@ -97,6 +93,9 @@ class Containers:
         #: Each created or running container's conmon, to notice one that dies.
         self.conmon_watch = ConmonWatch(self.conmon_exited)
         self.nri = NRIHooks(ctx)
+        #: Set when a container is marked EXITED: a stop waiting for it wakes at once
+        #: instead of at its next poll (the exit monitor sees conmon's file first).
+        self._exit_events: dict[str, asyncio.Event] = {}
 
     def _lock(self, container_id: str) -> asyncio.Lock:
         return self._locks.setdefault(container_id, asyncio.Lock())
@@ -351,7 +350,7 @@ class Containers:
             (bundle / "stop-signal").write_text(str(stop_signal))
             return generated
 
-        return await _run_to_completion(prepare)
+        return await run_to_completion(prepare)
 
     def _image_config(self, image_id: str) -> ImageConfig:
         """The image's config, parsed once: an image id is its config's digest, so the
@@ -404,18 +403,31 @@ class Containers:
             # Already stopped (or gone): the exit file tells what happened.
             _log.debug("kill %s: %s", record.id, err)
 
+    def _exited(self, container_id: str) -> None:
+        event = self._exit_events.pop(container_id, None)
+        if event is not None:
+            event.set()
+
     async def _wait_exit(self, container_id: str, timeout: float) -> bool:
+        """Until the container's exit file exists or it is marked EXITED (also when its
+        conmon died and no exit file will come); False after ``timeout``."""
         path = self.exit_file(container_id)
         deadline = time.monotonic() + timeout
         while True:
-            if await asyncio.to_thread(path.exists):
-                return True
             record = self.ctx.registry.find_container(container_id)
             if record is not None and record.state is ContainerState.EXITED:
-                return True  # marked lost: its conmon died, no exit file will come
-            if time.monotonic() >= deadline:
+                return True
+            event = self._exit_events.setdefault(container_id, asyncio.Event())
+            # One stat in the runroot's exit directory: cheaper on the loop than a hop.
+            if path.exists():
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 return False
-            await asyncio.sleep(_POLL)
+            # Woken when the exit monitor records the exit; polled as well, in case its
+            # inotify event is late or lost.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), min(_POLL, remaining))
 
     async def stop(self, container_id: str, timeout: float) -> Container | None:
         """Stop signal, then SIGKILL after ``timeout`` seconds (0: at once). Idempotent.
@@ -466,6 +478,7 @@ class Containers:
                 message=message,
             )
             await self.ctx.registry.save_container(record)
+        self._exited(container_id)
         self._publish(EventKind.CONTAINER_STOPPED, record)
         await self.nri.stop(record)
         return record
@@ -525,6 +538,7 @@ class Containers:
                 message=why,
             )
             await self.ctx.registry.save_container(record)
+        self._exited(record.id)
         self._publish(EventKind.CONTAINER_STOPPED, record)
         await self.nri.stop(record)
         return record
@@ -592,38 +606,22 @@ class Containers:
         except CridError as err:
             _log.debug("delete %s: %s", record.id, err)
         self.conmon_watch.discard(record.id)
+        self._exit_events.pop(record.id, None)
         await faults.point("remove_container.runtime_deleted")
-        await remove_rootfs(self.ctx, record.id)
         cgroup = record.cgroup_path
-        if cgroup and ":" not in cgroup:
-            with contextlib.suppress(CridError):
-                await asyncio.to_thread(self.ctx.hierarchies.remove, cgroup)
 
-        def files() -> None:
+        def host_side() -> None:
+            # One worker call: under load each hop waits for the executor and the loop.
+            remove_rootfs_sync(self.ctx.store.store, record.id)
+            if cgroup and ":" not in cgroup:
+                with contextlib.suppress(CridError):
+                    self.ctx.hierarchies.remove(cgroup)
             shutil.rmtree(record.bundle or self.ctx.layout.bundle(record.id), ignore_errors=True)
             self.exit_file(record.id).unlink(missing_ok=True)
             remove_attach_link(self.ctx.layout.attach, record.id)
 
-        await asyncio.to_thread(files)
+        await asyncio.to_thread(host_side)
         await self.ctx.registry.remove_container(record.id)
-
-
-async def _run_to_completion(work: Callable[[], _T]) -> _T:
-    """``work()`` in a worker thread; a cancelled caller still waits for it to end.
-
-    A thread cannot be stopped: were the caller to go on at once, its undo would remove
-    a root filesystem while the thread is still creating or mounting it, and leak it.
-    """
-    call = functools.partial(contextvars.copy_context().run, work)
-    future = asyncio.get_running_loop().run_in_executor(None, call)
-    try:
-        return await asyncio.shield(future)
-    except asyncio.CancelledError:
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait({future})
-        if future.done() and not future.cancelled():
-            future.exception()  # retrieved: the cancellation is what the caller sees
-        raise
 
 
 def _first_existing(paths: list[str]) -> str:
@@ -632,7 +630,10 @@ def _first_existing(paths: list[str]) -> str:
 
 async def remove_rootfs(ctx: Context, container_id: str) -> None:
     """Unmount and delete a container's root filesystem (absent is fine)."""
+    await asyncio.to_thread(remove_rootfs_sync, ctx.store.store, container_id)
+
+
+def remove_rootfs_sync(store: Store, container_id: str) -> None:
+    """Blocking :func:`remove_rootfs` (removing a container's rootfs unmounts it first)."""
     with contextlib.suppress(StoreContainerNotFoundError):
-        await ctx.store.unmount_container(container_id)
-    with contextlib.suppress(StoreContainerNotFoundError):
-        await ctx.store.remove_container(container_id)
+        store.remove_container(container_id)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import secrets
 import time
@@ -33,6 +34,7 @@ from crid.sandbox.infra import InfraContainers
 from crid.sandbox.pidns import pin_pid_namespace, release_pid_namespace
 from crid.sandbox.request import PodRequest
 from crid.state import Sandbox, SandboxState
+from crid.threads import run_to_completion
 from crid.translate import wants_pod_network
 from ocinet import NamespaceKind, NetError, PodRef, pin_pod_namespaces, remove_namespace
 from ocinet.netns import Namespace, run_in_namespaces
@@ -62,6 +64,12 @@ def _write_sysctls(sysctls: Mapping[str, str]) -> None:
             Path("/proc/sys", sysctl_path(name)).write_text(value)
         except OSError as err:
             raise InvalidConfigError(f"cannot set sysctl {name}={value!r}: {err}") from err
+
+
+def _unpin(paths: list[Path]) -> None:
+    """Remove a pod's namespace pins (absent ones are fine)."""
+    for path in paths:
+        remove_namespace(path)
 
 
 def _all_pinned(paths: list[Path]) -> bool:
@@ -117,6 +125,7 @@ class Pods:
         self.ctx.registry.hide(sandbox_id)  # until READY, NRI hooks included
         await self.ctx.registry.save_sandbox(sandbox)
         undo: list[Callable[[], Awaitable[object]]] = []
+        drop_infra = self.ctx.config.crid.runtime.drop_infra_ctr
         try:
             async with self._lock(sandbox_id):
                 sandbox = await self._setup(sandbox, request, sysctls, undo)
@@ -128,6 +137,8 @@ class Pods:
         self.ctx.registry.reveal(sandbox_id)
         self._publish(EventKind.CONTAINER_CREATED, sandbox_id)
         self._publish(EventKind.CONTAINER_STARTED, sandbox_id)
+        if drop_infra:
+            return sandbox  # no infra container that could have died
         if await self.infra_exited(sandbox_id):  # it died before the pod was READY
             return self.ctx.registry.sandbox(sandbox_id)
         return sandbox
@@ -139,46 +150,64 @@ class Pods:
         sysctls: Mapping[str, str],
         undo: list[Callable[[], Awaitable[object]]],
     ) -> Sandbox:
+        """Pin the namespaces; then, at once, CNI ADD and the host-side rest (files, the
+        PID namespace holder, the pod cgroup): the plugins take most of the time and
+        need only the network namespace.
+
+        Each undo is registered before its step and tolerates what the step did not
+        make; a worker thread is waited for even when the RPC is cancelled.
+        """
         files = self.files(sandbox.id)
         private_net = request.network is not NamespaceMode.NODE
         private_ipc = request.ipc is not NamespaceMode.NODE
-        undo.append(lambda: asyncio.to_thread(remove_files, files))
-        await asyncio.to_thread(
-            write_files,
-            files,
-            hostname=request.hostname,
-            dns=request.dns,
-            shm_size=DEFAULT_SHM_SIZE,
-            host_ipc=not private_ipc,
-        )
         kinds = [NamespaceKind.NET, NamespaceKind.UTS] if private_net else []
         if private_ipc:
             kinds.append(NamespaceKind.IPC)
+        base = self.ctx.layout.namespaces
+        pid_pin = base / "pidns" / sandbox.id if request.pid is NamespaceMode.POD else None
+        cgroupfs = self.ctx.config.crid.runtime.cgroup_manager == "cgroupfs"
+        parent = request.cgroup_parent
+        if not (parent and ":" not in parent and cgroupfs):
+            parent = ""
+        undo.append(lambda: asyncio.to_thread(remove_files, files))
         namespaces: dict[str, str] = {}
         pinned_all: list[Namespace] = []
         if kinds:
-            pinned = await asyncio.to_thread(
-                pin_pod_namespaces,
-                self.ctx.layout.namespaces,
-                sandbox.id,
-                kinds,
-                hostname=(request.hostname or None) if private_net else None,
+            pins = [base / f"{kind}ns" / sandbox.id for kind in kinds]
+            undo.append(lambda: asyncio.to_thread(_unpin, pins))
+            pinned = await run_to_completion(
+                functools.partial(
+                    pin_pod_namespaces,
+                    base,
+                    sandbox.id,
+                    kinds,
+                    hostname=(request.hostname or None) if private_net else None,
+                )
             )
-            undo.append(lambda: asyncio.to_thread(pinned.remove))
             pinned_all = list(pinned.all())
             namespaces = {_KEYS[ns.kind]: str(ns.path) for ns in pinned_all}
-        if request.pid is NamespaceMode.POD:
-            pid_pin = self.ctx.layout.namespaces / "pidns" / sandbox.id
+        if pid_pin is not None:
             undo.append(lambda: asyncio.to_thread(release_pid_namespace, pid_pin))
-            await asyncio.to_thread(pin_pid_namespace, pid_pin)
             namespaces["pid"] = str(pid_pin)
-        cgroupfs = self.ctx.config.crid.runtime.cgroup_manager == "cgroupfs"
-        if request.cgroup_parent and ":" not in request.cgroup_parent and cgroupfs:
-            parent = request.cgroup_parent
+        if parent:
             undo.append(lambda: asyncio.to_thread(remove_pod_cgroup, self.ctx.hierarchies, parent))
-            await asyncio.to_thread(self.ctx.hierarchies.create, parent)
-        ips: tuple[str, ...] = ()
-        if private_net:
+
+        def host_side() -> None:
+            write_files(
+                files,
+                hostname=request.hostname,
+                dns=request.dns,
+                shm_size=DEFAULT_SHM_SIZE,
+                host_ipc=not private_ipc,
+            )
+            if pid_pin is not None:
+                pin_pid_namespace(pid_pin)
+            if parent:
+                self.ctx.hierarchies.create(parent)
+
+        async def network() -> tuple[str, ...]:
+            if not private_net:
+                return ()
             pod = PodRef(
                 namespace=request.meta.namespace, name=request.meta.name, uid=request.meta.uid
             )
@@ -192,8 +221,18 @@ class Pods:
             undo.append(
                 lambda: self.ctx.network.teardown(container_id=sandbox.id, netns=netns, pod=pod)
             )
-            ips = tuple(str(ip.ip) for ip in result.ips)
             await faults.point("run_pod_sandbox.network")
+            return tuple(str(ip.ip) for ip in result.ips)
+
+        # Both run to their end before a failure of either is raised (and undone).
+        done = await asyncio.gather(run_to_completion(host_side), network(), return_exceptions=True)
+        failures = [outcome for outcome in done if isinstance(outcome, BaseException)]
+        if failures:
+            raise next(
+                (f for f in failures if not isinstance(f, asyncio.CancelledError)), failures[0]
+            )
+        ips = done[1]
+        assert isinstance(ips, tuple)
         if sysctls and pinned_all:
             # After the network: per-interface ones (net.ipv4.conf.eth0.*) need CNI's links.
             await run_in_namespaces(pinned_all, _write_sysctls, sysctls)
@@ -259,11 +298,12 @@ class Pods:
             if sandbox.state is SandboxState.NOTREADY and not infra_pending:
                 return
             await self._teardown_network(sandbox)
-            if sandbox.state is SandboxState.NOTREADY:
-                return
+            was_ready = sandbox.state is SandboxState.READY
             await self.ctx.registry.save_sandbox(
-                dataclasses.replace(sandbox, state=SandboxState.NOTREADY)
+                dataclasses.replace(sandbox, state=SandboxState.NOTREADY, network_detached=True)
             )
+            if not was_ready:
+                return
         self._publish(EventKind.CONTAINER_STOPPED, sandbox.id)
 
     async def update_resources(
@@ -286,7 +326,7 @@ class Pods:
         if netns is None:
             return
         meta = sandbox.meta
-        present = await asyncio.to_thread(Path(netns).exists)
+        present = Path(netns).exists()  # noqa: ASYNC240 (a pin in the runroot: one stat)
         await self.ctx.network.teardown(
             container_id=sandbox.id,
             netns=netns if present else "",
@@ -308,9 +348,12 @@ class Pods:
                 sandbox.id
             ):
                 await self.infra.remove(sandbox)
-            if wants_pod_network(sandbox.config):
+            sandbox = self.ctx.registry.sandbox(sandbox.id)
+            if wants_pod_network(sandbox.config) and not sandbox.network_detached:
                 # A pod cut short by a crash, or one whose namespace a reboot took (Stop
                 # skips a NOTREADY pod), still holds its IPAM lease and cached result.
+                # One that Stop detached has neither: DEL'ing again would only cost the
+                # plugins' runs (14 ms here).
                 await self._teardown_half_created(sandbox)
             await self.containers.nri.remove_pod(sandbox)
             await faults.point("remove_pod_sandbox.containers_removed")
@@ -327,6 +370,8 @@ class Pods:
         pins = {kind: self.ctx.layout.namespaces / f"{kind}ns" / sandbox.id for kind in _PINS}
         pins.update({_PIN_OF[key]: Path(path) for key, path in sandbox.namespaces.items()})
 
+        parent = sandbox.cgroup_parent
+
         def release() -> None:
             for kind, path in pins.items():
                 if kind == "pid":
@@ -334,12 +379,11 @@ class Pods:
                 else:
                     remove_namespace(path)
             remove_files(files)
+            if parent and ":" not in parent:
+                with contextlib.suppress(CridError):
+                    remove_pod_cgroup(self.ctx.hierarchies, parent)
 
         await asyncio.to_thread(release)
-        parent = sandbox.cgroup_parent
-        if parent and ":" not in parent:
-            with contextlib.suppress(CridError):
-                await asyncio.to_thread(remove_pod_cgroup, self.ctx.hierarchies, parent)
 
     async def _teardown_half_created(self, sandbox: Sandbox) -> None:
         """DEL what a RunPodSandbox cut short by a crash, or a reboot, left attached (from

@@ -74,7 +74,9 @@ class Sandbox:
     one) to pinned namespace paths; a missing key means the host's namespace (NODE).
     ``cgroup_parent`` is the pod cgroup the kubelet named; the pod's files (hostname,
     hosts, resolv.conf, shm) live in ``Layout.sandbox_dir(id)``. ``config`` is the
-    serialized CRI PodSandboxConfig.
+    serialized CRI PodSandboxConfig. ``network_detached`` is set once StopPodSandbox has
+    DEL'd the pod from its network, so RemovePodSandbox does not run the plugins again
+    (records older than the field read False: Remove DELs, as before).
     """
 
     id: str
@@ -92,6 +94,7 @@ class Sandbox:
     cgroup_parent: str = ""
     network: str = ""
     config: bytes = b""
+    network_detached: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
