@@ -29,6 +29,7 @@ from crid.cdi import cri_devices, inject_spec
 from crid.cgroups import container_cgroup_path, oom_kills
 from crid.cgroups.systemd_driver import place_conmon
 from crid.container.conmon_watch import ConmonWatch
+from crid.container.exit_waits import ExitWaits
 from crid.container.request import ContainerRequest, container_name
 from crid.context import Context
 from crid.control.resources import update_container_resources
@@ -76,7 +77,6 @@ _log = logging.getLogger(__name__)
 KILL_GRACE = 10.0
 #: The termination message is cut to this many bytes (as the kubelet does).
 MESSAGE_LIMIT = 4096
-_POLL = 0.005
 _T = TypeVar("_T")
 #: Parsed image configs kept (a few hundred bytes to a few KiB each).
 _IMAGE_CONFIGS = 64
@@ -92,6 +92,8 @@ class Containers:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self._locks: dict[str, asyncio.Lock] = {}
+        #: Stops waiting for exit files; the exit monitor wakes them (no polling).
+        self.exit_waits = ExitWaits()
         self._registries = RegistriesCache(ctx.config.crid.image)
         self._image_configs: dict[str, ImageConfig] = {}
         #: Each created or running container's conmon, to notice one that dies.
@@ -405,17 +407,15 @@ class Containers:
             _log.debug("kill %s: %s", record.id, err)
 
     async def _wait_exit(self, container_id: str, timeout: float) -> bool:
+        """Until the exit file exists or the record says EXITED (marked lost: its conmon
+        died, no exit file will come); False after ``timeout``. One stat per wake."""
         path = self.exit_file(container_id)
-        deadline = time.monotonic() + timeout
-        while True:
-            if await asyncio.to_thread(path.exists):
-                return True
+
+        def exited() -> bool:
             record = self.ctx.registry.find_container(container_id)
-            if record is not None and record.state is ContainerState.EXITED:
-                return True  # marked lost: its conmon died, no exit file will come
-            if time.monotonic() >= deadline:
-                return False
-            await asyncio.sleep(_POLL)
+            return path.exists() or (record is not None and record.state is ContainerState.EXITED)
+
+        return await self.exit_waits.wait(container_id, timeout, exited)
 
     async def stop(self, container_id: str, timeout: float) -> Container | None:
         """Stop signal, then SIGKILL after ``timeout`` seconds (0: at once). Idempotent.
@@ -527,6 +527,7 @@ class Containers:
             await self.ctx.registry.save_container(record)
         self._publish(EventKind.CONTAINER_STOPPED, record)
         await self.nri.stop(record)
+        self.exit_waits.wake(record.id)  # a stop waiting for it: no exit file will come
         return record
 
     async def conmon_exited(self, container_id: str) -> None:
