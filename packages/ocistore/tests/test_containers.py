@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ocistore import ImageInUseError, Store
-from ocistore._sys import is_mountpoint
+from ocistore.mounts import is_mountpoint
 from ocistore.testing import Member, compress, load_built, load_image, make_tar, sha256
 
 pytestmark = pytest.mark.root
@@ -196,7 +196,7 @@ def test_auto_driver_falls_back_to_vfs_with_a_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A store on overlayfs cannot use overlay (overlay refuses overlay as upper dir)."""
-    from ocistore._sys import mount, umount
+    from ocistore.mounts import mount, umount
 
     dirs = {d: tmp_path / d for d in ("lower", "upper", "work", "merged")}
     for d in dirs.values():
@@ -217,8 +217,8 @@ def test_auto_driver_falls_back_to_vfs_with_a_warning(
 def test_unmount_pops_stacked_mounts_and_never_follows_a_link(
     store: Store, layered_image: object, tmp_path: Path
 ) -> None:
-    from ocistore._sys import mount
     from ocistore.containers import unmount_path
+    from ocistore.mounts import mount
 
     load_built(store, layered_image, ["r/stacked:1"])
     store.create_container("stacked", "r/stacked:1")

@@ -10,7 +10,7 @@ import pytest
 
 from ocispec.image import Descriptor
 from ocistore import DiffIDMismatchError, Store
-from ocistore._sys import is_mountpoint, mount
+from ocistore.mounts import is_mountpoint, mount
 from ocistore.testing import Member, compress, load_image, make_tar, put_blob, sha256
 
 

@@ -19,7 +19,7 @@ from ocistore import (
     SubPathError,
     SubPathNotFoundError,
 )
-from ocistore._sys import MS_BIND, is_mountpoint, mount, mountpoints, umount
+from ocistore.mounts import MS_BIND, is_mountpoint, mount, mountpoints, umount
 from ocistore.testing import Member, compress, load_built, load_image, make_tar, sha256
 
 pytestmark = pytest.mark.root

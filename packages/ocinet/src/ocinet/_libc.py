@@ -1,4 +1,8 @@
-"""ctypes bindings for the few libc calls Python 3.11 lacks (namespaces, mounts, inotify)."""
+"""ctypes bindings for the few libc calls Python 3.11 lacks (namespaces, mounts).
+
+Mounts are bound here rather than taken from ``ocistore.mounts``: libraries import only
+ocispec, and ocinet needs no more than the bind mounts that pin namespace files.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,8 @@ __all__ = [
     "CLONE_NEWIPC",
     "CLONE_NEWNET",
     "CLONE_NEWUTS",
-    "IN_CLOEXEC",
-    "IN_NONBLOCK",
     "MNT_DETACH",
     "MS_BIND",
-    "inotify_add_watch",
-    "inotify_init",
     "mount",
     "sethostname",
     "setns",
@@ -28,8 +28,6 @@ CLONE_NEWIPC = 0x08000000
 CLONE_NEWNET = 0x40000000
 MS_BIND = 4096
 MNT_DETACH = 2
-IN_NONBLOCK = os.O_NONBLOCK
-IN_CLOEXEC = os.O_CLOEXEC
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
@@ -49,10 +47,6 @@ _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.umount2.restype = ctypes.c_int
 _libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
 _libc.sethostname.restype = ctypes.c_int
-_libc.inotify_init1.argtypes = [ctypes.c_int]
-_libc.inotify_init1.restype = ctypes.c_int
-_libc.inotify_add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
-_libc.inotify_add_watch.restype = ctypes.c_int
 
 
 def _check(ret: int, what: str) -> int:
@@ -95,13 +89,3 @@ def sethostname(name: str) -> None:
     """Set the host name of the calling thread's UTS namespace."""
     raw = name.encode()
     _check(_libc.sethostname(raw, len(raw)), "sethostname")
-
-
-def inotify_init(flags: int = IN_NONBLOCK | IN_CLOEXEC) -> int:
-    """Create an inotify instance and return its file descriptor."""
-    return _check(_libc.inotify_init1(flags), "inotify_init1")
-
-
-def inotify_add_watch(fd: int, path: str, mask: int) -> int:
-    """Watch ``path`` for the events in ``mask``; returns the watch descriptor."""
-    return _check(_libc.inotify_add_watch(fd, os.fsencode(path), mask), f"inotify watch {path}")

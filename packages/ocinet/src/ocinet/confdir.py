@@ -1,9 +1,9 @@
 """A watched CNI configuration directory with queryable readiness.
 
 The directory is read on :meth:`ConfigDir.reload`; :meth:`ConfigDir.watch` keeps it current
-with inotify (ctypes, no dependencies) or, where inotify is unavailable, by polling, so a
-network installed after start-up (by a network provider's DaemonSet, say) makes the
-runtime network-ready without a restart.
+with inotify (the ``asyncinotify`` package, on the event loop, as crid's exit monitor) or,
+where inotify is unavailable, by polling, so a network installed after start-up (by a
+network provider's DaemonSet, say) makes the runtime network-ready without a restart.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import asyncio
 import contextlib
 import logging
 import os
-import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ocinet import _libc
+from asyncinotify import Event, Inotify, Mask
+
 from ocinet.config import NetworkConfig, load_config_dir
 from ocinet.errors import NetworkNotFoundError, NetworkNotReadyError, PluginNotFoundError
 from ocinet.invoke import DEFAULT_PLUGIN_DIRS, find_plugin
@@ -29,28 +29,19 @@ log = logging.getLogger(__name__)
 #: Where CNI configurations live unless configured otherwise.
 DEFAULT_CONF_DIR = "/etc/cni/net.d"
 
-_IN_MODIFY = 0x002
-_IN_ATTRIB = 0x004
-_IN_CLOSE_WRITE = 0x008
-_IN_MOVED_FROM = 0x040
-_IN_MOVED_TO = 0x080
-_IN_CREATE = 0x100
-_IN_DELETE = 0x200
-_IN_DELETE_SELF = 0x400
-_IN_MOVE_SELF = 0x800
-_IN_IGNORED = 0x8000
 _WATCH_MASK = (
-    _IN_MODIFY
-    | _IN_ATTRIB
-    | _IN_CLOSE_WRITE
-    | _IN_MOVED_FROM
-    | _IN_MOVED_TO
-    | _IN_CREATE
-    | _IN_DELETE
-    | _IN_DELETE_SELF
-    | _IN_MOVE_SELF
+    Mask.MODIFY
+    | Mask.ATTRIB
+    | Mask.CLOSE_WRITE
+    | Mask.MOVED_FROM
+    | Mask.MOVED_TO
+    | Mask.CREATE
+    | Mask.DELETE
+    | Mask.DELETE_SELF
+    | Mask.MOVE_SELF
 )
-_EVENT_HEADER = struct.Struct("iIII")
+#: The watched directory itself went away (deleted, renamed, or its file system unmounted).
+_GONE = Mask.DELETE_SELF | Mask.MOVE_SELF | Mask.IGNORED
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -226,50 +217,34 @@ class ConfigDir:
     async def _watch_inotify(self) -> bool:
         """Watch with inotify until the directory goes away; False if it cannot be watched."""
         try:
-            fd = _libc.inotify_init()
+            # sync_timeout=0: sync_get() answers None at once when nothing is pending.
+            inotify = Inotify(sync_timeout=0)
         except OSError as err:
             log.warning("event=cni_inotify_unavailable error=%s", err)
             self.use_inotify = False
             return False
-        loop = asyncio.get_running_loop()
-        try:
+        with inotify:
             try:
-                _libc.inotify_add_watch(fd, os.fspath(self.path), _WATCH_MASK)
+                inotify.add_watch(self.path, _WATCH_MASK)
             except OSError:
                 return False
             self.mode = "inotify"
             self.reload()  # catch changes made before the watch existed
-            readable = asyncio.Event()
-            loop.add_reader(fd, readable.set)
-            try:
-                while True:
-                    await readable.wait()
-                    readable.clear()
-                    await asyncio.sleep(self.debounce)
-                    gone = _drain(fd)
-                    self.reload()
-                    if gone:
-                        return True
-            finally:
-                loop.remove_reader(fd)
-        finally:
-            os.close(fd)
+            while True:
+                first = await inotify.get()
+                await asyncio.sleep(self.debounce)  # one reload for a burst of changes
+                gone = _drain(inotify, first)
+                self.reload()
+                if gone:
+                    return True
 
 
-def _drain(fd: int) -> bool:
-    """Read every pending event; True if the watched directory itself went away."""
-    gone = False
-    while True:
-        try:
-            data = os.read(fd, 65536)
-        except BlockingIOError:
-            return gone
-        offset = 0
-        while offset + _EVENT_HEADER.size <= len(data):
-            _, mask, _, length = _EVENT_HEADER.unpack_from(data, offset)
-            if mask & (_IN_DELETE_SELF | _IN_MOVE_SELF | _IN_IGNORED):
-                gone = True
-            offset += _EVENT_HEADER.size + length
+def _drain(inotify: Inotify, first: Event) -> bool:
+    """Take every pending event; True if the watched directory itself went away."""
+    gone = bool(first.mask & _GONE)
+    while (event := inotify.sync_get()) is not None:
+        gone = gone or bool(event.mask & _GONE)
+    return gone
 
 
 def _snapshot(path: Path) -> tuple[tuple[str, int, int], ...] | None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from ocistore import _sys
+from ocistore import mounts
 from ocistore._copy import copy_layers
 from ocistore._db import Database
 from ocistore.errors import (
@@ -61,10 +61,10 @@ def probe_overlay(scratch: Path) -> bool:
         for d in dirs:
             d.mkdir(parents=True)
         lower, upper, work, merged = (str(d) for d in dirs)
-        _sys.mount(
+        mounts.mount(
             "overlay", merged, "overlay", 0, f"lowerdir={lower},upperdir={upper},workdir={work}"
         )
-        _sys.umount(merged)
+        mounts.umount(merged)
         return True
     except OSError as err:
         log.warning("overlay cannot be mounted here, falling back to vfs err=%s", err)
@@ -206,9 +206,9 @@ class ContainerStore:
         # and costs milliseconds on each create): an overlay has its own device number.
         if os.path.ismount(target):
             return container.rootfs
-        flags = _sys.MS_RDONLY if container.read_only else 0
+        flags = mounts.MS_RDONLY if container.read_only else 0
         try:
-            _sys.mount("overlay", target, "overlay", flags, self.overlay_options(container))
+            mounts.mount("overlay", target, "overlay", flags, self.overlay_options(container))
         except OSError as err:
             raise MountError(f"mounting container {container_id}: {err}") from err
         log.info("mounted container rootfs id=%s path=%s", container_id, target)
@@ -216,7 +216,7 @@ class ContainerStore:
 
     def is_mounted(self, container_id: str) -> bool:
         container = self.get(container_id)
-        return container.driver == "overlay" and _sys.is_mountpoint(str(container.rootfs))
+        return container.driver == "overlay" and mounts.is_mountpoint(str(container.rootfs))
 
     def unmount(self, container_id: str) -> None:
         """Unmount if mounted; a busy mount is detached lazily with a warning."""
@@ -261,14 +261,14 @@ def unmount_path(path: Path) -> None:
     # is not followed (is_mountpoint compared the path itself too).
     while True:
         try:
-            _sys.umount(target, _sys.UMOUNT_NOFOLLOW)
+            mounts.umount(target, mounts.UMOUNT_NOFOLLOW)
         except OSError as err:
             if err.errno in (errno.EINVAL, errno.ENOENT):
                 return
             if err.errno != errno.EBUSY:
                 raise MountError(f"unmounting {target}: {err}") from err
             log.warning("mount busy, detaching lazily path=%s", target)
-            _sys.umount(target, _sys.MNT_DETACH | _sys.UMOUNT_NOFOLLOW)
+            mounts.umount(target, mounts.MNT_DETACH | mounts.UMOUNT_NOFOLLOW)
 
 
 def discard(path: Path, trash: Path) -> None:
@@ -278,7 +278,7 @@ def discard(path: Path, trash: Path) -> None:
     overlay would delete the image's layers.
     """
     prefix = str(path) + "/"
-    busy = sorted(m for m in _sys.mountpoints() if m.startswith(prefix))
+    busy = sorted(m for m in mounts.mountpoints() if m.startswith(prefix))
     if busy:
         raise MountError(f"cannot delete {path}: still mounted at {', '.join(busy)}")
     if path.exists():

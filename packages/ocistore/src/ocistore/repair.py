@@ -14,7 +14,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ocistore import _sys
+from ocistore import mounts
 from ocistore._db import Database
 from ocistore.containers import unmount_path
 
@@ -45,7 +45,7 @@ class RepairReport:
 
 def _unmount_under(path: Path, report: RepairReport, fix: bool) -> None:
     prefix = str(path) + "/"
-    for mnt in sorted((m for m in _sys.mountpoints() if m.startswith(prefix)), reverse=True):
+    for mnt in sorted((m for m in mounts.mountpoints() if m.startswith(prefix)), reverse=True):
         if fix:
             unmount_path(Path(mnt))
         report.mounts_removed.append(mnt)
@@ -138,7 +138,7 @@ def _repair_containers(root: Path, db: Database, report: RepairReport, fix: bool
     owned = {str(cdir / cid / "merged") for cid, driver in rows.items() if driver == "overlay"}
     owned |= _repair_volumes(cdir, db, report, fix)
     prefix = str(root) + "/"
-    for mnt in sorted(_sys.mountpoints(), reverse=True):
+    for mnt in sorted(mounts.mountpoints(), reverse=True):
         inside_owned = any(mnt.startswith(o + "/") for o in owned)
         if mnt.startswith(prefix) and mnt not in owned and not inside_owned:
             if mnt in report.mounts_removed:

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ocistore import _sys
+from ocistore import mounts
 from ocistore._copy import copy_layers
 from ocistore._db import Database
 from ocistore._subpath import check_sub_path, resolve_sub_path
@@ -37,7 +37,7 @@ __all__ = ["ImageVolume", "ImageVolumeStore"]
 
 log = logging.getLogger(__name__)
 
-_FLAGS = _sys.MS_RDONLY | _sys.MS_NOSUID | _sys.MS_NODEV
+_FLAGS = mounts.MS_RDONLY | mounts.MS_NOSUID | mounts.MS_NODEV
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -160,7 +160,7 @@ class ImageVolumeStore:
                 links = self._containers.layer_links(image_id, owner)
                 opts = read_only_overlay(links, self._containers.fd_path(f"{relative}/empty"))
                 check_page(opts, owner)
-                _sys.mount("overlay", target, "overlay", _FLAGS, opts)
+                mounts.mount("overlay", target, "overlay", _FLAGS, opts)
             else:
                 paths = []
                 for chain in self._images.get(image_id).layers:
@@ -169,8 +169,8 @@ class ImageVolumeStore:
                         raise MountError(f"layer {chain} of {owner} is missing")
                     paths.append(layer.path)
                 copy_layers(paths, merged)
-                _sys.mount(target, target, "", _sys.MS_BIND, "")
-                _sys.mount("", target, "", _sys.MS_REMOUNT | _sys.MS_BIND | _FLAGS, "")
+                mounts.mount(target, target, "", mounts.MS_BIND, "")
+                mounts.mount("", target, "", mounts.MS_REMOUNT | mounts.MS_BIND | _FLAGS, "")
         except OSError as err:
             raise MountError(f"mounting {owner}: {err}") from err
 

@@ -25,6 +25,7 @@ from crid.cdi import cri_devices, inject_spec
 from crid.cgroups import container_cgroup_path, oom_kills
 from crid.cgroups.systemd_driver import place_conmon
 from crid.container.conmon_watch import ConmonWatch
+from crid.container.exit_waits import ExitWaits
 from crid.container.request import ContainerRequest, container_name
 from crid.context import Context
 from crid.control.resources import update_container_resources
@@ -73,7 +74,6 @@ _log = logging.getLogger(__name__)
 KILL_GRACE = 10.0
 #: The termination message is cut to this many bytes (as the kubelet does).
 MESSAGE_LIMIT = 4096
-_POLL = 0.005
 #: Parsed image configs kept (a few hundred bytes to a few KiB each).
 _IMAGE_CONFIGS = 64
 
@@ -88,14 +88,13 @@ class Containers:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self._locks: dict[str, asyncio.Lock] = {}
+        #: Stops waiting for exit files; the exit monitor wakes them (no polling).
+        self.exit_waits = ExitWaits()
         self._registries = RegistriesCache(ctx.config.crid.image)
         self._image_configs: dict[str, ImageConfig] = {}
         #: Each created or running container's conmon, to notice one that dies.
         self.conmon_watch = ConmonWatch(self.conmon_exited)
         self.nri = NRIHooks(ctx)
-        #: Set when a container is marked EXITED: a stop waiting for it wakes at once
-        #: instead of at its next poll (the exit monitor sees conmon's file first).
-        self._exit_events: dict[str, asyncio.Event] = {}
 
     def _lock(self, container_id: str) -> asyncio.Lock:
         return self._locks.setdefault(container_id, asyncio.Lock())
@@ -403,31 +402,16 @@ class Containers:
             # Already stopped (or gone): the exit file tells what happened.
             _log.debug("kill %s: %s", record.id, err)
 
-    def _exited(self, container_id: str) -> None:
-        event = self._exit_events.pop(container_id, None)
-        if event is not None:
-            event.set()
-
     async def _wait_exit(self, container_id: str, timeout: float) -> bool:
-        """Until the container's exit file exists or it is marked EXITED (also when its
-        conmon died and no exit file will come); False after ``timeout``."""
+        """Until the exit file exists or the record says EXITED (marked lost: its conmon
+        died, no exit file will come); False after ``timeout``. One stat per wake."""
         path = self.exit_file(container_id)
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def exited() -> bool:
             record = self.ctx.registry.find_container(container_id)
-            if record is not None and record.state is ContainerState.EXITED:
-                return True
-            event = self._exit_events.setdefault(container_id, asyncio.Event())
-            # One stat in the runroot's exit directory: cheaper on the loop than a hop.
-            if path.exists():
-                return True
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            # Woken when the exit monitor records the exit; polled as well, in case its
-            # inotify event is late or lost.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), min(_POLL, remaining))
+            return path.exists() or (record is not None and record.state is ContainerState.EXITED)
+
+        return await self.exit_waits.wait(container_id, timeout, exited)
 
     async def stop(self, container_id: str, timeout: float) -> Container | None:
         """Stop signal, then SIGKILL after ``timeout`` seconds (0: at once). Idempotent.
@@ -478,7 +462,6 @@ class Containers:
                 message=message,
             )
             await self.ctx.registry.save_container(record)
-        self._exited(container_id)
         self._publish(EventKind.CONTAINER_STOPPED, record)
         await self.nri.stop(record)
         return record
@@ -538,9 +521,9 @@ class Containers:
                 message=why,
             )
             await self.ctx.registry.save_container(record)
-        self._exited(record.id)
         self._publish(EventKind.CONTAINER_STOPPED, record)
         await self.nri.stop(record)
+        self.exit_waits.wake(record.id)  # a stop waiting for it: no exit file will come
         return record
 
     async def conmon_exited(self, container_id: str) -> None:
@@ -606,7 +589,6 @@ class Containers:
         except CridError as err:
             _log.debug("delete %s: %s", record.id, err)
         self.conmon_watch.discard(record.id)
-        self._exit_events.pop(record.id, None)
         await faults.point("remove_container.runtime_deleted")
         cgroup = record.cgroup_path
 

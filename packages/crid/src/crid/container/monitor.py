@@ -5,6 +5,8 @@ directory with inotify (the ``asyncinotify`` package: no thread, no polling) and
 each new exit with its code, time and reason, which publishes ``CONTAINER_STOPPED``. A
 full scan runs at start, after an inotify queue overflow, and every ``rescan`` seconds
 as a safety net; without inotify it falls back to scanning every ``interval`` seconds.
+Every exit file it sees (event or scan) first wakes the stops waiting for it
+(:class:`~crid.container.exit_waits.ExitWaits`), containers' and infra containers' alike.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class ExitMonitor:
             await self._exited(name)
 
     async def _exited(self, name: str) -> None:
+        self.containers.exit_waits.wake(name)
         record = self.containers.ctx.registry.find_container(name) if len(name) == 64 else None
         if record is None or record.id != name:
             if self.other_exit is not None and len(name) == 64:
@@ -71,6 +74,14 @@ class ExitMonitor:
             await self.containers.record_exit(name)
 
     async def _run(self) -> None:
+        waits = self.containers.exit_waits
+        waits.monitors += 1
+        try:
+            await self._watch()
+        finally:
+            waits.monitors -= 1
+
+    async def _watch(self) -> None:
         directory = self.containers.ctx.layout.exits
         try:
             inotify = Inotify()

@@ -14,13 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crid.errors import CridError
-from crid.sandbox._mount import mount, unmount
+from ocistore import mounts
 
 __all__ = ["DNS", "SandboxFiles", "remove_files", "resolv_conf", "write_files"]
 
-MS_NOSUID = 0x2
-MS_NODEV = 0x4
-MS_NOEXEC = 0x8
 HOST_RESOLV_CONF = Path("/etc/resolv.conf")
 
 
@@ -91,11 +88,11 @@ def write_files(
         return
     files.shm.mkdir(exist_ok=True, mode=0o1777)
     try:
-        mount(
+        mounts.mount(
             "shm",
             str(files.shm),
             "tmpfs",
-            MS_NOSUID | MS_NODEV | MS_NOEXEC,
+            mounts.MS_NOSUID | mounts.MS_NODEV | mounts.MS_NOEXEC,
             f"mode=1777,size={shm_size}",
         )
     except OSError as err:
@@ -105,7 +102,7 @@ def write_files(
 def remove_files(files: SandboxFiles) -> None:
     """Unmount /dev/shm and delete the directory (idempotent, blocking)."""
     try:
-        unmount(str(files.shm))
+        mounts.umount(str(files.shm), mounts.MNT_DETACH, missing_ok=True)
     except OSError as err:
         if err.errno != errno.EBUSY:
             raise CridError(f"cannot unmount {files.shm}: {err}") from err

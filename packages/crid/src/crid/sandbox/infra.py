@@ -17,11 +17,11 @@ import contextlib
 import logging
 import shutil
 import signal
-import time
 from pathlib import Path
 
 import ociimage.errors
 from crid.cgroups import container_cgroup_path
+from crid.container.exit_waits import ExitWaits
 from crid.context import Context
 from crid.errors import ContainerNotFoundError, CridError, InfraImageError, OCIRuntimeError
 from crid.images import ImagePuller
@@ -46,14 +46,15 @@ _log = logging.getLogger(__name__)
 #: StopPodSandbox waits this long after SIGTERM before it kills the infra container.
 INFRA_STOP_TIMEOUT = 10.0
 _KILL_GRACE = 10.0
-_POLL = 0.005
 
 
 class InfraContainers:
     """Creates, watches, stops and removes the infra containers of pods."""
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, exit_waits: ExitWaits | None = None) -> None:
         self.ctx = ctx
+        #: Shared with the containers' (the exit monitor wakes one set of waiters).
+        self.exit_waits = exit_waits or ExitWaits()
         self._puller: ImagePuller | None = None
 
     def bundle(self, sandbox_id: str) -> Path:
@@ -194,12 +195,9 @@ class InfraContainers:
             _log.debug("kill infra %s: %s", sandbox.id, err)
 
     async def _wait_exit(self, sandbox_id: str, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while not await self.exited(sandbox_id):
-            if time.monotonic() >= deadline:
-                return False
-            await asyncio.sleep(_POLL)
-        return True
+        """Until the infra exit file exists (the exit monitor wakes the wait); False
+        after ``timeout``."""
+        return await self.exit_waits.wait(sandbox_id, timeout, self.exit_file(sandbox_id).exists)
 
     async def stop(self, sandbox: Sandbox, timeout: float = INFRA_STOP_TIMEOUT) -> None:
         """SIGTERM, SIGKILL after ``timeout``; then mark it stopped. Idempotent."""

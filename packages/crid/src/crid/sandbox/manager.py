@@ -82,7 +82,7 @@ class Pods:
     def __init__(self, ctx: Context, containers: Containers) -> None:
         self.ctx = ctx
         self.containers = containers
-        self.infra = InfraContainers(ctx)
+        self.infra = InfraContainers(ctx, containers.exit_waits)
         self._locks: dict[str, asyncio.Lock] = {}
 
     def _lock(self, sandbox_id: str) -> asyncio.Lock:

@@ -1,0 +1,111 @@
+"""StopContainer latency through crid's CRI socket, medians.
+
+Two cases on a host-network pod with one busybox container each round:
+- graceful: ``StopContainer(timeout=10)`` of a shell that exits on SIGTERM (signal, wait
+  for conmon's exit file, record the exit);
+- kill: ``StopContainer(timeout=0)`` of the same (SIGKILL at once, as StopPodSandbox and
+  RemoveContainer do).
+What is measured beyond runc's own kill is how fast crid notices the exit file.
+Run as root: ``uv run python bench/crid/stop.py [-n N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+
+from crid._cri.v1 import api_pb2, api_pb2_grpc
+from crid.cgroups import Hierarchies
+from crid.config import load_config
+from crid.server import Daemon
+from ociimage.testing import busybox_image
+from ocistore.testing import load_built
+
+IMAGE = "crid-bench/busybox:latest"
+#: Exits on SIGTERM (busybox ``sleep`` as PID 1 would ignore it).
+SCRIPT = "trap 'exit 0' TERM; sleep 600 & wait"
+
+
+async def cycle(
+    stub: api_pb2_grpc.RuntimeServiceStub, tmp: Path, parent: str, index: int
+) -> tuple[float, float]:
+    """Milliseconds of a graceful StopContainer and of a timeout-0 one."""
+    pod = api_pb2.PodSandboxConfig(
+        metadata=api_pb2.PodSandboxMetadata(name=f"stop-{index}", uid=f"u{index}", namespace="b"),
+        log_directory=str(tmp / "logs" / str(index)),
+        linux=api_pb2.LinuxPodSandboxConfig(cgroup_parent=f"/{parent}/pod{index}"),
+    )
+    pod.linux.security_context.namespace_options.network = api_pb2.NODE
+    pod_id = (await stub.RunPodSandbox(api_pb2.RunPodSandboxRequest(config=pod))).pod_sandbox_id
+    took = []
+    for name, timeout in (("graceful", 10), ("kill", 0)):
+        config = api_pb2.ContainerConfig(
+            metadata=api_pb2.ContainerMetadata(name=name),
+            image=api_pb2.ImageSpec(image=IMAGE),
+            command=["sh", "-c", SCRIPT],
+            log_path=f"{name}.log",
+        )
+        created = await stub.CreateContainer(
+            api_pb2.CreateContainerRequest(pod_sandbox_id=pod_id, config=config, sandbox_config=pod)
+        )
+        await stub.StartContainer(api_pb2.StartContainerRequest(container_id=created.container_id))
+        await asyncio.sleep(0.1)  # the shell has set its trap
+        t0 = time.perf_counter()
+        await stub.StopContainer(
+            api_pb2.StopContainerRequest(container_id=created.container_id, timeout=timeout)
+        )
+        took.append((time.perf_counter() - t0) * 1000)
+    await stub.StopPodSandbox(api_pb2.StopPodSandboxRequest(pod_sandbox_id=pod_id))
+    await stub.RemovePodSandbox(api_pb2.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
+    return took[0], took[1]
+
+
+async def main(rounds: int) -> None:
+    parent = f"crid-bench-{secrets.token_hex(3)}"
+    with tempfile.TemporaryDirectory(prefix="crid-bench-") as directory:
+        tmp = Path(directory)
+        config_file = tmp / "crid.toml"
+        config_file.write_text(
+            f'[crid]\nroot = "{tmp}/root"\nrunroot = "{tmp}/run"\n'
+            f'[crid.api]\nlisten = "{tmp}/run/crid.sock"\n'
+            f'[crid.network]\nnetwork_dir = "{tmp}/net.d"\n'
+            f'[crid.nri]\nsocket_path = "{tmp}/run/nri.sock"\n'
+            f'[crid.runtime]\nnamespaces_dir = "{tmp}/run/ns"\n'
+            f'container_exits_dir = "{tmp}/run/exits"\n'
+        )
+        daemon = Daemon(load_config(config_file))
+        await daemon.start()
+        try:
+            assert daemon.context is not None
+            await asyncio.to_thread(
+                load_built, daemon.context.store.store, busybox_image(), [IMAGE]
+            )
+            async with grpc.aio.insecure_channel(f"unix://{daemon.socket_path}") as channel:
+                stub = api_pb2_grpc.RuntimeServiceStub(channel)
+                await cycle(stub, tmp, parent, -1)  # warm-up
+                samples = [await cycle(stub, tmp, parent, index) for index in range(rounds)]
+        finally:
+            await daemon.stop(grace=0)
+            Hierarchies.detect().remove(parent)
+    graceful, kill = (list(column) for column in zip(*samples, strict=True))
+    print(f"rounds: {rounds}  load average: {os.getloadavg()[0]:.2f}")
+    cases = (("StopContainer timeout=10 (TERM)", graceful), ("timeout=0 (KILL)", kill))
+    for label, values in cases:
+        print(
+            f"{label:32s} median {statistics.median(values):6.1f} ms"
+            f"  min {min(values):6.1f}  max {max(values):6.1f}"
+        )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("-n", "--rounds", type=int, default=20)
+    asyncio.run(main(parser.parse_args().rounds))
