@@ -14,22 +14,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import secrets
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
-import grpc
+from _floor import IMAGE, bench_daemon
 
 from crid._cri.v1 import api_pb2, api_pb2_grpc
-from crid.cgroups import Hierarchies
-from crid.config import load_config
-from crid.server import Daemon
-from ociimage.testing import busybox_image
-from ocistore.testing import load_built
 
-IMAGE = "crid-bench/busybox:latest"
 #: Exits on SIGTERM (busybox ``sleep`` as PID 1 would ignore it).
 SCRIPT = "trap 'exit 0' TERM; sleep 600 & wait"
 
@@ -69,32 +61,9 @@ async def cycle(
 
 
 async def main(rounds: int) -> None:
-    parent = f"crid-bench-{secrets.token_hex(3)}"
-    with tempfile.TemporaryDirectory(prefix="crid-bench-") as directory:
-        tmp = Path(directory)
-        config_file = tmp / "crid.toml"
-        config_file.write_text(
-            f'[crid]\nroot = "{tmp}/root"\nrunroot = "{tmp}/run"\n'
-            f'[crid.api]\nlisten = "{tmp}/run/crid.sock"\n'
-            f'[crid.network]\nnetwork_dir = "{tmp}/net.d"\n'
-            f'[crid.nri]\nsocket_path = "{tmp}/run/nri.sock"\n'
-            f'[crid.runtime]\nnamespaces_dir = "{tmp}/run/ns"\n'
-            f'container_exits_dir = "{tmp}/run/exits"\n'
-        )
-        daemon = Daemon(load_config(config_file))
-        await daemon.start()
-        try:
-            assert daemon.context is not None
-            await asyncio.to_thread(
-                load_built, daemon.context.store.store, busybox_image(), [IMAGE]
-            )
-            async with grpc.aio.insecure_channel(f"unix://{daemon.socket_path}") as channel:
-                stub = api_pb2_grpc.RuntimeServiceStub(channel)
-                await cycle(stub, tmp, parent, -1)  # warm-up
-                samples = [await cycle(stub, tmp, parent, index) for index in range(rounds)]
-        finally:
-            await daemon.stop(grace=0)
-            Hierarchies.detect().remove(parent)
+    async with bench_daemon() as bench:
+        await cycle(bench.stub, bench.tmp, bench.parent, -1)  # warm-up
+        samples = [await cycle(bench.stub, bench.tmp, bench.parent, i) for i in range(rounds)]
     graceful, kill = (list(column) for column in zip(*samples, strict=True))
     print(f"rounds: {rounds}  load average: {os.getloadavg()[0]:.2f}")
     cases = (("StopContainer timeout=10 (TERM)", graceful), ("timeout=0 (KILL)", kill))
