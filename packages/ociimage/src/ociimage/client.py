@@ -635,67 +635,54 @@ class RegistryClient:
         headers: dict[str, str],
         on_progress: Callable[[int], None] | None,
     ) -> None:
+        """The download through httpx, once the body thread declined it: batches of
+        received chunks are hashed and written by a worker thread while the next arrive."""
         import httpx
 
         try:
-            await self._fetch_range_httpx(
-                path, repository, descriptor, writer, hasher, offset, headers, on_progress
-            )
+            async with self._stream(
+                "GET", path, scopes=[_scope(repository)], headers=headers, ok=(200, 206)
+            ) as response:
+                skip = offset if (offset and response.status_code == 200) else 0
+                received = offset
+                parts: list[bytes] = []
+                pending = 0
+                # double buffering: the next batch downloads while the last one is written
+                writing: asyncio.Future[None] | None = None
+                try:
+                    async for chunk in response.aiter_raw():
+                        if skip:
+                            cut = min(skip, len(chunk))
+                            chunk, skip = chunk[cut:], skip - cut
+                        if not chunk:
+                            continue
+                        received += len(chunk)
+                        if received > descriptor.size:
+                            raise SizeMismatchError(
+                                f"blob {descriptor.digest} from {self.host}: more than the "
+                                f"{descriptor.size} bytes its descriptor says"
+                            )
+                        parts.append(chunk)
+                        pending += len(chunk)
+                        if on_progress is not None:
+                            on_progress(len(chunk))
+                        if pending >= _CHUNK:
+                            batch, parts, pending = parts, [], 0
+                            if writing is not None:
+                                await writing
+                            writing = asyncio.ensure_future(
+                                asyncio.to_thread(absorb, writer, hasher, batch)
+                            )
+                finally:
+                    if writing is not None:
+                        await asyncio.shield(writing)
+                    if parts:
+                        # what arrived intact is kept: a retry resumes after it
+                        await asyncio.to_thread(absorb, writer, hasher, parts)
         except httpx.TimeoutException as err:
             raise self._stalled(err) from err
         except httpx.TransportError as err:
             raise _Dropped(f"{type(err).__name__}: {err}") from err
-
-    async def _fetch_range_httpx(
-        self,
-        path: str,
-        repository: str,
-        descriptor: Descriptor,
-        writer: BlobWriter,
-        hasher: hashlib._Hash | None,
-        offset: int,
-        headers: dict[str, str],
-        on_progress: Callable[[int], None] | None,
-    ) -> None:
-        async with self._stream(
-            "GET", path, scopes=[_scope(repository)], headers=headers, ok=(200, 206)
-        ) as response:
-            skip = offset if (offset and response.status_code == 200) else 0
-            received = offset
-            parts: list[bytes] = []
-            pending = 0
-            # double buffering: the next batch downloads while the last one is written
-            writing: asyncio.Future[None] | None = None
-            try:
-                async for chunk in response.aiter_raw():
-                    if skip:
-                        cut = min(skip, len(chunk))
-                        chunk, skip = chunk[cut:], skip - cut
-                    if not chunk:
-                        continue
-                    received += len(chunk)
-                    if received > descriptor.size:
-                        raise SizeMismatchError(
-                            f"blob {descriptor.digest} from {self.host}: more than the "
-                            f"{descriptor.size} bytes its descriptor says"
-                        )
-                    parts.append(chunk)
-                    pending += len(chunk)
-                    if on_progress is not None:
-                        on_progress(len(chunk))
-                    if pending >= _CHUNK:
-                        batch, parts, pending = parts, [], 0
-                        if writing is not None:
-                            await writing
-                        writing = asyncio.ensure_future(
-                            asyncio.to_thread(absorb, writer, hasher, batch)
-                        )
-            finally:
-                if writing is not None:
-                    await asyncio.shield(writing)
-                if parts:
-                    # what arrived intact is kept: a retry resumes after it
-                    await asyncio.to_thread(absorb, writer, hasher, parts)
 
     # -- push ----------------------------------------------------------------------
 
