@@ -64,7 +64,7 @@ def _pids(calls: Path) -> list[int]:
 
 
 async def _all_gone(pids: list[int], timeout: float = 5.0) -> None:
-    """Every listed helper process has ended (a killed wrapper's sleep ends at once)."""
+    """Every listed process has ended (or is a zombie) within ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         alive = [pid for pid in pids if Path(f"/proc/{pid}").exists() and not _zombie(pid)]
@@ -340,10 +340,11 @@ async def test_fault_recovery_of_hung_runtimes_is_concurrent(tmp_path: Path) -> 
         assert all(Path(f"/proc/{pid}").exists() and not _zombie(pid) for pid in hung)
         await starting
         (faults / "hang-state").unlink()
-        for cid, record in zip(ids, records, strict=True):
+        for cid in ids:
             exited = await wait_exited(env, cid)
             assert exited.exit_code == 255 and "conmon" in exited.message
-            assert not Path(f"/proc/{record.pid}").exists() or _zombie(record.pid)
+        # SIGKILLed (runc kill returns once the signal is sent; dying takes a moment)
+        await _all_gone([record.pid for record in records])
         await _all_gone(hung)
 
 
