@@ -318,3 +318,54 @@ async def test_a_pull_reads_layers_in_body_threads(
     for digest in image.layer_digests:
         data = sink.blob_path(digest).read_bytes()
         assert hashlib.sha256(data).hexdigest() == digest.split(":")[1]
+
+
+async def test_cancelling_a_download_stuck_in_connect_returns_at_once() -> None:
+    """A registry whose accept queue is full: the connection attempt hangs (up to the
+    client's 15 s connect timeout), yet a cancelled download returns at once."""
+    import asyncio
+    import socket
+
+    from ociimage.client import RegistryClient
+    from ocispec.image import Descriptor
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    fillers = []
+    for _ in range(4):  # fill the accept queue: later SYNs are dropped
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(listener.getsockname())
+        fillers.append(filler)
+    host = f"127.0.0.1:{listener.getsockname()[1]}"
+    descriptor = Descriptor(
+        media_type="application/octet-stream", digest="sha256:" + "0" * 64, size=10
+    )
+
+    class Untouched:
+        offset = 0
+
+        def write(self, data: bytes | memoryview) -> None:
+            raise AssertionError("nothing may be written")
+
+        def commit(self) -> None:
+            raise AssertionError("not committed")
+
+        def abort(self) -> None:
+            pass
+
+    client = RegistryClient(host, insecure=True, timeout=60.0)
+    try:
+        task = asyncio.ensure_future(client.fetch_blob("r", descriptor, Untouched()))
+        await asyncio.sleep(0.5)
+        assert not task.done(), "the connection attempt should hang"
+        started = time.monotonic()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert time.monotonic() - started < 2
+    finally:
+        await client.aclose()
+        for s in (*fillers, listener):
+            s.close()

@@ -74,7 +74,12 @@ class Answer:
 
 
 class Transfer:
-    """One download's handle: :meth:`abort` (from any thread) stops it promptly."""
+    """One download's handle: :meth:`abort` (from any thread) stops it promptly.
+
+    Once :meth:`abort` has returned, the worker calls ``consume`` no more (a call in
+    progress finishes first): the caller may discard what it was writing at once,
+    without waiting for the thread, which may still be connecting.
+    """
 
     def __init__(self) -> None:
         self.aborted = False
@@ -88,6 +93,17 @@ class Transfer:
                 # wakes a recv blocked in the worker thread; the connection is dropped
                 with contextlib.suppress(OSError):
                     self._socket.shutdown(socket.SHUT_RDWR)
+
+    def guarded(self, consume: Callable[[memoryview], None]) -> Callable[[memoryview], None]:
+        """``consume``, never called once :meth:`abort` has returned."""
+
+        def call(view: memoryview) -> None:
+            with self._lock:
+                if self.aborted:
+                    raise ConnectionAbortedError("the download was cancelled")
+                consume(view)
+
+        return call
 
     @contextlib.contextmanager
     def watching(self, conn: http.client.HTTPConnection) -> Iterator[None]:
@@ -157,7 +173,7 @@ class ThreadedBodies:
         try:
             skip = request.offset if response.status == 200 else 0
             with transfer.watching(conn):
-                done = _read_body(response, skip, request.limit, consume)
+                done = _read_body(response, skip, request.limit, transfer.guarded(consume))
         except BaseException:
             conn.close()
             raise

@@ -237,8 +237,10 @@ class RegistryClient:
         return f"{self._scheme}://{self.host}{path}"
 
     async def _in_thread(self, work: Callable[[Transfer], _T]) -> _T:
-        """``work`` in a body thread; cancelling the caller aborts it and waits for it
-        (so that nothing it was writing is touched by two threads)."""
+        """``work`` in a body thread. Cancelling the caller aborts it: its socket is shut
+        down, and once :meth:`Transfer.abort` returns it writes nothing more, so the
+        caller may discard its blob at once (the thread ends on its own, at the latest
+        when a connection attempt times out)."""
         loop = asyncio.get_running_loop()
         if self._body_threads is None:
             self._body_threads = ThreadPoolExecutor(_BODY_THREADS, "ociimage-body")
@@ -247,10 +249,11 @@ class RegistryClient:
         try:
             return await asyncio.shield(running)
         except asyncio.CancelledError:
-            transfer.abort()  # the thread stops at once; the writer is the caller's after it
-            await asyncio.wait([running])
-            if not running.cancelled():
-                running.exception()  # seen: the cancellation is what the caller gets
+            # off the loop: it waits for a consume in progress (one buffer's hash and
+            # write, which a slow disk may stretch)
+            await asyncio.shield(asyncio.to_thread(transfer.abort))
+            # what the thread ends with is of no interest now: retrieve it, unlogged
+            running.add_done_callback(lambda f: f.cancelled() or f.exception())
             raise
 
     async def _declined(self, err: Declined) -> None:
