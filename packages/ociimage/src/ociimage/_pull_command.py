@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -227,6 +226,8 @@ def run_pull(opts: PullOptions) -> int:
         if not existed:
             # a failed pull leaves nothing behind where there was nothing (a layout that
             # was there keeps its images: only verified blobs may have been added)
+            import shutil
+
             shutil.rmtree(opts.directory, ignore_errors=True)
         if isinstance(err, KeyboardInterrupt):
             return 130

@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ociimage._bodies import content_encoding, decode, read_capped
-from ociimage._challenge import Challenge, parse_challenges
 from ociimage.auth import Credentials
 from ociimage.errors import AuthenticationError, RegistryError, RegistryUnavailableError
 from ociimage.limits import DEFAULT_LIMITS
 
 if TYPE_CHECKING:
     import httpx
+
+    from ociimage._challenge import Challenge
 
 __all__ = ["Authorizer"]
 
@@ -85,6 +86,8 @@ class Authorizer:
         self, http: httpx.AsyncClient, response: httpx.Response, scopes: Sequence[str]
     ) -> str:
         """Answer a 401 ``response``: the header to retry with. Raises AuthenticationError."""
+        from ociimage._challenge import parse_challenges  # a 401 went through httpx
+
         challenges = parse_challenges(response.headers.get("www-authenticate", ""))
         usable = [c for c in challenges if c.scheme in ("bearer", "basic")]
         if not usable:
