@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -135,6 +136,8 @@ class Crid:
             f'[crid.network]\nnetwork_dir = "{work}/net.d"\n'
             f'[crid.runtime]\nnamespaces_dir = "{work}/run/ns"\n'
             f'container_exits_dir = "{work}/run/exits"\n'
+            f'[crid.nri]\nsocket_path = "{work}/run/nri.sock"\n'
+            f'plugin_dir = "{work}/nri-plugins"\n'
             f'[crid.image]\nregistries_conf = "{work}/registries.conf"\n'
             f'registries_conf_dir = "{work}/registries.conf.d"\n'
             f'signature_policy = "{work}/policy.json"\n'
@@ -280,24 +283,35 @@ class Kubelet:
         self.housekeeping()
         self.remove_pod(pod_id)
 
-    def churn(self, minutes: float, width: int) -> tuple[int, float]:
-        """Keep *width* pods alive, replacing the oldest in turn, then remove them all:
-        the number replaced and the highest RSS (MiB) sampled each minute meanwhile."""
+    def churn(
+        self, minutes: float, width: int, interval: float, live_sample: Callable[[], object]
+    ) -> tuple[int, list[float]]:
+        """Keep *width* pods alive, replacing the oldest in turn (one every *interval*
+        seconds at most, so a long run churns steadily without taking the machine's
+        cores), then remove them all: the number replaced and the RSS (MiB) sampled
+        each minute meanwhile; *live_sample* runs once before the pods are removed."""
         live: list[str] = []
         for _ in range(width):
             pod = self.pod_config()
             pod_id = self.run_pod(pod)
             self.start_container(pod_id, pod, "app")
             live.append(pod_id)
-        replaced, peak = 0, 0.0
-        deadline = time.monotonic() + minutes * 60
-        report = time.monotonic() + 60
+        replaced, samples = 0, []
+        started = time.monotonic()
+        deadline = started + minutes * 60
+        report = started + 60
         while time.monotonic() < deadline:
             if time.monotonic() >= report:  # the trend: does it level off?
                 report += 60
-                rss = memory_mib(self.crid.proc.pid)["VmRSS"]
-                peak = max(peak, rss)
-                print(f"    churn: {replaced:5d} pods replaced, {width} live: RSS {rss:6.1f} MiB")
+                memory = memory_mib(self.crid.proc.pid)
+                samples.append(memory["VmRSS"])
+                print(
+                    f"    churn {len(samples):3d} min: {replaced:6d} pods replaced, {width} live:"
+                    f" RSS {memory['VmRSS']:6.1f} MiB  anon {memory['RssAnon']:6.1f}"
+                    f"  threads {int(memory['Threads']):3d}",
+                    flush=True,
+                )
+            step = time.monotonic()
             self.remove_pod(live.pop(0))
             pod = self.pod_config()
             pod_id = self.run_pod(pod)
@@ -305,10 +319,12 @@ class Kubelet:
             live.append(pod_id)
             self.housekeeping()
             replaced += 1
-        peak = max(peak, memory_mib(self.crid.proc.pid)["VmRSS"])
+            time.sleep(max(0.0, interval - (time.monotonic() - step)))
+        samples.append(memory_mib(self.crid.proc.pid)["VmRSS"])
+        live_sample()
         for pod_id in live:
             self.remove_pod(pod_id)
-        return replaced, peak
+        return replaced, samples
 
 
 def remove_every_pod(crid: Crid) -> None:
@@ -352,6 +368,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--minutes", type=float, default=0.0, help="churn of --width pods")
     parser.add_argument("--width", type=int, default=20)
+    parser.add_argument(
+        "--interval", type=float, default=0.0, help="seconds between pod replacements (at least)"
+    )
     parser.add_argument("--pods", type=int, default=50)
     parser.add_argument("--containers", type=int, default=50)
     parser.add_argument("--pulls", type=int, default=20)
@@ -392,10 +411,17 @@ def main() -> int:
                 second = sample("after cycle 2", idle)
                 churned, live_peak = None, 0.0
                 if args.minutes > 0:
-                    replaced, live_peak = kubelet.churn(args.minutes, args.width)
+                    replaced, samples = kubelet.churn(
+                        args.minutes,
+                        args.width,
+                        args.interval,
+                        lambda: sample(f"{args.width} pods live", idle),
+                    )
+                    live_peak = max(samples)
                     print(
-                        f"  (churn: {replaced} pods replaced; peak with {args.width} live:"
-                        f" {live_peak:.1f} MiB)"
+                        f"  (churn: {replaced} pods replaced; {args.width} live, RSS over"
+                        f" {len(samples)} samples: min {min(samples):.1f}, max {live_peak:.1f},"
+                        f" last {samples[-1]:.1f} MiB)"
                     )
                     churned = sample(f"after {args.minutes:g} min churn", idle)
                 kubelet.remove_image()

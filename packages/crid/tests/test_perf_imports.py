@@ -11,8 +11,18 @@ import sys
 from pathlib import Path
 
 # Loaded at first use: metrics (only with enable_metrics) and schema validation (the first
-# CreateContainer). ~20 MiB of an idle daemon's RSS between them.
-LAZY = ("prometheus_client", "jsonschema", "referencing", "httpx", "cryptography", "yaml")
+# CreateContainer). ~20 MiB of an idle daemon's RSS between them. The streaming server's
+# HTTP and WebSocket libraries load at its first connection (~2 MiB).
+LAZY = (
+    "prometheus_client",
+    "jsonschema",
+    "referencing",
+    "httpx",
+    "cryptography",
+    "yaml",
+    "h11",
+    "wsproto",
+)
 
 
 def loaded_after(code: str) -> set[str]:
@@ -39,6 +49,11 @@ def test_they_load_when_first_used() -> None:
     assert loaded_after(validate) == {"jsonschema", "referencing"}
 
 
+def test_the_streaming_server_loads_its_protocols_at_its_first_connection() -> None:
+    assert loaded_after("import crid.streaming.server") == set()
+    assert loaded_after("import crid.streaming.upgrade") == {"h11", "wsproto"}
+
+
 def test_recording_does_nothing_until_metrics_are_enabled() -> None:
     code = (
         "from crid.metrics import instruments\n"
@@ -63,5 +78,5 @@ def test_the_pull_stack_loads_cryptography_only_for_signature_policies(tmp_path:
         f"from ociimage.policy import load_policy\nload_policy({str(policy)!r})"
     )
     # (yaml comes in only when registries.d is read, which a policy like this never needs)
-    assert loaded_after(pull_stack) == {"httpx"}
+    assert loaded_after(pull_stack) == {"httpx", "h11"}  # h11: httpx's HTTP/1.1
     assert "cryptography" in loaded_after("import ociimage.verifier")
