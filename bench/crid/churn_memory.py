@@ -16,8 +16,11 @@ random 10.x subnet, a loopback ``docker-registry`` holding the busybox image tha
 What must hold (issue 14): cycle 2, the churn and the end within 10% of cycle 1, and
 memory going back down from the churn's peak when its pods are gone.
 ``--trace`` runs crid under tracemalloc and prints the allocation sites that grew
-between phases; ``--smaps`` where the resident pages are. Run as root from the checkout:
-``uv run python bench/crid/churn_memory.py [--minutes 10] [--trace]``.
+between phases; ``--smaps`` where the resident pages are; ``--interval`` paces the churn
+(one pod replaced every so many seconds at most, so an hour-long run does not take the
+machine's cores); ``--skip RPC`` leaves a housekeeping call out, to see what it costs.
+Run as root from the checkout:
+``uv run python bench/crid/churn_memory.py [--minutes 60 --interval 0.5] [--trace]``.
 """
 
 from __future__ import annotations
@@ -181,11 +184,14 @@ class Crid:
 class Kubelet:
     """The CRI calls of critest's benchmarks and of a kubelet's housekeeping."""
 
-    def __init__(self, channel: grpc.Channel, crid: Crid, image: str) -> None:
+    def __init__(
+        self, channel: grpc.Channel, crid: Crid, image: str, skip: frozenset[str] = frozenset()
+    ) -> None:
         self.runtime = api_pb2_grpc.RuntimeServiceStub(channel)
         self.images = api_pb2_grpc.ImageServiceStub(channel)
         self.crid = crid
         self.image = image
+        self.skip = skip  # housekeeping RPCs left out, to tell what each one costs
         self.serial = 0
 
     def pod_config(self) -> api_pb2.PodSandboxConfig:
@@ -244,14 +250,34 @@ class Kubelet:
 
     def housekeeping(self) -> None:
         """What the kubelet's PLEG, stats provider and image manager poll for."""
-        self.runtime.ListPodSandbox(api_pb2.ListPodSandboxRequest())
-        self.runtime.ListContainers(api_pb2.ListContainersRequest())
-        self.runtime.ListContainerStats(api_pb2.ListContainerStatsRequest())
-        self.runtime.ListPodSandboxStats(api_pb2.ListPodSandboxStatsRequest())
-        self.runtime.ListPodSandboxMetrics(api_pb2.ListPodSandboxMetricsRequest())
-        self.images.ListImages(api_pb2.ListImagesRequest())
-        self.images.ImageFsInfo(api_pb2.ImageFsInfoRequest())
-        self.runtime.Status(api_pb2.StatusRequest(verbose=True))
+        calls: list[tuple[str, Callable[[], object]]] = [
+            (
+                "ListPodSandbox",
+                lambda: self.runtime.ListPodSandbox(api_pb2.ListPodSandboxRequest()),
+            ),
+            (
+                "ListContainers",
+                lambda: self.runtime.ListContainers(api_pb2.ListContainersRequest()),
+            ),
+            (
+                "ListContainerStats",
+                lambda: self.runtime.ListContainerStats(api_pb2.ListContainerStatsRequest()),
+            ),
+            (
+                "ListPodSandboxStats",
+                lambda: self.runtime.ListPodSandboxStats(api_pb2.ListPodSandboxStatsRequest()),
+            ),
+            (
+                "ListPodSandboxMetrics",
+                lambda: self.runtime.ListPodSandboxMetrics(api_pb2.ListPodSandboxMetricsRequest()),
+            ),
+            ("ListImages", lambda: self.images.ListImages(api_pb2.ListImagesRequest())),
+            ("ImageFsInfo", lambda: self.images.ImageFsInfo(api_pb2.ImageFsInfoRequest())),
+            ("Status", lambda: self.runtime.Status(api_pb2.StatusRequest(verbose=True))),
+        ]
+        for name, call in calls:
+            if name not in self.skip:
+                call()
 
     def benchmark_cycle(self, pods: int, containers: int, pulls: int) -> None:
         """critest's benchmark mode: pulls, pod lifecycles, container lifecycles."""
@@ -378,6 +404,12 @@ def main() -> int:
     parser.add_argument("--trace", action="store_true", help="tracemalloc growth per phase")
     parser.add_argument("--smaps", action="store_true", help="where the pages are (MiB)")
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for crid")
+    parser.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        help="a housekeeping RPC to leave out (e.g. ListPodSandboxMetrics), to see its cost",
+    )
     args = parser.parse_args()
     env = dict(item.split("=", 1) for item in args.env)
     work = Path(tempfile.mkdtemp(prefix="crid-churn-bench-"))
@@ -399,7 +431,7 @@ def main() -> int:
 
         try:
             with grpc.insecure_channel(f"unix://{crid.socket}") as channel:
-                kubelet = Kubelet(channel, crid, pushed.reference)
+                kubelet = Kubelet(channel, crid, pushed.reference, frozenset(args.skip))
                 kubelet.runtime.Version(api_pb2.VersionRequest())
                 kubelet.runtime.Status(api_pb2.StatusRequest())
                 idle = sample("idle", None)
