@@ -16,8 +16,11 @@ random 10.x subnet, a loopback ``docker-registry`` holding the busybox image tha
 What must hold (issue 14): cycle 2, the churn and the end within 10% of cycle 1, and
 memory going back down from the churn's peak when its pods are gone.
 ``--trace`` runs crid under tracemalloc and prints the allocation sites that grew
-between phases; ``--smaps`` where the resident pages are. Run as root from the checkout:
-``uv run python bench/crid/churn_memory.py [--minutes 10] [--trace]``.
+between phases; ``--smaps`` where the resident pages are; ``--interval`` paces the churn
+(one pod replaced every so many seconds at most, so an hour-long run does not take the
+machine's cores); ``--skip RPC`` leaves a housekeeping call out, to see what it costs.
+Run as root from the checkout:
+``uv run python bench/crid/churn_memory.py [--minutes 60 --interval 0.5] [--trace]``.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -135,6 +139,8 @@ class Crid:
             f'[crid.network]\nnetwork_dir = "{work}/net.d"\n'
             f'[crid.runtime]\nnamespaces_dir = "{work}/run/ns"\n'
             f'container_exits_dir = "{work}/run/exits"\n'
+            f'[crid.nri]\nsocket_path = "{work}/run/nri.sock"\n'
+            f'plugin_dir = "{work}/nri-plugins"\n'
             f'[crid.image]\nregistries_conf = "{work}/registries.conf"\n'
             f'registries_conf_dir = "{work}/registries.conf.d"\n'
             f'signature_policy = "{work}/policy.json"\n'
@@ -178,11 +184,14 @@ class Crid:
 class Kubelet:
     """The CRI calls of critest's benchmarks and of a kubelet's housekeeping."""
 
-    def __init__(self, channel: grpc.Channel, crid: Crid, image: str) -> None:
+    def __init__(
+        self, channel: grpc.Channel, crid: Crid, image: str, skip: frozenset[str] = frozenset()
+    ) -> None:
         self.runtime = api_pb2_grpc.RuntimeServiceStub(channel)
         self.images = api_pb2_grpc.ImageServiceStub(channel)
         self.crid = crid
         self.image = image
+        self.skip = skip  # housekeeping RPCs left out, to tell what each one costs
         self.serial = 0
 
     def pod_config(self) -> api_pb2.PodSandboxConfig:
@@ -241,14 +250,34 @@ class Kubelet:
 
     def housekeeping(self) -> None:
         """What the kubelet's PLEG, stats provider and image manager poll for."""
-        self.runtime.ListPodSandbox(api_pb2.ListPodSandboxRequest())
-        self.runtime.ListContainers(api_pb2.ListContainersRequest())
-        self.runtime.ListContainerStats(api_pb2.ListContainerStatsRequest())
-        self.runtime.ListPodSandboxStats(api_pb2.ListPodSandboxStatsRequest())
-        self.runtime.ListPodSandboxMetrics(api_pb2.ListPodSandboxMetricsRequest())
-        self.images.ListImages(api_pb2.ListImagesRequest())
-        self.images.ImageFsInfo(api_pb2.ImageFsInfoRequest())
-        self.runtime.Status(api_pb2.StatusRequest(verbose=True))
+        calls: list[tuple[str, Callable[[], object]]] = [
+            (
+                "ListPodSandbox",
+                lambda: self.runtime.ListPodSandbox(api_pb2.ListPodSandboxRequest()),
+            ),
+            (
+                "ListContainers",
+                lambda: self.runtime.ListContainers(api_pb2.ListContainersRequest()),
+            ),
+            (
+                "ListContainerStats",
+                lambda: self.runtime.ListContainerStats(api_pb2.ListContainerStatsRequest()),
+            ),
+            (
+                "ListPodSandboxStats",
+                lambda: self.runtime.ListPodSandboxStats(api_pb2.ListPodSandboxStatsRequest()),
+            ),
+            (
+                "ListPodSandboxMetrics",
+                lambda: self.runtime.ListPodSandboxMetrics(api_pb2.ListPodSandboxMetricsRequest()),
+            ),
+            ("ListImages", lambda: self.images.ListImages(api_pb2.ListImagesRequest())),
+            ("ImageFsInfo", lambda: self.images.ImageFsInfo(api_pb2.ImageFsInfoRequest())),
+            ("Status", lambda: self.runtime.Status(api_pb2.StatusRequest(verbose=True))),
+        ]
+        for name, call in calls:
+            if name not in self.skip:
+                call()
 
     def benchmark_cycle(self, pods: int, containers: int, pulls: int) -> None:
         """critest's benchmark mode: pulls, pod lifecycles, container lifecycles."""
@@ -280,24 +309,35 @@ class Kubelet:
         self.housekeeping()
         self.remove_pod(pod_id)
 
-    def churn(self, minutes: float, width: int) -> tuple[int, float]:
-        """Keep *width* pods alive, replacing the oldest in turn, then remove them all:
-        the number replaced and the highest RSS (MiB) sampled each minute meanwhile."""
+    def churn(
+        self, minutes: float, width: int, interval: float, live_sample: Callable[[], object]
+    ) -> tuple[int, list[float]]:
+        """Keep *width* pods alive, replacing the oldest in turn (one every *interval*
+        seconds at most, so a long run churns steadily without taking the machine's
+        cores), then remove them all: the number replaced and the RSS (MiB) sampled
+        each minute meanwhile; *live_sample* runs once before the pods are removed."""
         live: list[str] = []
         for _ in range(width):
             pod = self.pod_config()
             pod_id = self.run_pod(pod)
             self.start_container(pod_id, pod, "app")
             live.append(pod_id)
-        replaced, peak = 0, 0.0
-        deadline = time.monotonic() + minutes * 60
-        report = time.monotonic() + 60
+        replaced, samples = 0, []
+        started = time.monotonic()
+        deadline = started + minutes * 60
+        report = started + 60
         while time.monotonic() < deadline:
             if time.monotonic() >= report:  # the trend: does it level off?
                 report += 60
-                rss = memory_mib(self.crid.proc.pid)["VmRSS"]
-                peak = max(peak, rss)
-                print(f"    churn: {replaced:5d} pods replaced, {width} live: RSS {rss:6.1f} MiB")
+                memory = memory_mib(self.crid.proc.pid)
+                samples.append(memory["VmRSS"])
+                print(
+                    f"    churn {len(samples):3d} min: {replaced:6d} pods replaced, {width} live:"
+                    f" RSS {memory['VmRSS']:6.1f} MiB  anon {memory['RssAnon']:6.1f}"
+                    f"  threads {int(memory['Threads']):3d}",
+                    flush=True,
+                )
+            step = time.monotonic()
             self.remove_pod(live.pop(0))
             pod = self.pod_config()
             pod_id = self.run_pod(pod)
@@ -305,10 +345,12 @@ class Kubelet:
             live.append(pod_id)
             self.housekeeping()
             replaced += 1
-        peak = max(peak, memory_mib(self.crid.proc.pid)["VmRSS"])
+            time.sleep(max(0.0, interval - (time.monotonic() - step)))
+        samples.append(memory_mib(self.crid.proc.pid)["VmRSS"])
+        live_sample()
         for pod_id in live:
             self.remove_pod(pod_id)
-        return replaced, peak
+        return replaced, samples
 
 
 def remove_every_pod(crid: Crid) -> None:
@@ -352,6 +394,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--minutes", type=float, default=0.0, help="churn of --width pods")
     parser.add_argument("--width", type=int, default=20)
+    parser.add_argument(
+        "--interval", type=float, default=0.0, help="seconds between pod replacements (at least)"
+    )
     parser.add_argument("--pods", type=int, default=50)
     parser.add_argument("--containers", type=int, default=50)
     parser.add_argument("--pulls", type=int, default=20)
@@ -359,6 +404,12 @@ def main() -> int:
     parser.add_argument("--trace", action="store_true", help="tracemalloc growth per phase")
     parser.add_argument("--smaps", action="store_true", help="where the pages are (MiB)")
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for crid")
+    parser.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        help="a housekeeping RPC to leave out (e.g. ListPodSandboxMetrics), to see its cost",
+    )
     args = parser.parse_args()
     env = dict(item.split("=", 1) for item in args.env)
     work = Path(tempfile.mkdtemp(prefix="crid-churn-bench-"))
@@ -380,7 +431,7 @@ def main() -> int:
 
         try:
             with grpc.insecure_channel(f"unix://{crid.socket}") as channel:
-                kubelet = Kubelet(channel, crid, pushed.reference)
+                kubelet = Kubelet(channel, crid, pushed.reference, frozenset(args.skip))
                 kubelet.runtime.Version(api_pb2.VersionRequest())
                 kubelet.runtime.Status(api_pb2.StatusRequest())
                 idle = sample("idle", None)
@@ -392,10 +443,17 @@ def main() -> int:
                 second = sample("after cycle 2", idle)
                 churned, live_peak = None, 0.0
                 if args.minutes > 0:
-                    replaced, live_peak = kubelet.churn(args.minutes, args.width)
+                    replaced, samples = kubelet.churn(
+                        args.minutes,
+                        args.width,
+                        args.interval,
+                        lambda: sample(f"{args.width} pods live", idle),
+                    )
+                    live_peak = max(samples)
                     print(
-                        f"  (churn: {replaced} pods replaced; peak with {args.width} live:"
-                        f" {live_peak:.1f} MiB)"
+                        f"  (churn: {replaced} pods replaced; {args.width} live, RSS over"
+                        f" {len(samples)} samples: min {min(samples):.1f}, max {live_peak:.1f},"
+                        f" last {samples[-1]:.1f} MiB)"
                     )
                     churned = sample(f"after {args.minutes:g} min churn", idle)
                 kubelet.remove_image()

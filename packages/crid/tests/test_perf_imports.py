@@ -11,8 +11,18 @@ import sys
 from pathlib import Path
 
 # Loaded at first use: metrics (only with enable_metrics) and schema validation (the first
-# CreateContainer). ~20 MiB of an idle daemon's RSS between them.
-LAZY = ("prometheus_client", "jsonschema", "referencing", "httpx", "cryptography", "yaml")
+# CreateContainer). ~20 MiB of an idle daemon's RSS between them. The streaming server's
+# HTTP and WebSocket libraries load at its first connection (~2 MiB).
+LAZY = (
+    "prometheus_client",
+    "jsonschema",
+    "referencing",
+    "httpx",
+    "cryptography",
+    "yaml",
+    "h11",
+    "wsproto",
+)
 
 
 def loaded_after(code: str) -> set[str]:
@@ -37,6 +47,11 @@ def test_they_load_when_first_used() -> None:
         "assert violations({'ociVersion': 1}, Schema.RUNTIME_CONFIG)"
     )
     assert loaded_after(validate) == {"jsonschema", "referencing"}
+
+
+def test_the_streaming_server_loads_its_protocols_at_its_first_connection() -> None:
+    assert loaded_after("import crid.streaming.server") == set()
+    assert loaded_after("import crid.streaming.upgrade") == {"h11", "wsproto"}
 
 
 def test_recording_does_nothing_until_metrics_are_enabled() -> None:

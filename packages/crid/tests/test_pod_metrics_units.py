@@ -410,6 +410,21 @@ def test_excluded_groups_are_neither_described_nor_reported(tmp_path: Path) -> N
     assert len(messages) == 0
 
 
+def test_the_list_answer_holds_the_only_copy_of_each_pods_metrics(tmp_path: Path) -> None:
+    sandbox, container = records()
+    pod_usage = usages(tmp_path)
+    messages = MetricsMessages(POD_METRIC_GROUPS)
+    built = messages.pod(pod_usage, sandbox, [container])
+    messages.render([((sandbox, [container]), pod_usage)], complete=True)
+    shared = messages.pod(pod_usage, sandbox, [container])
+    answer = messages.pod_list.response([shared])
+    assert shared is not built and shared == built
+    assert shared is answer.pod_metrics[0]  # the entry is the answer's own item
+    assert messages.pod_list.response([messages.pod(pod_usage, sandbox, [container])]) is answer
+    messages.render([((sandbox, [container]), pod_usage)], complete=True)  # same sample
+    assert messages.pod_list.response([messages.pod(pod_usage, sandbox, [container])]) is answer
+
+
 def test_an_unknown_metric_group_is_a_config_error(tmp_path: Path) -> None:
     main = tmp_path / "crid.toml"
     main.write_text('[crid.stats]\nincluded_pod_metrics = ["cpu", "gpu"]\n')

@@ -69,3 +69,8 @@ class ResponseCache(Generic[_M, _A]):
         answer = self._build(items)
         self._last = (items, answer)
         return answer
+
+    def remember(self, items: list[_M], answer: _A) -> None:
+        """Take ``items`` (equal to those ``answer`` was built from, e.g. its own items)
+        as the ones ``answer`` holds, so the originals can be freed."""
+        self._last = (items, answer)

@@ -95,7 +95,22 @@ class MetricsMessages:
         for sid in [k for k in list(self._pods) if k not in pods]:
             self._pods.pop(sid, None)
         if len(items) == len(samples):
-            self.pod_list.response(items)  # the next ListPodSandboxMetrics finds it ready
+            answer = self.pod_list.response(items)  # the next ListPodSandboxMetrics finds it
+            self._share(items, answer)
+
+    def _share(
+        self,
+        items: list[api_pb2.PodSandboxMetrics],
+        answer: api_pb2.ListPodSandboxMetricsResponse,
+    ) -> None:
+        """Point each pod's entry at its copy in ``answer`` (built from ``items``, in
+        their order) and let the originals go."""
+        views = list(answer.pod_metrics)
+        for item, view in zip(items, views, strict=True):
+            entry = self._pods.get(view.pod_sandbox_id)
+            if entry is not None and entry[1] is item and item is not view:
+                self._pods[view.pod_sandbox_id] = (entry[0], view)
+        self.pod_list.remember(views, answer)
 
     def __len__(self) -> int:
         return len(self._pods)

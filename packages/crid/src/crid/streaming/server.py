@@ -15,32 +15,18 @@ import contextlib
 import ipaddress
 import logging
 import ssl
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-
-import h11
-from wsproto import ConnectionType, WSConnection
-from wsproto.events import AcceptConnection, RejectConnection
-from wsproto.events import Request as WsRequest
 
 from crid.context import Context
 from crid.errors import StreamTokenError
-from crid.streaming.attach import run_attach
-from crid.streaming.channel import Activity, StreamChannel
-from crid.streaming.commands import serve_spdy_command, serve_websocket_command
-from crid.streaming.exec import run_exec
-from crid.streaming.portforward import PROTOCOL as PORTFORWARD_PROTOCOL
-from crid.streaming.portforward import serve_port_forward
-from crid.streaming.remotecommand import SPDY_PROTOCOLS, WEBSOCKET_PROTOCOLS, CommandIO
+from crid.streaming.channel import Activity
 from crid.streaming.requests import AttachRequest, ExecRequest, PortForwardRequest, StreamRequest
-from crid.streaming.spdy import Session
 from crid.streaming.tokens import TokenCache
-from crid.streaming.websocket import TunnelChannel, WebSocket
 
-__all__ = ["TUNNEL_PROTOCOL", "ServerOptions", "StreamingServer"]
+__all__ = ["ServerOptions", "StreamingServer"]
 
 _log = logging.getLogger(__name__)
-TUNNEL_PROTOCOL = "SPDY/3.1+portforward.k8s.io"
 _KINDS: dict[str, type[StreamRequest]] = {
     "exec": ExecRequest,
     "attach": AttachRequest,
@@ -71,10 +57,6 @@ def _offers(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> list[str]:
         if key == name:
             values += [part.strip() for part in value.decode("latin-1").split(",") if part.strip()]
     return values
-
-
-def _negotiate(offered: list[str], supported: tuple[str, ...]) -> str | None:
-    return next((protocol for protocol in offered if protocol in supported), None)
 
 
 class StreamingServer:
@@ -170,6 +152,12 @@ class StreamingServer:
     async def _serve(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, activity: Activity
     ) -> None:
+        # h11, wsproto and the SPDY and command code (~2 MiB resident) load at the first
+        # connection: a node that never execs, attaches or port-forwards never needs them.
+        import h11
+
+        from crid.streaming import upgrade
+
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=16 * 1024)
         raw = bytearray()
         self._handshakes += 1
@@ -184,7 +172,7 @@ class StreamingServer:
                         continue
                     break
         except h11.RemoteProtocolError as err:
-            await _respond(writer, err.error_status_hint, f"bad request: {err}")
+            await respond(writer, err.error_status_hint, f"bad request: {err}")
             return
         finally:
             self._handshakes -= 1
@@ -193,114 +181,23 @@ class StreamingServer:
         path = event.target.decode("latin-1").split("?", 1)[0].strip("/").split("/")
         kind = path[0] if len(path) == 2 else ""
         if kind not in _KINDS:
-            await _respond(writer, 404, "not found")
+            await respond(writer, 404, "not found")
             return
         try:
             request = self.tokens.consume(path[1], _KINDS[kind])
         except StreamTokenError as err:
-            await _respond(writer, 404, str(err))
+            await respond(writer, 404, str(err))
             return
-        upgrade = [value.lower() for value in _offers(event.headers, b"upgrade")]
-        if "websocket" in upgrade:
-            await self._websocket(bytes(raw), reader, writer, request, activity)
-        elif "spdy/3.1" in upgrade:
+        upgrades = [value.lower() for value in _offers(event.headers, b"upgrade")]
+        if "websocket" in upgrades:
+            await upgrade.websocket(self.ctx, bytes(raw), reader, writer, request, activity)
+        elif "spdy/3.1" in upgrades:
             offered = _offers(event.headers, b"x-stream-protocol-version")
-            await self._spdy(conn.trailing_data[0], offered, reader, writer, request, activity)
-        else:
-            await _respond(writer, 400, "this URL needs an Upgrade to SPDY/3.1 or websocket")
-
-    async def _spdy(
-        self,
-        leftover: bytes,
-        offered: list[str],
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        request: StreamRequest,
-        activity: Activity,
-    ) -> None:
-        supported = (
-            (PORTFORWARD_PROTOCOL,) if isinstance(request, PortForwardRequest) else SPDY_PROTOCOLS
-        )
-        protocol = _negotiate(offered, supported)
-        if protocol is None:
-            await _respond(
-                writer, 403, f"no supported X-Stream-Protocol-Version in {offered}: {supported}"
+            await upgrade.spdy(
+                self.ctx, conn.trailing_data[0], offered, reader, writer, request, activity
             )
-            return
-        writer.write(
-            b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n"
-            b"X-Stream-Protocol-Version: " + protocol.encode() + b"\r\n\r\n"
-        )
-        await writer.drain()
-        session = Session(StreamChannel(reader, writer, leftover, activity), client=False)
-        await session.start()
-        if isinstance(request, PortForwardRequest):
-            await serve_port_forward(session, request)
-            return
-        await serve_spdy_command(
-            session,
-            protocol,
-            stdin=request.stdin,
-            stdout=request.stdout,
-            stderr=request.stderr,
-            tty=request.tty,
-            command=self._command(request),
-        )
-
-    async def _websocket(
-        self,
-        raw: bytes,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        request: StreamRequest,
-        activity: Activity,
-    ) -> None:
-        ws = WSConnection(ConnectionType.SERVER)
-        ws.receive_data(raw)
-        handshake = next((e for e in ws.events() if isinstance(e, WsRequest)), None)
-        if handshake is None:
-            await _respond(writer, 400, "bad websocket handshake")
-            return
-        if isinstance(request, PortForwardRequest):
-            supported: tuple[str, ...] = (TUNNEL_PROTOCOL,)
-            protocol = _negotiate(handshake.subprotocols, supported)
         else:
-            supported = WEBSOCKET_PROTOCOLS
-            protocol = (
-                _negotiate(handshake.subprotocols, supported)
-                if handshake.subprotocols
-                else "channel.k8s.io"
-            )
-        if protocol is None:
-            writer.write(ws.send(RejectConnection(status_code=400, has_body=False)))
-            await writer.drain()
-            return
-        writer.write(
-            ws.send(AcceptConnection(subprotocol=protocol if handshake.subprotocols else None))
-        )
-        await writer.drain()
-        websocket = WebSocket(ws, reader, writer, activity)
-        if isinstance(request, PortForwardRequest):
-            session = Session(TunnelChannel(websocket), client=False)
-            await session.start()
-            await serve_port_forward(session, request)
-            return
-        await serve_websocket_command(
-            websocket,
-            protocol,
-            stdin=request.stdin,
-            stdout=request.stdout,
-            stderr=request.stderr,
-            tty=request.tty,
-            command=self._command(request),
-        )
-
-    def _command(
-        self, request: ExecRequest | AttachRequest
-    ) -> Callable[[CommandIO], Awaitable[int | None]]:
-        if isinstance(request, ExecRequest):
-            return lambda io: run_exec(self.ctx, request, io)
-        return lambda io: run_attach(self.ctx, request, io)
+            await respond(writer, 400, "this URL needs an Upgrade to SPDY/3.1 or websocket")
 
 
 async def _refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -308,14 +205,14 @@ async def _refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
     draining what it sent (closing on unread data would reset the answer away), close."""
     with contextlib.suppress(ConnectionError, OSError, TimeoutError):
         async with asyncio.timeout(1.0):
-            await _respond(writer, 503, "too many streaming connections")
+            await respond(writer, 503, "too many streaming connections")
             writer.write_eof()
             while await reader.read(16 * 1024):
                 pass
     writer.transport.abort()
 
 
-async def _respond(writer: asyncio.StreamWriter, status: int, message: str) -> None:
+async def respond(writer: asyncio.StreamWriter, status: int, message: str) -> None:
     """A plain-text answer for a request that is not upgraded; the connection then closes."""
     body = message.encode() + b"\n"
     reason = {
