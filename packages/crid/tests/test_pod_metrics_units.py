@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from crid._cri.v1 import api_pb2
 from crid.cgroups import Hierarchies, read_details
 from crid.cgroups.details import parse_blkio, parse_io_stat, parse_pressure
 from crid.config import POD_METRIC_GROUPS, load_config
 from crid.errors import ConfigError
-from crid.services._metrics_messages import MetricsMessages
+from crid.services._metrics_messages import MetricsMessages, encode_repeated
 from crid.state import Container, ContainerMeta, ContainerState, PodMeta, Sandbox, SandboxState
 from crid.stats import (
     ContainerUsage,
@@ -394,8 +395,9 @@ def test_excluded_groups_are_neither_described_nor_reported(tmp_path: Path) -> N
     assert names == {d.name for d in descriptors_for(["network", "oom"])}
     assert "container_oom_events_total" in names
     assert "container_memory_usage_bytes" not in names
-    built = messages.pod(pod_usage, sandbox, [container])
-    assert messages.pod(pod_usage, sandbox, [container]) is built  # once per sample
+    encoded = messages.pod(pod_usage, sandbox, [container])
+    assert messages.pod(pod_usage, sandbox, [container]) is encoded  # once per sample
+    built = api_pb2.PodSandboxMetrics.FromString(encoded)
     reported = {m.name for m in built.metrics} | {
         m.name for c in built.container_metrics for m in c.metrics
     }
@@ -405,24 +407,30 @@ def test_excluded_groups_are_neither_described_nor_reported(tmp_path: Path) -> N
     zero = [m for m in built.metrics if m.name == "container_network_receive_errors_total"]
     assert zero[0].HasField("value") and zero[0].value.value == 0  # 0 is sent, not unset
     messages.render([((sandbox, [container]), pod_usage)], complete=True)
-    assert messages.pod_list.response([built]).pod_metrics[0] == built
+    answer = api_pb2.ListPodSandboxMetricsResponse.FromString(messages.pod_list.response([encoded]))
+    assert answer.pod_metrics[0] == built
     messages.render([], complete=True)
     assert len(messages) == 0
 
 
-def test_the_list_answer_holds_the_only_copy_of_each_pods_metrics(tmp_path: Path) -> None:
+def test_metrics_answers_are_the_encoded_pods_joined(tmp_path: Path) -> None:
+    """Both list and stream answers are field 1 repeated: the pods' bytes, joined with
+    their tags and lengths, parse as the messages they were built from, and the list
+    answer is kept while the pods' samples are the same."""
     sandbox, container = records()
     pod_usage = usages(tmp_path)
     messages = MetricsMessages(POD_METRIC_GROUPS)
-    built = messages.pod(pod_usage, sandbox, [container])
+    built = messages.build(pod_usage, sandbox, [container])
+    assert len(built.SerializeToString()) > 300  # a length of two varint bytes
     messages.render([((sandbox, [container]), pod_usage)], complete=True)
-    shared = messages.pod(pod_usage, sandbox, [container])
-    answer = messages.pod_list.response([shared])
-    assert shared is not built and shared == built
-    assert shared is answer.pod_metrics[0]  # the entry is the answer's own item
-    assert messages.pod_list.response([messages.pod(pod_usage, sandbox, [container])]) is answer
-    messages.render([((sandbox, [container]), pod_usage)], complete=True)  # same sample
-    assert messages.pod_list.response([messages.pod(pod_usage, sandbox, [container])]) is answer
+    encoded = messages.pod(pod_usage, sandbox, [container])
+    answer = messages.pod_list.response([encoded, encoded])
+    for kind in (api_pb2.ListPodSandboxMetricsResponse, api_pb2.StreamPodSandboxMetricsResponse):
+        parsed = kind.FromString(answer)
+        assert list(parsed.ListFields()[0][1]) == [built, built]
+        assert parsed.SerializeToString() == answer
+    assert messages.pod_list.response([messages.pod(pod_usage, sandbox, [container])] * 2) is answer
+    assert encode_repeated([]) == b""
 
 
 def test_an_unknown_metric_group_is_a_config_error(tmp_path: Path) -> None:

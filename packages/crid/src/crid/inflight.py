@@ -5,6 +5,10 @@ cancels the calls still running, but it returns without waiting for their handle
 unwind. :class:`InFlight` (a server interceptor) knows each handler's task: the daemon
 cancels what is left after the grace period and waits until every handler has run its
 ``except``/``finally`` code (rollbacks included) before it closes the state database.
+
+It also lets a handler answer with ``bytes``: an answer already encoded (the pod metrics,
+kept encoded, see :mod:`crid.services._metrics_messages`) is sent as it is instead of
+being serialized again.
 """
 
 from __future__ import annotations
@@ -15,7 +19,20 @@ from typing import Any
 
 import grpc
 
-__all__ = ["InFlight"]
+__all__ = ["InFlight", "passing_bytes"]
+
+
+def passing_bytes(
+    serializer: Callable[[Any], bytes] | None,
+) -> Callable[[Any], bytes] | None:
+    """``serializer``, except that an answer that is already ``bytes`` goes as it is."""
+    if serializer is None:
+        return None
+
+    def serialize(message: Any) -> bytes:
+        return message if isinstance(message, bytes) else serializer(message)
+
+    return serialize
 
 
 class InFlight(grpc.aio.ServerInterceptor):
@@ -45,12 +62,20 @@ class InFlight(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
+        if handler is None:
+            return handler
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                handler.unary_stream,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=passing_bytes(handler.response_serializer),
+            )
+        if handler.unary_unary is None:
             return handler
         return grpc.unary_unary_rpc_method_handler(
             self._wrap(handler.unary_unary),
             request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
+            response_serializer=passing_bytes(handler.response_serializer),
         )
 
     async def cancel(self, timeout: float) -> bool:

@@ -2,9 +2,12 @@
 
 A hundred pods make ~10,000 ``Metric`` messages: far too many to build on the event loop
 per call. Each pod's ``PodSandboxMetrics`` is built once per detailed sample, by the stats
-sampler's listener in its worker thread (or on first use), and after a complete refresh
-the whole list answer too, so a ListPodSandboxMetrics between two refreshes only looks
-the ready messages up. Published messages are never modified.
+sampler's listener in its worker thread (or on first use), and kept **encoded**: bytes
+hold a pod's metrics in a tenth of the memory the message objects take, and an answer
+is those bytes joined (both ``ListPodSandboxMetricsResponse`` and
+``StreamPodSandboxMetricsResponse`` are one repeated field 1 of them), which the server
+sends as they are (:mod:`crid.inflight` passes ``bytes`` answers through). Rebuilding a
+list answer while pods come and go is then a join, not a copy of every message.
 """
 
 from __future__ import annotations
@@ -23,7 +26,24 @@ from crid.stats import (
     sandbox_metrics,
 )
 
-__all__ = ["MetricsMessages"]
+__all__ = ["MetricsMessages", "encode_repeated"]
+
+#: The tag of field 1, wire type 2 (length-delimited): ``(1 << 3) | 2``.
+_FIELD_1 = b"\x0a"
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def encode_repeated(items: Sequence[bytes]) -> bytes:
+    """A message whose field 1 repeats the encoded ``items`` (in wire format)."""
+    return b"".join(part for item in items for part in (_FIELD_1, _varint(len(item)), item))
 
 
 def _fill(target: api_pb2.Metric, sample: MetricSample) -> None:
@@ -33,10 +53,6 @@ def _fill(target: api_pb2.Metric, sample: MetricSample) -> None:
     target.label_values.extend(sample.label_values)
     target.value.SetInParent()  # 0 is a value too
     target.value.value = sample.value
-
-
-def _pod_list(items: list[api_pb2.PodSandboxMetrics]) -> api_pb2.ListPodSandboxMetricsResponse:
-    return api_pb2.ListPodSandboxMetricsResponse(pod_metrics=items)
 
 
 class MetricsMessages:
@@ -50,8 +66,9 @@ class MetricsMessages:
                 for d in descriptors_for(self.groups)
             ]
         )
-        self._pods: dict[str, tuple[tuple[object, ...], api_pb2.PodSandboxMetrics]] = {}
-        self.pod_list = ResponseCache(_pod_list)
+        self._pods: dict[str, tuple[tuple[object, ...], bytes]] = {}
+        #: The encoded ListPodSandboxMetricsResponse of the last list of pods.
+        self.pod_list: ResponseCache[bytes, bytes] = ResponseCache(encode_repeated)
 
     def build(
         self, usage: SandboxUsage, sandbox: Sandbox, containers: Sequence[Container]
@@ -69,17 +86,15 @@ class MetricsMessages:
                 _fill(entry.metrics.add(), sample)
         return message
 
-    def pod(
-        self, usage: SandboxUsage, sandbox: Sandbox, containers: Sequence[Container]
-    ) -> api_pb2.PodSandboxMetrics:
-        """One pod's metrics message, built once per sample and records."""
+    def pod(self, usage: SandboxUsage, sandbox: Sandbox, containers: Sequence[Container]) -> bytes:
+        """One pod's encoded metrics message, built once per sample and records."""
         key = (usage, sandbox, *containers)
         entry = self._pods.get(sandbox.id)
         if entry is not None and entry[0] == key:
             return entry[1]
-        message = self.build(usage, sandbox, containers)
-        self._pods[sandbox.id] = (key, message)
-        return message
+        encoded = self.build(usage, sandbox, containers).SerializeToString()
+        self._pods[sandbox.id] = (key, encoded)
+        return encoded
 
     def render(self, samples: Sequence[tuple[Pod, SandboxUsage]], complete: bool) -> None:
         """Build the answers of new detailed samples (the sampler's listener, in its thread)."""
@@ -95,22 +110,7 @@ class MetricsMessages:
         for sid in [k for k in list(self._pods) if k not in pods]:
             self._pods.pop(sid, None)
         if len(items) == len(samples):
-            answer = self.pod_list.response(items)  # the next ListPodSandboxMetrics finds it
-            self._share(items, answer)
-
-    def _share(
-        self,
-        items: list[api_pb2.PodSandboxMetrics],
-        answer: api_pb2.ListPodSandboxMetricsResponse,
-    ) -> None:
-        """Point each pod's entry at its copy in ``answer`` (built from ``items``, in
-        their order) and let the originals go."""
-        views = list(answer.pod_metrics)
-        for item, view in zip(items, views, strict=True):
-            entry = self._pods.get(view.pod_sandbox_id)
-            if entry is not None and entry[1] is item and item is not view:
-                self._pods[view.pod_sandbox_id] = (entry[0], view)
-        self.pod_list.remember(views, answer)
+            self.pod_list.response(items)  # the next ListPodSandboxMetrics finds it ready
 
     def __len__(self) -> int:
         return len(self._pods)

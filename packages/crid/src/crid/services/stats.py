@@ -11,7 +11,7 @@ from crid._cri.v1 import api_pb2
 from crid.rpc_errors import translate_errors
 from crid.services._base import RpcContext, ServiceBase
 from crid.services._cache import ResponseCache
-from crid.services._metrics_messages import MetricsMessages
+from crid.services._metrics_messages import MetricsMessages, encode_repeated
 from crid.state import Container, ContainerState, Sandbox, SandboxState
 from crid.stats import (
     ContainerUsage,
@@ -343,7 +343,8 @@ class StatsRPCs(ServiceBase):
     ) -> api_pb2.ListMetricDescriptorsResponse:
         return self.metrics_messages.descriptors
 
-    async def _pod_metrics(self) -> list[api_pb2.PodSandboxMetrics]:
+    async def _pod_metrics(self) -> list[bytes]:
+        """Each pod's encoded ``PodSandboxMetrics``."""
         pods = self._pods()
         usages = await self.stats.sandboxes(pods, detailed=True)
         messages = self.metrics_messages
@@ -352,12 +353,14 @@ class StatsRPCs(ServiceBase):
     @translate_errors
     async def ListPodSandboxMetrics(  # noqa: N802
         self, request: api_pb2.ListPodSandboxMetricsRequest, context: RpcContext
-    ) -> api_pb2.ListPodSandboxMetricsResponse:
+    ) -> bytes:
+        """The encoded ``ListPodSandboxMetricsResponse`` (sent as it is)."""
         return self.metrics_messages.pod_list.response(await self._pod_metrics())
 
     @translate_errors
     async def StreamPodSandboxMetrics(  # noqa: N802
         self, request: api_pb2.StreamPodSandboxMetricsRequest, context: RpcContext
-    ) -> AsyncIterator[api_pb2.StreamPodSandboxMetricsResponse]:
+    ) -> AsyncIterator[bytes]:
+        """Encoded ``StreamPodSandboxMetricsResponse`` chunks (sent as they are)."""
         for chunk in _chunks(await self._pod_metrics()):
-            yield api_pb2.StreamPodSandboxMetricsResponse(pod_sandbox_metrics=chunk)
+            yield encode_repeated(chunk)
