@@ -175,6 +175,9 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--pods", type=int, default=100)
     parser.add_argument(
+        "--only", action="append", default=[], help="time only RPCs whose row starts so"
+    )
+    parser.add_argument(
         "--dump", action="store_true", help="print one pod's PodSandboxMetrics and the sizes"
     )
     args = parser.parse_args()
@@ -203,7 +206,9 @@ def main() -> int:
             try:
                 while not sock.exists():
                     time.sleep(0.005)
-                results = run_calls(sock, args.calls, sandbox_id, container_id, args.dump)
+                results = run_calls(
+                    sock, args.calls, sandbox_id, container_id, args.dump, args.only
+                )
             finally:
                 proc.terminate()
                 proc.wait(timeout=20)
@@ -226,9 +231,7 @@ def dump_metrics(stub: api_pb2_grpc.RuntimeServiceStub) -> None:
     """One pod's metrics as text, and the answer's size per pod and per series."""
     answer = stub.ListPodSandboxMetrics(api_pb2.ListPodSandboxMetricsRequest(), timeout=10)
     pods = answer.pod_metrics
-    series = sum(
-        len(p.metrics) + sum(len(c.metrics) for c in p.container_metrics) for p in pods
-    )
+    series = sum(len(p.metrics) + sum(len(c.metrics) for c in p.container_metrics) for p in pods)
     size = answer.ByteSize()
     print(f"ListPodSandboxMetrics: {size} bytes, {len(pods)} pods, {series} series")
     if pods:
@@ -237,7 +240,12 @@ def dump_metrics(stub: api_pb2_grpc.RuntimeServiceStub) -> None:
 
 
 def run_calls(
-    sock: Path, n: int, sandbox_id: str, container_id: str, dump: bool = False
+    sock: Path,
+    n: int,
+    sandbox_id: str,
+    container_id: str,
+    dump: bool = False,
+    only: list[str] | None = None,
 ) -> dict[str, list[float] | str]:
     with grpc.insecure_channel(f"unix://{sock}") as channel:
         stub = api_pb2_grpc.RuntimeServiceStub(channel)
@@ -252,8 +260,17 @@ def run_calls(
             dump_metrics(stub)
         # Metrics first: from then on the sampler takes detailed samples (more files, every
         # process's open files), which the other RPCs below must not feel.
+        # The same RPC with the answer left as bytes: the round trip without the client's parse.
+        raw_metrics = channel.unary_unary(
+            "/runtime.v1.RuntimeService/ListPodSandboxMetrics",
+            request_serializer=api_pb2.ListPodSandboxMetricsRequest.SerializeToString,
+            response_deserializer=None,
+        )
         calls: dict[str, Callable[[], object]] = {
             "ListPodSandboxMetrics": lambda: stub.ListPodSandboxMetrics(
+                api_pb2.ListPodSandboxMetricsRequest(), timeout=10
+            ),
+            " (answer as bytes)": lambda: raw_metrics(
                 api_pb2.ListPodSandboxMetricsRequest(), timeout=10
             ),
             "ListMetricDescriptors": lambda: stub.ListMetricDescriptors(
@@ -287,7 +304,11 @@ def run_calls(
                 stub.StreamContainers(api_pb2.StreamContainersRequest(), timeout=10)
             ),
         }
-        return {name: timed(call, n) for name, call in calls.items()}
+        return {
+            name: timed(call, n)
+            for name, call in calls.items()
+            if not only or any(name.strip().startswith(o) for o in only)
+        }
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from crid.stats import (
     Pod,
     SandboxUsage,
     StatsSampler,
+    host_groups,
     running_by_pod,
     select_containers,
     select_sandboxes,
@@ -231,7 +232,12 @@ class StatsRPCs(ServiceBase):
         """The built answers of the metrics RPCs (for the configured metric groups)."""
         found: MetricsMessages | None = getattr(self, "_metrics_messages", None)
         if found is None:
-            found = MetricsMessages(self.ctx.config.crid.stats.included_pod_metrics)
+            found = MetricsMessages(
+                host_groups(
+                    self.ctx.config.crid.stats.included_pod_metrics,
+                    self.ctx.controllers.available,
+                )
+            )
             self._metrics_messages = found
         return found
 

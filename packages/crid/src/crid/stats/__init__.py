@@ -9,6 +9,7 @@ from crid.stats.descriptors import (
     MetricKind,
     MetricSample,
     descriptors_for,
+    host_groups,
 )
 from crid.stats.filesystems import FsInfo, device_name, filesystem_of
 from crid.stats.network import InterfaceUsage, NetworkUsage, parse_net_dev, read_pod_network
@@ -50,6 +51,7 @@ __all__ = [
     "descriptors_for",
     "device_name",
     "filesystem_of",
+    "host_groups",
     "labels_match",
     "max_open_files",
     "memory_limit",
