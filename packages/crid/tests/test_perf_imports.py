@@ -27,7 +27,8 @@ LAZY = (
 
 # Loaded at first use by the daemon itself: the stats sampler, cgroup detail readers and
 # pod metrics (the first stats or metrics RPC), jeepney (the first systemd D-Bus call,
-# only with the systemd cgroup driver), argparse (never: ``crid serve`` parses by hand).
+# only with the systemd cgroup driver), argparse (never: ``crid serve`` parses by hand),
+# ocistore's unpacker with zstandard and gzip (the first layer unpacked).
 DAEMON_LAZY = (
     "crid.stats.sampler",
     "crid.stats.collector",
@@ -37,6 +38,9 @@ DAEMON_LAZY = (
     "crid.cgroups.details",
     "jeepney",
     "argparse",
+    "ocistore.unpack",
+    "zstandard",
+    "gzip",
 )
 
 
@@ -76,6 +80,11 @@ def test_the_daemon_loads_stats_metrics_and_dbus_code_at_first_use() -> None:
     assert loaded_after(dbus, DAEMON_LAZY) == {"jeepney"}
     assert loaded_after("from crid.cgroups import read_details", DAEMON_LAZY) == {
         "crid.cgroups.details"
+    }
+    assert loaded_after("from ocistore import unpack_layer", DAEMON_LAZY) == {
+        "ocistore.unpack",
+        "zstandard",
+        "gzip",
     }
 
 
