@@ -25,18 +25,67 @@ LAZY = (
 )
 
 
-def loaded_after(code: str) -> set[str]:
-    """The top-level modules of ``LAZY`` that running ``code`` in a new interpreter loads."""
+# Loaded at first use by the daemon itself: the stats sampler, cgroup detail readers and
+# pod metrics (the first stats or metrics RPC), jeepney (the first systemd D-Bus call,
+# only with the systemd cgroup driver), argparse (never: ``crid serve`` parses by hand),
+# ocistore's unpacker with zstandard and gzip (the first layer unpacked).
+DAEMON_LAZY = (
+    "crid.stats.sampler",
+    "crid.stats.collector",
+    "crid.stats.pod_metrics",
+    "crid.stats.descriptors",
+    "crid.services._metrics_messages",
+    "crid.cgroups.details",
+    "jeepney",
+    "argparse",
+    "ocistore.unpack",
+    "zstandard",
+    "gzip",
+)
+
+
+def loaded_after(code: str, watched: tuple[str, ...] = LAZY) -> set[str]:
+    """The modules of ``watched`` that running ``code`` in a new interpreter loads."""
     probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(set(sys.modules))))"
     result = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
     )
     modules = set(json.loads(result.stdout.splitlines()[-1]))
-    return {name for name in LAZY if name in modules}
+    return {name for name in watched if name in modules}
 
 
 def test_importing_the_daemon_loads_no_metrics_or_schema_library() -> None:
     assert loaded_after("import crid.server, crid.cli") == set()
+
+
+def test_the_daemon_loads_stats_metrics_and_dbus_code_at_first_use() -> None:
+    assert loaded_after("import crid.server, crid.entry", DAEMON_LAZY) == set()
+    # What the first ListContainerStats and ListPodSandboxMetrics import.
+    stats = "from crid.stats.sampler import StatsSampler"
+    assert loaded_after(stats, DAEMON_LAZY) == {
+        "crid.stats.sampler",
+        "crid.stats.collector",
+        "crid.stats.descriptors",
+        "crid.cgroups.details",
+    }
+    metrics = "import crid.services._metrics_messages"
+    assert loaded_after(metrics, DAEMON_LAZY) >= {
+        "crid.services._metrics_messages",
+        "crid.stats.pod_metrics",
+    }
+    dbus = (
+        "from crid.cgroups import systemd_driver\n"
+        "try:\n    systemd_driver.probe_systemd()\nexcept Exception:\n    pass"
+    )
+    assert loaded_after(dbus, DAEMON_LAZY) == {"jeepney"}
+    assert loaded_after("from crid.cgroups import read_details", DAEMON_LAZY) == {
+        "crid.cgroups.details"
+    }
+    assert loaded_after("from ocistore import unpack_layer", DAEMON_LAZY) == {
+        "ocistore.unpack",
+        "zstandard",
+        "gzip",
+    }
 
 
 def test_they_load_when_first_used() -> None:

@@ -220,7 +220,7 @@ async def test_every_critest_metric_has_real_values(tmp_path: Path) -> None:
         assert labels["id"].endswith(cid)
         [(pod_labels, _)] = pod_level["container_memory_usage_bytes"]
         assert pod_labels["container"] == ""
-        assert pod_labels["name"] == pod_id
+        assert pod_labels["name"] == ""  # as cAdvisor's for a pod cgroup
         assert pod_labels["id"] == f"/{env.cgroup_parent}/metrics"
 
         now = time.time()
@@ -352,7 +352,8 @@ async def test_included_pod_metrics_drops_excluded_groups(tmp_path: Path) -> Non
 
             got = await names()
             assert got <= listed
-            assert "container_cpu_cfs_periods_total" in got
+            assert "container_cpu_user_seconds_total" in got
+            assert "container_cpu_cfs_periods_total" not in got  # no CFS quota: as cAdvisor
             assert "container_spec_cpu_shares" in got
             assert "container_memory_usage_bytes" not in got
             assert "container_processes" not in got

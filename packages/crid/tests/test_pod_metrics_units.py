@@ -3,6 +3,7 @@ written in tmp_path (this host runs v1; v2 hosts read the other files), parsers,
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,7 @@ from crid.stats import (
     container_metrics,
     descriptors_for,
     device_name,
+    host_groups,
     max_open_files,
     sandbox_metrics,
 )
@@ -61,7 +63,7 @@ def v1_tree(root: Path) -> Hierarchies:
         {
             "cpu.stat": "nr_periods 40\nnr_throttled 7\nthrottled_time 2500000000\n",
             "cpu.cfs_period_us": "100000\n",
-            "cpu.cfs_quota_us": "-1\n",
+            "cpu.cfs_quota_us": "40000\n",
             "cpu.shares": "512\n",
         },
     )
@@ -118,6 +120,7 @@ def test_v1_details(tmp_path: Path) -> None:
     assert cpu is not None
     assert (cpu.user_ns, cpu.system_ns) == (3_200_000_000, 900_000_000)
     assert (cpu.periods, cpu.throttled_periods, cpu.throttled_ns) == (40, 7, 2_500_000_000)
+    assert cpu.quota == 40000
     memory = details.memory
     assert memory is not None
     assert (memory.cache, memory.mapped_file, memory.kernel) == (8388608, 4096, 65536)
@@ -127,7 +130,7 @@ def test_v1_details(tmp_path: Path) -> None:
     assert (memory.pgmajfault, memory.hierarchy_pgmajfault) == (1, 2)
     spec = details.spec
     assert spec is not None
-    assert (spec.cpu_period, spec.cpu_quota, spec.cpu_shares) == (100000, None, 512)
+    assert (spec.cpu_period, spec.cpu_quota, spec.cpu_shares) == (100000, 40000, 512)
     assert (spec.memory_limit, spec.memory_reservation, spec.memory_swap_limit) == (
         67108864,
         0,
@@ -213,6 +216,7 @@ def test_v2_details(tmp_path: Path) -> None:
     assert cpu is not None
     assert (cpu.user_ns, cpu.system_ns) == (4_000_000_000, 1_000_000_000)
     assert (cpu.periods, cpu.throttled_periods, cpu.throttled_ns) == (20, 4, 300_000_000)
+    assert cpu.quota == 50000
     memory = details.memory
     assert memory is not None
     assert (memory.cache, memory.kernel, memory.mapped_file, memory.swap) == (
@@ -251,7 +255,8 @@ def test_v2_without_peak_or_limits(tmp_path: Path) -> None:
     (directory / "cpu.max").write_text("max 100000\n")
     (directory / "memory.max").write_text("max\n")
     (directory / "pids.max").write_text("max\n")
-    details = read_details(hierarchies, CG, ["memory", "spec", "process"])
+    details = read_details(hierarchies, CG, ["cpu", "memory", "spec", "process"])
+    assert details.cpu is not None and details.cpu.quota is None
     assert details.memory is not None and details.memory.max_usage is None
     assert details.spec is not None
     assert (details.spec.cpu_quota, details.spec.cpu_period) == (None, 100000)
@@ -361,7 +366,7 @@ def test_every_descriptor_of_a_full_sample_has_values_with_its_labels(tmp_path: 
         *container_metrics(pod_usage.containers[0], container, sandbox, POD_METRIC_GROUPS),
     ]
     keys = {d.name: d.label_keys for d in descriptors_for(POD_METRIC_GROUPS)}
-    assert {s.name for s in samples} == set(keys) - {"container_spec_cpu_quota"}  # no quota
+    assert {s.name for s in samples} == set(keys)
     for sample in samples:
         assert len(sample.label_values) == len(keys[sample.name])
     by = {(s.name, s.label_values[6:]): s for s in samples if s.label_values[0] == "app"}
@@ -383,8 +388,45 @@ def test_every_descriptor_of_a_full_sample_has_values_with_its_labels(tmp_path: 
     pod_level = {s.name: s for s in samples if s.label_values[0] == ""}
     assert pod_level["container_network_transmit_packets_total"].label_values[6:] == ("eth0",)
     assert pod_level["container_start_time_seconds"].value == 1_700_000_000
-    assert pod_level["container_memory_usage_bytes"].label_values[3] == sandbox.id
+    assert pod_level["container_memory_usage_bytes"].label_values[:4] == (
+        "",
+        "/kubepods/pod1",
+        "",
+        "",  # name: empty for a pod cgroup, as cAdvisor's
+    )
     assert "container_fs_usage_bytes" not in pod_level
+
+
+def test_throttling_only_under_a_quota_and_pod_name_only_without_cgroup(tmp_path: Path) -> None:
+    """As cAdvisor: no CFS quota, no container_cpu_cfs_* series (the other CPU series
+    stay); a pod without a cgroup is told apart by its id in ``name``."""
+    sandbox, container = records()
+    pod_usage = usages(tmp_path)
+    (tmp_path / "cpu" / CG.strip("/") / "cpu.cfs_quota_us").write_text("-1\n")
+    hierarchies = Hierarchies(v1={c: tmp_path / c for c in ("cpu", "cpuacct")})
+    details = read_details(hierarchies, CG, ["cpu"])
+    assert details.cpu is not None and details.cpu.quota is None
+    ctr = dataclasses.replace(pod_usage.containers[0], details=details)
+    names = {s.name for s in container_metrics(ctr, container, sandbox, ["cpu"])}
+    assert names == {
+        "container_last_seen",
+        "container_start_time_seconds",
+        "container_cpu_usage_seconds_total",
+        "container_cpu_user_seconds_total",
+        "container_cpu_system_seconds_total",
+    }
+    no_cgroup = dataclasses.replace(pod_usage, cgroup="")
+    [seen, *_] = sandbox_metrics(no_cgroup, sandbox, ["cpu"])
+    assert seen.label_values[:4] == ("", "", "", sandbox.id)
+
+
+def test_groups_without_their_controller_are_left_out() -> None:
+    assert host_groups(POD_METRIC_GROUPS, {"cpu", "memory"}) == set(POD_METRIC_GROUPS) - {"hugetlb"}
+    assert "hugetlb" in host_groups(["hugetlb", "cpu"], {"hugetlb"})
+    messages = MetricsMessages(host_groups(POD_METRIC_GROUPS, {"cpu"}))
+    names = {d.name for d in messages.descriptors.descriptors}
+    assert "container_hugetlb_usage_bytes" not in names
+    assert "container_cpu_usage_seconds_total" in names
 
 
 def test_excluded_groups_are_neither_described_nor_reported(tmp_path: Path) -> None:

@@ -19,10 +19,10 @@ import grpc
 import pytest
 
 from crid._cri.v1 import api_pb2, api_pb2_grpc
-from crid.config import Config
+from crid.config import POD_METRIC_GROUPS, Config
 from crid.context import Context
 from crid.server import Daemon
-from crid.stats import METRIC_DESCRIPTORS, mountpoint_of
+from crid.stats import METRIC_DESCRIPTORS, host_groups, mountpoint_of
 from ocispec.generate import ResourceOptions
 
 from ._observe import container, pod, wait_until
@@ -237,7 +237,11 @@ async def test_list_filters_and_stream_variants(
             await stub.ListMetricDescriptors(api_pb2.ListMetricDescriptorsRequest())
         ).descriptors
         keys = {d.name: list(d.label_keys) for d in descriptors}
-        assert set(keys) == {d.name for d in METRIC_DESCRIPTORS}
+        # Every group by default, less those whose controller the host lacks (hugetlb here).
+        available = ctx_of(daemon).controllers.available
+        expected = host_groups(POD_METRIC_GROUPS, available)
+        assert set(keys) == {d.name for d in METRIC_DESCRIPTORS if d.group in {"", *expected}}
+        assert ("container_hugetlb_usage_bytes" in keys) == ("hugetlb" in available)
         metrics = (
             await stub.ListPodSandboxMetrics(api_pb2.ListPodSandboxMetricsRequest())
         ).pod_metrics

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import ocistore.layers as layers_mod
+import ocistore.unpack as unpack_mod
 from ocispec.image import Descriptor
 from ocistore import (
     AmbiguousImageError,
@@ -154,13 +154,13 @@ def test_independent_layers_unpack_in_parallel(
 ) -> None:
     """Record which threads unpack: with several layers more than one thread works."""
     seen: set[str] = set()
-    real = layers_mod.unpack_layer
+    real = unpack_mod.unpack_layer
 
     def spy(*args: object, **kw: object) -> object:
         seen.add(threading.current_thread().name)
         return real(*args, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(layers_mod, "unpack_layer", spy)
+    monkeypatch.setattr(unpack_mod, "unpack_layer", spy)  # looked up at each unpack
     with Store.open(tmp_path / "s", durable=False, workers=4) as s:
         load_image(s, [_layer(f"l{i}", os.urandom(200_000)) for i in range(6)])
     assert len(seen) > 1

@@ -1,15 +1,16 @@
 """The ``crid`` console script's entry point, kept light for the daemon.
 
 typer, click and rich cost about 17 MiB of resident memory for as long as a process
-lives, and the daemon runs for months. So ``crid serve`` (without ``--help``) is parsed
-here with argparse and runs :func:`run_daemon`; every other command, and all help,
-goes through the typer application in :mod:`crid.cli`, which also calls
-:func:`run_daemon` for ``serve``.
+lives, and the daemon runs for months. So ``crid serve`` with its usual arguments
+(``--config FILE``/``-c FILE``/``--config=FILE``, ``--init-defaults``) is parsed here by
+hand (argparse and gettext would stay resident too) and runs :func:`run_daemon`; every
+other command, any other spelling of serve's arguments (abbreviations, mistakes), and
+all help go through the typer application in :mod:`crid.cli`, which also calls
+:func:`run_daemon` for ``serve`` and reports bad arguments.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
 from pathlib import Path
@@ -52,19 +53,34 @@ def run_daemon(config_path: Path | None, *, init_defaults: bool) -> int:
     return 0
 
 
-def _serve_arguments(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="crid serve", add_help=False)
-    parser.add_argument("--config", "-c", type=Path, default=None)
-    parser.add_argument("--init-defaults", action="store_true")
-    return parser.parse_args(argv)
+def serve_arguments(argv: list[str]) -> tuple[Path | None, bool] | None:
+    """``serve``'s (config file, init defaults) from ``argv``; None for anything else
+    (help, abbreviations, unknown or incomplete options: the typer application's)."""
+    config: Path | None = None
+    init_defaults = False
+    rest = iter(argv)
+    for arg in rest:
+        if arg == "--init-defaults":
+            init_defaults = True
+        elif arg in ("--config", "-c"):
+            value = next(rest, None)
+            if value is None or value.startswith("-"):
+                return None
+            config = Path(value)
+        elif arg.startswith("--config=") and len(arg) > len("--config="):
+            config = Path(arg.removeprefix("--config="))
+        else:
+            return None
+    return config, init_defaults
 
 
 def main() -> None:
     """Entry point of the ``crid`` console script."""
     argv = sys.argv[1:]
-    if argv[:1] == ["serve"] and not {"-h", "--help"} & set(argv):
-        arguments = _serve_arguments(argv[1:])
-        sys.exit(run_daemon(arguments.config, init_defaults=arguments.init_defaults))
+    arguments = serve_arguments(argv[1:]) if argv[:1] == ["serve"] else None
+    if arguments is not None:
+        config, init_defaults = arguments
+        sys.exit(run_daemon(config, init_defaults=init_defaults))
     from crid.cli import app
 
     app()

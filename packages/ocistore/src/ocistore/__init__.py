@@ -7,6 +7,9 @@ stored images.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from ocistore._unpack_types import IDMapping, UnpackLimits, UnpackOptions, UnpackResult
 from ocistore.aio import AsyncStore
 from ocistore.blobs import BlobWriter
 from ocistore.check import StoreCheck, check_store
@@ -36,9 +39,11 @@ from ocistore.layers import Layer, chain_ids
 from ocistore.repair import RepairReport
 from ocistore.sink import StorePullSink
 from ocistore.store import Store
-from ocistore.unpack import IDMapping, UnpackLimits, UnpackOptions, UnpackResult, unpack_layer
 from ocistore.usage import StoreUsage, Usage
 from ocistore.volumes import ImageVolume
+
+if TYPE_CHECKING:
+    from ocistore.unpack import unpack_layer
 
 __version__ = "0.1.0"
 
@@ -82,3 +87,12 @@ __all__ = [
     "check_store",
     "unpack_layer",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # The unpacker (its tar reader, zstandard, gzip) loads with its first use, not the store.
+    if name == "unpack_layer":
+        from ocistore.unpack import unpack_layer
+
+        return unpack_layer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -24,9 +24,9 @@ from pathlib import Path
 from ocispec.image import Descriptor
 from ocistore._db import Database
 from ocistore._sys import syncfs
+from ocistore._unpack_types import UnpackOptions
 from ocistore.blobs import BlobStore
 from ocistore.errors import LayerError, StoreError
-from ocistore.unpack import UnpackOptions, unpack_layer
 
 __all__ = ["Layer", "LayerStore", "chain_ids"]
 
@@ -149,6 +149,8 @@ class LayerStore:
         blob: Descriptor,
         options: UnpackOptions,
     ) -> Layer:
+        from ocistore.unpack import unpack_layer  # the tar reader loads with the first layer
+
         started = time.monotonic()
         work = self.tmp / f"layer-{secrets.token_hex(8)}"
         (work / "diff").mkdir(parents=True)

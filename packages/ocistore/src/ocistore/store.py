@@ -18,6 +18,7 @@ from ocispec.image import Descriptor, ImageConfig, Manifest, is_manifest
 from ocistore._db import Database
 from ocistore._lock import DirectoryLock
 from ocistore._rwlock import SharedLock
+from ocistore._unpack_types import UnpackOptions
 from ocistore.blobs import BlobStore, BlobWriter
 from ocistore.containers import Container, ContainerStore, Driver, probe_overlay
 from ocistore.errors import ImageInUseError, LayerError, StoreError
@@ -26,7 +27,6 @@ from ocistore.layers import Layer, LayerStore, chain_ids
 from ocistore.layout import export_image, import_layout
 from ocistore.repair import RepairReport, repair
 from ocistore.sink import StorePullSink
-from ocistore.unpack import UnpackOptions
 from ocistore.usage import StoreUsage, Usage, measure
 from ocistore.volumes import ImageVolume, ImageVolumeStore
 

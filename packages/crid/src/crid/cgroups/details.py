@@ -37,13 +37,16 @@ _UNLIMITED = 1 << 62
 
 @dataclass(frozen=True, kw_only=True)
 class CpuDetails:
-    """User and system time, and CFS throttling (nanoseconds and period counts)."""
+    """User and system time, and CFS throttling (nanoseconds and period counts); ``quota``
+    the CFS quota in microseconds per period, None without one (cAdvisor reports the
+    throttling counters only then)."""
 
     user_ns: int | None = None
     system_ns: int | None = None
     periods: int | None = None
     throttled_periods: int | None = None
     throttled_ns: int | None = None
+    quota: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -281,12 +284,14 @@ def _read_v1(hierarchies: Hierarchies, cgroup: str, groups: Collection[str]) -> 
             tick_ns = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
             user = ticks["user"] * tick_ns if "user" in ticks else None
             system = ticks["system"] * tick_ns if "system" in ticks else None
+        quota = read_int(f("cpu", "cpu.cfs_quota_us"))
         cpu = CpuDetails(
             user_ns=user,
             system_ns=system,
             periods=throttling.get("nr_periods"),
             throttled_periods=throttling.get("nr_throttled"),
             throttled_ns=throttling.get("throttled_time"),
+            quota=quota if quota is not None and quota > 0 else None,
         )
     if "memory" in groups or "oom" in groups:
         stat = read_keyed(f("memory", "memory.stat"))
@@ -362,12 +367,14 @@ def _read_v2(hierarchies: Hierarchies, cgroup: str, groups: Collection[str]) -> 
         def ns(key: str) -> int | None:
             return stat[key] * 1000 if key in stat else None
 
+        cpu_max = (read_text(f("cpu.max")) or "").split()
         cpu = CpuDetails(
             user_ns=ns("user_usec"),
             system_ns=ns("system_usec"),
             periods=stat.get("nr_periods"),
             throttled_periods=stat.get("nr_throttled"),
             throttled_ns=ns("throttled_usec"),
+            quota=int(cpu_max[0]) if cpu_max and cpu_max[0].isdigit() else None,
         )
     if "memory" in groups or "oom" in groups:
         stat = read_keyed(f("memory.stat"))

@@ -14,10 +14,13 @@ thread: jeepney's blocking connection is not shared between threads.
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
-from crid.cgroups.systemd import Systemd, UnitProperty
 from crid.errors import CgroupError, UnsupportedConfigError
 from ocispec.generate import ResourceOptions
+
+if TYPE_CHECKING:  # jeepney (D-Bus) loads with the first systemd call, not the daemon
+    from crid.cgroups.systemd import UnitProperty
 
 __all__ = [
     "conmon_scope",
@@ -40,6 +43,8 @@ def conmon_scope(container_id: str) -> str:
 
 def probe_systemd() -> None:
     """UnsupportedConfigError unless systemd answers on the system bus (blocking)."""
+    from crid.cgroups.systemd import Systemd
+
     try:
         with Systemd() as systemd:
             state = systemd.active_state("-.slice")
@@ -70,6 +75,8 @@ def unit_properties(options: ResourceOptions, *, unified: bool) -> list[UnitProp
 
 
 def _start_conmon_scope(container_id: str, pid: int, slice_: str) -> None:
+    from crid.cgroups.systemd import Systemd
+
     with Systemd() as systemd:
         systemd.start_scope(conmon_scope(container_id), [pid], [], slice_=slice_)
 
@@ -82,6 +89,8 @@ async def place_conmon(container_id: str, conmon_pid: int, *, pod_slice: str, se
 
 
 def _set(container_id: str, props: list[UnitProperty]) -> None:
+    from crid.cgroups.systemd import Systemd
+
     with Systemd() as systemd:
         systemd.set_properties(container_scope(container_id), props)
 

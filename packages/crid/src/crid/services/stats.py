@@ -5,27 +5,20 @@ ListMetricDescriptors and ListPodSandboxMetrics (+ stream), over :mod:`crid.stat
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from crid._cri.v1 import api_pb2
 from crid.rpc_errors import translate_errors
 from crid.services._base import RpcContext, ServiceBase
 from crid.services._cache import ResponseCache
-from crid.services._metrics_messages import MetricsMessages, encode_repeated
 from crid.state import Container, ContainerState, Sandbox, SandboxState
-from crid.stats import (
-    ContainerUsage,
-    CpuUsage,
-    InterfaceUsage,
-    MemoryUsage,
-    NetworkUsage,
-    Pod,
-    SandboxUsage,
-    StatsSampler,
-    running_by_pod,
-    select_containers,
-    select_sandboxes,
-)
+from crid.stats.select import running_by_pod, select_containers, select_sandboxes
+
+if TYPE_CHECKING:  # the sampler and the metrics load with the first stats or metrics RPC
+    from crid.services._metrics_messages import MetricsMessages
+    from crid.stats.network import InterfaceUsage, NetworkUsage
+    from crid.stats.sampler import Pod, StatsSampler
+    from crid.stats.usage import ContainerUsage, CpuUsage, MemoryUsage, SandboxUsage
 
 __all__ = ["StatsRPCs"]
 
@@ -219,6 +212,8 @@ class StatsRPCs(ServiceBase):
     @property
     def stats(self) -> StatsSampler:
         """The context's usage cache (sampled in the background once stats are asked for)."""
+        from crid.stats.sampler import StatsSampler
+
         sampler = StatsSampler.of(self.ctx)
         if getattr(self, "_stats_messages", None) is None:
             self._stats_messages = _StatsMessages()
@@ -231,7 +226,15 @@ class StatsRPCs(ServiceBase):
         """The built answers of the metrics RPCs (for the configured metric groups)."""
         found: MetricsMessages | None = getattr(self, "_metrics_messages", None)
         if found is None:
-            found = MetricsMessages(self.ctx.config.crid.stats.included_pod_metrics)
+            from crid.services._metrics_messages import MetricsMessages
+            from crid.stats.descriptors import host_groups
+
+            found = MetricsMessages(
+                host_groups(
+                    self.ctx.config.crid.stats.included_pod_metrics,
+                    self.ctx.controllers.available,
+                )
+            )
             self._metrics_messages = found
         return found
 
@@ -362,5 +365,7 @@ class StatsRPCs(ServiceBase):
         self, request: api_pb2.StreamPodSandboxMetricsRequest, context: RpcContext
     ) -> AsyncIterator[bytes]:
         """Encoded ``StreamPodSandboxMetricsResponse`` chunks (sent as they are)."""
+        from crid.services._metrics_messages import encode_repeated
+
         for chunk in _chunks(await self._pod_metrics()):
             yield encode_repeated(chunk)

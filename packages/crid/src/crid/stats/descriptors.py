@@ -17,11 +17,13 @@ from enum import Enum
 __all__ = [
     "ALWAYS",
     "BASE_LABELS",
+    "CONTROLLER_GROUPS",
     "METRIC_DESCRIPTORS",
     "MetricDescriptor",
     "MetricKind",
     "MetricSample",
     "descriptors_for",
+    "host_groups",
 ]
 
 BASE_LABELS = ("container", "id", "image", "name", "namespace", "pod")
@@ -358,3 +360,16 @@ BY_NAME = {d.name: d for d in METRIC_DESCRIPTORS}
 def descriptors_for(groups: Collection[str]) -> tuple[MetricDescriptor, ...]:
     """The descriptors of ``groups`` plus the ones always reported, in table order."""
     return tuple(d for d in METRIC_DESCRIPTORS if d.group == ALWAYS or d.group in groups)
+
+
+#: Groups whose every value comes from one cgroup controller: without it (hugetlb where
+#: no hierarchy mounts it) the group can have no value on this host.
+CONTROLLER_GROUPS = {"hugetlb": "hugetlb"}
+
+
+def host_groups(groups: Collection[str], controllers: Collection[str]) -> frozenset[str]:
+    """``groups`` less those whose controller is not among ``controllers`` (the host's):
+    they are neither read, described nor reported."""
+    return frozenset(
+        g for g in groups if CONTROLLER_GROUPS.get(g) is None or CONTROLLER_GROUPS[g] in controllers
+    )

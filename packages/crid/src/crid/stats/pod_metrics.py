@@ -64,6 +64,8 @@ def _cpu(out: _Samples, cpu: CpuUsage, details: CgroupDetails | None) -> None:
         return
     out.add("container_cpu_user_seconds_total", _seconds(found.user_ns))
     out.add("container_cpu_system_seconds_total", _seconds(found.system_ns))
+    if found.quota is None:  # as cAdvisor: throttling only means something under a quota
+        return
     out.add("container_cpu_cfs_periods_total", found.periods)
     out.add("container_cpu_cfs_throttled_periods_total", found.throttled_periods)
     out.add("container_cpu_cfs_throttled_seconds_total", _seconds(found.throttled_ns))
@@ -209,8 +211,14 @@ def container_metrics(
 def sandbox_metrics(
     usage: SandboxUsage, sandbox: Sandbox, groups: Collection[str]
 ) -> list[MetricSample]:
-    """The pod-level series of one pod sample (its containers' come separately)."""
-    base = ("", usage.cgroup, "", sandbox.id, sandbox.meta.namespace, sandbox.meta.name)
+    """The pod-level series of one pod sample (its containers' come separately).
+
+    ``name`` is empty, as cAdvisor's for a pod cgroup (it has no alias): ``id`` (the pod
+    cgroup), ``pod`` and ``namespace`` already tell the pod, and the sandbox id would add
+    64 bytes to each of its series. A pod without a cgroup keeps its id there, so that
+    its series stay distinct from another attempt's of the same name."""
+    name = "" if usage.cgroup else sandbox.id
+    base = ("", usage.cgroup, "", name, sandbox.meta.namespace, sandbox.meta.name)
     out = _Samples(base, usage.cpu.timestamp_ns, groups)
     out.add("container_last_seen", usage.cpu.timestamp_ns // _NS)
     out.add("container_start_time_seconds", sandbox.created_at // _NS or None)

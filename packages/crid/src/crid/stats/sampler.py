@@ -41,6 +41,7 @@ from crid.config import parse_duration
 from crid.context import Context
 from crid.state import Container, Sandbox, SandboxState
 from crid.stats.collector import StatsCollector
+from crid.stats.descriptors import host_groups
 from crid.stats.paths import cgroup_dir
 from crid.stats.select import running_by_pod
 from crid.stats.usage import ContainerUsage, SandboxUsage
@@ -98,7 +99,9 @@ class StatsSampler:
             hierarchies=ctx.hierarchies,
             store=ctx.store,
             layer_interval=layer_interval,
-            groups=ctx.config.crid.stats.included_pod_metrics,
+            groups=host_groups(
+                ctx.config.crid.stats.included_pod_metrics, ctx.controllers.available
+            ),
         )
         self._containers: dict[str, _Entry[ContainerUsage]] = {}
         self._sandboxes: dict[str, _Entry[SandboxUsage]] = {}
