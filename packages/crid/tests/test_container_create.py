@@ -1,6 +1,7 @@
-"""CreateContainer's preparation (one worker-thread hop, while conmon already waits for
-its start byte): what it writes, and what a failure of either side, or a cancellation
-at any moment, leaves (nothing: no record, root filesystem, mount, bundle, conmon).
+"""CreateContainer's preparation (one worker-thread hop: image lookup, the record's first
+write, root filesystem, config.json, while conmon already waits for its start byte):
+what it writes, and what a failure of either side, or a cancellation at any moment,
+leaves (nothing: no record, root filesystem, mount, bundle, conmon; the name is free).
 
 The config generator's schema check is off on this path (it cost more CPU than the rest
 of a create), so the config.json crid writes for a rich request is validated here.
@@ -122,26 +123,41 @@ async def test_written_config_validates_against_the_runtime_schema(tmp_path: Pat
         assert Path(record.bundle, "stop-signal").read_text() == str(int(signal.SIGINT))
 
 
-@pytest.mark.parametrize("where", ["worker thread", "conmon"])
+@pytest.mark.parametrize("where", ["image lookup", "worker thread", "conmon"])
 async def test_a_failed_create_undoes_every_step(tmp_path: Path, where: str) -> None:
     async with crid_env(tmp_path) as env:
         pod = pod_config(env, "fail")
         pod_id = await run_pod(env, pod)
         config = container_config("fail", ["true"])
-        if where == "worker thread":
+        if where == "image lookup":
+            # In the worker thread, before the record is written; conmon is running
+            # (waiting for its start byte) by then.
+            config.image.image = "crid-test/not-pulled:latest"
+        elif where == "worker thread":
             # The user is looked up in the mounted root filesystem's /etc/passwd, after
             # the rootfs, its mount and the bundle directory were made.
             config.linux.security_context.run_as_username = "nobody-here"
         else:
             config.command[:] = ["/no/such/program"]
-        with pytest.raises(grpc.aio.AioRpcError):
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
             await env.stub.CreateContainer(
                 api_pb2.CreateContainerRequest(
                     pod_sandbox_id=pod_id, config=config, sandbox_config=pod
                 )
             )
+        if where == "image lookup":
+            assert failed.value.code() == grpc.StatusCode.NOT_FOUND
         assert leftovers(env) == NOTHING
         assert not (tmp_path / "logs" / "fail" / "fail.log").exists()
+        # The name was released: the same container can be created now.
+        reply = await env.stub.CreateContainer(
+            api_pb2.CreateContainerRequest(
+                pod_sandbox_id=pod_id,
+                config=container_config("fail", ["true"]),
+                sandbox_config=pod,
+            )
+        )
+        assert reply.container_id
 
 
 async def test_a_cancelled_create_leaves_nothing_whenever_it_is_cancelled(

@@ -18,6 +18,7 @@ import secrets
 import shutil
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from crid import faults
@@ -39,14 +40,14 @@ from crid.errors import (
     SandboxNotReadyError,
 )
 from crid.events import Event, EventKind
-from crid.images.lookup import find_image
+from crid.images.lookup import find_stored_image
 from crid.images.registries import RegistriesCache
 from crid.nri.hooks import NRIHooks
 from crid.oci import ConmonOptions, remove_attach_link
 from crid.sandbox.files import SandboxFiles
 from crid.state import Container, ContainerState, ContainerUser, Sandbox, SandboxState
 from crid.stats import cgroup_dir
-from crid.threads import run_to_completion
+from crid.threads import completion, settled, start_in_thread
 from crid.translate import (
     ContainerPaths,
     container_options,
@@ -56,6 +57,7 @@ from crid.translate import (
 )
 from ocispec.generate import (
     GeneratedSpec,
+    HostInfo,
     NamespaceMode,
     ResourceOptions,
     generate,
@@ -109,21 +111,26 @@ class Containers:
 
     # -- create -----------------------------------------------------------------------
 
-    async def _image(self, name: str) -> Image:
+    def _stored_image(self, name: str) -> Image:
         """The stored image ``name`` denotes: id, prefix, name, digest, or a short name
-        resolved as PullImage resolves it (``busybox`` after pulling ``busybox``)."""
-        try:
-            return await self.ctx.store.image(name)
-        except ImageNotFoundError:
-            pass
-        registries = await asyncio.to_thread(self._registries.get)
-        found = await find_image(self.ctx.store, name, registries)
+        resolved as PullImage resolves it (``busybox`` after pulling ``busybox``).
+        Blocking: the create's worker thread calls it."""
+        found = find_stored_image(self.ctx.store.store, name, self._registries.get)
         if found is None:
             raise ImageNotFoundError(f"image {name!r} not found: pull it first")
         return found
 
     async def create(self, request: ContainerRequest) -> Container:
-        """Create the container (state CREATED) or leave nothing behind."""
+        """Create the container (state CREATED) or leave nothing behind.
+
+        conmon is forked first (it then waits for its start byte); the blocking work
+        (image lookup, the record's first write, root filesystem, config.json) follows
+        as one worker-thread call, which conmon's start-up overlaps. The record is
+        written first in that thread, before anything is created, and the bundle
+        directory exists before conmon is forked: a crash at any point leaves a record
+        (state UNKNOWN) or an orphan bundle, both of which start-up recovery removes with
+        all they own.
+        """
         sandbox = self.ctx.registry.sandbox(request.sandbox_id)
         if sandbox.state is not SandboxState.READY:
             raise SandboxNotReadyError(f"pod sandbox {sandbox.id} is not ready")
@@ -134,10 +141,6 @@ class Containers:
                 f" {sandbox.id} is not: a privileged container needs a privileged pod"
             )
         log_path = self._log_path(sandbox, request)
-        image = await self._image(request.image)
-        # Image volumes: the kubelet pulled them first; a missing one fails before anything
-        # is made (NOT_FOUND naming it).
-        volume_images = {v.index: (await self._image(v.image)).id for v in request.image_volumes}
         handler = self.ctx.handler(sandbox.runtime_handler)
         if request.recursive_read_only:
             features = await self.ctx.handler_features(sandbox.runtime_handler)
@@ -146,7 +149,10 @@ class Containers:
                     f"runtime handler {handler.name!r} does not support recursive read-only"
                     f" mounts ({'; '.join(features.reasons[:1])})"
                 )
+        host = await self.ctx.host_info()
+        pid_candidates = self._pid_namespaces(sandbox, request)
         container_id = secrets.token_hex(32)
+        # Image fields are filled in by the worker thread, before the record is written.
         record = Container(
             id=container_id,
             name=container_name(request.meta, sandbox.meta),
@@ -155,8 +161,6 @@ class Containers:
             state=ContainerState.UNKNOWN,
             created_at=_now(),
             image=request.image,
-            image_ref=image.repo_digests[0] if image.repo_digests else image.id,
-            image_id=image.id,
             labels=dict(request.labels),
             annotations=dict(request.annotations),
             log_path=str(log_path),
@@ -165,32 +169,39 @@ class Containers:
             cgroup_path=container_cgroup_path(
                 sandbox.cgroup_parent, container_id, self.ctx.config.crid.runtime.cgroup_manager
             ),
-            config=with_image_volume_refs(request.config, volume_images),
+            config=request.config,
         )
+        self.ctx.registry.reserve_container(record)
         self.ctx.registry.hide(container_id)  # until created, NRI hooks included
-        await self.ctx.registry.save_container(record)
+        written: list[Container] = []  # the record the thread wrote (before making anything)
         log_existed = True  # until known: a failure never removes a log it did not make
+        work: asyncio.Future[GeneratedSpec] | None = None
         try:
             # Two metadata calls on the event loop (as conmon's own mkdirs are): a hop
             # to a worker would wait behind other creates' work in the executor queue.
-            log_existed = Path(record.log_path).exists()  # noqa: ASYNC240
+            log_existed = log_path.exists()
             Path(record.bundle).mkdir(parents=True, exist_ok=True, mode=0o700)  # noqa: ASYNC240
             prepared: list[GeneratedSpec] = []
 
             async def prepare_bundle() -> None:
-                nonlocal record
-                generated = await self._prepare(record, sandbox, request, volume_images)
+                nonlocal record, work
+                work = start_in_thread(
+                    self._preparation(record, sandbox, request, host, pid_candidates, written)
+                )
+                generated = await completion(work)
+                record = written[0]
+                self.ctx.registry.adopt_container(record)
                 record, generated = await self.nri.create_container(record, sandbox, generated)
                 prepared.append(generated)
 
-            # conmon starts first and waits for its start byte while the bundle is
-            # prepared (and NRI plugins adjust it): its start-up overlaps that work.
+            # conmon is forked while the thread works, and waits for its start byte until
+            # the bundle is prepared (and NRI plugins adjusted it).
             created = await handler.conmon.create(
                 ConmonOptions(
                     container_id=container_id,
                     name=record.name,
                     bundle=Path(record.bundle),
-                    log_path=Path(record.log_path),
+                    log_path=log_path,
                     exit_dir=self.ctx.layout.exits,
                     socket_dir=self.ctx.layout.attach,
                     terminal=request.tty,
@@ -232,6 +243,13 @@ class Containers:
             )
             await self.ctx.registry.save_container(record)
         except BaseException:
+            if work is not None:
+                await settled(work)  # conmon's failure (or a cancellation) came first
+            if written:
+                if self.ctx.registry.find_container(container_id) is None:
+                    self.ctx.registry.adopt_container(written[0])
+            else:
+                self.ctx.registry.release_container(record)
             await self.ctx.rollbacks.run(self._undo_create(record, log_existed=log_existed))
             raise
         self.conmon_watch.add(record.id, record.conmon_pid)
@@ -289,30 +307,44 @@ class Containers:
             return [sandbox.namespaces["pid"]]
         return []
 
-    async def _prepare(
+    def _preparation(
         self,
-        record: Container,
+        pending: Container,
         sandbox: Sandbox,
         request: ContainerRequest,
-        volume_images: dict[int, str],
-    ) -> GeneratedSpec:
-        """Root filesystem, image volumes, termination log, config.json and stop signal
-        in the bundle directory, in one worker-thread call.
+        host: HostInfo,
+        pid_candidates: list[str],
+        written: list[Container],
+    ) -> Callable[[], GeneratedSpec]:
+        """The create's blocking work, as one worker-thread call: image lookup, the
+        record's first write (appended to ``written``), root filesystem, image volumes,
+        termination log, config.json and stop signal in the bundle directory.
 
         One hop instead of one per step: under parallel creates every hop waits its turn
         in the executor's queue and for the event loop. Image volumes belong to the
         container's root filesystem in ocistore, so removing it (on RemoveContainer, a
         failed create, or recovery) releases them too.
         """
-        host = await self.ctx.host_info()
-        pid_candidates = self._pid_namespaces(sandbox, request)
         store = self.ctx.store.store
-        bundle = Path(record.bundle)
+        bundle = Path(pending.bundle)
         termination_log = bundle / "termination-log" if request.termination_message_path else None
         runtime_config = self.ctx.config.crid.runtime
         files = SandboxFiles(directory=self.ctx.layout.sandbox_dir(sandbox.id))
+        registry = self.ctx.registry
 
         def prepare() -> GeneratedSpec:
+            image = self._stored_image(request.image)
+            # Image volumes: the kubelet pulled them first; a missing one fails before
+            # anything is made (NOT_FOUND naming it).
+            volume_images = {v.index: self._stored_image(v.image).id for v in request.image_volumes}
+            record = dataclasses.replace(
+                pending,
+                image_ref=image.repo_digests[0] if image.repo_digests else image.id,
+                image_id=image.id,
+                config=with_image_volume_refs(pending.config, volume_images),
+            )
+            registry.write_new_container(record)
+            written.append(record)
             log_path = Path(record.log_path)
             store.create_container(record.id, record.image_id)
             rootfs = store.mount_container(record.id)
@@ -349,7 +381,7 @@ class Containers:
             (bundle / "stop-signal").write_text(str(stop_signal))
             return generated
 
-        return await run_to_completion(prepare)
+        return prepare
 
     def _image_config(self, image_id: str) -> ImageConfig:
         """The image's config, parsed once: an image id is its config's digest, so the

@@ -9,13 +9,14 @@ registries.conf search registries and aliases in order, as CRI-O does.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from ociimage.errors import ImageError, ShortNameError
 from ociimage.reference import Reference, is_qualified, parse_reference
 from ociimage.registries import RegistriesConfig
-from ocistore import AsyncStore, Image, ImageNotFoundError
+from ocistore import AsyncStore, Image, ImageNotFoundError, Store
 
-__all__ = ["candidate_names", "find_image"]
+__all__ = ["candidate_names", "find_image", "find_stored_image"]
 
 _log = logging.getLogger(__name__)
 
@@ -72,6 +73,28 @@ async def find_image(store: AsyncStore, name: str, registries: RegistriesConfig)
             continue
         try:
             return await store.image(candidate)
+        except ImageNotFoundError:
+            continue
+    _log.debug("image not found", extra={"image": name})
+    return None
+
+
+def find_stored_image(
+    store: Store, name: str, registries: Callable[[], RegistriesConfig]
+) -> Image | None:
+    """Blocking :func:`find_image` (for a worker thread); ``registries`` is called only
+    when ``name`` is not stored as it is spelt."""
+    if not name:
+        return None
+    try:
+        return store.image(name)
+    except ImageNotFoundError:
+        pass
+    for candidate in candidate_names(name, registries()):
+        if candidate == name:
+            continue
+        try:
+            return store.image(candidate)
         except ImageNotFoundError:
             continue
     _log.debug("image not found", extra={"image": name})

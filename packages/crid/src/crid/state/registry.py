@@ -2,9 +2,11 @@
 
 List and Status RPCs read dictionaries (no I/O, no locks on the event loop); every change
 is persisted by ``StateDB`` in one worker thread before the change is visible, so what the
-kubelet sees has survived a crash. Names are reserved here: a second pod or container with
-the same metadata gets an error naming the existing id. Ids resolve by exact match or by a
-unique prefix.
+kubelet sees has survived a crash. A new container's first record is the exception: its
+creator writes it from the worker thread that then makes the container
+(:meth:`Registry.reserve_container`), which saves a hop to the writer thread. Names are
+reserved here: a second pod or container with the same metadata gets an error naming the
+existing id. Ids resolve by exact match or by a unique prefix.
 """
 
 from __future__ import annotations
@@ -158,6 +160,38 @@ class Registry:
                 self._names.pop(container.name, None)
             raise
         self._containers[container.id] = container
+
+    def reserve_container(self, container: Container) -> None:
+        """Reserve a new container's name now, before its record is written.
+
+        Then, in order: :meth:`write_new_container` from a worker thread (nothing else
+        can write this id meanwhile, so no order with the writer thread is lost), and
+        :meth:`adopt_container` on the event loop once that returned; or
+        :meth:`release_container` if it was never written.
+        """
+        if container.sandbox_id not in self._sandboxes:
+            raise NotFoundError(f"pod sandbox {container.sandbox_id!r} not found")
+        self._check_name(container.name, container.id, "container")
+        self._names[container.name] = container.id
+
+    def write_new_container(self, container: Container) -> None:
+        """Persist the first record of a container :meth:`reserve_container` reserved
+        (blocking: call it from a worker thread, never on the event loop)."""
+        self._db.put_container(container)
+
+    def adopt_container(self, container: Container) -> None:
+        """Make a container :meth:`write_new_container` persisted known (not visible
+        through the CRI while it is hidden)."""
+        self._containers[container.id] = container
+
+    def release_container(self, container: Container) -> None:
+        """Free the name of a reserved container whose record was never written (and
+        forget that it was hidden)."""
+        if container.id in self._containers:
+            return
+        if self._names.get(container.name) == container.id:
+            del self._names[container.name]
+        self._hidden.discard(container.id)
 
     async def remove_container(self, container_id: str) -> None:
         """Forget a container and free its name (idempotent)."""
