@@ -132,8 +132,15 @@ class ContainerStore:
         work = self.tmp / f"ctr-{secrets.token_hex(8)}"
         try:
             if self.driver == "overlay":
-                for sub in ("upper", "work", "merged", "empty"):
-                    (work / sub).mkdir(parents=True)
+                work.mkdir()
+                # "empty" stands in for missing lower directories: only a read-only
+                # container with fewer than two layers, or an image without any, needs
+                # it (each mkdir costs tens of microseconds, more on a busy disk).
+                subs = ["upper", "work", "merged"]
+                if not image.layers or (read_only and len(image.layers) < 2):
+                    subs.append("empty")
+                for sub in subs:
+                    (work / sub).mkdir()
             else:
                 (work / "rootfs").mkdir(parents=True)
                 paths = []
