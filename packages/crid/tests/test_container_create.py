@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import signal
 from pathlib import Path
@@ -120,7 +121,13 @@ async def test_written_config_validates_against_the_runtime_schema(tmp_path: Pat
         assert violations(written, Schema.RUNTIME_CONFIG) == []
         assert written["process"]["user"]["uid"] == 1000
         assert written["root"]["readonly"] is True
-        assert Path(record.bundle, "stop-signal").read_text() == str(int(signal.SIGINT))
+        assert record.stop_signal == signal.SIGINT
+        containers = env.lifecycle.containers
+        assert await containers._stop_signal(record) == signal.SIGINT
+        # A record from before the field: the signal is read from the bundle's file.
+        older = dataclasses.replace(record, stop_signal=0)
+        Path(record.bundle, "stop-signal").write_text(str(int(signal.SIGQUIT)))
+        assert await containers._stop_signal(older) == signal.SIGQUIT
 
 
 @pytest.mark.parametrize("where", ["image lookup", "worker thread", "conmon"])

@@ -13,7 +13,7 @@ import secrets
 import shutil
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -193,3 +193,38 @@ async def test_unknown_container(runtime: OCIRuntime) -> None:
     await runtime.delete("nope")  # idempotent
     with pytest.raises(ContainerNotFoundError):
         await runtime.kill("nope", 15)
+
+
+async def test_conmon_exiting_without_a_report_is_explained_by_its_stderr(
+    tmp_path: Path, runtime: OCIRuntime, cgroup_parent: str
+) -> None:
+    container = cid()
+    bundle = make_bundle(tmp_path / "b", ["true"], f"/{cgroup_parent}/{container[:12]}")
+    broken = Conmon(
+        binary=Path(shutil.which("conmon") or "conmon"), runtime=runtime, log_level="bogus"
+    )
+    with pytest.raises(ConmonError, match=r"without reporting a pid: .*No such log level bogus"):
+        await broken.create(options(tmp_path, bundle, container))
+
+
+@pytest.mark.parametrize("when", ["before the start byte", "after the start byte"])
+async def test_a_failing_hook_leaves_nothing_running(
+    tmp_path: Path, runtime: OCIRuntime, conmon: Conmon, cgroup_parent: str, when: str
+) -> None:
+    """The hook may send the start byte itself (from a worker thread); failing after
+    that, the runtime's create is undone, as it is when it fails before."""
+    container = cid()
+    bundle = make_bundle(tmp_path / "b", ["sleep", "60"], f"/{cgroup_parent}/{container[:12]}")
+
+    async def hook(start: Callable[[], None]) -> None:
+        if when == "after the start byte":
+            await asyncio.to_thread(start)
+            await asyncio.sleep(0.05)  # the runtime's create is under way or done
+        raise OSError("the caller's preparation failed")
+
+    with pytest.raises(OSError, match="preparation failed"):
+        await conmon.create(options(tmp_path, bundle, container), before_start=hook)
+    with pytest.raises(ContainerNotFoundError):
+        await runtime.state(container)
+    leftover = subprocess.run(["pgrep", "-f", f"--cid {container}"], capture_output=True)
+    assert leftover.stdout == b""

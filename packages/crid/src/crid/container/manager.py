@@ -183,19 +183,33 @@ class Containers:
             Path(record.bundle).mkdir(parents=True, exist_ok=True, mode=0o700)  # noqa: ASYNC240
             prepared: list[GeneratedSpec] = []
 
-            async def prepare_bundle() -> None:
+            async def prepare_bundle(start: Callable[[], None]) -> None:
                 nonlocal record, work
+                # With no NRI plugin to adjust the config, the thread sends conmon its
+                # start byte as soon as the bundle is written, not after a hop back to
+                # the event loop. (A plugin that connects meanwhile finds the container
+                # in its sync, as one created before it connected.)
+                nri = self.nri.adjusts_creates()
                 work = start_in_thread(
-                    self._preparation(record, sandbox, request, host, pid_candidates, written)
+                    self._preparation(
+                        record,
+                        sandbox,
+                        request,
+                        host,
+                        pid_candidates,
+                        written,
+                        start=None if nri else start,
+                    )
                 )
                 generated = await completion(work)
                 record = written[0]
                 self.ctx.registry.adopt_container(record)
-                record, generated = await self.nri.create_container(record, sandbox, generated)
+                if nri:
+                    record, generated = await self.nri.create_container(record, sandbox, generated)
                 prepared.append(generated)
 
-            # conmon is forked while the thread works, and waits for its start byte until
-            # the bundle is prepared (and NRI plugins adjusted it).
+            # conmon is forked first, and waits for its start byte until the bundle is
+            # prepared (and NRI plugins adjusted it).
             created = await handler.conmon.create(
                 ConmonOptions(
                     container_id=container_id,
@@ -240,6 +254,7 @@ class Containers:
                 state=ContainerState.CREATED,
                 pid=created.pid,
                 conmon_pid=created.conmon_pid,
+                stop_signal=request.stop_signal or generated.stop_signal,
             )
             await self.ctx.registry.save_container(record)
         except BaseException:
@@ -315,10 +330,13 @@ class Containers:
         host: HostInfo,
         pid_candidates: list[str],
         written: list[Container],
+        *,
+        start: Callable[[], None] | None,
     ) -> Callable[[], GeneratedSpec]:
         """The create's blocking work, as one worker-thread call: image lookup, the
         record's first write (appended to ``written``), root filesystem, image volumes,
-        termination log, config.json and stop signal in the bundle directory.
+        termination log and config.json in the bundle directory; last,
+        ``start`` (conmon's start byte) when given.
 
         One hop instead of one per step: under parallel creates every hop waits its turn
         in the executor's queue and for the event loop. Image volumes belong to the
@@ -377,8 +395,8 @@ class Containers:
                 spec = inject_spec(generated.spec, cdi_devices, runtime_config.cdi_spec_dirs)
                 generated = dataclasses.replace(generated, spec=spec)
             generated.write(bundle)
-            stop_signal = request.stop_signal or generated.stop_signal
-            (bundle / "stop-signal").write_text(str(stop_signal))
+            if start is not None:
+                start()
             return generated
 
         return prepare
@@ -421,7 +439,9 @@ class Containers:
         return record
 
     async def _stop_signal(self, record: Container) -> int:
-        try:
+        if record.stop_signal:
+            return record.stop_signal
+        try:  # a record from before the field: its bundle has the signal in a file
             text = await asyncio.to_thread(Path(record.bundle, "stop-signal").read_text)
             return parse_signal(text.strip())
         except (OSError, ValueError):

@@ -89,6 +89,11 @@ class NRIHooks:
             return None
         return host
 
+    def adjusts_creates(self) -> bool:
+        """Whether a plugin is connected or connecting now, so :meth:`create_container`
+        must run before the runtime creates a container."""
+        return self._active() is not None
+
     def _background(self, coro: Any) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
         self._tasks.add(task)

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from crid.oci._exec import environment, find_binary, version_line
 from crid.oci.runtime import OCIRuntime, runtime_message
 
 __all__ = [
+    "BeforeStart",
     "Conmon",
     "ConmonOptions",
     "CreatedContainer",
@@ -90,6 +92,45 @@ class CreatedContainer:
 
     pid: int
     conmon_pid: int
+
+
+#: ``Conmon.create``'s hook: called with the function that sends conmon its start byte.
+BeforeStart = Callable[[Callable[[], None]], Awaitable[None]]
+
+
+class _StartPipe:
+    """The writing end of conmon's start pipe: the start byte is sent at most once, from
+    the event loop or a worker thread, and never after the pipe was sealed."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._lock = threading.Lock()
+        self.sent = False
+        self._sealed = False
+
+    def send(self) -> None:
+        """Send the start byte and close the pipe (nothing if sent or sealed already)."""
+        with self._lock:
+            if self.sent or self._sealed:
+                return
+            self.sent = True
+            with contextlib.suppress(BrokenPipeError):  # conmon died: its reply says why
+                os.write(self._fd, b"\0")
+            os.close(self._fd)
+            self._fd = -1
+
+    def seal(self) -> bool:
+        """No start byte from now on; True if it was sent already."""
+        with self._lock:
+            self._sealed = True
+            return self.sent
+
+    def close(self) -> None:
+        with self._lock:
+            self._sealed = True
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
 
 
 class Conmon:
@@ -157,7 +198,7 @@ class Conmon:
         options: ConmonOptions,
         *,
         timeout: float | None = None,
-        before_start: Callable[[], Awaitable[None]] | None = None,
+        before_start: BeforeStart | None = None,
     ) -> CreatedContainer:
         """Have conmon create the container; returns once the runtime's create is done.
 
@@ -166,21 +207,25 @@ class Conmon:
 
         ``before_start`` is awaited once conmon is running and waiting for its start
         byte, before the runtime is run: the caller writes the bundle meanwhile, so
-        conmon's own start-up (exec, libraries, log file: 3-7 ms here) overlaps it. If
-        it fails or is cancelled, conmon is killed before it has run anything. The
-        timeout applies from the start byte on.
+        conmon's own start-up overlaps it. It gets the function that sends the start
+        byte (thread-safe, once): a worker thread that has just written the bundle may
+        call it at once instead of waiting for the event loop; otherwise the byte is
+        sent when the hook returns. If the hook fails or is cancelled before the byte
+        was sent, conmon is killed before it has run anything; after, the runtime's
+        container is abandoned as on any failure. The timeout applies from the hook's
+        end on.
         """
         started = time.perf_counter()
         ok = False
         limit = self.create_timeout if timeout is None else timeout
         hook_failed = False
 
-        async def hook() -> None:
+        async def hook(start: Callable[[], None]) -> None:
             nonlocal hook_failed
             if before_start is None:
                 return
             try:
-                await before_start()
+                await before_start(start)
             except BaseException:
                 hook_failed = True
                 raise
@@ -203,70 +248,80 @@ class Conmon:
         self,
         options: ConmonOptions,
         timeout: float,
-        before_start: Callable[[], Awaitable[None]] | None,
+        before_start: BeforeStart,
     ) -> CreatedContainer:
         for directory in (options.exit_dir, options.socket_dir, options.log_path.parent):
             directory.mkdir(parents=True, exist_ok=True)
         options.exit_file.unlink(missing_ok=True)
+        # conmon's stderr (read when it exits without a report) is a memory file, not
+        # one in the bundle: creating a file costs more than the rest of the set-up on
+        # some file systems. While conmon runs, /proc/<conmon pid>/fd/2 shows it.
+        stderr = os.memfd_create("conmon-stderr", os.MFD_CLOEXEC)
+        try:
+            return await self._run(options, timeout, before_start, stderr)
+        finally:
+            os.close(stderr)
+
+    async def _run(
+        self, options: ConmonOptions, timeout: float, before_start: BeforeStart, stderr: int
+    ) -> CreatedContainer:
         sync_read, sync_write = os.pipe()
         start_read, start_write = os.pipe()
-        stderr_path = options.bundle / "conmon.stderr"
         try:
-            with stderr_path.open("wb") as stderr:
-                proc = await asyncio.create_subprocess_exec(
-                    *self.argv(options),
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=asyncio.subprocess.DEVNULL,
-                    stderr=stderr,
-                    cwd=options.bundle,
-                    # conmon reads the pipes' fd numbers from its environment, so the
-                    # ends are inherited as they are: no fd shuffling in the child.
-                    env=environment(
-                        {"_OCI_SYNCPIPE": str(sync_write), "_OCI_STARTPIPE": str(start_read)}
-                    ),
-                    pass_fds=(sync_write, start_read),
-                    start_new_session=True,
-                )
+            proc = await asyncio.create_subprocess_exec(
+                *self.argv(options),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=stderr,
+                cwd=options.bundle,
+                # conmon reads the pipes' fd numbers from its environment, so the ends
+                # are inherited as they are: no fd shuffling in the child.
+                env=environment(
+                    {"_OCI_SYNCPIPE": str(sync_write), "_OCI_STARTPIPE": str(start_read)}
+                ),
+                pass_fds=(sync_write, start_read),
+                start_new_session=True,
+            )
         except BaseException:
             for fd in (sync_read, sync_write, start_read, start_write):
                 os.close(fd)
             raise
         os.close(sync_write)
         os.close(start_read)
-        if before_start is not None:
+        start = _StartPipe(start_write)
+        try:
+            await before_start(start.send)
+        except BaseException:
             try:
-                await before_start()
-            except BaseException:
-                # conmon still waits for its start byte: it has run nothing yet. Killed
-                # before its start pipe closes, so it never reads an EOF and goes on.
-                try:
+                if start.seal():
+                    await self._abandon(options, proc)  # conmon had its byte: it ran
+                else:
+                    # conmon still waits for its start byte: it has run nothing yet.
+                    # Killed before its start pipe closes, so it never reads an EOF and
+                    # goes on.
                     with contextlib.suppress(ProcessLookupError):
                         proc.kill()
                     await asyncio.shield(proc.wait())
-                finally:
-                    os.close(start_write)
-                    os.close(sync_read)
-                raise
+            finally:
+                start.close()
+                os.close(sync_read)
+            raise
         try:
-            with contextlib.suppress(BrokenPipeError):  # conmon died: its reply says why
-                os.write(start_write, b"\0")
-            os.close(start_write)
-            start_write = -1
+            start.send()
             message = await asyncio.wait_for(_read_line(sync_read), timeout)
             await asyncio.wait_for(proc.wait(), timeout)
-            return self._created(options, message, proc.returncode, stderr_path)
+            return self._created(options, message, proc.returncode, stderr)
         except BaseException:
             await self._abandon(options, proc)
             raise
         finally:
-            if start_write >= 0:
-                os.close(start_write)
+            start.close()
 
     def _created(
-        self, options: ConmonOptions, message: bytes, returncode: int | None, stderr: Path
+        self, options: ConmonOptions, message: bytes, returncode: int | None, stderr: int
     ) -> CreatedContainer:
         if not message:
-            detail = stderr.read_text(errors="replace").strip()
+            detail = os.pread(stderr, 65536, 0).decode(errors="replace").strip()
             raise ConmonError(
                 f"conmon for {options.container_id} exited ({returncode}) without reporting"
                 f" a pid: {detail or 'no output'}"

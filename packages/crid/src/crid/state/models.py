@@ -132,3 +132,6 @@ class Container:
     cgroup_path: str = ""
     config: bytes = b""
     user: ContainerUser | None = None
+    #: The signal StopContainer sends first (0: records older than this field, whose
+    #: bundle holds it in a ``stop-signal`` file).
+    stop_signal: int = 0
