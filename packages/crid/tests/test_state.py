@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+import json
 import os
 import secrets
 import signal
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -23,6 +28,7 @@ from crid.state import (
     Sandbox,
     SandboxState,
 )
+from crid.state.registry import CHECKPOINT_EVERY
 
 
 def new_id() -> str:
@@ -143,3 +149,83 @@ def test_kill_9_loses_no_acknowledged_write(tmp_path: Path) -> None:
     stored = {s.id for s in registry.sandboxes()}
     assert set(acknowledged) <= stored
     registry.close()
+
+
+def stored_state(path: Path, container_id: str) -> str:
+    """The state a second connection reads for ``container_id``."""
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        row = conn.execute("SELECT data FROM containers WHERE id = ?", (container_id,)).fetchone()
+    return str(json.loads(row[0])["state"])
+
+
+async def test_writes_stay_in_order_whichever_way_they_go(tmp_path: Path) -> None:
+    """A write goes inline when the database is free, through the writer thread when
+    another thread holds it (never waiting on the caller's thread), and a later write
+    never overtakes one still queued."""
+    registry = Registry.open(tmp_path / "state.db")
+    db = registry._db
+    pod = sandbox()
+    await registry.save_sandbox(pod)
+    record = container(pod.id)
+    await registry.save_container(record)  # inline: nothing queued, nothing held
+    held = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        with db.lock:
+            held.set()
+            release.wait(5)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(5)
+    running = dataclasses.replace(record, state=ContainerState.RUNNING)
+    queued = asyncio.create_task(registry.save_container(running))
+    await asyncio.sleep(0.05)
+    assert not queued.done()  # waits in the writer thread, not on the event loop
+    exited = dataclasses.replace(record, state=ContainerState.EXITED)
+    after = asyncio.create_task(registry.save_container(exited))
+    await asyncio.sleep(0.05)
+    release.set()
+    await asyncio.gather(queued, after)
+    holder.join()
+    assert stored_state(tmp_path / "state.db", record.id) == ContainerState.EXITED.value
+    assert registry.container(record.id).state is ContainerState.EXITED
+    registry.close()
+
+
+async def test_a_write_never_waits_for_another_process_on_the_event_loop(
+    tmp_path: Path,
+) -> None:
+    registry = Registry.open(tmp_path / "state.db")
+    pod = sandbox()
+    await registry.save_sandbox(pod)
+    record = container(pod.id)
+    other = sqlite3.connect(tmp_path / "state.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process's write transaction
+    task = asyncio.create_task(registry.save_container(record))
+    await asyncio.sleep(0.1)  # the event loop runs on: the write waits in the writer thread
+    assert not task.done()
+    other.execute("COMMIT")
+    other.close()
+    await task
+    assert stored_state(tmp_path / "state.db", record.id) == ContainerState.CREATED.value
+    registry.close()
+
+
+async def test_checkpoints_run_in_the_writer_thread(tmp_path: Path) -> None:
+    registry = Registry.open(tmp_path / "state.db")
+    pod = sandbox()
+    await registry.save_sandbox(pod)
+    checkpoints: list[str] = []
+    original = registry._db.checkpoint
+
+    def checkpoint() -> None:
+        checkpoints.append(threading.current_thread().name)
+        original()
+
+    registry._db.checkpoint = checkpoint  # type: ignore[method-assign]
+    for i in range(CHECKPOINT_EVERY):
+        await registry.save_container(container(pod.id, name=f"app{i}"))
+    registry.close()  # waits for the writer thread
+    assert len(checkpoints) == 1 and checkpoints[0].startswith("crid-state")

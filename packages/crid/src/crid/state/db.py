@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -32,6 +33,15 @@ def _corrupt(err: sqlite3.Error) -> bool:
     return isinstance(code, int) and code & 0xFF in _CORRUPT_CODES
 
 
+def _busy(err: BaseException | None) -> bool:
+    """Whether SQLite answered SQLITE_BUSY (a lock another connection holds)."""
+    code = getattr(err, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF == _SQLITE_BUSY
+
+
+_SQLITE_BUSY = 5
+#: How long a write waits for a lock another connection holds (sqlite3's default).
+_BUSY_TIMEOUT_MS = 5000
 _T = TypeVar("_T", Sandbox, Container)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sandboxes (
@@ -67,7 +77,8 @@ class StateDB:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._lock = threading.Lock()
+        #: Held by every statement; re-entrant, as :meth:`try_now` holds it around writes.
+        self.lock = threading.RLock()
         wal = path.with_name(path.name + "-wal")
         if wal.is_file() and wal.stat().st_size > 0:
             _log.warning(
@@ -77,7 +88,12 @@ class StateDB:
                 wal.stat().st_size,
             )
         try:
-            self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._conn = sqlite3.connect(
+                path,
+                check_same_thread=False,
+                isolation_level=None,
+                timeout=_BUSY_TIMEOUT_MS / 1000,
+            )
         except sqlite3.Error as err:
             raise StateError(f"cannot open state database {path}: {err}") from err
         try:
@@ -99,13 +115,49 @@ class StateDB:
             raise
         self._encoder = msgspec.json.Encoder()
 
+    def try_now(self, write: Callable[[], None]) -> bool:
+        """Run ``write`` (calls of this object's write methods) at once if nothing holds
+        the database: False, having written nothing, when another thread holds it, or
+        SQLite answers busy (another process writes) — it never waits for either.
+        """
+        if not self.lock.acquire(blocking=False):
+            return False
+        try:
+            self._conn.execute("PRAGMA busy_timeout=0")
+            try:
+                write()
+            except StateError as err:
+                if _busy(err.__cause__):
+                    return False
+                raise
+            finally:
+                self._conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+            return True
+        finally:
+            self.lock.release()
+
+    def checkpoint_manually(self) -> None:
+        """Leave checkpoints to :meth:`checkpoint` calls instead of the writing call that
+        crosses SQLite's threshold (a checkpoint fsyncs the database)."""
+        with self.lock:
+            self._conn.execute("PRAGMA wal_autocheckpoint=0")
+
+    def checkpoint(self) -> None:
+        """Copy the write-ahead log into the database where no reader needs it (blocking:
+        it fsyncs)."""
+        try:
+            with self.lock:
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as err:
+            raise StateError(f"state database {self.path}: checkpoint: {err}") from err
+
     def close(self) -> None:
-        with self._lock:
+        with self.lock:
             self._conn.close()
 
     def _load(self, table: str, kind: type[_T]) -> list[_T]:
         decoder = msgspec.json.Decoder(kind)
-        with self._lock:
+        with self.lock:
             try:
                 rows = self._conn.execute(f"SELECT id, data FROM {table}").fetchall()  # noqa: S608
             except sqlite3.Error as err:
@@ -159,7 +211,7 @@ class StateDB:
 
     def _write(self, sql: str, params: tuple[object, ...]) -> None:
         try:
-            with self._lock:
+            with self.lock:
                 self._conn.execute(sql, params)
         except sqlite3.Error as err:
             raise StateError(f"state database {self.path}: {err}") from err
