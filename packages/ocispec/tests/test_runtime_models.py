@@ -168,3 +168,31 @@ def test_read_features_errors() -> None:
         read_features("/nonexistent/runtime")
     with pytest.raises(SpecError, match="failed"):
         read_features("/bin/false")
+
+
+def test_construction_normalizes_and_to_dict_encodes_each_field_kind() -> None:
+    """The per-class encodings and normalizations (computed once per class) keep what
+    the generic codecs did: lists become tuples, dicts nested models, falsy omitempty
+    values are left out, pointers (``X | None``) are written even when zero."""
+    mapping = rt.IDMapping(container_id=0, host_id=1000, size=1)
+    mount = rt.Mount(
+        destination="/data",
+        options=["rbind", "ro"],  # type: ignore[arg-type]
+        uid_mappings=[{"containerID": 0, "hostID": 1000, "size": 1}],  # type: ignore[list-item]
+    )
+    assert mount.options == ("rbind", "ro")
+    assert mount.uid_mappings == (mapping,)
+    same = rt.Mount(destination="/data", options=mount.options, uid_mappings=(mapping,))
+    assert same.options is mount.options  # a tuple is kept as it is
+    assert mount.to_dict() == {
+        "destination": "/data",
+        "options": ["rbind", "ro"],
+        "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+    }
+    assert rt.Mount(destination="").to_dict() == {"destination": ""}
+    process = rt.Process(cwd="/", oom_score_adj=0)
+    assert process.to_dict()["oomScoreAdj"] == 0
+    assert json.loads(rt.Spec.from_dict({"ociVersion": "1.0.0", "x-extra": [1]}).to_json()) == {
+        "ociVersion": "1.0.0",
+        "x-extra": [1],
+    }

@@ -119,6 +119,12 @@ class _Codec:
     encode: Encoder
     normalize: Normalizer
     is_empty: Callable[[Any], bool]
+    #: ``encode`` of a value that is not None; None when that is the value itself.
+    encode_value: Encoder | None = None
+    #: Whether ``is_empty`` of a value that is not None is ``not value`` (else: never).
+    falsy_empty: bool = False
+    #: Whether ``normalize`` returns every model instance as it is.
+    keeps_models: bool = False
 
 
 def _type_name(value: Any) -> str:
@@ -152,7 +158,7 @@ def _scalar_codec(kind: type) -> _Codec:
             raise DecodeError(f"expected {expected}, got {_type_name(value)}", path)
         return value
 
-    return _Codec(decode, _ident, _ident, lambda v: not v)
+    return _Codec(decode, _ident, _ident, lambda v: not v, falsy_empty=True)
 
 
 def _bytes_codec() -> _Codec:
@@ -167,11 +173,19 @@ def _bytes_codec() -> _Codec:
     def encode(value: bytes) -> str:
         return base64.b64encode(value).decode("ascii")
 
-    return _Codec(decode, encode, lambda v: bytes(v), lambda v: not v)
+    return _Codec(
+        decode, encode, lambda v: bytes(v), lambda v: not v, encode_value=encode, falsy_empty=True
+    )
 
 
 def _any_codec() -> _Codec:
-    return _Codec(lambda v, _p: copy.deepcopy(v), copy.deepcopy, _ident, lambda v: v is None)
+    return _Codec(
+        lambda v, _p: copy.deepcopy(v),
+        copy.deepcopy,
+        _ident,
+        lambda v: v is None,
+        encode_value=copy.deepcopy,
+    )
 
 
 def _optional_codec(inner: _Codec) -> _Codec:
@@ -184,7 +198,13 @@ def _optional_codec(inner: _Codec) -> _Codec:
     def normalize(value: Any) -> Any:
         return None if value is None else inner.normalize(value)
 
-    return _Codec(decode, encode, normalize, lambda v: v is None)
+    return _Codec(
+        decode,
+        encode,
+        _ident if inner.normalize is _ident else normalize,
+        lambda v: v is None,
+        encode_value=inner.encode_value,
+    )
 
 
 def _sequence_codec(inner: _Codec) -> _Codec:
@@ -203,7 +223,30 @@ def _sequence_codec(inner: _Codec) -> _Codec:
             raise TypeError(f"expected a sequence of items, got {type(value).__name__}")
         return tuple(inner.normalize(item) for item in value)
 
-    return _Codec(decode, encode, normalize, lambda v: len(v) == 0)
+    def normalize_plain(value: Any) -> tuple[Any, ...]:
+        if type(value) is tuple:
+            return value
+        return normalize(value)
+
+    def normalize_models(value: Any) -> tuple[Any, ...]:
+        # Built by the generator, a sequence of models is a tuple of models already.
+        if type(value) is tuple and all(isinstance(item, JSONModel) for item in value):
+            return value
+        return normalize(value)
+
+    plain = inner.encode_value is None and inner.normalize is _ident
+    return _Codec(
+        decode,
+        list if plain else encode,
+        normalize_plain
+        if inner.normalize is _ident
+        else normalize_models
+        if inner.keeps_models
+        else normalize,
+        lambda v: len(v) == 0,
+        encode_value=list if plain else encode,
+        falsy_empty=True,
+    )
 
 
 def _mapping_codec(inner: _Codec) -> _Codec:
@@ -219,12 +262,23 @@ def _mapping_codec(inner: _Codec) -> _Codec:
     def encode(value: Mapping[str, Any]) -> dict[str, Any]:
         return {k: inner.encode(v) for k, v in value.items()}
 
+    def encode_plain(value: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(value._data) if type(value) is FrozenDict else dict(value)
+
     def normalize(value: Any) -> FrozenDict[str, Any]:
         if isinstance(value, FrozenDict) and inner.normalize is _ident:
             return value
         return FrozenDict({str(k): inner.normalize(v) for k, v in dict(value).items()})
 
-    return _Codec(decode, encode, normalize, lambda v: len(v) == 0)
+    plain = inner.encode_value is None and inner.normalize is _ident
+    return _Codec(
+        decode,
+        encode_plain if plain else encode,
+        normalize,
+        lambda v: len(v) == 0,
+        encode_value=encode_plain if plain else encode,
+        falsy_empty=True,
+    )
 
 
 def _set_codec() -> _Codec:
@@ -245,7 +299,9 @@ def _set_codec() -> _Codec:
             raise TypeError("expected a collection of strings, got str")
         return frozenset(value)
 
-    return _Codec(decode, encode, normalize, lambda v: len(v) == 0)
+    return _Codec(
+        decode, encode, normalize, lambda v: len(v) == 0, encode_value=encode, falsy_empty=True
+    )
 
 
 def _model_codec(cls: type[JSONModel]) -> _Codec:
@@ -256,11 +312,13 @@ def _model_codec(cls: type[JSONModel]) -> _Codec:
         return value.to_dict()
 
     def normalize(value: Any) -> Any:
-        if isinstance(value, Mapping) and not isinstance(value, JSONModel):
-            return cls.from_dict(value)
-        return value
+        if isinstance(value, JSONModel) or not isinstance(value, Mapping):
+            return value
+        return cls.from_dict(value)
 
-    return _Codec(decode, encode, normalize, lambda v: False)
+    return _Codec(
+        decode, encode, normalize, lambda v: False, encode_value=encode, keeps_models=True
+    )
 
 
 def _codec_for(tp: Any) -> _Codec:
@@ -316,6 +374,11 @@ class JSONModel:
 
     __ocispec_fields__: ClassVar[tuple[_CompiledField, ...] | None] = None
     __ocispec_keys__: ClassVar[frozenset[str]] = frozenset()
+    #: Per class, from the compiled fields: the fields whose normalization is not the
+    #: identity (name, normalizer), and each field's encoding (name, JSON key, whether a
+    #: falsy value is omitted, encoder of a value that is not None or None for itself).
+    __ocispec_normalize__: ClassVar[tuple[tuple[str, Normalizer], ...]] = ()
+    __ocispec_encode__: ClassVar[tuple[tuple[str, str, bool, Encoder | None], ...]] = ()
 
     extra: Mapping[str, Any] = dataclasses.field(default_factory=FrozenDict, hash=False, repr=False)
 
@@ -347,19 +410,29 @@ class JSONModel:
                 )
             )
         result = tuple(out)
-        cls.__ocispec_fields__ = result
+        cls.__ocispec_normalize__ = tuple(
+            (c.name, c.codec.normalize) for c in result if c.codec.normalize is not _ident
+        )
+        cls.__ocispec_encode__ = tuple(
+            (c.name, c.json_name, c.omitempty and c.codec.falsy_empty, c.codec.encode_value)
+            for c in result
+        )
         cls.__ocispec_keys__ = frozenset(c.json_name for c in result)
+        cls.__ocispec_fields__ = result
         return result
 
     def __post_init__(self) -> None:
-        for c in self._compiled():
-            value = getattr(self, c.name)
+        cls = type(self)
+        if cls.__dict__.get("__ocispec_fields__") is None:
+            cls._compiled()
+        for name, normalize in cls.__ocispec_normalize__:
+            value = getattr(self, name)
             try:
-                normalized = c.codec.normalize(value)
+                normalized = normalize(value)
             except (TypeError, ValueError) as err:
-                raise TypeError(f"{type(self).__name__}.{c.name}: {err}") from err
+                raise TypeError(f"{cls.__name__}.{name}: {err}") from err
             if normalized is not value:
-                object.__setattr__(self, c.name, normalized)
+                object.__setattr__(self, name, normalized)
         extra = self.extra
         if not isinstance(extra, FrozenDict):
             object.__setattr__(self, "extra", FrozenDict(extra))
@@ -402,17 +475,19 @@ class JSONModel:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object (plain dicts and lists) in the field order of the Go types."""
+        cls = type(self)
+        if cls.__dict__.get("__ocispec_fields__") is None:
+            cls._compiled()
         out: dict[str, Any] = {}
-        for c in self._compiled():
-            value = getattr(self, c.name)
-            if value is None:
+        for name, key, omit_falsy, encode in cls.__ocispec_encode__:
+            value = getattr(self, name)
+            if value is None or (omit_falsy and not value):
                 continue
-            if c.omitempty and c.codec.is_empty(value):
-                continue
-            out[c.json_name] = c.codec.encode(value)
-        for key, value in self.extra.items():
-            if key not in out:
-                out[key] = copy.deepcopy(value)
+            out[key] = value if encode is None else encode(value)
+        if self.extra:
+            for key, value in self.extra.items():
+                if key not in out:
+                    out[key] = copy.deepcopy(value)
         return out
 
     def to_json(self, *, indent: int | None = None) -> str:
