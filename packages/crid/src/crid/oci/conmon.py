@@ -308,8 +308,10 @@ class Conmon:
             raise
         try:
             start.send()
-            message = await asyncio.wait_for(_read_line(sync_read), timeout)
-            await asyncio.wait_for(proc.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                message = await _read_line(sync_read)
+                if proc.returncode is None:  # conmon's parent exits once it has forked
+                    await proc.wait()
             return self._created(options, message, proc.returncode, stderr)
         except BaseException:
             await self._abandon(options, proc)
@@ -387,13 +389,33 @@ def _processes_mentioning(container_id: str) -> list[int]:
 
 
 async def _read_line(fd: int) -> bytes:
-    """One line from a pipe without blocking the event loop (empty at EOF)."""
+    """One line from a pipe without blocking the event loop (empty at EOF); closes ``fd``.
+
+    A reader callback and ``os.read``, not a read-pipe transport and stream: conmon
+    writes its one line at once, and the transport's set-up and teardown cost more.
+    """
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    transport, _ = await loop.connect_read_pipe(
-        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", buffering=0)
-    )
+    os.set_blocking(fd, False)
+    done: asyncio.Future[None] = loop.create_future()
+    chunks: list[bytes] = []
+
+    def readable() -> None:
+        try:
+            data = os.read(fd, 4096)
+        except BlockingIOError:
+            return
+        except OSError as err:
+            if not done.done():
+                done.set_exception(err)
+            return
+        chunks.append(data)
+        if (not data or b"\n" in data) and not done.done():
+            done.set_result(None)
+
+    loop.add_reader(fd, readable)
     try:
-        return (await reader.readline()).strip()
+        await done
     finally:
-        transport.close()
+        loop.remove_reader(fd)
+        os.close(fd)
+    return b"".join(chunks).split(b"\n", 1)[0].strip()
