@@ -98,6 +98,9 @@ async def test_every_subscriber_gets_every_event_with_pod_and_container_statuses
         ctx.events.publish(
             Event(kind=EventKind.CONTAINER_STOPPED, container_id=second.id, sandbox_id=sandbox.id)
         )
+        # Statuses are those of the moment an event is sent: let the three go out before
+        # the record goes (a record write need not yield to the event loop).
+        await wait_until(lambda: all(len(out) == 3 for out in received))
         await ctx.registry.remove_container(second.id)
         deleted_at = time.time_ns()
         ctx.events.publish(
