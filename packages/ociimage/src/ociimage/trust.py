@@ -48,7 +48,7 @@ from ociimage.policy import (
     SigstoreSigned,
 )
 from ociimage.registries_d import RegistriesD, SignatureStorage
-from ociimage.resolved import ResolvedImage
+from ociimage.resolved import LocatedImage
 from ocispec.errors import SpecError
 from ocispec.image import Manifest
 
@@ -78,7 +78,7 @@ class PolicyDecision:
 
 
 async def _sigstore(
-    client: RegistryClient, image: ResolvedImage, req: SigstoreSigned, storage: SignatureStorage
+    client: RegistryClient, image: LocatedImage, req: SigstoreSigned, storage: SignatureStorage
 ) -> tuple[bool, str, int]:
     """(accepted, reason, verified signature count)."""
     # Signature checks import cryptography (~10 MiB resident): only when a policy asks.
@@ -144,7 +144,7 @@ async def _sigstore(
 
 async def _bundles(
     client: RegistryClient,
-    image: ResolvedImage,
+    image: LocatedImage,
     req: SigstoreSigned,
     verifier: SigstoreVerifier,
 ) -> tuple[int, list[str]]:
@@ -192,7 +192,7 @@ async def _bundles(
 
 
 async def _lookaside(
-    storage: SignatureStorage, image: ResolvedImage, limits: ResponseLimits
+    storage: SignatureStorage, image: LocatedImage, limits: ResponseLimits
 ) -> list[bytes]:
     """The OpenPGP signatures stored for the image's digest, in order; each is read only
     up to ``max_signature_bytes``, and at most ``max_lookaside_signatures`` of them."""
@@ -234,7 +234,7 @@ def _read_file(path: Path, limit: int) -> bytes:
 
 
 async def _signed_by(
-    client: RegistryClient, image: ResolvedImage, req: SignedBy, storage: SignatureStorage
+    client: RegistryClient, image: LocatedImage, req: SignedBy, storage: SignatureStorage
 ) -> tuple[bool, str, int]:
     from ociimage._gpgv import verify_inline
     from ociimage.sigstore import parse_payload
@@ -293,7 +293,7 @@ async def _signed_by(
 
 
 async def _check(
-    client: RegistryClient, image: ResolvedImage, req: Requirement, storage: SignatureStorage
+    client: RegistryClient, image: LocatedImage, req: Requirement, storage: SignatureStorage
 ) -> tuple[bool, str, int]:
     if isinstance(req, AcceptAnything):
         return True, "", 0
@@ -308,7 +308,7 @@ async def _check(
 
 async def evaluate_policy(
     policy: Policy,
-    image: ResolvedImage,
+    image: LocatedImage,
     client: RegistryClient,
     registries_d: RegistriesD | None = None,
 ) -> PolicyDecision:
