@@ -115,12 +115,14 @@ class PullResult:
         return self.image.names
 
 
-@dataclass(frozen=True)
 class _BlobSource:
     """A place to download an image's blobs from, and its client."""
 
-    client: RegistryClient
-    source: PullSource
+    __slots__ = ("client", "source")
+
+    def __init__(self, client: RegistryClient, source: PullSource) -> None:
+        self.client = client
+        self.source = source
 
 
 class Puller:

@@ -44,15 +44,15 @@ from ociimage.policy import (
     Policy,
     Reject,
     Requirement,
-    SignedBy,
-    SigstoreSigned,
 )
-from ociimage.registries_d import RegistriesD, SignatureStorage
 from ociimage.resolved import LocatedImage
 from ocispec.errors import SpecError
 from ocispec.image import Manifest
 
 if TYPE_CHECKING:
+    from ociimage._signed import SignedBy, SigstoreSigned
+    from ociimage.registries_d import RegistriesD, SignatureStorage
+
     # cryptography and gpgv come in only when a signature is checked
     from ociimage.verifier import SigstoreVerifier
 
@@ -61,8 +61,14 @@ __all__ = ["PolicyDecision", "evaluate_policy"]
 log = logging.getLogger(__name__)
 
 _ATOMIC = "atomic container signature"
-#: Where signatures are looked for when no registries.d is configured.
-DEFAULT_STORAGE = SignatureStorage(use_sigstore_attachments=True)
+
+
+def _default_storage() -> SignatureStorage:
+    """Where signatures are looked for when no registries.d is configured (registries.d's
+    code loads only when a requirement looks for signatures)."""
+    from ociimage.registries_d import SignatureStorage
+
+    return SignatureStorage(use_sigstore_attachments=True)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -293,16 +299,18 @@ async def _signed_by(
 
 
 async def _check(
-    client: RegistryClient, image: LocatedImage, req: Requirement, storage: SignatureStorage
+    client: RegistryClient, image: LocatedImage, req: Requirement, storage: SignatureStorage | None
 ) -> tuple[bool, str, int]:
     if isinstance(req, AcceptAnything):
         return True, "", 0
     if isinstance(req, Reject):
         return False, "the policy rejects every image in this scope", 0
+    from ociimage._signed import SignedBy, SigstoreSigned
+
     if isinstance(req, SigstoreSigned):
-        return await _sigstore(client, image, req, storage)
+        return await _sigstore(client, image, req, storage or _default_storage())
     if isinstance(req, SignedBy):
-        return await _signed_by(client, image, req, storage)
+        return await _signed_by(client, image, req, storage or _default_storage())
     return False, f"unknown requirement type {req.name!r} (unknown requirements reject)", 0
 
 
@@ -318,9 +326,7 @@ async def evaluate_policy(
     there); ``registries_d`` says where signatures live (default: sigstore attachments).
     """
     scope, requirements = policy.requirements_for(image.reference)
-    storage = (
-        registries_d.for_reference(image.reference) if registries_d is not None else DEFAULT_STORAGE
-    )
+    storage = registries_d.for_reference(image.reference) if registries_d is not None else None
     signatures = 0
     for req in requirements:
         ok, reason, count = await _check(client, image, req, storage)

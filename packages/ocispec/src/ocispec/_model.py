@@ -71,10 +71,16 @@ class FrozenDict(Mapping[K, V]):
 _META_KEY = "ocispec"
 
 
-@dataclasses.dataclass(frozen=True)
+# The codec's own records are plain classes: each dataclass costs an importer about a
+# millisecond (it compiles its methods), and these are built once per model field.
+
+
 class _FieldMeta:
-    json_name: str
-    omitempty: bool
+    __slots__ = ("json_name", "omitempty")
+
+    def __init__(self, json_name: str, omitempty: bool) -> None:
+        self.json_name = json_name
+        self.omitempty = omitempty
 
 
 def jfield(
@@ -113,12 +119,20 @@ Encoder = Callable[[Any], Any]
 Normalizer = Callable[[Any], Any]
 
 
-@dataclasses.dataclass(frozen=True)
 class _Codec:
-    decode: Decoder
-    encode: Encoder
-    normalize: Normalizer
-    is_empty: Callable[[Any], bool]
+    __slots__ = ("decode", "encode", "is_empty", "normalize")
+
+    def __init__(
+        self,
+        decode: Decoder,
+        encode: Encoder,
+        normalize: Normalizer,
+        is_empty: Callable[[Any], bool],
+    ) -> None:
+        self.decode = decode
+        self.encode = encode
+        self.normalize = normalize
+        self.is_empty = is_empty
 
 
 def _type_name(value: Any) -> str:
@@ -292,14 +306,25 @@ def _codec_for(tp: Any) -> _Codec:
     raise TypeError(f"unsupported field type {tp!r}")
 
 
-@dataclasses.dataclass(frozen=True)
 class _CompiledField:
-    name: str
-    json_name: str
-    omitempty: bool
-    required: bool
-    default: Any
-    codec: _Codec
+    __slots__ = ("codec", "default", "json_name", "name", "omitempty", "required")
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        json_name: str,
+        omitempty: bool,
+        required: bool,
+        default: Any,
+        codec: _Codec,
+    ) -> None:
+        self.name = name
+        self.json_name = json_name
+        self.omitempty = omitempty
+        self.required = required
+        self.default = default
+        self.codec = codec
 
 
 _NO_DEFAULT = object()
