@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -72,26 +71,52 @@ class ProgressKind(StrEnum):
     EXISTS = "exists"
 
 
-@dataclass(frozen=True, kw_only=True)
+# ProgressEvent and PullResult are plain classes: a dataclass costs an importer about a
+# millisecond (it compiles its methods), and the ``ociimage pull`` command imports this.
+
+
 class ProgressEvent:
     """Progress of one blob: ``done`` bytes of ``descriptor.size`` so far."""
 
-    kind: ProgressKind
-    descriptor: Descriptor
-    done: int = 0
+    __slots__ = ("descriptor", "done", "kind")
+
+    def __init__(self, *, kind: ProgressKind, descriptor: Descriptor, done: int = 0) -> None:
+        self.kind = kind
+        self.descriptor = descriptor
+        self.done = done
+
+    def __repr__(self) -> str:
+        return (
+            f"ProgressEvent(kind={self.kind!r}, descriptor={self.descriptor!r}, done={self.done})"
+        )
 
 
 ProgressCallback = Callable[[ProgressEvent], None]
 
 
-@dataclass(frozen=True, kw_only=True)
 class PullResult:
     """What a pull stored."""
 
-    image: ResolvedImage
-    policy: PolicyDecision | None = None
-    downloaded_bytes: int = 0
-    skipped_blobs: tuple[str, ...] = field(default_factory=tuple)
+    __slots__ = ("downloaded_bytes", "image", "policy", "skipped_blobs")
+
+    def __init__(
+        self,
+        *,
+        image: ResolvedImage,
+        policy: PolicyDecision | None = None,
+        downloaded_bytes: int = 0,
+        skipped_blobs: tuple[str, ...] = (),
+    ) -> None:
+        self.image = image
+        self.policy = policy
+        self.downloaded_bytes = downloaded_bytes
+        self.skipped_blobs = skipped_blobs
+
+    def __repr__(self) -> str:
+        return (
+            f"PullResult(image={self.image!r}, policy={self.policy!r}, "
+            f"downloaded_bytes={self.downloaded_bytes}, skipped_blobs={self.skipped_blobs!r})"
+        )
 
     @property
     def manifest(self) -> Descriptor:
@@ -551,7 +576,7 @@ class Puller:
                 # the thread may already have created the writer: discard it
                 opened = await asyncio.gather(opening, return_exceptions=True)
                 if not isinstance(opened[0], BaseException):
-                    await asyncio.to_thread(opened[0].abort)
+                    await _to_the_end(opened[0].abort)
                 raise
             try:
                 # the sink verifies size and digest on commit (the protocol requires it)
@@ -559,11 +584,24 @@ class Puller:
                 await asyncio.shield(vetted)  # raises as the config failed
                 await asyncio.to_thread(writer.commit)
             except BaseException:
-                await asyncio.shield(asyncio.to_thread(writer.abort))
+                # a pull failing as a whole cancels this task, maybe while it aborts
+                await _to_the_end(writer.abort)
                 raise
             if progress is not None:
                 progress(ProgressEvent(kind=ProgressKind.DONE, descriptor=descriptor, done=done))
             return done
+
+
+async def _to_the_end(cleanup: Callable[[], None]) -> None:
+    """``cleanup()`` in a thread, waited for even when the caller is cancelled meanwhile
+    (the cancellation is raised once it is done): the pull's caller must not see its
+    error before the blob it was writing is gone."""
+    job = asyncio.ensure_future(asyncio.to_thread(cleanup))
+    try:
+        await asyncio.shield(job)
+    except asyncio.CancelledError:
+        await job
+        raise
 
 
 async def _gather_or_cancel(coros: Sequence[Awaitable[Any]]) -> list[Any]:
