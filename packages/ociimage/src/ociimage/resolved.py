@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ociimage.client import FetchedManifest
@@ -14,6 +13,10 @@ if TYPE_CHECKING:
     from ocispec.image import ImageConfig
 
 __all__ = ["LocatedImage", "ResolvedImage"]
+
+
+# Plain classes, not dataclasses: a dataclass costs an importer about a millisecond (it
+# compiles its methods), and the ``ociimage pull`` command imports this module.
 
 
 class LocatedImage:
@@ -74,15 +77,31 @@ class LocatedImage:
         return [] if self.reference.digest else [str(self.reference.with_default_tag())]
 
 
-@dataclass(frozen=True, kw_only=True)
 class ResolvedImage(LocatedImage):
     """An image found in a registry: its manifest and config, no layers downloaded yet."""
 
-    reference: Reference
-    source: PullSource
-    top: FetchedManifest
-    manifest: FetchedManifest
-    image_manifest: Manifest
-    config_data: bytes
-    config: ImageConfig
-    platforms: tuple[Platform, ...] = ()
+    def __init__(
+        self,
+        *,
+        reference: Reference,
+        source: PullSource,
+        top: FetchedManifest,
+        manifest: FetchedManifest,
+        image_manifest: Manifest,
+        config_data: bytes,
+        config: ImageConfig,
+        platforms: tuple[Platform, ...] = (),
+    ) -> None:
+        super().__init__(
+            reference=reference,
+            source=source,
+            top=top,
+            manifest=manifest,
+            image_manifest=image_manifest,
+            platforms=platforms,
+        )
+        self.config_data = config_data
+        self.config = config
+
+    def __repr__(self) -> str:
+        return f"ResolvedImage(reference={self.reference!r}, digest={self.digest!r})"

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
@@ -71,16 +70,36 @@ def _default_storage() -> SignatureStorage:
     return SignatureStorage(use_sigstore_attachments=True)
 
 
-@dataclass(frozen=True, kw_only=True)
 class PolicyDecision:
     """An accepted image: the scope that applied, the requirements that held, and the
-    manifest digest they were evaluated against (the platform manifest's)."""
+    manifest digest they were evaluated against (the platform manifest's).
 
-    image: str
-    scope: str
-    requirements: tuple[str, ...]
-    signatures: int = 0
-    digest: str = ""
+    A plain class: a dataclass costs an importer about a millisecond, and every pull
+    with a policy imports this module."""
+
+    __slots__ = ("digest", "image", "requirements", "scope", "signatures")
+
+    def __init__(
+        self,
+        *,
+        image: str,
+        scope: str,
+        requirements: tuple[str, ...],
+        signatures: int = 0,
+        digest: str = "",
+    ) -> None:
+        self.image = image
+        self.scope = scope
+        self.requirements = requirements
+        self.signatures = signatures
+        self.digest = digest
+
+    def __repr__(self) -> str:
+        return (
+            f"PolicyDecision(image={self.image!r}, scope={self.scope!r}, "
+            f"requirements={self.requirements!r}, signatures={self.signatures}, "
+            f"digest={self.digest!r})"
+        )
 
 
 async def _sigstore(
