@@ -559,7 +559,7 @@ class Puller:
         async with self._limit:
             done = 0
 
-            def advance(n: int) -> None:
+            def advance(n: int) -> None:  # on the loop, for each buffer a thread consumed
                 nonlocal done
                 done += n
                 if progress is not None:
@@ -567,6 +567,8 @@ class Puller:
                         ProgressEvent(kind=ProgressKind.PROGRESS, descriptor=descriptor, done=done)
                     )
 
+            # without a progress display the threads need not wake the loop per buffer
+            on_progress = advance if progress is not None else None
             if progress is not None:
                 progress(ProgressEvent(kind=ProgressKind.START, descriptor=descriptor))
             opening = asyncio.ensure_future(asyncio.to_thread(sink.open_blob, descriptor))
@@ -580,7 +582,11 @@ class Puller:
                 raise
             try:
                 # the sink verifies size and digest on commit (the protocol requires it)
-                await client.fetch_blob(repo, descriptor, writer, on_progress=advance, verify=False)
+                start = writer.offset  # a sink may resume a blob it kept a part of
+                await client.fetch_blob(
+                    repo, descriptor, writer, on_progress=on_progress, verify=False
+                )
+                done = writer.offset - start
                 await asyncio.shield(vetted)  # raises as the config failed
                 await asyncio.to_thread(writer.commit)
             except BaseException:
