@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from ociimage.registries_d import RegistriesD
     from ocispec.image import Descriptor
 
-__all__ = ["EXIT_CODES", "ConfigExit", "PullOptions", "exit_code", "run_pull"]
+__all__ = ["EXIT_CODES", "MAX_CONCURRENT", "ConfigExit", "PullOptions", "exit_code", "run_pull"]
 
 EXIT_CODES: dict[type[ImageError], int] = {
     ContentNotFoundError: 3,
@@ -174,6 +174,12 @@ def _descriptor_doc(d: Descriptor | None) -> dict[str, Any] | None:
     return None if d is None else d.to_dict()
 
 
+#: Layers downloaded at once by default: 6, as skopeo (containers/image) does. With
+#: fewer, an image of one layer more than the limit downloads its last layer alone,
+#: on one core, after the others.
+MAX_CONCURRENT = 6
+
+
 class PullOptions:
     """Everything ``ociimage pull`` takes (see its ``--help``).
 
@@ -207,7 +213,7 @@ class PullOptions:
         insecure_registry: list[str] | None = None,
         policy: Path | None = None,
         registries_d: Path | None = None,
-        max_concurrent: int = 4,
+        max_concurrent: int = MAX_CONCURRENT,
         progress_timeout: float = 60.0,
         as_json: bool = False,
         quiet: bool = False,
