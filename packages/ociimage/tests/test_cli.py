@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from ociimage.cli import app
@@ -309,25 +310,78 @@ def test_progress_bars_on_a_terminal(
 def test_the_fast_pull_parser_takes_exactly_the_typer_commands_options() -> None:
     from typer.main import get_command
 
-    from ociimage.entry import pull_parser
+    from ociimage.entry import PULL_FLAGS, PULL_VALUE_OPTIONS
 
     group = get_command(app)
     command = group.commands["pull"]  # type: ignore[attr-defined]
     typer_options = {o for p in command.params for o in (*p.opts, *p.secondary_opts)}
-    fast = {o for a in pull_parser()._actions for o in a.option_strings}
-    positional = [a.dest for a in pull_parser()._actions if not a.option_strings]
-    assert {o for o in typer_options if o.startswith("-")} == fast
-    assert positional == [p.name for p in command.params if not p.opts[0].startswith("-")]
+    assert {o for o in typer_options if o.startswith("-")} == {*PULL_FLAGS, *PULL_VALUE_OPTIONS}
+    fields = {p.name for p in command.params}
+    assert set(PULL_FLAGS.values()) | set(PULL_VALUE_OPTIONS.values()) <= fields
+    positional = [p.name for p in command.params if not p.opts[0].startswith("-")]
+    assert positional == ["reference", "directory"]
+
+
+_TAKEN = [
+    ["pull", "quay.io/a/b:1", "out"],
+    ["pull", "--quiet", "quay.io/a/b:1", "out", "--json", "-q"],
+    ["pull", "a/b", "out", "--platform", "linux/arm64/v8", "--policy", "p.json"],
+    ["pull", "--platform=linux/amd64", "a/b@sha256:" + "0" * 64, "out", "--registries-d", "d"],
+    ["pull", "a", "b", "--insecure-registry", "h:5000", "--insecure-registry=h2", "--json"],
+    ["pull", "a", "b", "--max-concurrent", "8", "--progress-timeout", "2.5"],
+    ["pull", "a", "b", "--max-concurrent=1", "--progress-timeout=7", "--authfile", "x.json"],
+    ["pull", "a", "b", "--registries-conf", "r.conf", "--platform", "x", "--platform", "y"],
+]
+_LEFT_TO_TYPER = [
+    [],
+    ["inspect", "a"],
+    ["pull"],
+    ["pull", "a"],
+    ["pull", "a", "b", "c"],
+    ["pull", "a", "b", "--help"],
+    ["pull", "-h", "a", "b"],
+    ["pull", "a", "b", "--"],
+    ["pull", "--", "a", "b"],
+    ["pull", "a", "b", "--unknown"],
+    ["pull", "a", "b", "-qj"],
+    ["pull", "a", "b", "--json=yes"],
+    ["pull", "a", "b", "--platform"],
+    ["pull", "a", "b", "--platform="],
+    ["pull", "a", "b", "--platform", "--json"],
+    ["pull", "a", "b", "--max-concurrent", "0"],
+    ["pull", "a", "b", "--max-concurrent", "two"],
+    ["pull", "a", "b", "--progress-timeout", "soon"],
+    ["pull", "", "b"],
+    ["pull", "a", "b", "--policy", ""],
+]
+
+
+def test_the_fast_pull_parser_reads_what_typer_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ociimage import cli
+    from ociimage._pull_command import PullOptions
+    from ociimage.entry import parse_pull
+
+    seen: list[PullOptions] = []
+    monkeypatch.setattr(cli, "run_pull", lambda opts: seen.append(opts) or 0)
+    for argv in _TAKEN:
+        fields = parse_pull(argv)
+        assert fields is not None, argv
+        for name in ("directory", "authfile", "registries_conf", "policy", "registries_d"):
+            if name in fields:
+                fields[name] = Path(fields[name])
+        result = runner.invoke(app, argv)
+        assert result.exit_code == 0, (argv, result.output)
+        assert repr(seen.pop()) == repr(PullOptions(**fields)), argv
+    for argv in _LEFT_TO_TYPER:
+        assert parse_pull(argv) is None, argv
 
 
 _FAST = """
 import sys
-from ociimage.entry import main
-try:
-    main()
-except SystemExit as done:
-    loaded = [name in sys.modules for name in ("typer", "cryptography", "httpx")]
-    print("exit", done.code, *loaded)
+from ociimage.entry import run_fast
+code = run_fast(sys.argv[1:])
+loaded = [name in sys.modules for name in ("typer", "cryptography", "httpx", "argparse")]
+print("exit", code, *loaded)
 """
 
 
@@ -336,7 +390,7 @@ def test_pull_runs_without_typer_cryptography_or_httpx_and_keeps_the_exit_codes(
 ) -> None:
     def fast_pull(*args: str) -> tuple[list[str], str]:
         proc = subprocess.run(
-            [sys.executable, "-c", _FAST, "pull", *args, *_common(registry, tmp_path)],
+            [sys.executable, "-c", _FAST, "pull", *_common(registry, tmp_path), *args],
             capture_output=True,
             text=True,
             timeout=120,
@@ -346,13 +400,43 @@ def test_pull_runs_without_typer_cryptography_or_httpx_and_keeps_the_exit_codes(
     busybox = test_images.busybox
     out, err = fast_pull(busybox.reference, str(tmp_path / "b"), *_accept(tmp_path))
     # an open registry answers every GET at once: httpx is never needed, nor imported
-    assert out == [busybox.digest_reference, "exit", "0", "False", "False", "False"], err
+    assert out == [busybox.digest_reference, "exit", "0", "False", "False", "False", "False"], err
     assert OCILayout(tmp_path / "b").find(busybox.reference).digest == busybox.manifest_digest
     missing = f"{registry.host}/crid-test/nothing:here"
     out, err = fast_pull(missing, str(tmp_path / "n"), *_accept(tmp_path))
     # a 404 is sent again through httpx, which words the error
-    assert out == ["exit", "3", "False", "False", "True"], err
+    assert out == ["exit", "3", "False", "False", "True", "False"], err
     assert "ociimage: error:" in err and not (tmp_path / "n").exists()
-    # a usage error goes to typer, which names the problem (exit code 2)
+    # a usage error goes to typer
     out, err = fast_pull(busybox.reference, str(tmp_path / "c"), "--max-concurrent", "0")
-    assert out[:2] == ["exit", "2"] and "--max-concurrent" in err
+    assert out == ["exit", "None", "False", "False", "False", "False"], err
+    broken = tmp_path / "broken.conf"
+    broken.write_text("short-name-mode = 'x'")
+    out, err = fast_pull(busybox.reference, str(tmp_path / "d"), "--registries-conf", str(broken))
+    assert out[:2] == ["exit", "7"] and "ociimage: error:" in err
+
+
+def test_the_console_script_flushes_its_output_and_exit_code(
+    registry: LocalRegistry, test_images: TestImages, tmp_path: Path
+) -> None:
+    """The script leaves with os._exit after a pull: its output must be out by then."""
+    script = str(Path(sys.executable).with_name("ociimage"))
+    busybox = test_images.busybox
+    common = [*_common(registry, tmp_path), *_accept(tmp_path)]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [script, *args], capture_output=True, text=True, timeout=120, check=False
+        )
+
+    done = run("pull", busybox.reference, str(tmp_path / "j"), "--json", *common)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["repo_digest"] == busybox.digest_reference
+    done = run("pull", busybox.reference, str(tmp_path / "p"), *common)
+    assert (done.returncode, done.stdout) == (0, busybox.digest_reference + "\n"), done.stderr
+    missing = run("pull", f"{registry.host}/crid-test/nothing:here", str(tmp_path / "n"), *common)
+    assert missing.returncode == 3 and "ociimage: error:" in missing.stderr
+    usage = run("pull", busybox.reference, str(tmp_path / "u"), "--max-concurrent", "0")
+    assert usage.returncode == 2 and "--max-concurrent" in usage.stderr
+    helped = run("pull", "--help")
+    assert helped.returncode == 0 and "REFERENCE" in helped.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -199,3 +200,44 @@ async def test_docker_schema2_list_and_manifest(
     assert result.manifest.media_type == MediaType.DOCKER_MANIFEST
     assert result.manifest.digest == manifest.digest  # bytes kept as sent (indent=3)
     assert list(result.config.rootfs.diff_ids) == list(oci.diff_ids)
+
+
+async def test_a_config_that_does_not_match_the_manifest_commits_no_blob(
+    registry: LocalRegistry,
+    test_images: TestImages,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The config downloads with the layers, but no layer is committed before it passed."""
+    from ociimage.client import RegistryClient
+    from ociimage.errors import UnsupportedManifestError
+    from ociimage.testing import Blob, RegistryPusher
+
+    get_blob = RegistryClient.get_blob
+
+    async def late_config(self: RegistryClient, *args: Any, **kwargs: Any) -> bytes:
+        data = await get_blob(self, *args, **kwargs)
+        await asyncio.sleep(0.5)  # the layers are all downloaded by then
+        return data
+
+    monkeypatch.setattr(RegistryClient, "get_blob", late_config)
+
+    oci = test_images.layered
+    config_doc = json.loads(oci.image.config.data)
+    config_doc["rootfs"]["diff_ids"] = config_doc["rootfs"]["diff_ids"][:1]  # one short
+    config = Blob.of(MediaType.IMAGE_CONFIG, json.dumps(config_doc).encode())
+    manifest_doc = json.loads(oci.image.manifest.data)
+    manifest_doc["config"] = config.descriptor()
+    manifest = Blob.of(MediaType.IMAGE_MANIFEST, json.dumps(manifest_doc).encode())
+    with RegistryPusher(registry) as pusher:
+        for blob in (config, *oci.image.layers):
+            pusher.push_blob("mismatch/app", blob.data, blob.digest)
+        pusher.push_manifest("mismatch/app", "1", manifest)
+    root = tmp_path / "oci"
+    with pytest.raises(UnsupportedManifestError, match="diff_ids"):
+        await pull(
+            f"{registry.host}/mismatch/app:1", OCILayoutSink(root), registries=_conf(registry)
+        )
+    blobs = [p.name for p in (root / "blobs").rglob("*") if p.is_file()] if root.exists() else []
+    assert blobs == []
+    assert not any((root / ".ingest").iterdir()) if (root / ".ingest").exists() else True

@@ -167,3 +167,54 @@ async def test_token_auth_push_and_pull(
     assert not (tmp_path / "e" / "blobs" / "sha256").exists() or not any(
         (tmp_path / "e" / "blobs" / "sha256").iterdir()
     )
+
+
+_COMMAND = """
+import sys
+from ociimage import _prefetch
+from ociimage.entry import run_fast
+started = []
+start = _prefetch.start
+_prefetch.start = lambda prefetch: (started.append(prefetch), start(prefetch))
+code = run_fast(sys.argv[1:])
+url, answer = started[0].answer.result()
+print("exit", code, "prefetched", url.rsplit("/", 1)[-1], answer is None)
+"""
+
+
+async def test_the_command_pulls_from_a_registry_that_challenges(
+    basic_registry: LocalRegistry, tmp_path: Path
+) -> None:
+    """The command's prefetched manifest GET is answered 401: the client asks itself."""
+    import subprocess
+    import sys
+
+    from ociimage.layout import OCILayout
+
+    image = busybox_image()
+    async with RegistryClient(
+        basic_registry.host,
+        insecure=True,
+        credentials=Credentials(username="alice", password="s3cret"),
+    ) as client:
+        await _push(client, image)
+    auths = {basic_registry.host: {"auth": base64.b64encode(b"alice:s3cret").decode()}}
+    (tmp_path / "auth.json").write_text(json.dumps({"auths": auths}))
+    (tmp_path / "registries.conf").write_text("")
+    (tmp_path / "policy.json").write_text(
+        json.dumps({"default": [{"type": "insecureAcceptAnything"}]})
+    )
+    ref = image.reference(basic_registry.host)
+    argv = ["pull", ref, str(tmp_path / "oci"), "--insecure-registry", basic_registry.host]
+    for option, name in (
+        ("--authfile", "auth.json"),
+        ("--registries-conf", "registries.conf"),
+        ("--policy", "policy.json"),
+    ):
+        argv += [option, str(tmp_path / name)]
+    done = subprocess.run(
+        [sys.executable, "-c", _COMMAND, *argv], capture_output=True, text=True, timeout=120
+    )
+    # the prefetch asked for the manifest and got no answer to take (a 401)
+    assert done.stdout.split()[-5:] == ["exit", "0", "prefetched", image.tag, "True"], done.stderr
+    assert OCILayout(tmp_path / "oci").find(ref).digest == image.manifest_digest

@@ -83,7 +83,7 @@ if TYPE_CHECKING:
         SignatureStorage,
         load_registries_d,
     )
-    from ociimage.resolved import ResolvedImage
+    from ociimage.resolved import LocatedImage, ResolvedImage
     from ociimage.singleflight import SingleFlight
     from ociimage.sink import BlobWriter, PullSink
     from ociimage.tls import DEFAULT_CERTS_DIRS, TLSConfig
@@ -144,6 +144,7 @@ _SOURCES = {
     "ResponseTooLargeError": "ociimage.errors",
     "Reject": "ociimage.policy",
     "Requirement": "ociimage.policy",
+    "LocatedImage": "ociimage.resolved",
     "ResolvedImage": "ociimage.resolved",
     "RetryPolicy": "ociimage._retry",
     "ShortNameError": "ociimage.errors",
@@ -206,6 +207,7 @@ __all__ = [
     "InvalidReferenceError",
     "LayoutError",
     "LayoutImage",
+    "LocatedImage",
     "LookasideError",
     "Mirror",
     "NoMatchingPlatformError",

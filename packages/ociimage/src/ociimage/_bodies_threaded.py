@@ -21,7 +21,6 @@ import socket
 import ssl
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 __all__ = ["Answer", "BodyRequest", "BodyTooLong", "Declined", "ThreadedBodies", "Transfer"]
@@ -53,24 +52,32 @@ class BodyTooLong(Exception):  # noqa: N818 - the caller words the error
         self.announced = announced
 
 
-@dataclass(frozen=True, kw_only=True)
+# Plain classes, not dataclasses: a dataclass costs an importer about a millisecond
+# (it compiles its methods), and ``ociimage pull`` imports this module at start.
+
+
 class BodyRequest:
     """A GET for the body from byte ``offset`` on, of which at most ``limit`` bytes may
     be consumed. A registry that ignores ``Range`` (200) has its first bytes dropped."""
 
-    url: str
-    headers: dict[str, str]
-    limit: int
-    offset: int = 0
+    __slots__ = ("headers", "limit", "offset", "url")
+
+    def __init__(self, *, url: str, headers: dict[str, str], limit: int, offset: int = 0) -> None:
+        self.url = url
+        self.headers = headers
+        self.limit = limit
+        self.offset = offset
 
 
-@dataclass(frozen=True, kw_only=True)
 class Answer:
     """A 200 answer read whole: lower-case header names, the body, the final URL."""
 
-    headers: dict[str, str]
-    body: bytes
-    url: str
+    __slots__ = ("body", "headers", "url")
+
+    def __init__(self, *, headers: dict[str, str], body: bytes, url: str) -> None:
+        self.headers = headers
+        self.body = body
+        self.url = url
 
 
 class Transfer:

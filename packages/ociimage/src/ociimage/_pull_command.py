@@ -7,16 +7,12 @@ the typer command in :mod:`ociimage.cli` calls the same function, so both behave
 
 from __future__ import annotations
 
-import asyncio
-import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ociimage.auth import CredentialStore, default_auth_files
 from ociimage.errors import (
     AuthenticationError,
     BlockedRegistryError,
@@ -30,16 +26,18 @@ from ociimage.errors import (
     RegistryUnavailableError,
     ShortNameError,
 )
-from ociimage.policy import DEFAULT_POLICY, Policy, load_policy
-from ociimage.pull import ProgressCallback, ProgressEvent, ProgressKind, PullResult
 from ociimage.registries import DEFAULT_REGISTRIES_CONF, RegistriesConfig, load_registries_conf
-from ociimage.registries_d import DEFAULT_REGISTRIES_D
 
 if TYPE_CHECKING:
+    # the rest of the pull stack loads with run_pull: the CLI reads registries.conf and
+    # starts its first request (ociimage._prefetch) before importing it
+    from ociimage.auth import CredentialStore
+    from ociimage.policy import Policy
+    from ociimage.pull import ProgressCallback, ProgressEvent, PullResult
     from ociimage.registries_d import RegistriesD
-from ocispec.image import Descriptor
+    from ocispec.image import Descriptor
 
-__all__ = ["EXIT_CODES", "ConfigExit", "PullOptions", "exit_code", "run_pull"]
+__all__ = ["EXIT_CODES", "MAX_CONCURRENT", "ConfigExit", "PullOptions", "exit_code", "run_pull"]
 
 EXIT_CODES: dict[type[ImageError], int] = {
     ContentNotFoundError: 3,
@@ -82,6 +80,8 @@ def registries(path: Path | None, insecure: list[str] | None) -> RegistriesConfi
 
 
 def credential_store(authfile: Path | None) -> CredentialStore:
+    from ociimage.auth import CredentialStore, default_auth_files
+
     try:
         return CredentialStore([authfile] if authfile is not None else default_auth_files())
     except ConfigFileError as err:
@@ -90,6 +90,8 @@ def credential_store(authfile: Path | None) -> CredentialStore:
 
 
 def policy(path: Path | None) -> Policy | None:
+    from ociimage.policy import DEFAULT_POLICY, load_policy
+
     if path is None and not DEFAULT_POLICY.exists():
         return None
     try:
@@ -100,9 +102,10 @@ def policy(path: Path | None) -> Policy | None:
 
 
 def registries_d(path: Path | None) -> RegistriesD | None:
+    from ociimage.registries_d import DEFAULT_REGISTRIES_D, load_registries_d
+
     if path is None and not DEFAULT_REGISTRIES_D.is_dir():
         return None
-    from ociimage.registries_d import load_registries_d
 
     try:
         return load_registries_d(path if path is not None else DEFAULT_REGISTRIES_D)
@@ -121,6 +124,8 @@ def progress_display(quiet: bool, as_json: bool) -> Iterator[ProgressCallback | 
     if quiet or as_json:
         yield None
         return
+    from ociimage.pull import ProgressKind
+
     if sys.stderr.isatty():
         from rich.console import Console
         from rich.progress import (
@@ -169,33 +174,83 @@ def _descriptor_doc(d: Descriptor | None) -> dict[str, Any] | None:
     return None if d is None else d.to_dict()
 
 
-@dataclass(frozen=True, kw_only=True)
+#: Layers downloaded at once by default: 6, as skopeo (containers/image) does. With
+#: fewer, an image of one layer more than the limit downloads its last layer alone,
+#: on one core, after the others.
+MAX_CONCURRENT = 6
+
+
 class PullOptions:
-    """Everything ``ociimage pull`` takes (see its ``--help``)."""
+    """Everything ``ociimage pull`` takes (see its ``--help``).
 
-    reference: str
-    directory: Path
-    platform: str | None = None
-    authfile: Path | None = None
-    registries_conf: Path | None = None
-    insecure_registry: list[str] = field(default_factory=list)
-    policy: Path | None = None
-    registries_d: Path | None = None
-    max_concurrent: int = 4
-    progress_timeout: float = 60.0
-    as_json: bool = False
-    quiet: bool = False
+    A plain class, not a dataclass: building a dataclass costs the command's start-up
+    about a millisecond (it compiles its methods).
+    """
+
+    __slots__ = (
+        "as_json",
+        "authfile",
+        "directory",
+        "insecure_registry",
+        "max_concurrent",
+        "platform",
+        "policy",
+        "progress_timeout",
+        "quiet",
+        "reference",
+        "registries_conf",
+        "registries_d",
+    )
+
+    def __init__(
+        self,
+        *,
+        reference: str,
+        directory: Path,
+        platform: str | None = None,
+        authfile: Path | None = None,
+        registries_conf: Path | None = None,
+        insecure_registry: list[str] | None = None,
+        policy: Path | None = None,
+        registries_d: Path | None = None,
+        max_concurrent: int = MAX_CONCURRENT,
+        progress_timeout: float = 60.0,
+        as_json: bool = False,
+        quiet: bool = False,
+    ) -> None:
+        self.reference = reference
+        self.directory = directory
+        self.platform = platform
+        self.authfile = authfile
+        self.registries_conf = registries_conf
+        self.insecure_registry = list(insecure_registry or [])
+        self.policy = policy
+        self.registries_d = registries_d
+        self.max_concurrent = max_concurrent
+        self.progress_timeout = progress_timeout
+        self.as_json = as_json
+        self.quiet = quiet
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"PullOptions({shown})"
 
 
-def run_pull(opts: PullOptions) -> int:
-    """Pull as the command does: output on stdout/stderr; the exit code is returned."""
+def run_pull(opts: PullOptions, *, registries_conf: RegistriesConfig | None = None) -> int:
+    """Pull as the command does: output on stdout/stderr; the exit code is returned.
+
+    ``registries_conf`` is the configuration ``opts`` names when the caller loaded it
+    already (the CLI does, to start its first request early).
+    """
+    import asyncio
+
     from ociimage.client import use_large_reads
     from ociimage.layout import OCILayoutSink
     from ociimage.pull import Puller
 
     use_large_reads()  # the CLI owns its process
     try:
-        conf = registries(opts.registries_conf, opts.insecure_registry)
+        conf = registries_conf or registries(opts.registries_conf, opts.insecure_registry)
         store = credential_store(opts.authfile)
         trust = policy(opts.policy)
         # where signatures live matters only to a policy that checks them (yaml then)
@@ -238,6 +293,8 @@ def run_pull(opts: PullOptions) -> int:
             print(f"ociimage:   {note}", file=sys.stderr)
         return exit_code(err)
     if opts.as_json:
+        import json
+
         doc = {
             "reference": str(result.image.reference),
             "names": result.names,

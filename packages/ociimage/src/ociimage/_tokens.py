@@ -15,7 +15,6 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ociimage._bodies import content_encoding, decode, read_capped
@@ -37,10 +36,12 @@ _EXPIRY_MARGIN = 5.0
 _CLIENT_ID = "ociimage"
 
 
-@dataclass(frozen=True, kw_only=True)
 class _Token:
-    value: str
-    expires_at: float
+    __slots__ = ("expires_at", "value")
+
+    def __init__(self, *, value: str, expires_at: float) -> None:
+        self.value = value
+        self.expires_at = expires_at
 
 
 def _basic(credentials: Credentials) -> str:

@@ -132,7 +132,9 @@ def pull(
     insecure_registry: InsecureOpt = None,
     policy: PolicyOpt = None,
     registries_d: RegistriesDOpt = None,
-    max_concurrent: Annotated[int, typer.Option(help="parallel layer downloads", min=1)] = 4,
+    max_concurrent: Annotated[
+        int, typer.Option(help="parallel layer downloads (6, as skopeo)", min=1)
+    ] = command.MAX_CONCURRENT,
     progress_timeout: Annotated[
         float, typer.Option(help="fail when a transfer stalls this many seconds")
     ] = 60.0,

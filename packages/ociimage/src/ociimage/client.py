@@ -34,9 +34,9 @@ import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
+from ociimage import _prefetch
 from ociimage._bodies import content_encoding, decode, read_capped, read_prefix, too_large
 from ociimage._bodies_threaded import (
     Answer,
@@ -49,6 +49,7 @@ from ociimage._bodies_threaded import (
 from ociimage._content import absorb, error_code, sniff_media_type, verify_content
 from ociimage._retry import RETRYABLE_STATUS, RetryPolicy, retry_after_seconds
 from ociimage._tokens import Authorizer
+from ociimage._wire import MANIFEST_MEDIA_TYPES, USER_AGENT, plain_headers
 from ociimage.auth import Credentials
 from ociimage.errors import (
     AuthenticationError,
@@ -72,13 +73,6 @@ __all__ = ["MANIFEST_MEDIA_TYPES", "FetchedManifest", "RegistryClient"]
 
 log = logging.getLogger(__name__)
 
-#: What a pull accepts, best first.
-MANIFEST_MEDIA_TYPES = (
-    MediaType.IMAGE_INDEX,
-    MediaType.IMAGE_MANIFEST,
-    MediaType.DOCKER_MANIFEST_LIST,
-    MediaType.DOCKER_MANIFEST,
-)
 #: Bytes gathered before a batch goes to a worker thread to be hashed and written:
 #: large enough that the thread hop is rare, small enough that four downloads at once
 #: hold little memory (a batch is received while the one before it is written).
@@ -88,7 +82,6 @@ _T = TypeVar("_T")
 #: per recv, which the network stream then cuts into 64 KiB pieces (copying the rest
 #: each time). One read per recv quarters the per-chunk work and copies nothing.
 READ_BYTES = 1 << 20
-_USER_AGENT = "ociimage/0.1"
 #: Layer downloads read by worker threads at once, per client (see _bodies_threaded).
 _BODY_THREADS = 8
 
@@ -120,13 +113,23 @@ class _Dropped(Exception):  # noqa: N818 - a signal inside the client
     """The connection broke while a body was read: resume from what was kept."""
 
 
-@dataclass(frozen=True, kw_only=True)
 class FetchedManifest:
-    """A manifest or index exactly as the registry sent it, with its verified digest."""
+    """A manifest or index exactly as the registry sent it, with its verified digest.
 
-    media_type: str
-    data: bytes
-    digest: str
+    A plain class: a dataclass costs an importer about a millisecond."""
+
+    __slots__ = ("data", "digest", "media_type")
+
+    def __init__(self, *, media_type: str, data: bytes, digest: str) -> None:
+        self.media_type = media_type
+        self.data = data
+        self.digest = digest
+
+    def __repr__(self) -> str:
+        return (
+            f"FetchedManifest(media_type={self.media_type!r}, digest={self.digest!r}, "
+            f"size={len(self.data)})"
+        )
 
     @property
     def descriptor(self) -> Descriptor:
@@ -203,7 +206,7 @@ class RegistryClient:
                 follow_redirects=True,
                 limits=pool,
                 # digests name the bytes as stored: no content coding on top, please
-                headers={"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"},
+                headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
             )
         return self._http_client
 
@@ -229,12 +232,20 @@ class RegistryClient:
         if self._scheme is None:
             # insecure: prefer TLS without verification, fall back to plain HTTP
             try:
-                tls = await self._in_thread(lambda t: self._bodies.tls_answers(self.host, t))
+                scheme = await self._prefetched_scheme()
+                if scheme is None:
+                    tls = await self._in_thread(lambda t: self._bodies.tls_answers(self.host, t))
+                    scheme = "https" if tls else "http"
             except TimeoutError as err:
                 raise self._stalled(err) from err
-            self._scheme = "https" if tls else "http"
+            self._scheme = scheme
             log.debug("event=scheme host=%s scheme=%s", self.host, self._scheme)
         return f"{self._scheme}://{self.host}{path}"
+
+    async def _prefetched_scheme(self) -> str | None:
+        """The CLI's probe of this host, if it made one (see ociimage._prefetch)."""
+        probe = _prefetch.claim_scheme(self.host, self.insecure)
+        return None if probe is None else await asyncio.wrap_future(probe)
 
     async def _in_thread(self, work: Callable[[Transfer], _T]) -> _T:
         """``work`` in a body thread. Cancelling the caller aborts it: its socket is shut
@@ -264,11 +275,7 @@ class RegistryClient:
 
     def _plain_headers(self, scopes: Sequence[str], headers: dict[str, str]) -> dict[str, str]:
         """What httpx would send: its defaults, the request's, a known authorization."""
-        out = {"User-Agent": _USER_AGENT, "Accept-Encoding": "identity", **headers}
-        auth = self._auth.header(scopes)
-        if auth:
-            out["Authorization"] = auth
-        return out
+        return plain_headers(headers, self._auth.header(scopes))
 
     async def _get(
         self, path: str, *, scopes: Sequence[str], headers: dict[str, str], limit: int, what: str
@@ -281,6 +288,11 @@ class RegistryClient:
         url = await self._url(path)
         sent = self._plain_headers(scopes, headers)
         try:
+            prefetched = _prefetch.claim_answer(self.host, path, sent, limit)
+            if prefetched is not None:
+                asked, answer = await asyncio.wrap_future(prefetched)
+                if answer is not None and asked == url:
+                    return answer
             return await self._in_thread(lambda t: self._bodies.get(url, sent, limit, t))
         except BodyTooLong as err:
             shown = f"{what} ({err.announced} bytes announced)" if err.announced else what

@@ -16,7 +16,6 @@ import os
 import secrets
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from ociimage.errors import DigestMismatchError, LayoutError, SizeMismatchError
@@ -110,12 +109,17 @@ class _LayoutBlobWriter:
             self._temp.unlink()
 
 
-@dataclass(frozen=True, kw_only=True)
 class LayoutImage:
     """One entry of a layout's ``index.json``: its name and descriptor."""
 
-    name: str
-    descriptor: Descriptor
+    __slots__ = ("descriptor", "name")
+
+    def __init__(self, *, name: str, descriptor: Descriptor) -> None:
+        self.name = name
+        self.descriptor = descriptor
+
+    def __repr__(self) -> str:
+        return f"LayoutImage(name={self.name!r}, descriptor={self.descriptor!r})"
 
 
 class OCILayout:

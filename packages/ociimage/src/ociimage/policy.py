@@ -22,8 +22,12 @@ from ociimage._policy_keys import read_fulcio, read_keys
 from ociimage.errors import ConfigFileError, InvalidReferenceError
 from ociimage.reference import Reference, parse_reference, split_reference
 
-if TYPE_CHECKING:  # fulcio imports cryptography: only policies with sigstoreSigned need it
-    from ociimage.fulcio import FulcioTrust
+if TYPE_CHECKING:
+    from ociimage._signed import SignedBy, SignedIdentity, SigstoreSigned, UnknownRequirement
+
+#: Built on first use (see ociimage._signed): a policy that checks no signatures never
+#: needs them.
+_SIGNED = frozenset({"SignedBy", "SignedIdentity", "SigstoreSigned", "UnknownRequirement"})
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -52,48 +56,6 @@ _IDENTITY_TYPES = {
 
 
 @dataclass(frozen=True, kw_only=True)
-class SignedIdentity:
-    """How a signature's claimed identity must relate to the image's reference."""
-
-    type: str = "matchRepoDigestOrExact"
-    docker_reference: str = ""
-    docker_repository: str = ""
-    prefix: str = ""
-    signed_prefix: str = ""
-
-    def matches(self, image: Reference, signed: str) -> bool:
-        """Whether a signature claiming ``signed`` may stand for the image ``image``."""
-        try:
-            claimed = parse_reference(signed)
-        except InvalidReferenceError:
-            return False
-        if self.type == "matchExact":
-            return bool(image.tag) and not image.digest and str(claimed) == str(image)
-        if self.type == "matchRepository":
-            return claimed.name == image.name
-        if self.type == "exactReference":
-            return str(claimed) == str(parse_reference(self.docker_reference))
-        if self.type == "exactRepository":
-            return claimed.name == parse_reference(self.docker_repository).name
-        if self.type == "remapIdentity":
-            text = str(image)
-            if _prefix_matches(text, self.prefix):
-                image = parse_reference(self.signed_prefix + text[len(self.prefix) :])
-            return _repo_digest_or_exact(image, claimed)
-        return _repo_digest_or_exact(image, claimed)
-
-
-def _repo_digest_or_exact(image: Reference, claimed: Reference) -> bool:
-    if image.digest:
-        return claimed.name == image.name
-    return str(claimed) == str(image.with_default_tag())
-
-
-def _prefix_matches(text: str, prefix: str) -> bool:
-    return text == prefix or (text.startswith(prefix) and text[len(prefix)] in "/:@")
-
-
-@dataclass(frozen=True, kw_only=True)
 class Requirement(ABC):
     """One entry of a scope's requirement list."""
 
@@ -119,51 +81,6 @@ class Reject(Requirement):
     @property
     def name(self) -> str:
         return "reject"
-
-
-@dataclass(frozen=True, kw_only=True)
-class SigstoreSigned(Requirement):
-    """``sigstoreSigned``: public keys (PEM), or keyless with a ``fulcio`` CA and identity.
-
-    ``rekor_keys`` (PEM) are set when the policy names Rekor keys (always with
-    ``fulcio``): signatures must then carry a Rekor SET that verifies with one of them.
-    ``pki`` (X.509 CA keys) is kept as written; it is not supported, so it rejects.
-    """
-
-    keys: tuple[bytes, ...] = ()
-    fulcio: FulcioTrust | None = None
-    rekor_keys: tuple[bytes, ...] = ()
-    pki: Mapping[str, Any] | None = None
-    signed_identity: SignedIdentity = field(default_factory=SignedIdentity)
-
-    @property
-    def name(self) -> str:
-        return "sigstoreSigned"
-
-
-@dataclass(frozen=True, kw_only=True)
-class SignedBy(Requirement):
-    """``signedBy`` (OpenPGP simple signing) with its GPG keyring data."""
-
-    key_type: str = "GPGKeys"
-    keys: tuple[bytes, ...] = ()
-    signed_identity: SignedIdentity = field(default_factory=SignedIdentity)
-
-    @property
-    def name(self) -> str:
-        return "signedBy"
-
-
-@dataclass(frozen=True, kw_only=True)
-class UnknownRequirement(Requirement):
-    """A requirement type ociimage does not implement: it always rejects."""
-
-    type: str
-    raw: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        return self.type
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -210,6 +127,10 @@ class Policy:
     def checks_signatures(self) -> bool:
         """Whether any scope requires a signature (else registries.d is never read)."""
         every = [*self.default, *(r for reqs in self.docker.values() for r in reqs)]
+        if all(isinstance(r, (AcceptAnything, Reject)) for r in every):
+            return False
+        from ociimage._signed import SignedBy, SigstoreSigned
+
         return any(isinstance(r, (SignedBy, SigstoreSigned)) for r in every)
 
     def scope_for(self, reference: Reference) -> str | None:
@@ -277,6 +198,8 @@ def _requirements(
 
 
 def _identity(raw: Any, where: str, path: str | None) -> SignedIdentity:
+    from ociimage._signed import SignedIdentity
+
     if raw is None:
         return SignedIdentity()
     if not isinstance(raw, dict) or raw.get("type") not in _IDENTITY_TYPES:
@@ -320,6 +243,8 @@ def _requirement(raw: Any, where: str, path: str | None, base: Path | None) -> R
     if kind == "reject":
         _only(raw, {"type"}, f"{where} {kind}", path)
         return Reject()
+    from ociimage._signed import SignedBy, SigstoreSigned, UnknownRequirement
+
     if kind == "sigstoreSigned":
         allowed = {
             "type",
@@ -392,3 +317,11 @@ def load_policy(path: str | Path = DEFAULT_POLICY) -> Policy:
     except OSError as err:
         raise ConfigFileError(f"cannot read policy: {err}", str(p)) from err
     return Policy.parse(text, str(p), base=p.parent)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SIGNED:
+        from ociimage import _signed
+
+        return getattr(_signed, name)
+    raise AttributeError(f"module 'ociimage.policy' has no attribute {name!r}")

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -29,18 +28,19 @@ from ociimage.errors import (
 from ociimage.limits import DEFAULT_LIMITS, ResponseLimits
 from ociimage.reference import Reference
 from ociimage.registries import PullSource, RegistriesConfig
-from ociimage.resolved import ResolvedImage
+from ociimage.resolved import LocatedImage, ResolvedImage
 from ociimage.singleflight import SingleFlight
 from ociimage.sink import PullSink
 from ociimage.tls import TLSConfig
 from ocispec.errors import SpecError
-from ocispec.image import Descriptor, ImageConfig, Index, Manifest, Platform, host_platform
+from ocispec.image import Descriptor, Index, Manifest, Platform, host_platform
 
 if TYPE_CHECKING:
     # signature checking (cryptography, yaml) is imported only when a policy is evaluated
     from ociimage.policy import Policy
     from ociimage.registries_d import RegistriesD
     from ociimage.trust import PolicyDecision
+    from ocispec.image import ImageConfig
 
 __all__ = [
     "ProgressEvent",
@@ -54,6 +54,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _M = TypeVar("_M", Manifest, Index)
+_I = TypeVar("_I", bound=LocatedImage)
 
 #: Errors after which the next mirror / location / candidate is tried: every way a
 #: source can fail (refused, unreachable, redirect loop, TLS, timeout, 5xx, a body that
@@ -70,26 +71,52 @@ class ProgressKind(StrEnum):
     EXISTS = "exists"
 
 
-@dataclass(frozen=True, kw_only=True)
+# ProgressEvent and PullResult are plain classes: a dataclass costs an importer about a
+# millisecond (it compiles its methods), and the ``ociimage pull`` command imports this.
+
+
 class ProgressEvent:
     """Progress of one blob: ``done`` bytes of ``descriptor.size`` so far."""
 
-    kind: ProgressKind
-    descriptor: Descriptor
-    done: int = 0
+    __slots__ = ("descriptor", "done", "kind")
+
+    def __init__(self, *, kind: ProgressKind, descriptor: Descriptor, done: int = 0) -> None:
+        self.kind = kind
+        self.descriptor = descriptor
+        self.done = done
+
+    def __repr__(self) -> str:
+        return (
+            f"ProgressEvent(kind={self.kind!r}, descriptor={self.descriptor!r}, done={self.done})"
+        )
 
 
 ProgressCallback = Callable[[ProgressEvent], None]
 
 
-@dataclass(frozen=True, kw_only=True)
 class PullResult:
     """What a pull stored."""
 
-    image: ResolvedImage
-    policy: PolicyDecision | None = None
-    downloaded_bytes: int = 0
-    skipped_blobs: tuple[str, ...] = field(default_factory=tuple)
+    __slots__ = ("downloaded_bytes", "image", "policy", "skipped_blobs")
+
+    def __init__(
+        self,
+        *,
+        image: ResolvedImage,
+        policy: PolicyDecision | None = None,
+        downloaded_bytes: int = 0,
+        skipped_blobs: tuple[str, ...] = (),
+    ) -> None:
+        self.image = image
+        self.policy = policy
+        self.downloaded_bytes = downloaded_bytes
+        self.skipped_blobs = skipped_blobs
+
+    def __repr__(self) -> str:
+        return (
+            f"PullResult(image={self.image!r}, policy={self.policy!r}, "
+            f"downloaded_bytes={self.downloaded_bytes}, skipped_blobs={self.skipped_blobs!r})"
+        )
 
     @property
     def manifest(self) -> Descriptor:
@@ -113,12 +140,14 @@ class PullResult:
         return self.image.names
 
 
-@dataclass(frozen=True)
 class _BlobSource:
     """A place to download an image's blobs from, and its client."""
 
-    client: RegistryClient
-    source: PullSource
+    __slots__ = ("client", "source")
+
+    def __init__(self, client: RegistryClient, source: PullSource) -> None:
+        self.client = client
+        self.source = source
 
 
 class Puller:
@@ -219,25 +248,55 @@ class Puller:
         Candidates (short-name resolution) and sources (mirrors, then the location) are
         tried in order; the first that has the image wins.
         """
+
+        async def at(client: RegistryClient, ref: Reference, source: PullSource) -> ResolvedImage:
+            image = await self._locate_at(client, ref, source, platform)
+            data = await client.get_blob(source.reference.path, image.image_manifest.config)
+            return _resolved(image, data)
+
+        return await self._first_source(name, credentials, at)
+
+    async def locate(
+        self,
+        name: str,
+        *,
+        platform: Platform | str | None = None,
+        credentials: Credentials | None = None,
+    ) -> LocatedImage:
+        """Find ``name``'s manifest for ``platform``, as :meth:`resolve` does, without
+        fetching the config (a pull fetches it with the layers)."""
+
+        async def at(client: RegistryClient, ref: Reference, source: PullSource) -> LocatedImage:
+            return await self._locate_at(client, ref, source, platform)
+
+        return await self._first_source(name, credentials, at)
+
+    async def _first_source(
+        self,
+        name: str,
+        credentials: Credentials | None,
+        at: Callable[[RegistryClient, Reference, PullSource], Awaitable[_I]],
+    ) -> _I:
+        """``at`` for each candidate and source in order, until one does not fail."""
         resolution = self.registries.resolve(name)
         failures: list[tuple[str, ImageError]] = []
         for candidate in resolution.candidates:
             for source in self.registries.pull_sources(candidate):
                 client = self._client_for(source, credentials)
                 try:
-                    return await self._resolve_at(client, candidate, source, platform)
+                    return await at(client, candidate, source)
                 except _TRY_NEXT as err:
                     log.info("event=source_failed source=%s error=%s", source.reference, err)
                     failures.append((str(source.reference), err))
         raise _combined(name, failures)
 
-    async def _resolve_at(
+    async def _locate_at(
         self,
         client: RegistryClient,
         reference: Reference,
         source: PullSource,
         platform: Platform | str | None,
-    ) -> ResolvedImage:
+    ) -> LocatedImage:
         repo = source.reference.path
         top = await client.get_manifest(repo, source.reference.manifest_reference)
         manifest = top
@@ -255,25 +314,12 @@ class Puller:
             manifest = await client.get_manifest(repo, chosen[0].digest)
             if manifest.is_index:
                 raise UnsupportedManifestError(f"{reference}: an index inside an index")
-        image_manifest = _decode(Manifest, manifest, source.reference)
-        config_data = await client.get_blob(repo, image_manifest.config)
-        try:
-            config = ImageConfig.from_json(config_data)
-        except SpecError as err:
-            raise UnsupportedManifestError(f"{reference}: image config: {err}") from err
-        if config.rootfs.diff_ids and len(config.rootfs.diff_ids) != len(image_manifest.layers):
-            raise UnsupportedManifestError(
-                f"{reference}: the manifest has {len(image_manifest.layers)} layers, the "
-                f"config {len(config.rootfs.diff_ids)} diff_ids"
-            )
-        return ResolvedImage(
+        return LocatedImage(
             reference=reference,
             source=source,
             top=top,
             manifest=manifest,
-            image_manifest=image_manifest,
-            config_data=config_data,
-            config=config,
+            image_manifest=_decode(Manifest, manifest, source.reference),
             platforms=platforms,
         )
 
@@ -290,17 +336,16 @@ class Puller:
     ) -> PullResult:
         """Pull ``name`` into ``sink`` and commit it there; see the module docs.
 
-        With a policy, it is evaluated before any layer is downloaded; a rejection raises
+        With a policy, it is evaluated once the manifest is known, before any blob (the
+        config included) is downloaded; a rejection raises
         :class:`~ociimage.errors.PolicyRejectedError` and nothing is written.
         """
-        image = await self.resolve(name, platform=platform, credentials=credentials)
+        image = await self.locate(name, platform=platform, credentials=credentials)
         decision = await self.check_policy(image, credentials=credentials)
-        return await self.pull_resolved(
-            image, sink, credentials=credentials, progress=progress, decision=decision
-        )
+        return await self._pull_located(image, None, sink, credentials, progress, decision)
 
     async def check_policy(
-        self, image: ResolvedImage, *, credentials: Credentials | None = None
+        self, image: LocatedImage, *, credentials: Credentials | None = None
     ) -> PolicyDecision | None:
         """Evaluate the puller's policy for ``image`` (None when it has no policy)."""
         if self.policy is None:
@@ -320,9 +365,27 @@ class Puller:
         decision: PolicyDecision | None = None,
     ) -> PullResult:
         """Download and commit an image found by :meth:`resolve` (e.g. after a policy check)."""
+        return await self._pull_located(image, image, sink, credentials, progress, decision)
+
+    async def _pull_located(
+        self,
+        image: LocatedImage,
+        resolved: ResolvedImage | None,
+        sink: PullSink,
+        credentials: Credentials | None,
+        progress: ProgressCallback | None,
+        decision: PolicyDecision | None,
+    ) -> PullResult:
+        """Download the config (unless ``resolved`` has it) and the layers at once, then
+        store the manifest (and index) and commit the image.
+
+        The config is decoded and checked against the manifest while the layers
+        download; no layer is committed to the sink before it passed (a layer waits
+        for it, which costs nothing: it is a small blob).
+        """
         sources = self._blob_sources(image, credentials)
         skipped: list[str] = []
-        await self._store_bytes(sink, image.image_manifest.config, image.config_data, skipped)
+        config = asyncio.ensure_future(self._image_config(sources, image, resolved, sink, skipped))
         layers: list[Descriptor] = []
         seen: set[str] = set()
         for layer in image.image_manifest.layers:
@@ -330,10 +393,14 @@ class Puller:
                 seen.add(layer.digest)
                 layers.append(layer)
         results = await _gather_or_cancel(
-            [self._ensure_blob(sources, layer, sink, progress) for layer in layers]
+            [
+                config,
+                *(self._ensure_blob(sources, layer, sink, progress, config) for layer in layers),
+            ]
         )
-        downloaded = sum(r for r in results if r > 0)
-        skipped += [layer.digest for layer, r in zip(layers, results, strict=True) if r < 0]
+        resolved = results[0]
+        downloaded = sum(r for r in results[1:] if r > 0)
+        skipped += [layer.digest for layer, r in zip(layers, results[1:], strict=True) if r < 0]
         await self._store_bytes(sink, image.manifest.descriptor, image.manifest.data, skipped)
         if image.index is not None:
             await self._store_bytes(sink, image.index, image.top.data, skipped)
@@ -349,11 +416,41 @@ class Puller:
             downloaded,
         )
         return PullResult(
-            image=image, policy=decision, downloaded_bytes=downloaded, skipped_blobs=tuple(skipped)
+            image=resolved,
+            policy=decision,
+            downloaded_bytes=downloaded,
+            skipped_blobs=tuple(skipped),
         )
 
+    async def _image_config(
+        self,
+        sources: Sequence[_BlobSource],
+        image: LocatedImage,
+        resolved: ResolvedImage | None,
+        sink: PullSink,
+        skipped: list[str],
+    ) -> ResolvedImage:
+        """The image with its config, fetched (from the first source that has it) and
+        checked unless ``resolved`` has it already, and stored in ``sink``."""
+        descriptor = image.image_manifest.config
+        if resolved is None:
+            failures: list[tuple[str, ImageError]] = []
+            for source in sources:
+                try:
+                    data = await source.client.get_blob(source.source.reference.path, descriptor)
+                    break
+                except ImageError as err:
+                    where = str(source.source.reference)
+                    log.info("event=blob_source_failed source=%s error=%s", where, err)
+                    failures.append((where, err))
+            else:
+                raise _combined(f"blob {descriptor.digest}", failures)
+            resolved = _resolved(image, data)
+        await self._store_bytes(sink, descriptor, resolved.config_data, skipped)
+        return resolved
+
     def _blob_sources(
-        self, image: ResolvedImage, credentials: Credentials | None
+        self, image: LocatedImage, credentials: Credentials | None
     ) -> list[_BlobSource]:
         """Where layers may come from: the source the image was found at, then every
         other source of the (content-addressed) image, in registries.conf's order."""
@@ -396,6 +493,7 @@ class Puller:
         descriptor: Descriptor,
         sink: PullSink,
         progress: ProgressCallback | None,
+        vetted: asyncio.Future[Any],
     ) -> int:
         """Bytes this call downloaded (0 when it joined another's download), -1 when present.
 
@@ -414,11 +512,11 @@ class Puller:
                     progress(ProgressEvent(kind=ProgressKind.EXISTS, descriptor=descriptor))
                 return -1
             if joined:  # the shared download went to another store, or failed: our own turn
-                return await self._download(sources, descriptor, sink, progress)
+                return await self._download(sources, descriptor, sink, progress, vetted)
             joined = self._downloads.in_flight(digest)
             try:
                 done, owner = await self._downloads.run(
-                    digest, lambda: self._download(sources, descriptor, sink, progress)
+                    digest, lambda: self._download(sources, descriptor, sink, progress, vetted)
                 )
             except ImageError:
                 if not joined:
@@ -433,13 +531,14 @@ class Puller:
         descriptor: Descriptor,
         sink: PullSink,
         progress: ProgressCallback | None,
+        vetted: asyncio.Future[Any],
     ) -> int:
         """Download from the first source that delivers the blob intact; a source that
         fails in any way (its partial bytes discarded) hands over to the next."""
         failures: list[tuple[str, ImageError]] = []
         for source in sources:
             try:
-                return await self._download_from(source, descriptor, sink, progress)
+                return await self._download_from(source, descriptor, sink, progress, vetted)
             except ImageError as err:
                 where = str(source.source.reference)
                 log.info("event=blob_source_failed source=%s error=%s", where, err)
@@ -452,12 +551,15 @@ class Puller:
         descriptor: Descriptor,
         sink: PullSink,
         progress: ProgressCallback | None,
+        vetted: asyncio.Future[Any],
     ) -> int:
+        """Download one blob into ``sink``; it is committed once ``vetted`` (the image's
+        config, checked) is done, and not at all if that fails."""
         client, repo = source.client, source.source.reference.path
         async with self._limit:
             done = 0
 
-            def advance(n: int) -> None:
+            def advance(n: int) -> None:  # on the loop, for each buffer a thread consumed
                 nonlocal done
                 done += n
                 if progress is not None:
@@ -465,6 +567,8 @@ class Puller:
                         ProgressEvent(kind=ProgressKind.PROGRESS, descriptor=descriptor, done=done)
                     )
 
+            # without a progress display the threads need not wake the loop per buffer
+            on_progress = advance if progress is not None else None
             if progress is not None:
                 progress(ProgressEvent(kind=ProgressKind.START, descriptor=descriptor))
             opening = asyncio.ensure_future(asyncio.to_thread(sink.open_blob, descriptor))
@@ -474,21 +578,39 @@ class Puller:
                 # the thread may already have created the writer: discard it
                 opened = await asyncio.gather(opening, return_exceptions=True)
                 if not isinstance(opened[0], BaseException):
-                    await asyncio.to_thread(opened[0].abort)
+                    await _to_the_end(opened[0].abort)
                 raise
             try:
                 # the sink verifies size and digest on commit (the protocol requires it)
-                await client.fetch_blob(repo, descriptor, writer, on_progress=advance, verify=False)
+                start = writer.offset  # a sink may resume a blob it kept a part of
+                await client.fetch_blob(
+                    repo, descriptor, writer, on_progress=on_progress, verify=False
+                )
+                done = writer.offset - start
+                await asyncio.shield(vetted)  # raises as the config failed
                 await asyncio.to_thread(writer.commit)
             except BaseException:
-                await asyncio.shield(asyncio.to_thread(writer.abort))
+                # a pull failing as a whole cancels this task, maybe while it aborts
+                await _to_the_end(writer.abort)
                 raise
             if progress is not None:
                 progress(ProgressEvent(kind=ProgressKind.DONE, descriptor=descriptor, done=done))
             return done
 
 
-async def _gather_or_cancel(coros: Sequence[Coroutine[Any, Any, int]]) -> list[int]:
+async def _to_the_end(cleanup: Callable[[], None]) -> None:
+    """``cleanup()`` in a thread, waited for even when the caller is cancelled meanwhile
+    (the cancellation is raised once it is done): the pull's caller must not see its
+    error before the blob it was writing is gone."""
+    job = asyncio.ensure_future(asyncio.to_thread(cleanup))
+    try:
+        await asyncio.shield(job)
+    except asyncio.CancelledError:
+        await job
+        raise
+
+
+async def _gather_or_cancel(coros: Sequence[Awaitable[Any]]) -> list[Any]:
     """Run the downloads; on the first failure cancel the rest and wait for their cleanup."""
     tasks = [asyncio.ensure_future(c) for c in coros]
     try:
@@ -498,6 +620,33 @@ async def _gather_or_cancel(coros: Sequence[Coroutine[Any, Any, int]]) -> list[i
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+
+
+def _resolved(image: LocatedImage, config_data: bytes) -> ResolvedImage:
+    """``image`` with its config, which must decode and match the manifest's layers."""
+    from ocispec.image.config import ImageConfig
+
+    reference = image.reference
+    try:
+        config = ImageConfig.from_json(config_data)
+    except SpecError as err:
+        raise UnsupportedManifestError(f"{reference}: image config: {err}") from err
+    layers = len(image.image_manifest.layers)
+    if config.rootfs.diff_ids and len(config.rootfs.diff_ids) != layers:
+        raise UnsupportedManifestError(
+            f"{reference}: the manifest has {layers} layers, the "
+            f"config {len(config.rootfs.diff_ids)} diff_ids"
+        )
+    return ResolvedImage(
+        reference=reference,
+        source=image.source,
+        top=image.top,
+        manifest=image.manifest,
+        image_manifest=image.image_manifest,
+        config_data=config_data,
+        config=config,
+        platforms=image.platforms,
+    )
 
 
 def _decode(cls: type[_M], fetched: FetchedManifest, ref: Reference) -> _M:

@@ -98,22 +98,50 @@ class Registry:
         return 0
 
 
-@dataclass(frozen=True, kw_only=True)
+# PullSource and ShortNameResolution are plain classes: a dataclass costs an importer
+# about a millisecond (it compiles its methods), and ``ociimage pull`` imports this first.
+
+
 class PullSource:
     """A physical place to fetch an image from: a mirror, or the primary location."""
 
-    reference: Reference
-    insecure: bool = False
-    mirror: bool = False
+    __slots__ = ("insecure", "mirror", "reference")
+
+    def __init__(
+        self, *, reference: Reference, insecure: bool = False, mirror: bool = False
+    ) -> None:
+        self.reference = reference
+        self.insecure = insecure
+        self.mirror = mirror
+
+    def __repr__(self) -> str:
+        return (
+            f"PullSource(reference={self.reference!r}, insecure={self.insecure}, "
+            f"mirror={self.mirror})"
+        )
 
 
-@dataclass(frozen=True, kw_only=True)
 class ShortNameResolution:
     """The ordered candidates for a name; ``alias`` is set when an alias decided it."""
 
-    candidates: tuple[Reference, ...]
-    alias: str = ""
-    mode: ShortNameMode = ShortNameMode.PERMISSIVE
+    __slots__ = ("alias", "candidates", "mode")
+
+    def __init__(
+        self,
+        *,
+        candidates: tuple[Reference, ...],
+        alias: str = "",
+        mode: ShortNameMode = ShortNameMode.PERMISSIVE,
+    ) -> None:
+        self.candidates = candidates
+        self.alias = alias
+        self.mode = mode
+
+    def __repr__(self) -> str:
+        return (
+            f"ShortNameResolution(candidates={self.candidates!r}, alias={self.alias!r}, "
+            f"mode={self.mode!r})"
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

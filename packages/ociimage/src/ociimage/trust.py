@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
@@ -44,15 +43,15 @@ from ociimage.policy import (
     Policy,
     Reject,
     Requirement,
-    SignedBy,
-    SigstoreSigned,
 )
-from ociimage.registries_d import RegistriesD, SignatureStorage
-from ociimage.resolved import ResolvedImage
+from ociimage.resolved import LocatedImage
 from ocispec.errors import SpecError
 from ocispec.image import Manifest
 
 if TYPE_CHECKING:
+    from ociimage._signed import SignedBy, SigstoreSigned
+    from ociimage.registries_d import RegistriesD, SignatureStorage
+
     # cryptography and gpgv come in only when a signature is checked
     from ociimage.verifier import SigstoreVerifier
 
@@ -61,24 +60,50 @@ __all__ = ["PolicyDecision", "evaluate_policy"]
 log = logging.getLogger(__name__)
 
 _ATOMIC = "atomic container signature"
-#: Where signatures are looked for when no registries.d is configured.
-DEFAULT_STORAGE = SignatureStorage(use_sigstore_attachments=True)
 
 
-@dataclass(frozen=True, kw_only=True)
+def _default_storage() -> SignatureStorage:
+    """Where signatures are looked for when no registries.d is configured (registries.d's
+    code loads only when a requirement looks for signatures)."""
+    from ociimage.registries_d import SignatureStorage
+
+    return SignatureStorage(use_sigstore_attachments=True)
+
+
 class PolicyDecision:
     """An accepted image: the scope that applied, the requirements that held, and the
-    manifest digest they were evaluated against (the platform manifest's)."""
+    manifest digest they were evaluated against (the platform manifest's).
 
-    image: str
-    scope: str
-    requirements: tuple[str, ...]
-    signatures: int = 0
-    digest: str = ""
+    A plain class: a dataclass costs an importer about a millisecond, and every pull
+    with a policy imports this module."""
+
+    __slots__ = ("digest", "image", "requirements", "scope", "signatures")
+
+    def __init__(
+        self,
+        *,
+        image: str,
+        scope: str,
+        requirements: tuple[str, ...],
+        signatures: int = 0,
+        digest: str = "",
+    ) -> None:
+        self.image = image
+        self.scope = scope
+        self.requirements = requirements
+        self.signatures = signatures
+        self.digest = digest
+
+    def __repr__(self) -> str:
+        return (
+            f"PolicyDecision(image={self.image!r}, scope={self.scope!r}, "
+            f"requirements={self.requirements!r}, signatures={self.signatures}, "
+            f"digest={self.digest!r})"
+        )
 
 
 async def _sigstore(
-    client: RegistryClient, image: ResolvedImage, req: SigstoreSigned, storage: SignatureStorage
+    client: RegistryClient, image: LocatedImage, req: SigstoreSigned, storage: SignatureStorage
 ) -> tuple[bool, str, int]:
     """(accepted, reason, verified signature count)."""
     # Signature checks import cryptography (~10 MiB resident): only when a policy asks.
@@ -144,7 +169,7 @@ async def _sigstore(
 
 async def _bundles(
     client: RegistryClient,
-    image: ResolvedImage,
+    image: LocatedImage,
     req: SigstoreSigned,
     verifier: SigstoreVerifier,
 ) -> tuple[int, list[str]]:
@@ -192,7 +217,7 @@ async def _bundles(
 
 
 async def _lookaside(
-    storage: SignatureStorage, image: ResolvedImage, limits: ResponseLimits
+    storage: SignatureStorage, image: LocatedImage, limits: ResponseLimits
 ) -> list[bytes]:
     """The OpenPGP signatures stored for the image's digest, in order; each is read only
     up to ``max_signature_bytes``, and at most ``max_lookaside_signatures`` of them."""
@@ -234,7 +259,7 @@ def _read_file(path: Path, limit: int) -> bytes:
 
 
 async def _signed_by(
-    client: RegistryClient, image: ResolvedImage, req: SignedBy, storage: SignatureStorage
+    client: RegistryClient, image: LocatedImage, req: SignedBy, storage: SignatureStorage
 ) -> tuple[bool, str, int]:
     from ociimage._gpgv import verify_inline
     from ociimage.sigstore import parse_payload
@@ -293,22 +318,24 @@ async def _signed_by(
 
 
 async def _check(
-    client: RegistryClient, image: ResolvedImage, req: Requirement, storage: SignatureStorage
+    client: RegistryClient, image: LocatedImage, req: Requirement, storage: SignatureStorage | None
 ) -> tuple[bool, str, int]:
     if isinstance(req, AcceptAnything):
         return True, "", 0
     if isinstance(req, Reject):
         return False, "the policy rejects every image in this scope", 0
+    from ociimage._signed import SignedBy, SigstoreSigned
+
     if isinstance(req, SigstoreSigned):
-        return await _sigstore(client, image, req, storage)
+        return await _sigstore(client, image, req, storage or _default_storage())
     if isinstance(req, SignedBy):
-        return await _signed_by(client, image, req, storage)
+        return await _signed_by(client, image, req, storage or _default_storage())
     return False, f"unknown requirement type {req.name!r} (unknown requirements reject)", 0
 
 
 async def evaluate_policy(
     policy: Policy,
-    image: ResolvedImage,
+    image: LocatedImage,
     client: RegistryClient,
     registries_d: RegistriesD | None = None,
 ) -> PolicyDecision:
@@ -318,9 +345,7 @@ async def evaluate_policy(
     there); ``registries_d`` says where signatures live (default: sigstore attachments).
     """
     scope, requirements = policy.requirements_for(image.reference)
-    storage = (
-        registries_d.for_reference(image.reference) if registries_d is not None else DEFAULT_STORAGE
-    )
+    storage = registries_d.for_reference(image.reference) if registries_d is not None else None
     signatures = 0
     for req in requirements:
         ok, reason, count = await _check(client, image, req, storage)

@@ -25,7 +25,6 @@ from ocispec.errors import (
     PlatformError,
     RunAsNonRootError,
     SchemaValidationError,
-    SchemaViolation,
     SeccompProfileError,
     SpecError,
     SysctlError,
@@ -33,6 +32,7 @@ from ocispec.errors import (
 )
 
 if TYPE_CHECKING:
+    from ocispec._violation import SchemaViolation
     from ocispec.schema import Schema, validate, validate_media_type, violations
 
 #: Loaded on first use: programs that only read models (a pull) never pay for them.
@@ -64,6 +64,10 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name == "SchemaViolation":
+        from ocispec._violation import SchemaViolation
+
+        return SchemaViolation
     if name in _SCHEMA_NAMES:
         from ocispec import schema
 

@@ -71,10 +71,16 @@ class FrozenDict(Mapping[K, V]):
 _META_KEY = "ocispec"
 
 
-@dataclasses.dataclass(frozen=True)
+# The codec's own records are plain classes: each dataclass costs an importer about a
+# millisecond (it compiles its methods), and these are built once per model field.
+
+
 class _FieldMeta:
-    json_name: str
-    omitempty: bool
+    __slots__ = ("json_name", "omitempty")
+
+    def __init__(self, json_name: str, omitempty: bool) -> None:
+        self.json_name = json_name
+        self.omitempty = omitempty
 
 
 def jfield(
@@ -113,18 +119,43 @@ Encoder = Callable[[Any], Any]
 Normalizer = Callable[[Any], Any]
 
 
-@dataclasses.dataclass(frozen=True)
 class _Codec:
-    decode: Decoder
-    encode: Encoder
-    normalize: Normalizer
-    is_empty: Callable[[Any], bool]
-    #: ``encode`` of a value that is not None; None when that is the value itself.
-    encode_value: Encoder | None = None
-    #: Whether ``is_empty`` of a value that is not None is ``not value`` (else: never).
-    falsy_empty: bool = False
-    #: Whether ``normalize`` returns every model instance as it is.
-    keeps_models: bool = False
+    """How one field type decodes, encodes, normalizes and tests for emptiness.
+
+    ``encode_value``: ``encode`` of a value that is not None; None when that is the value
+    itself. ``falsy_empty``: whether ``is_empty`` of a value that is not None is
+    ``not value`` (else: never). ``keeps_models``: whether ``normalize`` returns every
+    model instance as it is.
+    """
+
+    __slots__ = (
+        "decode",
+        "encode",
+        "encode_value",
+        "falsy_empty",
+        "is_empty",
+        "keeps_models",
+        "normalize",
+    )
+
+    def __init__(
+        self,
+        decode: Decoder,
+        encode: Encoder,
+        normalize: Normalizer,
+        is_empty: Callable[[Any], bool],
+        *,
+        encode_value: Encoder | None = None,
+        falsy_empty: bool = False,
+        keeps_models: bool = False,
+    ) -> None:
+        self.decode = decode
+        self.encode = encode
+        self.normalize = normalize
+        self.is_empty = is_empty
+        self.encode_value = encode_value
+        self.falsy_empty = falsy_empty
+        self.keeps_models = keeps_models
 
 
 def _type_name(value: Any) -> str:
@@ -350,14 +381,25 @@ def _codec_for(tp: Any) -> _Codec:
     raise TypeError(f"unsupported field type {tp!r}")
 
 
-@dataclasses.dataclass(frozen=True)
 class _CompiledField:
-    name: str
-    json_name: str
-    omitempty: bool
-    required: bool
-    default: Any
-    codec: _Codec
+    __slots__ = ("codec", "default", "json_name", "name", "omitempty", "required")
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        json_name: str,
+        omitempty: bool,
+        required: bool,
+        default: Any,
+        codec: _Codec,
+    ) -> None:
+        self.name = name
+        self.json_name = json_name
+        self.omitempty = omitempty
+        self.required = required
+        self.default = default
+        self.codec = codec
 
 
 _NO_DEFAULT = object()

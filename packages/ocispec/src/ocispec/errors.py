@@ -7,7 +7,10 @@ whole package's failures in one clause and crid can map them to gRPC codes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ocispec._violation import SchemaViolation
 
 __all__ = [
     "DecodeError",
@@ -42,24 +45,6 @@ class DecodeError(SpecError, ValueError):
         super().__init__(f"{path}: {message}")
         self.path = path
         self.reason = message
-
-
-@dataclass(frozen=True, kw_only=True)
-class SchemaViolation:
-    """One rule of a JSON schema that a document breaks.
-
-    ``path`` is the JSON path of the offending value (``$.linux.resources.pids``),
-    ``rule`` the schema keyword that failed (``required``, ``type``, ``pattern``...),
-    ``schema_path`` where the rule sits in the schema, ``message`` jsonschema's text.
-    """
-
-    path: str
-    rule: str
-    schema_path: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message} (rule {self.rule!r} at {self.schema_path})"
 
 
 class SchemaValidationError(SpecError, ValueError):
@@ -106,3 +91,11 @@ class SysctlError(GenerateError, ValueError):
 
 class SeccompProfileError(GenerateError):
     """A seccomp profile cannot be read, parsed or translated."""
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SchemaViolation":  # built on first use: see ocispec._violation
+        from ocispec._violation import SchemaViolation
+
+        return SchemaViolation
+    raise AttributeError(f"module 'ocispec.errors' has no attribute {name!r}")

@@ -11,8 +11,9 @@ manifest list is an :class:`Index`, its config an :class:`ImageConfig`).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ocispec.image.annotations import Annotation
-from ocispec.image.config import ExecutionConfig, History, ImageConfig, RootFS
 from ocispec.image.descriptor import Descriptor
 from ocispec.image.digest import Digest
 from ocispec.image.layout import (
@@ -35,6 +36,14 @@ from ocispec.image.mediatype import (
     oci_equivalent,
 )
 from ocispec.image.platform import Platform, PlatformMatcher, host_platform
+
+if TYPE_CHECKING:
+    from ocispec.image.config import ExecutionConfig, History, ImageConfig, RootFS
+
+#: The image config's models load on first use: each model (a dataclass) costs an
+#: importer about a millisecond, and a program that moves images (``ociimage pull``)
+#: decodes the config only once its layers are on their way.
+_CONFIG_NAMES = frozenset({"ExecutionConfig", "History", "ImageConfig", "RootFS"})
 
 __all__ = [
     "BLOBS_DIR",
@@ -64,3 +73,11 @@ __all__ = [
     "layer_compression",
     "oci_equivalent",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CONFIG_NAMES:
+        from ocispec.image import config
+
+        return getattr(config, name)
+    raise AttributeError(f"module 'ocispec.image' has no attribute {name!r}")
