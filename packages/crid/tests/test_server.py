@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import socket
 import stat
 import time
@@ -175,6 +176,30 @@ async def test_runtime_not_ready_when_runtime_binary_missing(tmp_path: Path) -> 
     assert condition.status is False
     assert condition.reason == "RuntimeBinaryNotFound"
     assert "/nonexistent/runc" in condition.message
+
+
+async def test_runtime_not_ready_once_its_binary_is_removed(tmp_path: Path) -> None:
+    """Status keeps the default handler resolved between calls; a binary removed after
+    a ready answer is noticed at the next call, with the same reason."""
+    runc = tmp_path / "bin" / "runc"
+    runc.parent.mkdir()
+    shutil.copy2(shutil.which("runc") or "/usr/sbin/runc", runc)
+    _, config = make_config(tmp_path, f'[crid.runtime.runtimes.runc]\nruntime_path = "{runc}"\n')
+    running = Daemon(config)
+    await running.start()
+    try:
+        async with channel(running) as ch:
+            stub = api_pb2_grpc.RuntimeServiceStub(ch)
+            ready = await stub.Status(api_pb2.StatusRequest())
+            runc.unlink()
+            gone = await stub.Status(api_pb2.StatusRequest())
+    finally:
+        await running.stop(grace=0)
+    assert {c.type: c.status for c in ready.status.conditions}["RuntimeReady"] is True
+    condition = {c.type: c for c in gone.status.conditions}["RuntimeReady"]
+    assert condition.status is False
+    assert condition.reason == "RuntimeBinaryNotFound"
+    assert str(runc) in condition.message
 
 
 async def test_runtime_not_ready_when_conmon_missing(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from crid.config import Config
 from crid.oci import conmon_binary, runtime_binary
 from ocinet import Readiness
 
-__all__ = ["Condition", "network_condition", "runtime_condition"]
+__all__ = ["RUNTIME_READY", "Condition", "network_condition", "runtime_condition"]
 
 RUNTIME_READY = "RuntimeReady"
 NETWORK_READY = "NetworkReady"
