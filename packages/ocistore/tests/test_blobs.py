@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+from pathlib import Path
 
 import pytest
 
@@ -73,3 +76,38 @@ def test_concurrent_writers_of_one_blob(store: Store) -> None:
     b.commit()
     assert store.blobs.read(desc.digest) == b"same"
     assert list(store.blobs.digests()) == [desc.digest]
+
+
+@pytest.mark.root
+def test_full_disk_at_commit_leaves_nothing(tmp_path: Path) -> None:
+    """A blob small enough to sit in the writer's buffer meets the full disk only when
+    commit flushes it; the failed flush fails the close in abort too, and the temp file
+    must go all the same (a pull aborts such a writer when its config cannot be stored)."""
+    from ocistore.mounts import mount, umount
+
+    fs = tmp_path / "fs"
+    fs.mkdir()
+    mount("tmpfs", str(fs), "tmpfs", 0, "size=2m")
+    try:
+        with Store.open(fs / "store", durable=False) as store:
+            filler = fs / "filler"
+            with filler.open("wb", buffering=0) as out, contextlib.suppress(OSError):
+                while True:
+                    out.write(b"\0" * 4096)
+            data = b"c" * 2048
+            desc = Descriptor.from_bytes(MT, data)
+            writer = store.open_blob(desc)
+            writer.write(data)  # buffered: no error yet
+            with pytest.raises(OSError) as info:
+                writer.commit()
+            assert info.value.errno == errno.ENOSPC
+            writer.abort()  # what a caller does after a failed commit
+            assert os.listdir(store.root / "tmp") == []
+            assert not store.has_blob(desc.digest)
+            filler.unlink()
+            again = store.open_blob(desc)  # with room, the same blob commits
+            again.write(data)
+            again.commit()
+            assert store.blobs.read(desc.digest) == data
+    finally:
+        umount(str(fs))

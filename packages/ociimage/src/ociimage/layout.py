@@ -104,7 +104,10 @@ class _LayoutBlobWriter:
 
     def abort(self) -> None:
         self._done = True
-        self._file.close()
+        # a close may report a deferred write error (a full disk over NFS, say): the file
+        # is closed all the same, its bytes are being dropped, and the temp file must go
+        with contextlib.suppress(OSError):
+            self._file.close()
         with contextlib.suppress(FileNotFoundError):
             self._temp.unlink()
 

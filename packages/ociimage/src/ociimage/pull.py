@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 
 _M = TypeVar("_M", Manifest, Index)
 _I = TypeVar("_I", bound=LocatedImage)
+_T = TypeVar("_T")
 
 #: Errors after which the next mirror / location / candidate is tried: every way a
 #: source can fail (refused, unreachable, redirect loop, TLS, timeout, 5xx, a body that
@@ -484,7 +485,8 @@ class Puller:
                 raise
             return True
 
-        if not await asyncio.to_thread(write):
+        # the config is stored while the layers download: a layer failing cancels this
+        if not await _to_the_end(write):
             skipped.append(descriptor.digest)
 
     async def _ensure_blob(
@@ -588,7 +590,7 @@ class Puller:
                 )
                 done = writer.offset - start
                 await asyncio.shield(vetted)  # raises as the config failed
-                await asyncio.to_thread(writer.commit)
+                await _to_the_end(writer.commit)  # not aborted while it renames
             except BaseException:
                 # a pull failing as a whole cancels this task, maybe while it aborts
                 await _to_the_end(writer.abort)
@@ -598,15 +600,16 @@ class Puller:
             return done
 
 
-async def _to_the_end(cleanup: Callable[[], None]) -> None:
-    """``cleanup()`` in a thread, waited for even when the caller is cancelled meanwhile
-    (the cancellation is raised once it is done): the pull's caller must not see its
-    error before the blob it was writing is gone."""
-    job = asyncio.ensure_future(asyncio.to_thread(cleanup))
+async def _to_the_end(work: Callable[[], _T]) -> _T:
+    """``work()`` in a thread, waited for even when the caller is cancelled meanwhile
+    (the cancellation is raised once it is done): a thread cannot be stopped, and the
+    pull's caller must not see its error while a blob is still being written, committed
+    or removed behind it."""
+    job = asyncio.ensure_future(asyncio.to_thread(work))
     try:
-        await asyncio.shield(job)
+        return await asyncio.shield(job)
     except asyncio.CancelledError:
-        await job
+        await asyncio.gather(job, return_exceptions=True)
         raise
 
 

@@ -9,6 +9,7 @@ file, and one directory fsync per image replaces one per blob.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -108,10 +109,16 @@ class BlobWriter:
         self._done = True
 
     def abort(self) -> None:
-        """Drop what was written; safe to call twice or after a failed commit."""
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        """Drop what was written; safe to call twice or after a failed commit.
+
+        Closing flushes what is still buffered; on a full disk that fails as the commit's
+        flush did (the file is closed all the same): those bytes are being dropped, and
+        the temp file must go whatever the close said.
+        """
+        fh, self._fh = self._fh, None
+        if fh is not None:
+            with contextlib.suppress(OSError):
+                fh.close()
         if not self._done:
             self._tmp.unlink(missing_ok=True)
 
