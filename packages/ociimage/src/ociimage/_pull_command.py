@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     # starts its first request (ociimage._prefetch) before importing it
     from ociimage.auth import CredentialStore
     from ociimage.policy import Policy
-    from ociimage.pull import ProgressCallback, ProgressEvent, PullResult
+    from ociimage.pull_result import ProgressCallback, ProgressEvent, PullResult
     from ociimage.registries_d import RegistriesD
     from ocispec.image import Descriptor
 
@@ -124,7 +124,7 @@ def progress_display(quiet: bool, as_json: bool) -> Iterator[ProgressCallback | 
     if quiet or as_json:
         yield None
         return
-    from ociimage.pull import ProgressKind
+    from ociimage.pull_result import ProgressKind
 
     if sys.stderr.isatty():
         from rich.console import Console

@@ -29,3 +29,8 @@ def plain_headers(headers: dict[str, str], authorization: str | None = None) -> 
     if authorization:
         out["Authorization"] = authorization
     return out
+
+
+def scope(repository: str, actions: str = "pull") -> str:
+    """A token scope for ``repository`` (``repository:<name>:<actions>``)."""
+    return f"repository:{repository}:{actions}"

@@ -24,11 +24,8 @@ blobs are taken as received and cut off at their descriptor's size.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import hashlib
 import http.client
-import json
 import logging
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -46,10 +43,12 @@ from ociimage._bodies_threaded import (
     ThreadedBodies,
     Transfer,
 )
+from ociimage._client_discovery import DiscoveryMethods
+from ociimage._client_push import PushMethods
 from ociimage._content import absorb, error_code, sniff_media_type, verify_content
 from ociimage._retry import RETRYABLE_STATUS, RetryPolicy, retry_after_seconds
 from ociimage._tokens import Authorizer
-from ociimage._wire import MANIFEST_MEDIA_TYPES, USER_AGENT, plain_headers
+from ociimage._wire import MANIFEST_MEDIA_TYPES, USER_AGENT, plain_headers, scope
 from ociimage.auth import Credentials
 from ociimage.errors import (
     AuthenticationError,
@@ -64,7 +63,7 @@ from ociimage.errors import (
 from ociimage.limits import DEFAULT_LIMITS, ResponseLimits
 from ociimage.sink import BlobWriter
 from ociimage.tls import TLSConfig
-from ocispec.image import Descriptor, Digest, Index, MediaType, is_index
+from ocispec.image import Descriptor, Digest, is_index
 
 if TYPE_CHECKING:
     import httpx
@@ -142,11 +141,7 @@ class FetchedManifest:
         return is_index(self.media_type)
 
 
-def _scope(repository: str, actions: str = "pull") -> str:
-    return f"repository:{repository}:{actions}"
-
-
-class RegistryClient:
+class RegistryClient(PushMethods, DiscoveryMethods):
     """Speaks the distribution API to ``host`` (``name[:port]``).
 
     ``insecure`` allows unverified TLS and, when TLS does not answer, plain HTTP.
@@ -442,7 +437,7 @@ class RegistryClient:
         limit = self.limits.max_manifest_bytes
         answer = await self._get(
             f"/v2/{repository}/manifests/{reference}",
-            scopes=[_scope(repository)],
+            scopes=[scope(repository)],
             headers={"Accept": ", ".join(accept)},
             limit=limit,
             what="manifest",
@@ -481,7 +476,7 @@ class RegistryClient:
             async with self._stream(
                 "HEAD",
                 f"/v2/{repository}/manifests/{reference}",
-                scopes=[_scope(repository)],
+                scopes=[scope(repository)],
                 headers=headers,
             ) as response:
                 digest = response.headers.get("docker-content-digest", "")
@@ -508,7 +503,7 @@ class RegistryClient:
         what = f"blob {descriptor.digest}"
         answer = await self._get(
             f"/v2/{repository}/blobs/{descriptor.digest}",
-            scopes=[_scope(repository)],
+            scopes=[scope(repository)],
             headers={},
             limit=limit,
             what=what,
@@ -529,9 +524,9 @@ class RegistryClient:
 
     async def blob_exists(self, repository: str, digest: str, *, push: bool = False) -> bool:
         """Whether the repository has the blob."""
-        scope = _scope(repository, "pull,push" if push else "pull")
+        wanted = scope(repository, "pull,push" if push else "pull")
         try:
-            async with self._stream("HEAD", f"/v2/{repository}/blobs/{digest}", scopes=[scope]):
+            async with self._stream("HEAD", f"/v2/{repository}/blobs/{digest}", scopes=[wanted]):
                 return True
         except ContentNotFoundError:
             return False
@@ -609,7 +604,7 @@ class RegistryClient:
         """Download from ``writer.offset`` in a worker thread; False when the registry
         answered anything but the body (nothing was written then)."""
         offset = writer.offset
-        sent = self._plain_headers([_scope(repository)], {})
+        sent = self._plain_headers([scope(repository)], {})
         request = BodyRequest(
             url=await self._url(path), headers=sent, offset=offset, limit=descriptor.size - offset
         )
@@ -656,7 +651,7 @@ class RegistryClient:
 
         try:
             async with self._stream(
-                "GET", path, scopes=[_scope(repository)], headers=headers, ok=(200, 206)
+                "GET", path, scopes=[scope(repository)], headers=headers, ok=(200, 206)
             ) as response:
                 skip = offset if (offset and response.status_code == 200) else 0
                 received = offset
@@ -698,137 +693,3 @@ class RegistryClient:
             raise self._stalled(err) from err
         except httpx.TransportError as err:
             raise _Dropped(f"{type(err).__name__}: {err}") from err
-
-    # -- push ----------------------------------------------------------------------
-
-    async def push_blob(
-        self,
-        repository: str,
-        data: bytes,
-        descriptor: Descriptor,
-        *,
-        mount_from: str | None = None,
-        chunk_size: int | None = None,
-    ) -> None:
-        """Upload a blob: skipped when present, cross-mounted from ``mount_from`` when it
-        has it, else monolithic (or chunked PATCHes of ``chunk_size`` bytes)."""
-        verify_content(data, descriptor, "blob to push")
-        push = _scope(repository, "pull,push")
-        if await self.blob_exists(repository, descriptor.digest, push=True):
-            return
-        scopes = [push] + ([_scope(mount_from)] if mount_from else [])
-        start = f"/v2/{repository}/blobs/uploads/"
-        if mount_from:
-            start += f"?mount={descriptor.digest}&from={mount_from}"
-        async with self._stream("POST", start, scopes=scopes, ok=(201, 202)) as response:
-            if response.status_code == 201:
-                return  # mounted
-            location = str(response.url.join(response.headers["location"]))
-        if chunk_size:
-            for pos in range(0, len(data), chunk_size):
-                part = data[pos : pos + chunk_size]
-                headers = {
-                    "Content-Type": "application/octet-stream",
-                    "Content-Range": f"{pos}-{pos + len(part) - 1}",
-                }
-                async with self._stream(
-                    "PATCH", location, scopes=scopes, headers=headers, content=part, ok=(202,)
-                ) as response:
-                    location = str(response.url.join(response.headers["location"]))
-            body = b""
-        else:
-            body = data
-        import httpx
-
-        url = httpx.URL(location).copy_merge_params({"digest": descriptor.digest})
-        async with self._stream(
-            "PUT",
-            str(url),
-            scopes=scopes,
-            headers={"Content-Type": "application/octet-stream"},
-            content=body,
-            ok=(201,),
-        ):
-            pass
-
-    async def push_manifest(
-        self, repository: str, reference: str, data: bytes, media_type: str
-    ) -> str:
-        """PUT a manifest or index under a tag or digest; returns its digest."""
-        digest = str(Digest.from_bytes(data))
-        async with self._stream(
-            "PUT",
-            f"/v2/{repository}/manifests/{reference}",
-            scopes=[_scope(repository, "pull,push")],
-            headers={"Content-Type": media_type},
-            content=data,
-            ok=(201,),
-        ) as response:
-            echoed = response.headers.get("docker-content-digest", "")
-        if echoed and echoed != digest:
-            raise DigestMismatchError(f"registry stored manifest {digest} as {echoed}")
-        return digest
-
-    # -- discovery -----------------------------------------------------------------
-
-    async def list_tags(self, repository: str) -> list[str]:
-        """The repository's tags (one page of up to 10000)."""
-        async with self._stream(
-            "GET", f"/v2/{repository}/tags/list?n=10000", scopes=[_scope(repository)]
-        ) as response:
-            body = await self._read_decoded(response, self.limits.max_manifest_bytes, "tag list")
-        try:
-            tags = json.loads(body).get("tags") or []
-        except (ValueError, AttributeError) as err:
-            raise RegistryError(f"{self.host}/{repository}: tag list is not JSON") from err
-        return [str(t) for t in tags]
-
-    async def signatures_extension(self, repository: str, digest: str) -> list[bytes]:
-        """OpenPGP signatures from the registry's signature API (``X-Registry-Supports-
-        Signatures``, as OpenShift's registry serves them); empty when it has none or no API."""
-        try:
-            async with self._stream(
-                "GET",
-                f"/extensions/v2/{repository}/signatures/{digest}",
-                scopes=[_scope(repository)],
-            ) as response:
-                body = await self._read_decoded(
-                    response, self.limits.max_signature_bytes, "signature list"
-                )
-        except ContentNotFoundError:
-            return []
-        try:
-            entries = json.loads(body).get("signatures") or []
-            return [
-                base64.b64decode(e["content"], validate=True)
-                for e in entries
-                if isinstance(e, dict) and e.get("type", "atomic") == "atomic"
-            ]
-        except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as err:
-            raise RegistryError(
-                f"{self.host}/{repository}: malformed signature API answer: {err}"
-            ) from err
-
-    async def referrers(self, repository: str, digest: str) -> list[Descriptor]:
-        """Artifacts whose ``subject`` is ``digest``: the referrers API, else the
-        ``<alg>-<hex>`` tag fallback index."""
-        try:
-            async with self._stream(
-                "GET", f"/v2/{repository}/referrers/{digest}", scopes=[_scope(repository)]
-            ) as response:
-                body = await self._read_decoded(
-                    response, self.limits.max_manifest_bytes, "referrers list"
-                )
-                ctype = response.headers.get("content-type", "")
-            if is_index(ctype) or MediaType.IMAGE_INDEX in ctype:
-                return list(Index.from_json(body).manifests)
-        except ContentNotFoundError:
-            pass
-        tag = digest.replace(":", "-")
-        try:
-            fallback = await self.get_manifest(repository, tag, accept=[MediaType.IMAGE_INDEX])
-        except ContentNotFoundError:
-            return []
-        if not fallback.is_index:
-            return []
-        return list(Index.from_json(fallback.data).manifests)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ociimage._retry import RetryPolicy
@@ -26,6 +25,7 @@ from ociimage.errors import (
     UnsupportedManifestError,
 )
 from ociimage.limits import DEFAULT_LIMITS, ResponseLimits
+from ociimage.pull_result import ProgressCallback, ProgressEvent, ProgressKind, PullResult
 from ociimage.reference import Reference
 from ociimage.registries import PullSource, RegistriesConfig
 from ociimage.resolved import LocatedImage, ResolvedImage
@@ -40,9 +40,9 @@ if TYPE_CHECKING:
     from ociimage.policy import Policy
     from ociimage.registries_d import RegistriesD
     from ociimage.trust import PolicyDecision
-    from ocispec.image import ImageConfig
 
 __all__ = [
+    "ProgressCallback",
     "ProgressEvent",
     "ProgressKind",
     "PullResult",
@@ -61,84 +61,6 @@ _T = TypeVar("_T")
 #: source can fail (refused, unreachable, redirect loop, TLS, timeout, 5xx, a body that
 #: is too large, malformed or does not match its digest). A mirror is only a cache.
 _TRY_NEXT = (ImageError,)
-
-
-class ProgressKind(StrEnum):
-    """What a :class:`ProgressEvent` reports."""
-
-    START = "start"
-    PROGRESS = "progress"
-    DONE = "done"
-    EXISTS = "exists"
-
-
-# ProgressEvent and PullResult are plain classes: a dataclass costs an importer about a
-# millisecond (it compiles its methods), and the ``ociimage pull`` command imports this.
-
-
-class ProgressEvent:
-    """Progress of one blob: ``done`` bytes of ``descriptor.size`` so far."""
-
-    __slots__ = ("descriptor", "done", "kind")
-
-    def __init__(self, *, kind: ProgressKind, descriptor: Descriptor, done: int = 0) -> None:
-        self.kind = kind
-        self.descriptor = descriptor
-        self.done = done
-
-    def __repr__(self) -> str:
-        return (
-            f"ProgressEvent(kind={self.kind!r}, descriptor={self.descriptor!r}, done={self.done})"
-        )
-
-
-ProgressCallback = Callable[[ProgressEvent], None]
-
-
-class PullResult:
-    """What a pull stored."""
-
-    __slots__ = ("downloaded_bytes", "image", "policy", "skipped_blobs")
-
-    def __init__(
-        self,
-        *,
-        image: ResolvedImage,
-        policy: PolicyDecision | None = None,
-        downloaded_bytes: int = 0,
-        skipped_blobs: tuple[str, ...] = (),
-    ) -> None:
-        self.image = image
-        self.policy = policy
-        self.downloaded_bytes = downloaded_bytes
-        self.skipped_blobs = skipped_blobs
-
-    def __repr__(self) -> str:
-        return (
-            f"PullResult(image={self.image!r}, policy={self.policy!r}, "
-            f"downloaded_bytes={self.downloaded_bytes}, skipped_blobs={self.skipped_blobs!r})"
-        )
-
-    @property
-    def manifest(self) -> Descriptor:
-        """The platform-specific manifest's descriptor."""
-        return self.image.manifest.descriptor
-
-    @property
-    def index(self) -> Descriptor | None:
-        return self.image.index
-
-    @property
-    def config(self) -> ImageConfig:
-        return self.image.config
-
-    @property
-    def repo_digest(self) -> str:
-        return self.image.repo_digest
-
-    @property
-    def names(self) -> list[str]:
-        return self.image.names
 
 
 class _BlobSource:
