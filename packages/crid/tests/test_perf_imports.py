@@ -130,3 +130,28 @@ def test_the_pull_stack_loads_cryptography_only_for_signature_policies(tmp_path:
     # httpx when a registry answers anything but a 200 at once: a challenge, an error)
     assert loaded_after(pull_stack) == set()
     assert "cryptography" in loaded_after("import ociimage.verifier")
+
+
+def test_our_ctypes_handles_spawn_no_ldconfig() -> None:
+    # ctypes.util.find_library("c") runs `ldconfig -p` in a child process; crid opened
+    # the C library that way five times at every start. dlopen(NULL) needs no child.
+    probe = (
+        "import ctypes.util, json, sys\n"
+        "found = ctypes.util.find_library\n"
+        "callers = []\n"
+        "def spy(name):\n"
+        "    callers.append(sys._getframe(1).f_globals.get('__name__'))\n"
+        "    return found(name)\n"
+        "ctypes.util.find_library = spy\n"
+        "import crid.server, crid.entry, crid.heap, ocistore.mounts, ocistore._sys\n"
+        "import ocinet._libc, ocispec.generate._rootfs\n"
+        "from crid.oci.features import kernel_has_mount_setattr\n"
+        "kernel_has_mount_setattr()\n"
+        "print(json.dumps(callers))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    callers = json.loads(result.stdout.splitlines()[-1])
+    ours = ("crid", "ocispec", "ociimage", "ocistore", "ocinet")
+    assert [c for c in callers if str(c).split(".")[0] in ours] == []

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import ctypes.util
 import logging
 import os
 import time
@@ -69,11 +68,9 @@ class _MallInfo2(ctypes.Structure):
 
 
 def _libc() -> ctypes.CDLL | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
     try:
-        libc = ctypes.CDLL(name)
+        # dlopen(NULL): the C library already loaded (find_library would run ldconfig -p).
+        libc = ctypes.CDLL(None)
     except OSError:
         return None
     if not all(hasattr(libc, f) for f in ("mallopt", "malloc_trim", "mallinfo2")):

@@ -7,7 +7,6 @@ ocispec, and ocinet needs no more than the bind mounts that pin namespace files.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
 __all__ = [
@@ -29,7 +28,8 @@ CLONE_NEWNET = 0x40000000
 MS_BIND = 4096
 MNT_DETACH = 2
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# dlopen(NULL): the C library already loaded; find_library would run ldconfig -p.
+_libc = ctypes.CDLL(None, use_errno=True)
 
 _libc.unshare.argtypes = [ctypes.c_int]
 _libc.unshare.restype = ctypes.c_int

@@ -8,7 +8,6 @@ binding. Errors are ``OSError`` with the errno (callers decide which are fine).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import os
 
@@ -36,7 +35,8 @@ MS_BIND = 4096
 MNT_DETACH = 2
 UMOUNT_NOFOLLOW = 8
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# dlopen(NULL): the C library already loaded; find_library would run ldconfig -p.
+_libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [
     ctypes.c_char_p,
     ctypes.c_char_p,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import ctypes.util
 import errno
 import functools
 import logging
@@ -50,7 +49,7 @@ def kernel_has_mount_setattr() -> bool:
     Called with a bad descriptor: a kernel that has it answers EBADF (or EINVAL),
     one that has not answers ENOSYS; EPERM means a seccomp filter blocks it.
     """
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc = ctypes.CDLL(None, use_errno=True)  # the loaded C library, no ldconfig run
     ctypes.set_errno(0)
     result = libc.syscall(
         ctypes.c_long(_SYS_MOUNT_SETATTR),
