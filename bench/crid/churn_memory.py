@@ -16,7 +16,9 @@ random 10.x subnet, a loopback ``docker-registry`` holding the busybox image tha
 What must hold (issue 14): cycle 2, the churn and the end within 10% of cycle 1, and
 memory going back down from the churn's peak when its pods are gone.
 ``--trace`` runs crid under tracemalloc and prints the allocation sites that grew
-between phases; ``--smaps`` where the resident pages are; ``--interval`` paces the churn
+between phases; ``--heap`` what pymalloc and glibc malloc hold at each phase (objects,
+free space, what a trim would give back), the object types and the modules that came
+since idle; ``--smaps`` where the resident pages are; ``--interval`` paces the churn
 (one pod replaced every so many seconds at most, so an hour-long run does not take the
 machine's cores); ``--skip RPC`` leaves a housekeeping call out, to see what it costs.
 Run as root from the checkout:
@@ -37,6 +39,7 @@ import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -60,6 +63,52 @@ def dump(*_):
     gc.collect()
     tracemalloc.take_snapshot().dump(os.environ["CRID_BENCH_SNAPSHOT"])
     open(os.environ["CRID_BENCH_SNAPSHOT"] + ".done", "w").close()
+signal.signal(signal.SIGUSR2, dump)
+sys.argv = ["crid", *sys.argv[1:]]
+from crid.entry import main
+main()
+"""
+
+
+# crid with a heap report: SIGUSR2 writes pymalloc's and glibc malloc's accounts and the
+# largest object counts by type to $CRID_BENCH_SNAPSHOT (JSON).
+HEAP = """
+import gc, json, os, signal, sys, tempfile
+def dump(*_):
+    gc.collect()
+    with tempfile.TemporaryFile("w+") as out:
+        saved = os.dup(2)
+        os.dup2(out.fileno(), 2)
+        try:
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        out.seek(0)
+        pymalloc = {}
+        for line in out:
+            key, eq, value = line.rpartition("=")
+            if eq and key.startswith("#"):
+                pymalloc[key.strip("# ").strip()] = int(value.replace(",", "").strip() or 0)
+    from crid import heap
+    used, free = heap.usage()
+    def rss():
+        for line in open("/proc/self/status"):
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024
+    before = rss()
+    heap.trim()
+    trimmed = before - rss()
+    counts = {}
+    for obj in gc.get_objects():
+        counts[type(obj).__name__] = counts.get(type(obj).__name__, 0) + 1
+    report = {"pymalloc": pymalloc, "malloc_used": used, "malloc_free": free, "trimmed": trimmed,
+              "objects": sorted(counts.items(), key=lambda kv: -kv[1])[:12],
+              "gc_objects": sum(counts.values()), "modules": sorted(sys.modules)}
+    path = os.environ["CRID_BENCH_SNAPSHOT"]
+    with open(path, "w") as fh:
+        json.dump(report, fh)
+    open(path + ".done", "w").close()
 signal.signal(signal.SIGUSR2, dump)
 sys.argv = ["crid", *sys.argv[1:]]
 from crid.entry import main
@@ -113,7 +162,9 @@ def breakdown(pid: int) -> str:
 class Crid:
     """``crid serve`` in a subprocess with a bridge network and an insecure registry."""
 
-    def __init__(self, work: Path, registry_host: str, *, trace: bool, env: dict[str, str]):
+    def __init__(
+        self, work: Path, registry_host: str, *, trace: bool, heap: bool, env: dict[str, str]
+    ):
         self.work = work
         self.parent = f"crid-bench-{secrets.token_hex(3)}"
         self.network = f"crid-bench-{secrets.token_hex(3)}"
@@ -149,8 +200,9 @@ class Crid:
         self.snapshot = work / "snapshot"
         environment = {**os.environ, **env, "CRID_BENCH_SNAPSHOT": str(self.snapshot)}
         command = [sys.executable, "-m", "crid", "serve", "--config", str(config)]
-        if trace:
-            command = [sys.executable, "-c", TRACED, "serve", "--config", str(config)]
+        if trace or heap:
+            wrapper = TRACED if trace else HEAP
+            command = [sys.executable, "-c", wrapper, "serve", "--config", str(config)]
         self.log = (work / "crid.log").open("wb")
         self.proc = subprocess.Popen(command, stderr=self.log, env=environment)
         self.socket = work / "run" / "crid.sock"
@@ -161,13 +213,21 @@ class Crid:
                 raise SystemExit(f"crid did not start; see {work / 'crid.log'}")
             time.sleep(0.01)
 
-    def take_snapshot(self) -> tracemalloc.Snapshot:
+    def _dump(self) -> None:
         done = Path(f"{self.snapshot}.done")
         done.unlink(missing_ok=True)
         self.proc.send_signal(signal.SIGUSR2)
         while not done.exists():
             time.sleep(0.05)
+
+    def take_snapshot(self) -> tracemalloc.Snapshot:
+        self._dump()
         return tracemalloc.Snapshot.load(str(self.snapshot))
+
+    def heap_report(self) -> dict[str, Any]:
+        self._dump()
+        report: dict[str, Any] = json.loads(self.snapshot.read_text())
+        return report
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -390,6 +450,36 @@ def show_growth(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, top: 
         print(f"      {stat.size_diff / 1024:+9.1f} KiB {stat.count_diff:+6d}  {where}")
 
 
+def show_heap(report: dict[str, Any], idle: dict[str, Any] | None) -> None:
+    """pymalloc's arenas and what fills them, glibc's heap, live objects (and vs idle)."""
+    pm = report["pymalloc"]
+    mib = 2**20
+    arenas = pm.get("arenas allocated current", 0)
+    line = (
+        f"    pymalloc: {arenas} arenas of 1 MiB,"
+        f" objects {pm.get('bytes in allocated blocks', 0) / mib:.1f} MiB,"
+        f" free in pools {pm.get('bytes in available blocks', 0) / mib:.1f},"
+        f" free pools {pm.get('bytes in free pools', 0) / mib:.1f}"
+        f" | malloc: used {int(report['malloc_used']) / mib:.1f} MiB,"
+        f" free {int(report['malloc_free']) / mib:.1f}"
+        f" (a trim now gives back {int(report['trimmed']) / mib:.1f})"
+        f" | {report['gc_objects']} gc objects"
+    )
+    print(line)
+    if idle is not None:
+        before = dict(idle["objects"])
+        grew = [
+            f"{name} {count - before.get(name, 0):+d}"
+            for name, count in report["objects"]
+            if count - before.get(name, 0) > 200
+        ]
+        if grew:
+            print(f"    grew since idle: {', '.join(grew)}")
+        loaded = sorted(set(report["modules"]) - set(idle["modules"]))
+        if loaded:
+            print(f"    {len(loaded)} modules loaded since idle: {' '.join(loaded)}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--minutes", type=float, default=0.0, help="churn of --width pods")
@@ -403,6 +493,9 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=8.0, help="seconds before each sample")
     parser.add_argument("--trace", action="store_true", help="tracemalloc growth per phase")
     parser.add_argument("--smaps", action="store_true", help="where the pages are (MiB)")
+    parser.add_argument(
+        "--heap", action="store_true", help="pymalloc and malloc accounts, objects by type"
+    )
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for crid")
     parser.add_argument(
         "--skip",
@@ -415,14 +508,19 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="crid-churn-bench-"))
     with LocalRegistry(workdir=work / "registry") as registry:
         pushed = push_image(registry, busybox_image(repository="bench/busybox"))
-        crid = Crid(work / "crid", registry.host, trace=args.trace, env=env)
+        crid = Crid(work / "crid", registry.host, trace=args.trace, heap=args.heap, env=env)
         snapshots: list[tracemalloc.Snapshot] = []
+        heaps: list[dict[str, Any]] = []
 
         def sample(label: str, idle: dict[str, float] | None) -> dict[str, float]:
             memory = settle(crid, args.settle)
             show(label, memory, idle)
             if args.smaps:
                 print(f"    {breakdown(crid.proc.pid)}")
+            if args.heap:
+                report = crid.heap_report()
+                show_heap(report, heaps[0] if heaps else None)
+                heaps.append(report)
             if args.trace:
                 snapshots.append(crid.take_snapshot())
                 if len(snapshots) > 1:
