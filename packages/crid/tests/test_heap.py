@@ -55,3 +55,33 @@ def test_the_arena_cap_applies_unless_the_environment_sets_one() -> None:
     code = "from crid.heap import limit_arenas; print(limit_arenas())"
     assert run(code) == "True"
     assert run(code, MALLOC_ARENA_MAX="4") == "False"
+
+
+TRICKLE = """
+import time
+from pathlib import Path
+from crid.heap import HeapTrimmer
+
+def anon_kib():
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1])
+
+trimmer = HeapTrimmer(threshold=1 << 20, settle=60.0)
+start = time.monotonic()
+blocks = [bytes(1000) + bytes([i % 256]) for i in range(40_000)]  # ~40 MB of malloc blocks
+trimmer.check(now=start)
+del blocks[10_000:10_800]  # ~0.8 MB freed in the middle: below the burst threshold
+before = anon_kib()
+assert not trimmer.check(now=start + 5), "no burst, and not settled yet"
+assert trimmer.check(now=start + 61), "the heap moved and a minute passed: trim"
+after = anon_kib()
+assert before - after > 400, (before, after)
+assert not trimmer.check(now=start + 200), "nothing moved since the trim"
+assert trimmer.trims == 1
+print("ok", before, after)
+"""
+
+
+def test_frees_that_trickle_in_below_the_threshold_are_trimmed_once_settled() -> None:
+    assert run(TRICKLE).startswith("ok")
