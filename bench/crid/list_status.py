@@ -261,12 +261,28 @@ def run_calls(
         if len(running) != len(stats) or not stats:
             raise SystemExit(f"only {len(running)} of {len(stats)} containers have live stats")
         metrics_size(stub, dump)
+        answers = {
+            "ListPodSandbox": stub.ListPodSandbox(api_pb2.ListPodSandboxRequest(), timeout=10),
+            "ListContainers": stub.ListContainers(api_pb2.ListContainersRequest(), timeout=10),
+            "ListContainerStats": stub.ListContainerStats(
+                api_pb2.ListContainerStatsRequest(), timeout=10
+            ),
+            "ListPodSandboxStats": stub.ListPodSandboxStats(
+                api_pb2.ListPodSandboxStatsRequest(), timeout=10
+            ),
+        }
+        print("answer sizes: " + ", ".join(f"{k} {v.ByteSize()} B" for k, v in answers.items()))
         # Metrics first: from then on the sampler takes detailed samples (more files, every
         # process's open files), which the other RPCs below must not feel.
         # The same RPC with the answer left as bytes: the round trip without the client's parse.
         raw_metrics = channel.unary_unary(
             "/runtime.v1.RuntimeService/ListPodSandboxMetrics",
             request_serializer=api_pb2.ListPodSandboxMetricsRequest.SerializeToString,
+            response_deserializer=None,
+        )
+        raw_pod_stats = channel.unary_unary(
+            "/runtime.v1.RuntimeService/ListPodSandboxStats",
+            request_serializer=api_pb2.ListPodSandboxStatsRequest.SerializeToString,
             response_deserializer=None,
         )
         calls: dict[str, Callable[[], object]] = {
@@ -295,6 +311,9 @@ def run_calls(
                 api_pb2.ListContainerStatsRequest(), timeout=10
             ),
             "ListPodSandboxStats": lambda: stub.ListPodSandboxStats(
+                api_pb2.ListPodSandboxStatsRequest(), timeout=10
+            ),
+            " (stats answer as bytes)": lambda: raw_pod_stats(
                 api_pb2.ListPodSandboxStatsRequest(), timeout=10
             ),
             "ContainerStats (one)": lambda: stub.ContainerStats(
