@@ -26,6 +26,16 @@ def _conf(host: str) -> RegistriesConfig:
     return RegistriesConfig().with_insecure([host])
 
 
+async def _push_as_alice(registry: LocalRegistry, image: BuiltImage) -> None:
+    """Push ``image`` to a registry that wants alice's basic credentials."""
+    async with RegistryClient(
+        registry.host,
+        insecure=True,
+        credentials=Credentials(username="alice", password="s3cret"),
+    ) as client:
+        await _push(client, image)
+
+
 async def _push(
     client: RegistryClient, image: BuiltImage, *, chunk_size: int | None = None
 ) -> None:
@@ -58,12 +68,7 @@ def token_registry(issuer: TokenIssuer) -> Iterator[LocalRegistry]:
 
 async def test_basic_auth_pull(basic_registry: LocalRegistry, tmp_path: Path) -> None:
     image = busybox_image()
-    async with RegistryClient(
-        basic_registry.host,
-        insecure=True,
-        credentials=Credentials(username="alice", password="s3cret"),
-    ) as client:
-        await _push(client, image)
+    await _push_as_alice(basic_registry, image)
     ref = image.reference(basic_registry.host)
     # explicit (CRI-style) credentials
     result = await pull(
@@ -192,12 +197,7 @@ async def test_the_command_pulls_from_a_registry_that_challenges(
     from ociimage.layout import OCILayout
 
     image = busybox_image()
-    async with RegistryClient(
-        basic_registry.host,
-        insecure=True,
-        credentials=Credentials(username="alice", password="s3cret"),
-    ) as client:
-        await _push(client, image)
+    await _push_as_alice(basic_registry, image)
     auths = {basic_registry.host: {"auth": base64.b64encode(b"alice:s3cret").decode()}}
     (tmp_path / "auth.json").write_text(json.dumps({"auths": auths}))
     (tmp_path / "registries.conf").write_text("")

@@ -252,3 +252,27 @@ async def test_client_verifies_blobs_itself_by_default(
         proxy.add(Fault(path=f"/blobs/{layer.digest}", method="GET", corrupt=True))
         with pytest.raises(DigestMismatchError, match="received bytes hash"):
             await client.fetch_blob(image.repository, layer, _MemoryWriter())
+
+
+async def test_a_blob_step_in_a_thread_finishes_before_a_twice_cancelled_pull_gives_up() -> None:
+    # The kubelet's deadline and crid's shutdown can both cancel one pull: the second
+    # cancellation must not let the caller go on (and remove the blob) while the thread
+    # still writes it.
+    import threading
+
+    from ociimage.pull import _to_the_end
+
+    finished = threading.Event()
+
+    def write() -> None:
+        time.sleep(0.3)
+        finished.set()
+
+    task = asyncio.ensure_future(_to_the_end(write))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert finished.is_set()

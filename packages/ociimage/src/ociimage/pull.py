@@ -11,6 +11,7 @@ and no image become visible. :func:`pull` and :func:`pull_sync` are one-shot hel
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -531,7 +532,11 @@ async def _to_the_end(work: Callable[[], _T]) -> _T:
     try:
         return await asyncio.shield(job)
     except asyncio.CancelledError:
-        await asyncio.gather(job, return_exceptions=True)
+        while not job.done():  # a second cancellation does not cut the wait short
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait({job})
+        if not job.cancelled():
+            job.exception()  # retrieved: the cancellation is what the caller sees
         raise
 
 
