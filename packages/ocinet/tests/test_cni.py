@@ -22,6 +22,7 @@ from ocinet import (
     PodRef,
     PortMapping,
     RuntimeConf,
+    SubprocessExecutor,
     parse_network_config,
 )
 from ocinet.testing import FakePlugins
@@ -299,16 +300,52 @@ async def test_timeout_kills_and_reaps_the_plugin_and_its_children(
     assert _gone(call["child"])  # the whole process group was killed
 
 
-async def test_cancellation_kills_and_reaps(fake_plugins: FakePlugins, tmp_path: Path) -> None:
-    net = parse_network_config(fake_plugins.network(fake_plugins.plugin("fake-a", sleep=30)))
+async def test_a_cancelled_caller_lets_the_plugin_finish(
+    fake_plugins: FakePlugins, tmp_path: Path
+) -> None:
+    # Killed half-way, a plugin can leave what no DEL undoes (host-local's empty lease).
+    finished = tmp_path / "finished"
+    net = parse_network_config(
+        fake_plugins.network(fake_plugins.plugin("fake-a", sleep=0.5, finished=str(finished)))
+    )
     task = asyncio.create_task(_cni(fake_plugins, tmp_path).add(net, _rt()))
     while not fake_plugins.calls():  # noqa: ASYNC110
         await asyncio.sleep(0.02)
     task.cancel()
+    await asyncio.sleep(0.05)
+    task.cancel()  # a second cancellation does not cut the wait short either
     with pytest.raises(asyncio.CancelledError):
         await task
-    await asyncio.sleep(0.1)
-    assert not os.path.exists(f"/proc/{fake_plugins.calls()[0]['pid']}")
+    assert finished.exists()
+    assert _gone(fake_plugins.calls()[0]["pid"])
+
+
+async def test_a_plugin_past_the_grace_after_a_cancellation_is_killed_and_reaped(
+    fake_plugins: FakePlugins, tmp_path: Path
+) -> None:
+    finished = tmp_path / "finished"
+    net = parse_network_config(
+        fake_plugins.network(
+            fake_plugins.plugin("fake-a", sleep=30, spawn_child=True, finished=str(finished))
+        )
+    )
+    cni = _cni(fake_plugins, tmp_path)
+    cni.executor = SubprocessExecutor(cancel_grace=0.3)
+    task = asyncio.create_task(cni.add(net, _rt()))
+    while not fake_plugins.calls():  # noqa: ASYNC110
+        await asyncio.sleep(0.02)
+    started = time.monotonic()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert 0.25 < time.monotonic() - started < 10
+    (call,) = fake_plugins.calls()
+    assert not os.path.exists(f"/proc/{call['pid']}")
+    deadline = time.monotonic() + 5
+    while not _gone(call["child"]) and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    assert _gone(call["child"])
+    assert not finished.exists()
 
 
 async def test_missing_plugin(fake_plugins: FakePlugins, tmp_path: Path) -> None:

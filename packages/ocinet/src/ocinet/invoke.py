@@ -1,7 +1,9 @@
 """Running one CNI plugin binary: find it, exec it with the spec's environment, read its answer.
 
 Every run is an asyncio subprocess with an explicit environment and a timeout; on timeout
-or cancellation the plugin's whole process group is killed and reaped.
+the plugin's whole process group is killed and reaped. A cancelled caller lets the run
+finish first (within a grace period): a plugin killed half-way can leave what no DEL
+undoes, such as host-local's lease file created but not yet written.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from ocinet.errors import CNIError, PluginNotFoundError, PluginTimeoutError
 
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 DEFAULT_PLUGIN_DIRS: tuple[str, ...] = ("/opt/cni/bin", "/usr/lib/cni")
 _DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _BUSY_RETRIES = 5
+_PIPE_CLOSE_WAIT = 1.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,7 +99,16 @@ def plugin_env(
 
 
 class SubprocessExecutor:
-    """The real executor: an asyncio subprocess per run, in its own process group."""
+    """The real executor: an asyncio subprocess per run, in its own process group.
+
+    ``cancel_grace``: how long a run whose caller is cancelled may go on before it is
+    killed (never longer than its own timeout). Plugins are not built to be stopped
+    half-way: host-local killed between creating its lease file and writing the owner
+    into it leaves a lease that its DEL cannot find, and the address is lost.
+    """
+
+    def __init__(self, *, cancel_grace: float = 5.0) -> None:
+        self.cancel_grace = cancel_grace
 
     async def run(self, request: PluginRequest) -> bytes:
         """Execute ``request``; retry briefly if the binary is being written (ETXTBSY)."""
@@ -123,12 +135,12 @@ class SubprocessExecutor:
                     plugin=request.plugin,
                     command=request.command,
                 ) from err
+        deadline = started + request.timeout
+        talk = asyncio.ensure_future(proc.communicate(request.stdin))
         try:
-            stdout, stderr = await asyncio.wait_for(
-                proc.communicate(request.stdin), request.timeout
-            )
+            stdout, stderr = await asyncio.wait_for(asyncio.shield(talk), request.timeout)
         except TimeoutError as err:
-            await _kill_and_reap(proc)
+            await _kill_and_reap(proc, talk)
             raise PluginTimeoutError(
                 0,
                 f"timed out after {request.timeout}s",
@@ -136,7 +148,7 @@ class SubprocessExecutor:
                 command=request.command,
             ) from err
         except BaseException:
-            await _kill_and_reap(proc)
+            await self._outlive_cancellation(proc, talk, deadline)
             raise
         elapsed = (time.monotonic() - started) * 1000
         log.debug(
@@ -150,15 +162,54 @@ class SubprocessExecutor:
             raise plugin_error(request, proc.returncode, stdout, stderr)
         return stdout
 
+    async def _outlive_cancellation(
+        self,
+        proc: asyncio.subprocess.Process,
+        talk: asyncio.Future[tuple[bytes, bytes]],
+        deadline: float,
+    ) -> None:
+        """Let the plugin end on its own within the grace period, else kill it; the
+        caller then raises. Further cancellations do not cut the wait short."""
+        limit = min(deadline, time.monotonic() + self.cancel_grace)
+        await _settle(talk, limit - time.monotonic())
+        if not talk.done():
+            log.warning(
+                "event=cni_plugin_killed_after_cancel pid=%s grace=%.1f",
+                proc.pid,
+                self.cancel_grace,
+            )
+        await _kill_and_reap(proc, talk)
 
-async def _kill_and_reap(proc: asyncio.subprocess.Process) -> None:
+
+async def _settle(future: asyncio.Future[Any], timeout: float | None = None) -> None:
+    """Wait until ``future`` is done or ``timeout`` passes, ignoring cancellations."""
+    limit = None if timeout is None else time.monotonic() + timeout
+    while not future.done():
+        remaining = None if limit is None else limit - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            return
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait({future}, timeout=remaining)
+
+
+async def _kill_and_reap(
+    proc: asyncio.subprocess.Process, talk: asyncio.Future[tuple[bytes, bytes]]
+) -> None:
+    """Kill the plugin's process group unless it has ended; reap it and close its pipes,
+    even if our caller is being cancelled meanwhile."""
     if proc.returncode is None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
-    # Reaping must finish even if our caller is being cancelled.
-    await asyncio.shield(proc.wait())
+    await _settle(asyncio.ensure_future(proc.wait()))
+    # The pipes close with the group; a child that left it may hold them a while.
+    await _settle(talk, _PIPE_CLOSE_WAIT)
+    if not talk.done():
+        talk.cancel()
+        await _settle(talk)
+    if not talk.cancelled():
+        talk.exception()
 
 
 def plugin_error(

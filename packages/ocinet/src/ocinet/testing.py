@@ -177,6 +177,8 @@ if command == "VERSION":
     sys.exit(0)
 if fake.get("sleep"):
     time.sleep(fake["sleep"])
+if fake.get("finished"):
+    open(fake["finished"], "a").close()
 failing = fake.get("fail_on", [])
 if command in failing:
     if fake.get("error"):
@@ -205,7 +207,8 @@ class FakePlugins:
     """A directory of scriptable fake CNI plugins that record every run.
 
     Each plugin object carries a ``fake`` block (see :meth:`plugin`) saying how to behave:
-    ``result``, ``ip``, ``sleep``, ``spawn_child``, ``fail_on`` (commands) with ``error``,
+    ``result``, ``ip``, ``sleep``, ``finished`` (a file made once the sleep is over),
+    ``spawn_child``, ``fail_on`` (commands) with ``error``,
     ``stderr``, ``stdout_raw`` and ``exit``, and ``versions`` for VERSION.
     """
 
