@@ -92,6 +92,10 @@ def dump(*_):
                 pymalloc[key.strip("# ").strip()] = int(value.replace(",", "").strip() or 0)
     from crid import heap
     used, free = heap.usage()
+    import ctypes
+    sqlite = ctypes.CDLL("libsqlite3.so.0")
+    sqlite.sqlite3_memory_used.restype = ctypes.c_int64
+    sqlite_used = sqlite.sqlite3_memory_used()
     def rss():
         for line in open("/proc/self/status"):
             if line.startswith("RssAnon:"):
@@ -103,6 +107,7 @@ def dump(*_):
     for obj in gc.get_objects():
         counts[type(obj).__name__] = counts.get(type(obj).__name__, 0) + 1
     report = {"pymalloc": pymalloc, "malloc_used": used, "malloc_free": free, "trimmed": trimmed,
+              "sqlite_used": sqlite_used,
               "objects": sorted(counts.items(), key=lambda kv: -kv[1])[:12],
               "gc_objects": sum(counts.values()), "modules": sorted(sys.modules)}
     path = os.environ["CRID_BENCH_SNAPSHOT"]
@@ -463,6 +468,7 @@ def show_heap(report: dict[str, Any], idle: dict[str, Any] | None) -> None:
         f" | malloc: used {int(report['malloc_used']) / mib:.1f} MiB,"
         f" free {int(report['malloc_free']) / mib:.1f}"
         f" (a trim now gives back {int(report['trimmed']) / mib:.1f})"
+        f" | sqlite {int(report.get('sqlite_used', 0)) / mib:.2f} MiB"
         f" | {report['gc_objects']} gc objects"
     )
     print(line)
