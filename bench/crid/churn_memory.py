@@ -497,9 +497,11 @@ def main() -> int:
     parser.add_argument("--containers", type=int, default=50)
     parser.add_argument("--pulls", type=int, default=20)
     parser.add_argument("--settle", type=float, default=8.0, help="seconds before each sample")
-    parser.add_argument("--trace", action="store_true", help="tracemalloc growth per phase")
     parser.add_argument("--smaps", action="store_true", help="where the pages are (MiB)")
-    parser.add_argument(
+    # One report at a time: both come back through the same signal and file.
+    report = parser.add_mutually_exclusive_group()
+    report.add_argument("--trace", action="store_true", help="tracemalloc growth per phase")
+    report.add_argument(
         "--heap", action="store_true", help="pymalloc and malloc accounts, objects by type"
     )
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for crid")
