@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import contextvars
 import functools
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -44,19 +45,25 @@ async def completion(future: asyncio.Future[_T]) -> _T:
         raise
 
 
-async def settled(future: asyncio.Future[_T]) -> None:
-    """Wait until the thread behind ``future`` has ended, however it ended (its error,
-    if any, is retrieved, not raised).
+async def settled(future: asyncio.Future[_T], timeout: float | None = None) -> bool:
+    """Wait until the work behind ``future`` (a thread, a child process) has ended,
+    however it ended (its error, if any, is retrieved, not raised); False if
+    ``timeout`` seconds passed first.
 
     Meant for failure paths that raise afterwards (the error or cancellation they are
     handling): a cancellation that arrives meanwhile does not cut the wait short, and is
     not raised here.
     """
+    limit = None if timeout is None else time.monotonic() + timeout
     while not future.done():
+        remaining = None if limit is None else limit - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            return False
         with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait({future})
+            await asyncio.wait({future}, timeout=remaining)
     if not future.cancelled():
         future.exception()
+    return True
 
 
 async def run_to_completion(work: Callable[[], _T]) -> _T:
