@@ -239,8 +239,13 @@ async def test_a_late_plugin_is_synchronized_and_misses_no_container(tmp_path: P
         pod = pod_config(env, "sync")
         pod_id = await run_pod(env, pod)
         first = await start_container(env, pod_id, pod, sleeper("first"))
+        # No plugin yet: crid listens, but the protocol and its host are not loaded.
+        assert env.lifecycle.containers.nri.host is None
+        assert plugins.socket.is_socket()
 
         await plugins.start("joiner", "10")
+        host = env.lifecycle.containers.nri.host
+        assert host is not None and [p.name for p in host.plugins] == ["joiner"]
         synced = plugins.events("joiner", "Synchronize")[0]
         assert pod_id in synced["pods"] and first in synced["containers"]
 

@@ -28,8 +28,14 @@ LAZY = (
 # Loaded at first use by the daemon itself: the stats sampler, cgroup detail readers and
 # pod metrics (the first stats or metrics RPC), jeepney (the first systemd D-Bus call,
 # only with the systemd cgroup driver), argparse (never: ``crid serve`` parses by hand),
-# ocistore's unpacker with zstandard and gzip (the first layer unpacked).
+# ocistore's unpacker with zstandard and gzip (the first layer unpacked), the NRI protocol
+# and host (the first NRI plugin: NRI is on by default, plugins are rare).
 DAEMON_LAZY = (
+    "crid._nri.v1alpha1.api_pb2",
+    "crid.nri.host",
+    "crid.nri.domain",
+    "crid.nri.ttrpc",
+    "crid.nri.stub",
     "crid.stats.sampler",
     "crid.stats.collector",
     "crid.stats.pod_metrics",
@@ -80,6 +86,13 @@ def test_the_daemon_loads_stats_metrics_and_dbus_code_at_first_use() -> None:
     assert loaded_after(dbus, DAEMON_LAZY) == {"jeepney"}
     assert loaded_after("from crid.cgroups import read_details", DAEMON_LAZY) == {
         "crid.cgroups.details"
+    }
+    nri = {"crid._nri.v1alpha1.api_pb2", "crid.nri.host", "crid.nri.domain", "crid.nri.ttrpc"}
+    assert loaded_after("import crid.nri.domain", DAEMON_LAZY) == nri
+    assert loaded_after("from crid.nri import Stub", DAEMON_LAZY) == {
+        "crid._nri.v1alpha1.api_pb2",
+        "crid.nri.ttrpc",
+        "crid.nri.stub",
     }
     assert loaded_after("from ocistore import unpack_layer", DAEMON_LAZY) == {
         "ocistore.unpack",

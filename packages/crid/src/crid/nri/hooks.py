@@ -1,67 +1,58 @@
 """Where crid's pod and container managers meet NRI: one call per lifecycle hook point.
 
-:class:`NRIHooks` turns crid's records into NRI messages, hands them to the
-:class:`~crid.nri.host.NRIHost`, applies what plugins answer (adjustments to the OCI
-config being created, resource updates of other containers, evictions), and gives
-the host crid's state for synchronizing new plugins. With NRI disabled, or no plugin
-connected or connecting, every hook returns at once.
+:class:`NRIHooks` is the gate. With NRI disabled, or no plugin connected or connecting,
+every hook returns at once; otherwise it hands the event to :class:`~crid.nri.domain.
+NRIDomain`, which turns crid's records into NRI messages for the
+:class:`~crid.nri.host.NRIHost` and applies what plugins answer.
+
+The protocol (messages, ttrpc, the host) loads when the first plugin connects or is
+found installed, not when crid starts: most nodes run no NRI plugin, and NRI is enabled
+by default, so an idle crid keeps ~1.6 MiB of code it would never run out of memory.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import functools
-import json
-import logging
-from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from crid._nri.v1alpha1 import api_pb2 as api
 from crid.config import parse_duration
 from crid.context import Context
-from crid.control.resources import update_container_resources
-from crid.errors import CridError, InvalidConfigError
-from crid.nri.adjust import apply_adjustment
-from crid.nri.convert import nri_container, nri_pod, options_to_nri, resource_options
-from crid.nri.host import HostOptions, NRIHost
-from crid.state import Container, ContainerState, Sandbox
-from ocispec.errors import SpecError
-from ocispec.generate import (
-    GeneratedSpec,
-    ResourceOptions,
-    restrict_oom_score_adj,
-    restrict_resources,
-)
-from ocispec.runtime import Spec
-from ocispec.schema import Schema, validate
+from crid.nri.endpoint import HostOptions, installed_plugins, listen, stop_listening
+from crid.state import Container, Sandbox
 
 if TYPE_CHECKING:
     from crid.container.manager import Containers
+    from crid.nri.domain import NRIDomain
+    from crid.nri.host import NRIHost
+    from ocispec.generate import GeneratedSpec, ResourceOptions
 
 __all__ = ["NRIHooks"]
 
-_log = logging.getLogger(__name__)
-
 
 class NRIHooks:
-    """The NRI side of one crid's lifecycle (also the host's :class:`Domain`)."""
+    """The NRI side of one crid's lifecycle."""
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.containers: Containers | None = None
-        self.host: NRIHost | None = None
-        self._specs: dict[str, dict[str, Any]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._options: HostOptions | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._domain: NRIDomain | None = None
+        self._closing = False
+
+    @property
+    def host(self) -> NRIHost | None:
+        """The plugins' host, once a plugin has come (None before, or with NRI off)."""
+        return self._domain.host if self._domain is not None else None
 
     async def serve(self, containers: Containers) -> None:
-        """Start hosting plugins when ``[crid.nri] enable`` is set."""
+        """With ``[crid.nri] enable``: listen for plugins and start the installed ones."""
         self.containers = containers
         config = self.ctx.config.crid.nri
         if not config.enable:
             return
-        options = HostOptions(
+        self._options = options = HostOptions(
             socket_path=config.socket_path,
             plugin_dir=config.plugin_dir,
             plugin_config_dir=config.plugin_config_dir,
@@ -69,125 +60,76 @@ class NRIHooks:
             request_timeout=parse_duration(config.plugin_request_timeout),
             disable_connections=config.disable_connections,
         )
-        host = NRIHost(options, self)
-        await host.start()
-        self.host = host
+        installed = await asyncio.to_thread(installed_plugins, options.plugin_dir)
+        if not options.disable_connections:
+            self._server = await listen(Path(options.socket_path), self._accept)
+        if installed:
+            await self._load().host.launch(installed)
+
+    def _load(self) -> NRIDomain:
+        """The domain and its host, loading the protocol the first time."""
+        if self._domain is None:
+            assert self._options is not None and self.containers is not None
+            from crid.nri.domain import NRIDomain  # the protocol loads with the first plugin
+
+            self._domain = NRIDomain(self.ctx, self.containers, self._options)
+        return self._domain
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._closing:
+            writer.close()
+            return
+        await self._load().host.accept(reader, writer)
 
     async def close(self) -> None:
-        if self.host is not None:
-            await self.host.stop()
-            self.host = None
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Stop listening, tell the plugins crid is going down, disconnect them."""
+        self._closing = True
+        if self._server is not None:
+            assert self._options is not None
+            await stop_listening(self._server, Path(self._options.socket_path))
+            self._server = None
+        if self._domain is not None:
+            await self._domain.close()
 
-    def _active(self) -> NRIHost | None:
-        """The host when some plugin is connected or connecting (its sync then decides
+    def _active(self) -> NRIDomain | None:
+        """The domain when some plugin is connected or connecting (its sync then decides
         whether this event is in its snapshot or delivered to it)."""
-        host = self.host
-        if host is None or not host.busy:
+        domain = self._domain
+        if domain is None or not domain.host.busy:
             return None
-        return host
+        return domain
 
     def adjusts_creates(self) -> bool:
         """Whether a plugin is connected or connecting now, so :meth:`create_container`
         must run before the runtime creates a container."""
         return self._active() is not None
 
-    def _background(self, coro: Any) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    # -- the host's view of crid --------------------------------------------------
-
-    async def _spec(self, record: Container) -> dict[str, Any] | None:
-        spec = self._specs.get(record.id)
-        if spec is None and record.bundle:
-            try:
-                text = await asyncio.to_thread(Path(record.bundle, "config.json").read_text)
-                spec = self._specs[record.id] = json.loads(text)
-            except (OSError, ValueError):
-                return None
-        return spec
-
-    async def _container(self, record: Container) -> api.Container:
-        return nri_container(record, await self._spec(record))
-
-    def _pod(self, sandbox_id: str) -> api.PodSandbox:
-        sandbox = self.ctx.registry.find_sandbox(sandbox_id)
-        return nri_pod(sandbox) if sandbox is not None else api.PodSandbox(id=sandbox_id)
-
-    async def snapshot(self) -> tuple[list[api.PodSandbox], list[api.Container]]:
-        pods = [nri_pod(sandbox) for sandbox in self.ctx.registry.sandboxes()]
-        containers = [await self._container(c) for c in self.ctx.registry.containers()]
-        return pods, containers
-
-    async def _apply_resources(self, record: Container, options: ResourceOptions) -> None:
-        """The UpdateContainerResources path: runc update, then the recorded config."""
-        await update_container_resources(self.ctx, record, options)
-
-    async def update_containers(
-        self, updates: Sequence[api.ContainerUpdate]
-    ) -> list[api.ContainerUpdate]:
-        failed = []
-        for update in updates:
-            record = self.ctx.registry.find_container(update.container_id)
-            try:
-                if record is None:
-                    raise CridError(f"no container {update.container_id}")
-                await self._apply_resources(record, resource_options(update.linux.resources))
-            except (CridError, SpecError) as err:
-                _log.warning("NRI update of container %s failed: %s", update.container_id, err)
-                if not update.ignore_failure:
-                    failed.append(update)
-        return failed
-
-    async def evict_containers(self, evictions: Sequence[api.ContainerEviction]) -> None:
-        assert self.containers is not None
-        for eviction in evictions:
-            _log.info("NRI evicts container %s: %s", eviction.container_id, eviction.reason)
-            try:
-                await self.containers.stop(eviction.container_id, 0)
-            except CridError as err:
-                _log.warning("NRI eviction of %s failed: %s", eviction.container_id, err)
-
-    async def _after(
-        self, updates: Sequence[api.ContainerUpdate], evictions: Sequence[api.ContainerEviction]
-    ) -> None:
-        if updates:
-            await self.update_containers(updates)
-        if evictions:
-            self._background(self.evict_containers(evictions))
-
     # -- pod hook points ----------------------------------------------------------
 
     async def run_pod(self, sandbox: Sandbox) -> None:
         """Before a new pod becomes READY; a plugin error fails RunPodSandbox."""
-        if host := self._active():
-            await host.run_pod_sandbox(nri_pod(sandbox))
+        if domain := self._active():
+            await domain.run_pod(sandbox)
 
     async def stop_pod(self, sandbox: Sandbox) -> None:
         """After the pod's containers stopped, while the pod is still listed."""
-        if host := self._active():
-            await host.stop_pod_sandbox(nri_pod(sandbox))
+        if domain := self._active():
+            await domain.stop_pod(sandbox)
 
     async def remove_pod(self, sandbox: Sandbox) -> None:
-        if host := self._active():
-            await host.remove_pod_sandbox(nri_pod(sandbox))
+        if domain := self._active():
+            await domain.remove_pod(sandbox)
 
     async def update_pod(
         self, sandbox: Sandbox, overhead: ResourceOptions, resources: ResourceOptions
     ) -> None:
         """Before the pod cgroup's new limits are written; a plugin error fails it."""
-        if host := self._active():
-            await host.update_pod_sandbox(
-                nri_pod(sandbox), options_to_nri(overhead), options_to_nri(resources)
-            )
+        if domain := self._active():
+            await domain.update_pod(sandbox, overhead, resources)
 
     async def post_update_pod(self, sandbox: Sandbox) -> None:
-        if host := self._active():
-            await host.post_update_pod_sandbox(nri_pod(sandbox))
+        if domain := self._active():
+            await domain.post_update_pod(sandbox)
 
     # -- container hook points ----------------------------------------------------
 
@@ -196,109 +138,41 @@ class NRIHooks:
     ) -> tuple[Container, GeneratedSpec]:
         """Before the runtime creates the container: plugins' adjustments are applied to
         its config.json (and its cgroup path, when a plugin moves it)."""
-        host = self._active()
-        if host is None:
-            return record, generated
-        spec = generated.spec.to_dict()
-        result = await host.create_container(nri_pod(sandbox), nri_container(record, spec))
-        if result.adjustments:
-            version = 2 if self.ctx.hierarchies.unified else 1
-            cdi_dirs = tuple(self.ctx.config.crid.runtime.cdi_spec_dirs)
-            for label, adjust in result.adjustments:
-                apply = functools.partial(
-                    apply_adjustment, spec, adjust, cgroup_version=version, cdi_spec_dirs=cdi_dirs
-                )
-                try:
-                    # CDI devices mean reading spec files and stat-ing nodes: a worker's job.
-                    await asyncio.to_thread(apply) if adjust.CDI_devices else apply()
-                except (CridError, SpecError) as err:
-                    raise InvalidConfigError(f"NRI plugin {label}: {err}") from err
-            await self._restrict_oom(spec)
-            generated = await asyncio.to_thread(self._rewrite, record, generated, spec)
-            spec = generated.spec.to_dict()
-            cgroups_path = generated.spec.linux.cgroups_path if generated.spec.linux else ""
-            if cgroups_path and cgroups_path != record.cgroup_path:
-                record = dataclasses.replace(record, cgroup_path=cgroups_path)
-        self._specs[record.id] = spec
-        await self._after(result.updates, result.evictions)
+        if domain := self._active():
+            return await domain.create_container(record, sandbox, generated)
         return record, generated
 
-    async def _restrict_oom(self, spec: dict[str, Any]) -> None:
-        """An OOM score adjustment from a plugin is clamped as the kubelet's is: a
-        runtime without CAP_SYS_RESOURCE cannot go below its own score."""
-        process = spec.get("process") or {}
-        wanted = process.get("oomScoreAdj")
-        if wanted is None:
-            return
-        host = await self.ctx.host_info()
-        if not host.sys_resource:
-            process["oomScoreAdj"] = restrict_oom_score_adj(wanted, host.oom_score_adj)
-
-    def _rewrite(
-        self, record: Container, generated: GeneratedSpec, spec: dict[str, Any]
-    ) -> GeneratedSpec:
-        try:
-            validate(spec, Schema.RUNTIME_CONFIG)
-            adjusted = Spec.from_dict(spec)
-        except SpecError as err:
-            raise InvalidConfigError(f"NRI adjustments make an invalid OCI config: {err}") from err
-        linux = adjusted.linux
-        if linux is not None and linux.resources is not None:
-            kept, dropped = restrict_resources(linux.resources, self.ctx.controllers)
-            if dropped:
-                _log.debug("container %s: NRI resources left out: %s", record.id, dropped)
-            adjusted = dataclasses.replace(
-                adjusted, linux=dataclasses.replace(linux, resources=kept)
-            )
-        out = dataclasses.replace(generated, spec=adjusted)
-        out.write(record.bundle)
-        return out
-
-    async def _container_event(self, name: str, record: Container) -> None:
-        if host := self._active():
-            await getattr(host, name)(self._pod(record.sandbox_id), await self._container(record))
-
     async def post_create(self, record: Container) -> None:
-        await self._container_event("post_create_container", record)
+        if domain := self._active():
+            await domain.post_create(record)
 
     async def start(self, record: Container) -> None:
-        await self._container_event("start_container", record)
+        if domain := self._active():
+            await domain.start(record)
 
     async def post_start(self, record: Container) -> None:
-        await self._container_event("post_start_container", record)
+        if domain := self._active():
+            await domain.post_start(record)
 
     async def update(self, record: Container, resources: ResourceOptions) -> ResourceOptions | None:
         """Before UpdateContainerResources applies ``resources``: the options plugins
         want instead (an update a plugin returns for this container), or None."""
-        host = self._active()
-        if host is None:
-            return None
-        updates, evictions = await host.update_container(
-            self._pod(record.sandbox_id),
-            await self._container(record),
-            options_to_nri(resources),
-        )
-        own = [u for u in updates if u.container_id == record.id]
-        others = [u for u in updates if u.container_id != record.id]
-        await self._after(others, evictions)
-        return resource_options(own[-1].linux.resources) if own else None
+        if domain := self._active():
+            return await domain.update(record, resources)
+        return None
 
     async def post_update(self, record: Container) -> None:
-        await self._container_event("post_update_container", record)
+        if domain := self._active():
+            await domain.post_update(record)
 
     async def stop(self, record: Container) -> None:
         """After the container exited (however it stopped)."""
-        host = self._active()
-        if host is None or record.state is not ContainerState.EXITED:
-            return
-        updates = await host.stop_container(
-            self._pod(record.sandbox_id), await self._container(record)
-        )
-        await self._after(updates, ())
+        if domain := self._active():
+            await domain.stop(record)
 
     async def remove(self, record: Container) -> None:
         """After the container is gone; its cached config is forgotten."""
-        try:
-            await self._container_event("remove_container", record)
-        finally:
-            self._specs.pop(record.id, None)
+        if domain := self._active():
+            await domain.remove(record)
+        elif self._domain is not None:
+            self._domain.forget(record.id)

@@ -22,7 +22,6 @@ import logging
 import os
 import re
 import socket
-import stat
 from collections.abc import AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,9 +29,16 @@ from typing import Any, Protocol, TypeVar
 
 from google.protobuf.message import Message
 
-from crid import __version__
 from crid._nri.v1alpha1 import api_pb2 as api
 from crid.errors import NRIClosedError, NRIError, NRIPluginError, NRIRejectedError
+from crid.nri.endpoint import (
+    HostOptions,
+    InstalledPlugin,
+    installed_plugins,
+    listen,
+    prepare_socket,
+    stop_listening,
+)
 from crid.nri.owners import merge_adjustments, owning_plugins
 from crid.nri.plugin_link import ALL_EVENTS, RUNTIME_SERVICE, PluginLink
 from crid.nri.ttrpc import UNIMPLEMENTED, Handler, StatusError, method
@@ -45,7 +51,6 @@ M = TypeVar("M", bound=Message)
 
 #: The NRI version crid speaks (the proto it ships).
 NRI_VERSION = "v0.12.2"
-_PLUGIN_FILE = re.compile(r"^(?P<index>[0-9]{2})-(?P<name>[A-Za-z0-9_.-]+)$")
 _INDEX = re.compile(r"^[0-9]{2}$")
 #: Events whose dedicated RPC a plugin may not implement: they fall back to StateChange.
 _STATE_EVENTS = {
@@ -59,20 +64,6 @@ _STATE_EVENTS = {
     api.REMOVE_CONTAINER,
     api.POST_UPDATE_POD_SANDBOX,
 }
-
-
-@dataclass(frozen=True, kw_only=True)
-class HostOptions:
-    """``[crid.nri]`` as the host uses it (durations in seconds)."""
-
-    socket_path: str
-    plugin_dir: str = ""
-    plugin_config_dir: str = ""
-    registration_timeout: float = 5.0
-    request_timeout: float = 2.0
-    disable_connections: bool = False
-    runtime_name: str = "crid"
-    runtime_version: str = __version__
 
 
 class Domain(Protocol):
@@ -169,32 +160,16 @@ class NRIHost:
         """Listen on the socket (unless connections are disabled) and start the
         pre-installed plugins; they register in the background."""
         if not self.options.disable_connections:
-            await self._listen()
-        for path, index, name in await asyncio.to_thread(self._installed):
+            self._server = await listen(Path(self.options.socket_path), self.accept)
+        await self.launch(await asyncio.to_thread(installed_plugins, self.options.plugin_dir))
+
+    async def launch(self, plugins: Sequence[InstalledPlugin]) -> None:
+        """Start pre-installed plugins; they register in the background."""
+        for plugin in plugins:
             try:
-                await self._launch(path, index, name)
+                await self._launch(plugin.path, plugin.index, plugin.name)
             except (OSError, NRIError) as err:
-                _log.error("cannot start NRI plugin %s: %s", path, err)
-
-    async def _listen(self) -> None:
-        path = Path(self.options.socket_path)
-        await asyncio.to_thread(prepare_socket, path)
-        self._server = await asyncio.start_unix_server(self._accept, path=str(path))
-        await asyncio.to_thread(path.chmod, 0o600)
-        _log.info("NRI listening", extra={"socket": str(path)})
-
-    def _installed(self) -> list[tuple[Path, str, str]]:
-        directory = Path(self.options.plugin_dir) if self.options.plugin_dir else None
-        if directory is None or not directory.is_dir():
-            return []
-        found = []
-        for entry in sorted(directory.iterdir()):
-            match = _PLUGIN_FILE.match(entry.name)
-            if match is None or not entry.is_file() or not os.access(entry, os.X_OK):
-                _log.warning("NRI plugin dir: ignoring %s (not an executable NN-name)", entry)
-                continue
-            found.append((entry, match["index"], match["name"]))
-        return found
+                _log.error("cannot start NRI plugin %s: %s", plugin.path, err)
 
     def _plugin_config(self, index: str, name: str) -> str:
         if not self.options.plugin_config_dir:
@@ -232,7 +207,8 @@ class NRIHost:
         config = await asyncio.to_thread(self._plugin_config, index, name)
         self._spawn(self._connect(reader, writer, process=process, config=config, expect=name))
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Take a plugin's connection (from :meth:`start`'s listener, or another's)."""
         if self._stopping:
             writer.close()
             return
@@ -352,10 +328,7 @@ class NRIHost:
         """Tell the plugins crid is going down, disconnect them, stop listening."""
         self._stopping = True
         if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                await self._server.wait_closed()
-            await asyncio.to_thread(Path(self.options.socket_path).unlink, missing_ok=True)
+            await stop_listening(self._server, Path(self.options.socket_path))
             self._server = None
         links = [*self._plugins, *self._connecting]
         self._plugins.clear()
@@ -597,23 +570,3 @@ class NRIHost:
     async def remove_container(self, pod: api.PodSandbox, ctr: api.Container) -> None:
         request = api.RemoveContainerRequest(pod=pod, container=ctr)
         await self._container_event(api.REMOVE_CONTAINER, "RemoveContainer", request, pod, ctr)
-
-
-def prepare_socket(path: Path) -> None:
-    """Make the socket's directory; remove a stale socket, refuse a live one."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    try:
-        mode = path.lstat().st_mode
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(mode):
-        raise NRIError(f"NRI socket path {path} exists and is not a socket")
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(str(path))
-    except OSError:
-        path.unlink(missing_ok=True)  # stale: nobody listens
-        return
-    finally:
-        probe.close()
-    raise NRIError(f"NRI socket {path} is in use by another runtime")
