@@ -30,14 +30,15 @@ def _answers(path: Path) -> bool:
     return True
 
 
-def prepare_socket(path: Path) -> None:
-    """Create the socket's parent directories and clear a stale socket file.
+def prepare_socket(path: Path, *, parent_mode: int = 0o777) -> None:
+    """Create the socket's parent directories (``parent_mode``, less the umask) and clear
+    a stale socket file.
 
     A socket file left by a dead daemon is removed; one that still answers belongs to a
     live process, and is refused with :class:`SocketInUseError`. Anything that is not a
-    socket is never removed.
+    socket is never removed. Used for the CRI socket and NRI's.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=parent_mode)
     try:
         mode = path.lstat().st_mode
     except FileNotFoundError:

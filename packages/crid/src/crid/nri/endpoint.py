@@ -13,14 +13,13 @@ import contextlib
 import logging
 import os
 import re
-import socket
-import stat
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import crid.socket
 from crid import __version__
-from crid.errors import NRIError
+from crid.errors import CridError, NRIError, SocketInUseError
 
 __all__ = [
     "HostOptions",
@@ -94,20 +93,10 @@ async def stop_listening(server: asyncio.AbstractServer, path: Path) -> None:
 
 
 def prepare_socket(path: Path) -> None:
-    """Make the socket's directory; remove a stale socket, refuse a live one."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Make the socket's directory (0700); remove a stale socket, refuse a live one."""
     try:
-        mode = path.lstat().st_mode
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(mode):
-        raise NRIError(f"NRI socket path {path} exists and is not a socket")
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(str(path))
-    except OSError:
-        path.unlink(missing_ok=True)  # stale: nobody listens
-        return
-    finally:
-        probe.close()
-    raise NRIError(f"NRI socket {path} is in use by another runtime")
+        crid.socket.prepare_socket(path, parent_mode=0o700)
+    except SocketInUseError as err:
+        raise NRIError(f"NRI socket {path} is in use by another runtime") from err
+    except CridError as err:
+        raise NRIError(f"NRI socket: {err}") from err
