@@ -9,8 +9,12 @@ monitors: crid kills it at start-up and marks it EXITED, as containerd does when
 dies; the bench checks that every container is still running.) Then each RPC is called over
 the unix socket and p50/p99 reported (target <= 1 ms). Stats are served from crid's
 sampler (refreshed every second in a worker thread while they are asked for). RPCs this
-build does not implement are listed as such. Run as root from the checkout:
-``uv run python bench/crid/list_status.py [--calls N] [--pods N]``.
+build does not implement are listed as such. With ``--go`` the same RPCs are then timed
+again from a Go gRPC client, as the kubelet and critest call them (``_go_client.py``).
+With ``--floor`` both clients are also timed against a bare grpc.aio server answering
+the bytes crid answered (``_grpc_floor.py``): crid's own share of an RPC is its time
+less the floor's. Run as root from the checkout:
+``uv run python bench/crid/list_status.py [--calls N] [--pods N] [--go] [--floor]``.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import grpc
+from _go_client import build_go_client, run_go_client
+from _grpc_floor import capture, floor_server
 
 from crid._cri.v1 import api_pb2, api_pb2_grpc
 from crid.cgroups import Hierarchies, container_cgroup_path
@@ -183,7 +189,14 @@ def main() -> int:
     parser.add_argument(
         "--dump", action="store_true", help="print one pod's PodSandboxMetrics and the sizes"
     )
+    parser.add_argument(
+        "--go", action="store_true", help="time the RPCs from a Go client too (Debian's Go)"
+    )
+    parser.add_argument(
+        "--floor", action="store_true", help="time a bare grpc.aio server with crid's answers"
+    )
     args = parser.parse_args()
+    columns: dict[str, dict[str, list[float] | str]] = {}
     hierarchies = Hierarchies.detect()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -197,6 +210,7 @@ def main() -> int:
             f'[crid.nri]\nsocket_path = "{root}/run/nri.sock"\n'
         )
         runc_root = root / "run" / "runtimes" / "runc"  # crid's default for handler runc
+        go_client = build_go_client(root / "go") if args.go else None
         try:
             sandbox_id, container_id = asyncio.run(
                 populate(root / "root" / "state.db", args.pods, hierarchies, root, runc_root)
@@ -209,25 +223,57 @@ def main() -> int:
             try:
                 while not sock.exists():
                     time.sleep(0.005)
-                results = run_calls(
+                columns["crid, Python client"] = run_calls(
                     sock, args.calls, sandbox_id, container_id, args.dump, args.only
                 )
+                if go_client is not None:
+                    columns["crid, Go client"] = dict(
+                        run_go_client(go_client, sock, args.calls, sandbox_id, container_id)
+                    )
+                if args.floor:
+                    with grpc.insecure_channel(f"unix://{sock}") as channel:
+                        answers = capture(channel, sandbox_id, container_id)
             finally:
                 proc.terminate()
                 proc.wait(timeout=20)
+            if args.floor:
+                with floor_server(root / "floor", answers) as floor:
+                    columns["floor, Python client"] = run_calls(
+                        floor, args.calls, sandbox_id, container_id, only=args.only, quiet=True
+                    )
+                    if go_client is not None:
+                        columns["floor, Go client"] = dict(
+                            run_go_client(go_client, floor, args.calls, sandbox_id, container_id)
+                        )
         finally:
             remove_containers(runc_root)
             hierarchies.remove(PARENT)
 
     print(f"{args.pods} pods, {args.pods} running containers, {args.calls} calls each")
-    for name, samples in results.items():
-        if isinstance(samples, str):
-            print(f"{name:<22} {samples}")
-            continue
-        p50 = statistics.median(samples)
-        p99 = statistics.quantiles(samples, n=100)[98]
-        print(f"{name:<22} p50 {p50:7.3f} ms   p99 {p99:7.3f} ms   (target <= 1 ms)")
+    print_table(columns)
     return 0
+
+
+def print_table(columns: dict[str, dict[str, list[float] | str]]) -> None:
+    """p50 per RPC and column (p99 of the first column too), in ms; target <= 1 ms."""
+    names: list[str] = []
+    for column in columns.values():
+        names += [n for n in column if n not in names]
+    first = next(iter(columns))
+    heads = "".join(f"{c:>22}" for c in columns)
+    print(f"{'p50 (ms)':<26}{heads}{'p99 of the first':>18}")
+    for name in names:
+        cells = []
+        for column in columns.values():
+            samples = column.get(name, "")
+            cells.append(
+                f"{statistics.median(samples):22.3f}"
+                if isinstance(samples, list)
+                else f"{samples or '-':>22}"
+            )
+        samples = columns[first].get(name, "")
+        p99 = statistics.quantiles(samples, n=100)[98] if isinstance(samples, list) else None
+        print(f"{name:<26}{''.join(cells)}{'' if p99 is None else f'{p99:18.3f}'}")
 
 
 def metrics_size(stub: api_pb2_grpc.RuntimeServiceStub, dump: bool) -> None:
@@ -243,6 +289,27 @@ def metrics_size(stub: api_pb2_grpc.RuntimeServiceStub, dump: bool) -> None:
             print(pods[0])
 
 
+def check_and_size(stub: api_pb2_grpc.RuntimeServiceStub, dump: bool) -> None:
+    """Fail unless every container has live stats; print the answers' sizes."""
+    stats = stub.ListContainerStats(api_pb2.ListContainerStatsRequest(), timeout=10).stats
+    running = [s for s in stats if s.memory.HasField("working_set_bytes")]
+    print(f"{len(running)} containers running with live stats")
+    if len(running) != len(stats) or not stats:
+        raise SystemExit(f"only {len(running)} of {len(stats)} containers have live stats")
+    metrics_size(stub, dump)
+    answers = {
+        "ListPodSandbox": stub.ListPodSandbox(api_pb2.ListPodSandboxRequest(), timeout=10),
+        "ListContainers": stub.ListContainers(api_pb2.ListContainersRequest(), timeout=10),
+        "ListContainerStats": stub.ListContainerStats(
+            api_pb2.ListContainerStatsRequest(), timeout=10
+        ),
+        "ListPodSandboxStats": stub.ListPodSandboxStats(
+            api_pb2.ListPodSandboxStatsRequest(), timeout=10
+        ),
+    }
+    print("answer sizes: " + ", ".join(f"{k} {v.ByteSize()} B" for k, v in answers.items()))
+
+
 def run_calls(
     sock: Path,
     n: int,
@@ -250,28 +317,15 @@ def run_calls(
     container_id: str,
     dump: bool = False,
     only: list[str] | None = None,
+    quiet: bool = False,
 ) -> dict[str, list[float] | str]:
+    """Each RPC's per-call ms; ``quiet``: no checks or sizes (for the floor server)."""
     with grpc.insecure_channel(f"unix://{sock}") as channel:
         stub = api_pb2_grpc.RuntimeServiceStub(channel)
         for _ in range(50):  # warm up the channel
             stub.Version(api_pb2.VersionRequest(), timeout=10)
-        stats = stub.ListContainerStats(api_pb2.ListContainerStatsRequest(), timeout=10).stats
-        running = [s for s in stats if s.memory.HasField("working_set_bytes")]
-        print(f"{len(running)} containers running with live stats")
-        if len(running) != len(stats) or not stats:
-            raise SystemExit(f"only {len(running)} of {len(stats)} containers have live stats")
-        metrics_size(stub, dump)
-        answers = {
-            "ListPodSandbox": stub.ListPodSandbox(api_pb2.ListPodSandboxRequest(), timeout=10),
-            "ListContainers": stub.ListContainers(api_pb2.ListContainersRequest(), timeout=10),
-            "ListContainerStats": stub.ListContainerStats(
-                api_pb2.ListContainerStatsRequest(), timeout=10
-            ),
-            "ListPodSandboxStats": stub.ListPodSandboxStats(
-                api_pb2.ListPodSandboxStatsRequest(), timeout=10
-            ),
-        }
-        print("answer sizes: " + ", ".join(f"{k} {v.ByteSize()} B" for k, v in answers.items()))
+        if not quiet:
+            check_and_size(stub, dump)
         # Metrics first: from then on the sampler takes detailed samples (more files, every
         # process's open files), which the other RPCs below must not feel.
         # The same RPC with the answer left as bytes: the round trip without the client's parse.
@@ -286,6 +340,8 @@ def run_calls(
             response_deserializer=None,
         )
         calls: dict[str, Callable[[], object]] = {
+            "Version": lambda: stub.Version(api_pb2.VersionRequest(), timeout=10),
+            "Status": lambda: stub.Status(api_pb2.StatusRequest(), timeout=10),
             "ListPodSandboxMetrics": lambda: stub.ListPodSandboxMetrics(
                 api_pb2.ListPodSandboxMetricsRequest(), timeout=10
             ),
