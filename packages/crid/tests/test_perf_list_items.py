@@ -13,7 +13,7 @@ import pytest
 from crid._cri.v1 import api_pb2, api_pb2_grpc
 from crid.config import Config
 from crid.server import Daemon
-from crid.services._cache import MessageCache, ResponseCache
+from crid.services._cache import EncodedResponseCache, MessageCache, ResponseCache
 from crid.state import Container, ContainerMeta, ContainerState, PodMeta, Sandbox, SandboxState
 
 
@@ -78,6 +78,25 @@ def test_an_unchanged_list_gets_the_same_answer() -> None:
     assert changed.items[1].state == api_pb2.SANDBOX_NOTREADY
     assert list(cache.response([a]).items) == [a]
     assert list(cache.response([]).items) == []
+
+
+def test_an_unchanged_list_is_serialized_once() -> None:
+    def build(items: list[api_pb2.PodSandbox]) -> api_pb2.ListPodSandboxResponse:
+        return api_pb2.ListPodSandboxResponse(items=items)
+
+    cache: EncodedResponseCache[api_pb2.PodSandbox, api_pb2.ListPodSandboxResponse] = (
+        EncodedResponseCache(build)
+    )
+    a, b = api_pb2.PodSandbox(id="a"), api_pb2.PodSandbox(id="b")
+    first = cache.encoded([a, b])
+    assert api_pb2.ListPodSandboxResponse.FromString(first) == build([a, b])
+    assert cache.encoded([a, api_pb2.PodSandbox(id="b")]) is first  # the same bytes object
+    changed = cache.encoded([a, api_pb2.PodSandbox(id="b", state=api_pb2.SANDBOX_NOTREADY)])
+    assert changed is not first
+    assert api_pb2.ListPodSandboxResponse.FromString(changed).items[1].state == (
+        api_pb2.SANDBOX_NOTREADY
+    )
+    assert cache.encoded([]) == b""
 
 
 @pytest.fixture

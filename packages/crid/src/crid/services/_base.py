@@ -14,7 +14,7 @@ import grpc
 
 from crid._cri.v1 import api_pb2
 from crid.context import Context
-from crid.services._cache import MessageCache, ResponseCache
+from crid.services._cache import EncodedResponseCache, MessageCache
 from crid.services._messages import container_item, sandbox_item
 from crid.state import Container, Sandbox
 
@@ -39,10 +39,10 @@ class ServiceBase:
         self.container_items: MessageCache[Container, api_pb2.Container] = MessageCache(
             container_item, _record_id
         )
-        #: The last ListPodSandbox / ListContainers answers.
-        self.sandbox_list: ResponseCache[api_pb2.PodSandbox, api_pb2.ListPodSandboxResponse] = (
-            ResponseCache(lambda items: api_pb2.ListPodSandboxResponse(items=items))
-        )
-        self.container_list: ResponseCache[api_pb2.Container, api_pb2.ListContainersResponse] = (
-            ResponseCache(lambda items: api_pb2.ListContainersResponse(containers=items))
-        )
+        #: The last ListPodSandbox / ListContainers answers (sent serialized).
+        self.sandbox_list: EncodedResponseCache[
+            api_pb2.PodSandbox, api_pb2.ListPodSandboxResponse
+        ] = EncodedResponseCache(lambda items: api_pb2.ListPodSandboxResponse(items=items))
+        self.container_list: EncodedResponseCache[
+            api_pb2.Container, api_pb2.ListContainersResponse
+        ] = EncodedResponseCache(lambda items: api_pb2.ListContainersResponse(containers=items))

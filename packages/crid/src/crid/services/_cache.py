@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
-__all__ = ["MessageCache", "ResponseCache", "labels_match"]
+from google.protobuf.message import Message
+
+__all__ = ["EncodedResponseCache", "MessageCache", "ResponseCache", "labels_match"]
 
 _R = TypeVar("_R")
 _M = TypeVar("_M")
 _A = TypeVar("_A")
+_P = TypeVar("_P", bound=Message)
 
 
 def labels_match(labels: dict[str, str], selector: dict[str, str]) -> bool:
@@ -70,7 +73,23 @@ class ResponseCache(Generic[_M, _A]):
         self._last = (items, answer)
         return answer
 
-    def remember(self, items: list[_M], answer: _A) -> None:
-        """Take ``items`` (equal to those ``answer`` was built from, e.g. its own items)
-        as the ones ``answer`` holds, so the originals can be freed."""
-        self._last = (items, answer)
+
+class EncodedResponseCache(ResponseCache[_M, _P]):
+    """A :class:`ResponseCache` whose answer is also serialized once.
+
+    A List handler returns :meth:`encoded`, which the server sends as it is (see
+    :func:`crid.inflight.passing_bytes`): a poll of a list that did not change then costs
+    no serialization, which for 100 pods' stats (44 KB) took 0.2 ms of every call.
+    """
+
+    def __init__(self, build: Callable[[list[_M]], _P]) -> None:
+        super().__init__(build)
+        self._encoded: tuple[_P, bytes] | None = None
+
+    def encoded(self, items: list[_M]) -> bytes:
+        """The answer holding ``items``, serialized."""
+        answer = self.response(items)
+        found = self._encoded
+        if found is None or found[0] is not answer:
+            found = self._encoded = (answer, answer.SerializeToString())
+        return found[1]

@@ -80,7 +80,8 @@ class ContainerRPCs(ServiceBase):
     @translate_errors
     async def ListContainers(  # noqa: N802
         self, request: api_pb2.ListContainersRequest, context: RpcContext
-    ) -> api_pb2.ListContainersResponse:
+    ) -> bytes:
+        """The encoded ``ListContainersResponse`` (sent as it is)."""
         registry = self.ctx.registry
         f = request.filter
         containers = [c for c in registry.containers() if registry.visible(c.id)]
@@ -102,7 +103,7 @@ class ContainerRPCs(ServiceBase):
             selector = dict(f.label_selector)
             containers = [c for c in containers if labels_match(c.labels, selector)]
         complete = not (f.id or f.pod_sandbox_id or f.HasField("state") or f.label_selector)
-        return self.container_list.response(
+        return self.container_list.encoded(
             self.container_items.messages(containers, complete=complete)
         )
 

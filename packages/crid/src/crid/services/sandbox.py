@@ -77,7 +77,8 @@ class SandboxRPCs(ServiceBase):
     @translate_errors
     async def ListPodSandbox(  # noqa: N802
         self, request: api_pb2.ListPodSandboxRequest, context: RpcContext
-    ) -> api_pb2.ListPodSandboxResponse:
+    ) -> bytes:
+        """The encoded ``ListPodSandboxResponse`` (sent as it is)."""
         registry = self.ctx.registry
         sandboxes: list[Sandbox] = [s for s in registry.sandboxes() if registry.visible(s.id)]
         f = request.filter
@@ -93,4 +94,4 @@ class SandboxRPCs(ServiceBase):
             selector = dict(f.label_selector)
             sandboxes = [s for s in sandboxes if labels_match(s.labels, selector)]
         complete = not (f.id or f.HasField("state") or f.label_selector)
-        return self.sandbox_list.response(self.sandbox_items.messages(sandboxes, complete=complete))
+        return self.sandbox_list.encoded(self.sandbox_items.messages(sandboxes, complete=complete))

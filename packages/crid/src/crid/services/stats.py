@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, TypeVar
 from crid._cri.v1 import api_pb2
 from crid.rpc_errors import translate_errors
 from crid.services._base import RpcContext, ServiceBase
-from crid.services._cache import ResponseCache
+from crid.services._cache import EncodedResponseCache
 from crid.state import Container, ContainerState, Sandbox, SandboxState
 from crid.stats.select import running_by_pod, select_containers, select_sandboxes
 
@@ -146,8 +146,8 @@ class _StatsMessages:
     def __init__(self) -> None:
         self._pods: dict[str, tuple[tuple[object, ...], api_pb2.PodSandboxStats]] = {}
         self._containers: dict[str, tuple[tuple[object, ...], api_pb2.ContainerStats]] = {}
-        self.pod_list = ResponseCache(_pod_list)
-        self.container_list = ResponseCache(_container_list)
+        self.pod_list = EncodedResponseCache(_pod_list)
+        self.container_list = EncodedResponseCache(_container_list)
 
     def container(self, usage: ContainerUsage, container: Container) -> api_pb2.ContainerStats:
         key = (usage, container)
@@ -292,11 +292,12 @@ class StatsRPCs(ServiceBase):
     @translate_errors
     async def ListContainerStats(  # noqa: N802
         self, request: api_pb2.ListContainerStatsRequest, context: RpcContext
-    ) -> api_pb2.ListContainerStatsResponse:
+    ) -> bytes:
+        """The encoded ``ListContainerStatsResponse`` (sent as it is)."""
         stats = await self._list_container_stats(
             request.filter if request.HasField("filter") else None
         )
-        return self.stats_messages.container_list.response(stats)
+        return self.stats_messages.container_list.encoded(stats)
 
     @translate_errors
     async def StreamContainerStats(  # noqa: N802
@@ -324,11 +325,12 @@ class StatsRPCs(ServiceBase):
     @translate_errors
     async def ListPodSandboxStats(  # noqa: N802
         self, request: api_pb2.ListPodSandboxStatsRequest, context: RpcContext
-    ) -> api_pb2.ListPodSandboxStatsResponse:
+    ) -> bytes:
+        """The encoded ``ListPodSandboxStatsResponse`` (sent as it is)."""
         stats = await self._list_sandbox_stats(
             request.filter if request.HasField("filter") else None
         )
-        return self.stats_messages.pod_list.response(stats)
+        return self.stats_messages.pod_list.encoded(stats)
 
     @translate_errors
     async def StreamPodSandboxStats(  # noqa: N802
