@@ -15,7 +15,7 @@ from crid._nri.ttrpc import ttrpc_pb2
 from crid._nri.v1alpha1 import api_pb2 as api
 from crid.errors import NRIClosedError, NRIError, NRIPluginError, NRIProtocolError, NRITimeoutError
 from crid.nri import ALL_EVENTS, event_mask
-from crid.nri.host import prepare_socket
+from crid.nri.endpoint import prepare_socket
 from crid.nri.mux import CHUNK, MAX_FRAME, Multiplexer
 from crid.nri.ttrpc import (
     MESSAGE_LENGTH_MAX,

@@ -24,7 +24,8 @@ from crid.control.resources import update_container_resources
 from crid.errors import CridError, InvalidConfigError
 from crid.nri.adjust import apply_adjustment
 from crid.nri.convert import nri_container, nri_pod, options_to_nri, resource_options
-from crid.nri.host import HostOptions, NRIHost
+from crid.nri.endpoint import HostOptions
+from crid.nri.host import NRIHost
 from crid.state import Container, ContainerState, Sandbox
 from ocispec.errors import SpecError
 from ocispec.generate import (

@@ -12,6 +12,10 @@ Synchronization and event delivery exclude each other (a shared/exclusive lock):
 a new plugin gets the snapshot of pods and containers and joins the event list in
 one step, so an event is either in its snapshot or delivered to it afterwards, never
 lost. Events wait while a plugin synchronizes (at most ``registration_timeout``).
+
+The host does not listen: :class:`crid.nri.hooks.NRIHooks` does (:mod:`crid.nri.endpoint`),
+creates the host when the first plugin comes, and hands it each connection
+(:meth:`NRIHost.accept`) and each pre-installed plugin (:meth:`NRIHost.launch`).
 """
 
 from __future__ import annotations
@@ -34,16 +38,12 @@ from crid.errors import NRIClosedError, NRIError, NRIPluginError, NRIRejectedErr
 from crid.nri.endpoint import (
     HostOptions,
     InstalledPlugin,
-    installed_plugins,
-    listen,
-    prepare_socket,
-    stop_listening,
 )
 from crid.nri.owners import merge_adjustments, owning_plugins
 from crid.nri.plugin_link import ALL_EVENTS, RUNTIME_SERVICE, PluginLink
 from crid.nri.ttrpc import UNIMPLEMENTED, Handler, StatusError, method
 
-__all__ = ["CreateResult", "Domain", "HostOptions", "NRIHost", "prepare_socket"]
+__all__ = ["CreateResult", "Domain", "NRIHost"]
 
 _log = logging.getLogger(__name__)
 
@@ -135,7 +135,6 @@ class NRIHost:
         self._plugins: list[PluginLink] = []
         self._connecting: set[PluginLink] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._server: asyncio.AbstractServer | None = None
         self._sync = _SyncLock()
         self._stopping = False
 
@@ -155,13 +154,6 @@ class NRIHost:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    async def start(self) -> None:
-        """Listen on the socket (unless connections are disabled) and start the
-        pre-installed plugins; they register in the background."""
-        if not self.options.disable_connections:
-            self._server = await listen(Path(self.options.socket_path), self.accept)
-        await self.launch(await asyncio.to_thread(installed_plugins, self.options.plugin_dir))
 
     async def launch(self, plugins: Sequence[InstalledPlugin]) -> None:
         """Start pre-installed plugins; they register in the background."""
@@ -208,7 +200,7 @@ class NRIHost:
         self._spawn(self._connect(reader, writer, process=process, config=config, expect=name))
 
     async def accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Take a plugin's connection (from :meth:`start`'s listener, or another's)."""
+        """Take a plugin's connection (from the listener of :class:`~crid.nri.hooks.NRIHooks`)."""
         if self._stopping:
             writer.close()
             return
@@ -325,11 +317,8 @@ class NRIHost:
         await link.close()
 
     async def stop(self) -> None:
-        """Tell the plugins crid is going down, disconnect them, stop listening."""
+        """Tell the plugins crid is going down and disconnect them."""
         self._stopping = True
-        if self._server is not None:
-            await stop_listening(self._server, Path(self.options.socket_path))
-            self._server = None
         links = [*self._plugins, *self._connecting]
         self._plugins.clear()
         await asyncio.gather(
