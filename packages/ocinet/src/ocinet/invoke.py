@@ -170,14 +170,10 @@ class SubprocessExecutor:
     ) -> None:
         """Let the plugin end on its own within the grace period, else kill it; the
         caller then raises. Further cancellations do not cut the wait short."""
-        limit = min(deadline, time.monotonic() + self.cancel_grace)
-        await _settle(talk, limit - time.monotonic())
+        grace = min(deadline, time.monotonic() + self.cancel_grace) - time.monotonic()
+        await _settle(talk, grace)
         if not talk.done():
-            log.warning(
-                "event=cni_plugin_killed_after_cancel pid=%s grace=%.1f",
-                proc.pid,
-                self.cancel_grace,
-            )
+            log.warning("event=cni_plugin_killed_after_cancel pid=%s grace=%.1f", proc.pid, grace)
         await _kill_and_reap(proc, talk)
 
 
