@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import secrets
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -13,8 +15,17 @@ import pytest
 from crid._cri.v1 import api_pb2, api_pb2_grpc
 from crid.config import Config
 from crid.server import Daemon
-from crid.services._cache import EncodedResponseCache, MessageCache, ResponseCache
-from crid.state import Container, ContainerMeta, ContainerState, PodMeta, Sandbox, SandboxState
+from crid.services._cache import EncodedResponseCache, MessageCache, PollMemo, ResponseCache
+from crid.state import (
+    Container,
+    ContainerMeta,
+    ContainerState,
+    PodMeta,
+    Registry,
+    Sandbox,
+    SandboxState,
+)
+from crid.stats.sampler import StatsSampler
 
 
 def sandbox_record(name: str) -> Sandbox:
@@ -155,3 +166,96 @@ async def test_list_rpcs_follow_replaced_records(
     await registry.remove_sandbox(pod.id)
     assert pod.id not in await pods()
     assert container.id not in await containers()
+
+
+def test_a_poll_memo_answers_while_its_state_holds() -> None:
+    memo = PollMemo(limit=2)
+    assert memo.get(1, b"") is None
+    memo.put(1, b"", b"all")
+    memo.put(1, b"f", b"filtered", until=10.0)
+    assert memo.get(1, b"") == b"all"
+    assert memo.get(1, b"f", now=9.9) == b"filtered"
+    assert memo.get(1, b"f", now=10.0) is None  # its samples aged out
+    assert memo.get(2, b"") is None  # the records changed
+    memo.put(2, b"", b"new")
+    assert memo.get(1, b"f", now=0.0) is None  # answers of the old state are gone
+    memo.put(2, b"a", b"A")
+    memo.put(2, b"b", b"B")  # over the limit: the others are dropped
+    assert (memo.get(2, b""), memo.get(2, b"a"), memo.get(2, b"b")) == (None, None, b"B")
+
+
+async def test_the_registry_counts_every_change_the_lists_show(tmp_path: Path) -> None:
+    registry = Registry.open(tmp_path / "state.db")
+    try:
+        pod = sandbox_record("count")
+        container = container_record(pod)
+        seen = [registry.changes]
+
+        def changed() -> bool:
+            seen.append(registry.changes)
+            return seen[-1] != seen[-2]
+
+        await registry.save_sandbox(pod)
+        assert changed()
+        registry.hide(pod.id)
+        assert changed()
+        registry.reveal(pod.id)
+        assert changed()
+        await registry.save_container(container)
+        assert changed()
+        await registry.save_container(dataclasses.replace(container, state=ContainerState.RUNNING))
+        assert changed()
+        await registry.remove_container(container.id)
+        assert changed()
+        other = container_record(pod)
+        registry.reserve_container(other)
+        await asyncio.to_thread(registry.write_new_container, other)
+        registry.adopt_container(other)
+        assert changed()
+        await registry.remove_container(other.id)
+        assert changed()
+        await registry.save_sandbox(dataclasses.replace(pod, state=SandboxState.NOTREADY))
+        assert changed()
+        await registry.remove_sandbox(pod.id)
+        assert changed()
+        registry.find_sandbox(pod.id)
+        list(registry.sandboxes())
+        assert not changed()  # reads change nothing
+    finally:
+        registry.close()
+
+
+@pytest.mark.root
+async def test_stats_polls_follow_records_and_aging_samples(
+    stub: tuple[Daemon, api_pb2_grpc.RuntimeServiceStub],
+) -> None:
+    daemon, client = stub
+    assert daemon.context is not None
+    registry = daemon.context.registry
+    pod = sandbox_record("polled")
+    await registry.save_sandbox(pod)
+
+    async def stats() -> dict[str, api_pb2.PodSandboxStats]:
+        reply = await client.ListPodSandboxStats(api_pb2.ListPodSandboxStatsRequest())
+        return {item.attributes.id: item for item in reply.stats}
+
+    first = (await stats())[pod.id]
+    assert dict(first.attributes.labels) == {"app": "polled"}
+    assert (await stats())[pod.id] == first  # an unchanged poll: the same answer
+
+    await registry.save_sandbox(dataclasses.replace(pod, labels={"app": "polled", "v": "2"}))
+    assert dict((await stats())[pod.id].attributes.labels) == {"app": "polled", "v": "2"}
+    await registry.save_sandbox(dataclasses.replace(pod, state=SandboxState.NOTREADY))
+    assert pod.id not in await stats()  # only READY pods have stats
+    await registry.save_sandbox(pod)
+
+    # With the background refresh stopped, a sample that ages out is taken again on demand.
+    sampler = StatsSampler.of(daemon.context)
+    await sampler.stop()
+    sampler.interval, sampler.max_age = 3600.0, 0.05
+    sampled = (await stats())[pod.id].linux.cpu.timestamp
+    assert (await stats())[pod.id].linux.cpu.timestamp == sampled
+    await asyncio.sleep(0.1)
+    assert (await stats())[pod.id].linux.cpu.timestamp > sampled
+    await registry.remove_sandbox(pod.id)
+    assert pod.id not in await stats()

@@ -14,7 +14,7 @@ import grpc
 
 from crid._cri.v1 import api_pb2
 from crid.context import Context
-from crid.services._cache import EncodedResponseCache, MessageCache
+from crid.services._cache import EncodedResponseCache, MessageCache, PollMemo
 from crid.services._messages import container_item, sandbox_item
 from crid.state import Container, Sandbox
 
@@ -46,3 +46,8 @@ class ServiceBase:
         self.container_list: EncodedResponseCache[
             api_pb2.Container, api_pb2.ListContainersResponse
         ] = EncodedResponseCache(lambda items: api_pb2.ListContainersResponse(containers=items))
+        #: The answers of the last polls of each List RPC, while nothing they show changed.
+        self.sandbox_polls = PollMemo()
+        self.container_polls = PollMemo()
+        self.pod_stats_polls = PollMemo()
+        self.container_stats_polls = PollMemo()

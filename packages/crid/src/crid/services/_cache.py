@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Hashable, Sequence
 from typing import Generic, TypeVar
 
 from google.protobuf.message import Message
 
-__all__ = ["EncodedResponseCache", "MessageCache", "ResponseCache", "labels_match"]
+__all__ = ["EncodedResponseCache", "MessageCache", "PollMemo", "ResponseCache", "labels_match"]
 
 _R = TypeVar("_R")
 _M = TypeVar("_M")
@@ -93,3 +94,40 @@ class EncodedResponseCache(ResponseCache[_M, _P]):
         if found is None or found[0] is not answer:
             found = self._encoded = (answer, answer.SerializeToString())
         return found[1]
+
+
+class PollMemo:
+    """The encoded answers of the last List calls, given again while what they were built
+    from is unchanged: the kubelet lists pods and containers every second and stats every
+    few, nearly always of an unchanged node.
+
+    ``state`` is whatever the answer was built from, taken *before* building it (the
+    registry's change counter; the stats sampler's generation too): an equal state means
+    the same records and samples, so the same answer, without visiting 100 records (for
+    stats, ≈ 0.3 ms of every call). ``until`` (``time.monotonic()``) bounds an answer made
+    of samples that age out. Answers are kept per request (its serialized bytes), at most
+    ``limit`` of them, and all are dropped when the state moves on.
+    """
+
+    def __init__(self, limit: int = 16) -> None:
+        self._limit = limit
+        self._state: Hashable = None
+        self._answers: dict[bytes, tuple[bytes, float]] = {}
+
+    def get(self, state: Hashable, request: bytes, now: float = 0.0) -> bytes | None:
+        """The answer given to ``request`` in ``state``, if it is still good at ``now``."""
+        if state != self._state:
+            return None
+        found = self._answers.get(request)
+        if found is None or now >= found[1]:
+            return None
+        return found[0]
+
+    def put(self, state: Hashable, request: bytes, answer: bytes, until: float = math.inf) -> None:
+        """Remember ``answer`` to ``request``, built in ``state``, good before ``until``."""
+        if state != self._state:
+            self._state = state
+            self._answers = {}
+        elif len(self._answers) >= self._limit and request not in self._answers:
+            self._answers = {}
+        self._answers[request] = (answer, until)

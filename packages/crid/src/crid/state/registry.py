@@ -74,6 +74,10 @@ class Registry:
         self._names: dict[str, str] = {}
         #: Ids of records still being created: not shown through the CRI yet.
         self._hidden: set[str] = set()
+        #: Bumped by every change to the records or to what is hidden (on the event loop):
+        #: while it holds, every list of records is the same, so an answer built from
+        #: them may be given again (:class:`crid.services._cache.PollMemo`).
+        self.changes = 0
         records: list[Sandbox | Container] = [*self._sandboxes.values()]
         records += self._containers.values()
         for record in records:
@@ -137,9 +141,11 @@ class Registry:
         """Keep a record out of the CRI's lists and statuses until :meth:`reveal`
         (a pod or container whose creation, NRI hooks included, is in progress)."""
         self._hidden.add(record_id)
+        self.changes += 1
 
     def reveal(self, record_id: str) -> None:
         self._hidden.discard(record_id)
+        self.changes += 1
 
     def visible(self, record_id: str) -> bool:
         return record_id not in self._hidden
@@ -171,6 +177,7 @@ class Registry:
                 self._names.pop(sandbox.name, None)
             raise
         self._sandboxes[sandbox.id] = sandbox
+        self.changes += 1
 
     async def remove_sandbox(self, sandbox_id: str) -> None:
         """Forget a sandbox and free its name (idempotent)."""
@@ -181,6 +188,7 @@ class Registry:
         del self._sandboxes[sandbox_id]
         self._names.pop(sandbox.name, None)
         self._hidden.discard(sandbox_id)
+        self.changes += 1
 
     # -- containers -------------------------------------------------------------------
 
@@ -214,6 +222,7 @@ class Registry:
                 self._names.pop(container.name, None)
             raise
         self._containers[container.id] = container
+        self.changes += 1
 
     def reserve_container(self, container: Container) -> None:
         """Reserve a new container's name now, before its record is written.
@@ -237,6 +246,7 @@ class Registry:
         """Make a container :meth:`write_new_container` persisted known (not visible
         through the CRI while it is hidden)."""
         self._containers[container.id] = container
+        self.changes += 1
 
     def release_container(self, container: Container) -> None:
         """Free the name of a reserved container whose record was never written (and
@@ -246,6 +256,7 @@ class Registry:
         if self._names.get(container.name) == container.id:
             del self._names[container.name]
         self._hidden.discard(container.id)
+        self.changes += 1
 
     async def remove_container(self, container_id: str) -> None:
         """Forget a container and free its name (idempotent)."""
@@ -256,3 +267,4 @@ class Registry:
         del self._containers[container_id]
         self._names.pop(container.name, None)
         self._hidden.discard(container_id)
+        self.changes += 1

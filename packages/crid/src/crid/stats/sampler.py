@@ -113,6 +113,10 @@ class StatsSampler:
         self._last_detailed_refresh = -float("inf")
         self._closed = False
         self.refreshes = 0
+        #: Bumped whenever a cached sample is stored or dropped (on the event loop): while
+        #: it and the registry's ``changes`` hold, the same request is served the same
+        #: samples, until the oldest of them ages out (:meth:`serves_until`).
+        self.generation = 0
 
     @classmethod
     def of(cls, ctx: Context) -> StatsSampler:
@@ -143,7 +147,8 @@ class StatsSampler:
         """Whether the background loop is sampling."""
         return self._task is not None and not self._task.done()
 
-    def _touch(self) -> None:
+    def touch(self) -> None:
+        """A stats request came: keep sampling in the background (start it if stopped)."""
         self._last_request = time.monotonic()
         if not self.running and not self._closed:
             self._task = asyncio.get_running_loop().create_task(
@@ -152,7 +157,7 @@ class StatsSampler:
 
     async def containers(self, containers: Sequence[Container]) -> list[ContainerUsage]:
         """The usage of each container: cached, or sampled now when missing or stale."""
-        self._touch()
+        self.touch()
         oldest = time.monotonic() - self.max_age
         found: dict[str, ContainerUsage] = {}  # taken now: a refresh may prune meanwhile
         missing = []
@@ -170,12 +175,13 @@ class StatsSampler:
                     usage=usage, records=(record,), sampled_at=sampled_at
                 )
                 found[record.id] = usage
+            self.generation += 1
         return [found[c.id] for c in containers]
 
     async def sandboxes(self, pods: Sequence[Pod], *, detailed: bool = False) -> list[SandboxUsage]:
         """The usage of each pod with its given (running) containers, cached or sampled now;
         ``detailed``: with what pod metrics need (served from the detailed samples)."""
-        self._touch()
+        self.touch()
         now = time.monotonic()
         cache, oldest = self._sandboxes, now - self.max_age
         if detailed:
@@ -206,6 +212,20 @@ class StatsSampler:
                 self._containers[record.id] = _Entry(
                     usage=container_usage, records=(record,), sampled_at=at
                 )
+        self.generation += 1
+
+    def serves_until(self, sandbox_ids: Sequence[str], container_ids: Sequence[str]) -> float:
+        """When the oldest cached sample of these pods and containers stops serving stats
+        requests (``time.monotonic()``); -inf when one has none."""
+        try:
+            oldest = min(
+                [self._sandboxes[sid].sampled_at for sid in sandbox_ids]
+                + [self._containers[cid].sampled_at for cid in container_ids],
+                default=float("inf"),
+            )
+        except KeyError:
+            return -float("inf")
+        return oldest + self.max_age
 
     def _ready_pods(self) -> list[Pod]:
         registry = self.ctx.registry
@@ -242,6 +262,7 @@ class StatsSampler:
         for cache in (self._sandboxes, self._detailed):
             for sid in [k for k in cache if k not in sandbox_ids]:
                 del cache[sid]
+        self.generation += 1
         known = {cgroup_dir(c.cgroup_path) for c in containers if c.cgroup_path}
         known |= {cgroup_dir(s.cgroup_parent) for s in sandboxes if s.cgroup_parent}
         self.collector.forget_except(known, container_ids)
