@@ -16,6 +16,7 @@ from crid.cgroups import (
     oom_kills,
     read_stats,
 )
+from crid.cgroups.stats import memory_limit
 
 HYBRID = """\
 31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
@@ -44,6 +45,15 @@ def test_unified_mountinfo() -> None:
     h = Hierarchies.from_mountinfo(UNIFIED)
     assert h.unified
     assert h.controller_path("memory", "/kubepods/pod1") == Path("/sys/fs/cgroup/kubepods/pod1")
+
+
+@pytest.mark.parametrize("text", [HYBRID, UNIFIED])
+def test_controller_dir_is_controller_path_as_a_string(text: str) -> None:
+    h = Hierarchies.from_mountinfo(text)
+    for controller in ("memory", "cpuacct", "pids", "io", "name=systemd"):
+        for cgroup in ("/kubepods/pod1/crid-abc", "kubepods/", "/", ""):
+            path = h.controller_path(controller, cgroup)
+            assert h.controller_dir(controller, cgroup) == (None if path is None else str(path))
 
 
 def fake_v2(root: Path, controllers: str) -> Hierarchies:
@@ -155,7 +165,17 @@ def test_pod_cgroup_in_every_hierarchy_with_real_usage() -> None:
             assert stats.memory_working_set_bytes is not None
             assert 0 <= stats.memory_working_set_bytes <= stats.memory_usage_bytes
             assert stats.process_count == 1
+            # Only the memory.stat keys the stats need are read, and each is there.
+            # (Pages faulted before the move stay charged elsewhere, so rss may be 0.)
+            assert stats.memory_rss_bytes is not None
+            assert stats.page_faults is not None and stats.major_page_faults is not None
             assert oom_kills(h, pod) == 0
+            assert memory_limit(h, pod) is None  # no limit set
+            memory = h.controller_path("memory", pod)
+            assert memory is not None
+            limit_file = "memory.max" if h.unified else "memory.limit_in_bytes"
+            (memory / limit_file).write_text(str(256 << 20))
+            assert memory_limit(h, pod) == 256 << 20
         finally:
             proc.kill()
             proc.wait()

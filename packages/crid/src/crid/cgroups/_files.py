@@ -4,6 +4,7 @@ second; a missing file or an unexpected text is "unknown" (None or empty), never
 from __future__ import annotations
 
 import os
+from collections.abc import Container
 from pathlib import Path
 
 from crid.cgroups.hierarchy import Hierarchies
@@ -39,14 +40,17 @@ def read_int(path: str | Path | None) -> int | None:
         return None
 
 
-def read_keyed(path: str | Path | None) -> dict[str, int]:
-    """``key value`` lines (``memory.stat``, ``cpu.stat``, ``memory.events``...)."""
+def read_keyed(path: str | Path | None, keys: Container[str] | None = None) -> dict[str, int]:
+    """``key value`` lines (``memory.stat``, ``cpu.stat``, ``memory.events``...); only
+    ``keys`` when given (v1's ``memory.stat`` has 40 lines, of which stats need 4)."""
     raw = read_text(path)
     if raw is None:
         return {}
     values: dict[str, int] = {}
     for line in raw.splitlines():
         key, _, value = line.partition(" ")
+        if keys is not None and key not in keys:
+            continue
         try:
             values[key] = int(value)
         except ValueError:
@@ -54,7 +58,7 @@ def read_keyed(path: str | Path | None) -> dict[str, int]:
     return values
 
 
-def cgroup_file(hierarchies: Hierarchies, controller: str, cgroup: str, name: str) -> Path | None:
+def cgroup_file(hierarchies: Hierarchies, controller: str, cgroup: str, name: str) -> str | None:
     """The path of ``name`` in ``cgroup`` of ``controller``'s hierarchy (None: not mounted)."""
-    directory = hierarchies.controller_path(controller, cgroup)
-    return directory / name if directory is not None else None
+    directory = hierarchies.controller_dir(controller, cgroup)
+    return f"{directory}/{name}" if directory is not None else None

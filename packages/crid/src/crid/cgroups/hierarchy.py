@@ -79,6 +79,17 @@ class Hierarchies:
             return self.v2 / relative
         return None
 
+    def controller_dir(self, controller: str, cgroup: str) -> str | None:
+        """:meth:`controller_path` as a string, for the files the stats sampler reads every
+        second: no path object parsed per read (≈ 3 µs each, and every part interned)."""
+        root = self.v1.get(controller)
+        if root is None:
+            if self.v2 is None or not self.unified:
+                return None
+            root = self.v2
+        relative = cgroup.strip("/")
+        return f"{root}/{relative}" if relative else str(root)
+
     def create(self, cgroup: str) -> None:
         """Create ``cgroup`` in every hierarchy (a pod's parent cgroup)."""
         relative = cgroup.strip("/")

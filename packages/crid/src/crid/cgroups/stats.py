@@ -15,7 +15,7 @@ from crid.cgroups._files import read_int as _read_int
 from crid.cgroups._files import read_keyed as _read_keyed
 from crid.cgroups.hierarchy import Hierarchies
 
-__all__ = ["CgroupStats", "oom_kills", "read_stats"]
+__all__ = ["CgroupStats", "memory_limit", "oom_kills", "read_stats"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,12 +32,17 @@ class CgroupStats:
     process_count: int | None = None
 
 
+#: What the stats take of ``memory.stat`` (v2, then v1's hierarchical totals).
+_V2_MEMORY = frozenset({"inactive_file", "anon", "pgfault", "pgmajfault"})
+_V1_MEMORY = frozenset({"total_inactive_file", "total_rss", "total_pgfault", "total_pgmajfault"})
+
+
 def read_stats(hierarchies: Hierarchies, cgroup: str) -> CgroupStats:
     """Sample ``cgroup`` (blocking reads of a few small files)."""
     now = time.time_ns()
     if hierarchies.unified:
         cpu = _read_keyed(_file(hierarchies, "cpu", cgroup, "cpu.stat"))
-        memory = _read_keyed(_file(hierarchies, "memory", cgroup, "memory.stat"))
+        memory = _read_keyed(_file(hierarchies, "memory", cgroup, "memory.stat"), _V2_MEMORY)
         usage = _read_int(_file(hierarchies, "memory", cgroup, "memory.current"))
         inactive = memory.get("inactive_file", 0)
         return CgroupStats(
@@ -50,7 +55,7 @@ def read_stats(hierarchies: Hierarchies, cgroup: str) -> CgroupStats:
             major_page_faults=memory.get("pgmajfault"),
             process_count=_read_int(_file(hierarchies, "pids", cgroup, "pids.current")),
         )
-    memory = _read_keyed(_file(hierarchies, "memory", cgroup, "memory.stat"))
+    memory = _read_keyed(_file(hierarchies, "memory", cgroup, "memory.stat"), _V1_MEMORY)
     usage = _read_int(_file(hierarchies, "memory", cgroup, "memory.usage_in_bytes"))
     inactive = memory.get("total_inactive_file", 0)
     return CgroupStats(
@@ -72,3 +77,14 @@ def oom_kills(hierarchies: Hierarchies, cgroup: str) -> int:
     else:
         events = _read_keyed(_file(hierarchies, "memory", cgroup, "memory.oom_control"))
     return events.get("oom_kill", 0)
+
+
+# cgroup v1 reports "no limit" as the largest page-aligned 64-bit value.
+_UNLIMITED = 1 << 62
+
+
+def memory_limit(hierarchies: Hierarchies, cgroup: str) -> int | None:
+    """The memory limit of ``cgroup`` in bytes, or None when unlimited or unknown."""
+    name = "memory.max" if hierarchies.unified else "memory.limit_in_bytes"
+    value = _read_int(_file(hierarchies, "memory", cgroup, name))  # v2's "max" is None
+    return value if value is not None and value < _UNLIMITED else None

@@ -17,7 +17,7 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from crid.cgroups import CgroupDetails, Hierarchies, read_details, read_stats
-from crid.cgroups.stats import CgroupStats
+from crid.cgroups.stats import CgroupStats, memory_limit
 from crid.state import Container, ContainerState, Sandbox
 from crid.stats.filesystems import FsInfo, filesystem_of
 from crid.stats.network import read_pod_network
@@ -29,28 +29,6 @@ from ocistore import AsyncStore
 from ocistore.errors import StoreError
 
 __all__ = ["StatsCollector", "memory_limit", "mountpoint_of"]
-
-# cgroup v1 reports "no limit" as the largest page-aligned 64-bit value.
-_UNLIMITED = 1 << 62
-
-
-def memory_limit(hierarchies: Hierarchies, cgroup: str) -> int | None:
-    """The memory limit of ``cgroup`` in bytes, or None when unlimited or unknown."""
-    directory = hierarchies.controller_path("memory", cgroup)
-    if directory is None:
-        return None
-    name = "memory.max" if hierarchies.unified else "memory.limit_in_bytes"
-    try:
-        text = (directory / name).read_text().strip()
-    except OSError:
-        return None
-    if text == "max":
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        return None
-    return value if value < _UNLIMITED else None
 
 
 def mountpoint_of(path: Path) -> str:
