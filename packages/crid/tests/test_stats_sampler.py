@@ -13,6 +13,7 @@ import pytest
 from crid.config import Config
 from crid.context import Context
 from crid.server import Daemon
+from crid.state import Container, ContainerMeta, ContainerState
 from crid.stats import Pod, SandboxUsage, StatsSampler
 
 from ._observe import container, pod, wait_until
@@ -95,6 +96,36 @@ async def test_writable_layer_is_measured_at_most_every_layer_interval(ctx: Cont
         assert third.writable_layer is not None
         assert third.writable_layer.used_bytes >= first.writable_layer.used_bytes + 2 * MiB
         await sampler.stop()
+
+
+async def test_a_layer_that_cannot_be_measured_is_asked_again_only_after_the_interval(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    collector = StatsSampler(ctx, interval=60).collector
+    store = ctx.store.store
+    asked: list[str] = []
+    measure = store.container_usage
+
+    def counted(container_id: str) -> object:
+        asked.append(container_id)
+        return measure(container_id)
+
+    monkeypatch.setattr(store, "container_usage", counted)
+    unknown = "0" * 64  # no such container in the store: its measure fails
+    record = Container(
+        id=unknown,
+        name="k8s_c_unknown",
+        sandbox_id="1" * 64,
+        meta=ContainerMeta(name="c"),
+        state=ContainerState.EXITED,
+        created_at=0,
+    )
+    assert collector.container(record).writable_layer is None
+    assert collector.container(record).writable_layer is None
+    assert asked == [unknown]  # not a failed lookup every round
+    collector.layer_interval_ns = 0
+    assert collector.container(record).writable_layer is None
+    assert asked == [unknown, unknown]
 
 
 async def test_removed_records_are_forgotten(ctx: Context) -> None:

@@ -60,7 +60,9 @@ class StatsCollector:
         self.groups = frozenset(groups)
         self.rates = CpuRates()
         self.layer_interval_ns = int(layer_interval * 1_000_000_000)
-        self._layers: dict[str, FsUsage] = {}
+        #: Each container's last writable-layer measure, with when it was taken (None:
+        #: it could not be measured; asked again after the interval, not every round).
+        self._layers: dict[str, tuple[int, FsUsage | None]] = {}
         self._mountpoint: str | None = None
 
     def _mount(self) -> str:
@@ -112,20 +114,21 @@ class StatsCollector:
         """The upper directory's usage: a tree walk, so redone at most every layer interval."""
         now = time.time_ns()
         known = self._layers.get(container_id)
-        if known is not None and now - known.timestamp_ns < self.layer_interval_ns:
-            return known
+        if known is not None and now - known[0] < self.layer_interval_ns:
+            return known[1]
+        layer = None
         try:
             used = self.store.store.container_usage(container_id)
         except (StoreError, OSError):
-            self._layers.pop(container_id, None)
-            return None
-        layer = FsUsage(
-            timestamp_ns=now,
-            mountpoint=self._mount(),
-            used_bytes=used.bytes,
-            inodes_used=used.inodes,
-        )
-        self._layers[container_id] = layer
+            pass
+        else:
+            layer = FsUsage(
+                timestamp_ns=now,
+                mountpoint=self._mount(),
+                used_bytes=used.bytes,
+                inodes_used=used.inodes,
+            )
+        self._layers[container_id] = (now, layer)
         return layer
 
     def container(self, container: Container, *, detailed: bool = False) -> ContainerUsage:
