@@ -54,6 +54,20 @@ CONMON = shutil.which("conmon") or "/usr/bin/conmon"
 PARENT = f"/crid-bench-{secrets.token_hex(3)}"
 
 
+def daemon_config(root: Path) -> Path:
+    """A crid.toml keeping all of crid's files under ``root`` (and its directories)."""
+    (root / "net.d").mkdir()
+    (root / "root").mkdir()
+    config = root / "crid.toml"
+    config.write_text(
+        f'[crid]\nroot = "{root}/root"\nrunroot = "{root}/run"\n'
+        f'[crid.api]\nlisten = "{root}/run/crid.sock"\n'
+        f'[crid.network]\nnetwork_dir = "{root}/net.d"\n'
+        f'[crid.nri]\nsocket_path = "{root}/run/nri.sock"\n'
+    )
+    return config
+
+
 def bundle_template(root: Path) -> dict[str, object]:
     """A runc spec running busybox sleep from a read-only rootfs shared by all containers."""
     rootfs = root / "rootfs"
@@ -200,15 +214,7 @@ def main() -> int:
     hierarchies = Hierarchies.detect()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        (root / "net.d").mkdir()
-        (root / "root").mkdir()
-        config = root / "crid.toml"
-        config.write_text(
-            f'[crid]\nroot = "{root}/root"\nrunroot = "{root}/run"\n'
-            f'[crid.api]\nlisten = "{root}/run/crid.sock"\n'
-            f'[crid.network]\nnetwork_dir = "{root}/net.d"\n'
-            f'[crid.nri]\nsocket_path = "{root}/run/nri.sock"\n'
-        )
+        config = daemon_config(root)
         runc_root = root / "run" / "runtimes" / "runc"  # crid's default for handler runc
         go_client = build_go_client(root / "go") if args.go else None
         try:

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 import grpc
-from list_status import PARENT, populate, remove_containers
+from list_status import PARENT, daemon_config, populate, remove_containers
 
 from crid._cri.v1 import api_pb2, api_pb2_grpc
 from crid.cgroups import Hierarchies
@@ -101,15 +101,7 @@ def main() -> int:
     hierarchies = Hierarchies.detect()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        (root / "net.d").mkdir()
-        (root / "root").mkdir()
-        config = root / "crid.toml"
-        config.write_text(
-            f'[crid]\nroot = "{root}/root"\nrunroot = "{root}/run"\n'
-            f'[crid.api]\nlisten = "{root}/run/crid.sock"\n'
-            f'[crid.network]\nnetwork_dir = "{root}/net.d"\n'
-            f'[crid.nri]\nsocket_path = "{root}/run/nri.sock"\n'
-        )
+        config = daemon_config(root)
         runc_root = root / "run" / "runtimes" / "runc"
         db = root / "root" / "state.db"
         try:

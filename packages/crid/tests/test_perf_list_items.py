@@ -182,6 +182,14 @@ def test_a_poll_memo_answers_while_its_state_holds() -> None:
     memo.put(2, b"a", b"A")
     memo.put(2, b"b", b"B")  # over the limit: the others are dropped
     assert (memo.get(2, b""), memo.get(2, b"a"), memo.get(2, b"b")) == (None, None, b"B")
+    built: list[bytes] = []
+
+    def build() -> bytes:
+        built.append(b"x")
+        return b"built"
+
+    assert memo.answer(3, b"q", build) == memo.answer(3, b"q", build) == b"built"
+    assert len(built) == 1  # built once, then remembered
 
 
 async def test_the_registry_counts_every_change_the_lists_show(tmp_path: Path) -> None:

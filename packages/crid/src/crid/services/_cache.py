@@ -123,6 +123,14 @@ class PollMemo:
             return None
         return found[0]
 
+    def answer(self, state: Hashable, request: bytes, build: Callable[[], bytes]) -> bytes:
+        """The answer given to ``request`` in ``state``, else ``build()``'s, remembered."""
+        found = self.get(state, request)
+        if found is None:
+            found = build()
+            self.put(state, request, found)
+        return found
+
     def put(self, state: Hashable, request: bytes, answer: bytes, until: float = math.inf) -> None:
         """Remember ``answer`` to ``request``, built in ``state``, good before ``until``."""
         if state != self._state:

@@ -83,13 +83,11 @@ class ContainerRPCs(ServiceBase):
     ) -> bytes:
         """The encoded ``ListContainersResponse`` (sent as it is); a poll that finds the
         records as the last one did gets the same bytes."""
-        state, asked = self.ctx.registry.changes, request.SerializeToString()
-        found = self.container_polls.get(state, asked)
-        if found is not None:
-            return found
-        answer = self._list_containers(request)
-        self.container_polls.put(state, asked, answer)
-        return answer
+        return self.container_polls.answer(
+            self.ctx.registry.changes,
+            request.SerializeToString(),
+            lambda: self._list_containers(request),
+        )
 
     def _list_containers(self, request: api_pb2.ListContainersRequest) -> bytes:
         registry = self.ctx.registry

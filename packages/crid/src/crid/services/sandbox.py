@@ -80,13 +80,11 @@ class SandboxRPCs(ServiceBase):
     ) -> bytes:
         """The encoded ``ListPodSandboxResponse`` (sent as it is); a poll that finds the
         records as the last one did gets the same bytes."""
-        state, asked = self.ctx.registry.changes, request.SerializeToString()
-        found = self.sandbox_polls.get(state, asked)
-        if found is not None:
-            return found
-        answer = self._list_sandboxes(request)
-        self.sandbox_polls.put(state, asked, answer)
-        return answer
+        return self.sandbox_polls.answer(
+            self.ctx.registry.changes,
+            request.SerializeToString(),
+            lambda: self._list_sandboxes(request),
+        )
 
     def _list_sandboxes(self, request: api_pb2.ListPodSandboxRequest) -> bytes:
         registry = self.ctx.registry

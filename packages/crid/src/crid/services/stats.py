@@ -5,13 +5,15 @@ ListMetricDescriptors and ListPodSandboxMetrics (+ stream), over :mod:`crid.stat
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
+
+from google.protobuf.message import Message
 
 from crid._cri.v1 import api_pb2
 from crid.rpc_errors import translate_errors
 from crid.services._base import RpcContext, ServiceBase
-from crid.services._cache import EncodedResponseCache
+from crid.services._cache import EncodedResponseCache, PollMemo
 from crid.state import Container, ContainerState, Sandbox, SandboxState
 from crid.stats.select import running_by_pod, select_containers, select_sandboxes
 
@@ -246,6 +248,25 @@ class StatsRPCs(ServiceBase):
         messages: _StatsMessages = self._stats_messages
         return messages
 
+    async def _polled(
+        self,
+        polls: PollMemo,
+        request: Message,
+        build: Callable[[StatsSampler], Awaitable[tuple[bytes, float]]],
+    ) -> bytes:
+        """``build``'s encoded answer (with when its samples age out), or the last one to
+        the same request while the records and the samples are the same (``PollMemo``)."""
+        sampler = self.stats
+        state = (self.ctx.registry.changes, sampler.generation)
+        asked = request.SerializeToString()
+        found = polls.get(state, asked, time.monotonic())
+        if found is not None:
+            sampler.touch()  # as answering from scratch would: sampling goes on
+            return found
+        answer, until = await build(sampler)
+        polls.put(state, asked, answer, until)
+        return answer
+
     def _stats_containers(
         self, request_filter: api_pb2.ContainerStatsFilter | None
     ) -> list[Container]:
@@ -310,20 +331,17 @@ class StatsRPCs(ServiceBase):
     async def ListContainerStats(  # noqa: N802
         self, request: api_pb2.ListContainerStatsRequest, context: RpcContext
     ) -> bytes:
-        """The encoded ``ListContainerStatsResponse`` (sent as it is); a poll that finds
-        the records and samples as the last one did gets the same bytes."""
-        sampler, polls = self.stats, self.container_stats_polls
-        state = (self.ctx.registry.changes, sampler.generation)
-        asked = request.filter.SerializeToString() if request.HasField("filter") else b""
-        found = polls.get(state, asked, time.monotonic())
-        if found is not None:
-            sampler.touch()
-            return found
-        containers = self._stats_containers(request.filter if request.HasField("filter") else None)
-        stats = await self._container_stats(containers)
-        answer = self.stats_messages.container_list.encoded(stats)
-        polls.put(state, asked, answer, sampler.serves_until((), [c.id for c in containers]))
-        return answer
+        """The encoded ``ListContainerStatsResponse`` (sent as it is)."""
+
+        async def build(sampler: StatsSampler) -> tuple[bytes, float]:
+            containers = self._stats_containers(
+                request.filter if request.HasField("filter") else None
+            )
+            stats = await self._container_stats(containers)
+            until = sampler.serves_until((), [c.id for c in containers])
+            return self.stats_messages.container_list.encoded(stats), until
+
+        return await self._polled(self.container_stats_polls, request, build)
 
     @translate_errors
     async def StreamContainerStats(  # noqa: N802
@@ -352,20 +370,15 @@ class StatsRPCs(ServiceBase):
     async def ListPodSandboxStats(  # noqa: N802
         self, request: api_pb2.ListPodSandboxStatsRequest, context: RpcContext
     ) -> bytes:
-        """The encoded ``ListPodSandboxStatsResponse`` (sent as it is); a poll that finds
-        the records and samples as the last one did gets the same bytes."""
-        sampler, polls = self.stats, self.pod_stats_polls
-        state = (self.ctx.registry.changes, sampler.generation)
-        asked = request.filter.SerializeToString() if request.HasField("filter") else b""
-        found = polls.get(state, asked, time.monotonic())
-        if found is not None:
-            sampler.touch()
-            return found
-        pods = self._stats_pods(request.filter if request.HasField("filter") else None)
-        stats = await self._sandbox_stats(pods)
-        answer = self.stats_messages.pod_list.encoded(stats)
-        polls.put(state, asked, answer, sampler.serves_until([s.id for s, _ in pods], ()))
-        return answer
+        """The encoded ``ListPodSandboxStatsResponse`` (sent as it is)."""
+
+        async def build(sampler: StatsSampler) -> tuple[bytes, float]:
+            pods = self._stats_pods(request.filter if request.HasField("filter") else None)
+            stats = await self._sandbox_stats(pods)
+            until = sampler.serves_until([s.id for s, _ in pods], ())
+            return self.stats_messages.pod_list.encoded(stats), until
+
+        return await self._polled(self.pod_stats_polls, request, build)
 
     @translate_errors
     async def StreamPodSandboxStats(  # noqa: N802
