@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import grpc
+from list_status import daemon_config
 
 from crid._cri.v1 import api_pb2, api_pb2_grpc
 
@@ -45,14 +46,7 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        (root / "net.d").mkdir()
-        config = root / "crid.toml"
-        config.write_text(
-            f'[crid]\nroot = "{root}/root"\nrunroot = "{root}/run"\n'
-            f'[crid.api]\nlisten = "{root}/run/crid.sock"\n'
-            f'[crid.network]\nnetwork_dir = "{root}/net.d"\n'
-            f'[crid.nri]\nsocket_path = "{root}/run/nri.sock"\n'
-        )
+        config = daemon_config(root)
         started = time.perf_counter()
         proc = subprocess.Popen(
             [sys.executable, "-m", "crid", "serve", "--config", str(config), "--init-defaults"],
