@@ -40,3 +40,6 @@ async def test_a_handler_is_kept_until_its_binary_goes(tmp_path: Path) -> None:
         again = ctx.handler()
         assert again is not first and again.runtime.binary == wrapper
         assert ctx.handler() is again
+        wrapper.chmod(0o644)  # the kept handler's binary stops being executable
+        with pytest.raises(RuntimeHandlerError):
+            ctx.handler()
