@@ -166,6 +166,35 @@ async def test_delete_uses_the_cache_entry_its_caller_read(
     assert "prevResult" not in fake_plugins.calls()[0]["conf"]
 
 
+async def test_an_unreadable_cache_entry_does_not_block_delete(
+    fake_plugins: FakePlugins, tmp_path: Path
+) -> None:
+    net = parse_network_config(fake_plugins.network(fake_plugins.plugin("fake-a")))
+    cni = _cni(fake_plugins, tmp_path)
+    entry = tmp_path / "cache" / "results" / "fakenet-c1-eth0"
+    torn = (
+        b"",  # a crash between create and write
+        b'{"kind": "cniCacheV1", "containerId": "c1", "result": {"cniVer',
+        json.dumps(
+            {
+                "kind": "cniCacheV1",
+                "containerId": "c1",
+                "ifName": "eth0",
+                "networkName": "fakenet",
+                "result": {"cniVersion": "1.0.0", "ips": "not a list"},
+            }
+        ).encode(),
+    )
+    for text in torn:
+        await cni.add(net, _rt())
+        entry.write_bytes(text)
+        fake_plugins.clear()
+        await cni.delete(net, _rt())  # as if the entry were missing, not an error
+        [call] = fake_plugins.calls()
+        assert call["command"] == "DEL" and "prevResult" not in call["conf"]
+        assert not entry.exists()  # and the bad entry is gone with the attachment
+
+
 async def test_delete_of_pre_040_network_passes_no_prev_result(
     fake_plugins: FakePlugins, tmp_path: Path
 ) -> None:

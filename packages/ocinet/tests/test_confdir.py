@@ -167,6 +167,11 @@ async def test_pod_network_setup_teardown_and_failed_add_cleanup(
         assert calls[0]["conf"]["runtimeConfig"]["portMappings"][0]["hostPort"] == 80
         assert "K8S_POD_NAME=web" in calls[0]["env"]["CNI_ARGS"]
         await pods.teardown(container_id="c1")  # idempotent
+        await pods.setup(container_id="c2", netns="/run/netns/y", pod=pod)
+        (tmp_path / "cache" / "results" / f"{pods.readiness.network}-c2-eth0").write_bytes(b"{")
+        fake_plugins.clear()
+        await pods.teardown(container_id="c2", netns="/run/netns/y")  # a torn entry: no error
+        assert [c["command"] for c in fake_plugins.calls()] == ["DEL", "DEL"]
 
         _write(
             conf_dir / "10-net.conflist",

@@ -72,7 +72,13 @@ class ResultCache:
     def save(
         self, network_name: str, config: bytes, rt: RuntimeConf, result: Result | None
     ) -> Path:
-        """Write (or replace) the entry for ``rt`` on ``network_name``."""
+        """Write (or replace) the entry for ``rt`` on ``network_name``.
+
+        Atomic (a temporary file renamed over the entry), not fsynced: a crashed process
+        leaves it whole in the page cache, and after a power loss the pod's namespace,
+        links and NAT rules are gone anyway, while a DEL without its entry (lost or torn)
+        still releases the address (host-local frees by container id). An fsync here cost
+        every pod start ≈ 1 ms, and a disk's worst write latency."""
         obj: dict[str, Any] = {
             "kind": _KIND,
             "containerId": rt.container_id,
@@ -94,13 +100,23 @@ class ResultCache:
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(json.dumps(obj).encode())
-                f.flush()
-                os.fsync(f.fileno())
             Path(tmp).replace(target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
         return target
+
+    def readable(
+        self, network_name: str, container_id: str, ifname: str
+    ) -> CachedAttachment | None:
+        """Like :meth:`load`, but an entry that cannot be read (torn by a crash, written
+        by another tool) is None, logged: a DEL goes on without it, as for a missing
+        one, rather than failing every retry and leaving the pod for good."""
+        try:
+            return self.load(network_name, container_id, ifname)
+        except (OSError, ResultError) as err:
+            log.warning("event=cni_cache_unreadable container=%s error=%s", container_id, err)
+            return None
 
     def load(self, network_name: str, container_id: str, ifname: str) -> CachedAttachment | None:
         """The entry of one attachment, or None if there is none."""

@@ -118,9 +118,15 @@ class CNI:
         prev: Result | None = None
         if version_at_least(network.cni_version, "0.4.0"):
             if isinstance(cached, _Unread):
-                prev = await asyncio.to_thread(self._cached_result, network, rt)
-            else:
+                cached = await asyncio.to_thread(
+                    self.cache.readable, network.name, rt.container_id, rt.ifname
+                )
+            try:
                 prev = self._result_of(network, rt, cached)
+            except ResultError as err:  # plugins DEL without it, as after a lost entry
+                log.warning(
+                    "event=cni_cache_unreadable container=%s error=%s", rt.container_id, err
+                )
         errors: list[NetError] = []
         for plugin in reversed(network.plugins):
             try:

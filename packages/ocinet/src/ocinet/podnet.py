@@ -138,7 +138,7 @@ class PodNetwork:
             ifname=ifname,
             port_mappings=port_mappings,
         )
-        cached = await asyncio.to_thread(self.cni.cache.load, config.name, container_id, ifname)
+        cached = await asyncio.to_thread(self.cni.cache.readable, config.name, container_id, ifname)
         if cached is not None:
             # After a restart the caller may know only the id: what ADD was given fills in.
             rt = RuntimeConf(
