@@ -180,8 +180,8 @@ def test_a_poll_memo_answers_while_its_state_holds() -> None:
     memo.put(2, b"", b"new")
     assert memo.get(1, b"f", now=0.0) is None  # answers of the old state are gone
     memo.put(2, b"a", b"A")
-    memo.put(2, b"b", b"B")  # over the limit: the others are dropped
-    assert (memo.get(2, b""), memo.get(2, b"a"), memo.get(2, b"b")) == (None, None, b"B")
+    memo.put(2, b"b", b"B")  # over the limit: the oldest request goes
+    assert (memo.get(2, b""), memo.get(2, b"a"), memo.get(2, b"b")) == (None, b"A", b"B")
     built: list[bytes] = []
 
     def build() -> bytes:

@@ -106,10 +106,11 @@ class PollMemo:
     the same records and samples, so the same answer, without visiting 100 records (for
     stats, ≈ 0.3 ms of every call). ``until`` (``time.monotonic()``) bounds an answer made
     of samples that age out. Answers are kept per request (its serialized bytes), at most
-    ``limit`` of them, and all are dropped when the state moves on.
+    ``limit`` of them (the oldest goes first: the kubelet also lists each pod's containers
+    by its uid label, one request per pod), and all are dropped when the state moves on.
     """
 
-    def __init__(self, limit: int = 16) -> None:
+    def __init__(self, limit: int = 256) -> None:
         self._limit = limit
         self._state: Hashable = None
         self._answers: dict[bytes, tuple[bytes, float]] = {}
@@ -137,5 +138,5 @@ class PollMemo:
             self._state = state
             self._answers = {}
         elif len(self._answers) >= self._limit and request not in self._answers:
-            self._answers = {}
+            del self._answers[next(iter(self._answers))]  # the oldest request
         self._answers[request] = (answer, until)
