@@ -267,8 +267,7 @@ def _read_v1(hierarchies: Hierarchies, cgroup: str, groups: Collection[str]) -> 
 
     def f(controller: str, name: str) -> str | None:
         if controller not in directories:
-            found = hierarchies.controller_path(controller, cgroup)
-            directories[controller] = str(found) if found is not None else None
+            directories[controller] = hierarchies.controller_dir(controller, cgroup)
         directory = directories[controller]
         return f"{directory}/{name}" if directory is not None else None
 
@@ -350,10 +349,9 @@ def _read_v1(hierarchies: Hierarchies, cgroup: str, groups: Collection[str]) -> 
 
 
 def _read_v2(hierarchies: Hierarchies, cgroup: str, groups: Collection[str]) -> CgroupDetails:
-    found = hierarchies.controller_path("memory", cgroup)
-    if found is None:
+    directory = hierarchies.controller_dir("memory", cgroup)
+    if directory is None:
         return CgroupDetails()
-    directory = str(found)
 
     def f(name: str) -> str:
         return f"{directory}/{name}"

@@ -72,12 +72,8 @@ class Hierarchies:
 
     def controller_path(self, controller: str, cgroup: str) -> Path | None:
         """The directory of ``cgroup`` for a v1 controller, or in the v2 tree."""
-        relative = cgroup.strip("/")
-        if controller in self.v1:
-            return self.v1[controller] / relative
-        if self.v2 is not None and self.unified:
-            return self.v2 / relative
-        return None
+        directory = self.controller_dir(controller, cgroup)
+        return Path(directory) if directory is not None else None
 
     def controller_dir(self, controller: str, cgroup: str) -> str | None:
         """:meth:`controller_path` as a string, for the files the stats sampler reads every

@@ -116,11 +116,11 @@ class StatsCollector:
         known = self._layers.get(container_id)
         if known is not None and now - known[0] < self.layer_interval_ns:
             return known[1]
-        layer = None
+        layer: FsUsage | None
         try:
             used = self.store.store.container_usage(container_id)
         except (StoreError, OSError):
-            pass
+            layer = None
         else:
             layer = FsUsage(
                 timestamp_ns=now,
