@@ -54,6 +54,30 @@ def test_blob_commit_verifies_and_is_atomic(tmp_path: Path, durable: bool) -> No
     assert not any((tmp_path / ".ingest").iterdir())
 
 
+def test_a_large_buffer_is_written_in_small_writes(tmp_path: Path) -> None:
+    """Each write is at most 32 KiB (its page-cache folios are no larger: see
+    ``layout._WRITE_BYTES``), and a short write is taken up where it stopped."""
+    data = bytes(range(256)) * 4100  # a little over 1 MiB
+    desc = _desc(data)
+    writer = OCILayoutSink(tmp_path).open_blob(desc)
+    sizes: list[int] = []
+    real = writer._file
+
+    class Recording:
+        def write(self, view: memoryview) -> int:
+            sizes.append(len(view))
+            return real.write(view[: len(view) - 1 if len(sizes) == 3 else None]) or 0
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(real, name)
+
+    writer._file = Recording()  # type: ignore[assignment]
+    writer.write(data)
+    writer.commit()
+    assert max(sizes) == 32 << 10
+    assert OCILayout(tmp_path).read_blob(desc.digest) == data
+
+
 def test_commit_image_names_move_and_require_blobs(tmp_path: Path) -> None:
     sink = OCILayoutSink(tmp_path)
     manifests = []
