@@ -111,3 +111,53 @@ def test_full_disk_at_commit_leaves_nothing(tmp_path: Path) -> None:
             assert store.blobs.read(desc.digest) == data
     finally:
         umount(str(fs))
+
+
+def test_a_large_buffer_reaches_the_file_in_32_kib_writes(store: Store) -> None:
+    """No write to a blob's file is larger than 32 KiB: its page-cache folios are no
+    larger (see ocistore._writes), and the blob is whole all the same."""
+    data = os.urandom((1 << 20) + 100)
+    desc = Descriptor.from_bytes(MT, data)
+    writer = store.open_blob(desc)
+    sizes: list[int] = []
+    real = writer._fh
+    assert real is not None
+
+    class Recording:
+        def write(self, piece: memoryview) -> int:
+            sizes.append(len(piece))
+            return real.write(piece)
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(real, name)
+
+    writer._fh = Recording()  # type: ignore[assignment]
+    writer.write(data)
+    writer.commit()
+    assert max(sizes) == 32 << 10
+    assert sum(sizes) == len(data)
+    assert store.blobs.read(desc.digest) == data
+
+
+def test_write_all_takes_up_short_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a short write left is written next, in pieces of at most 32 KiB."""
+    from ocistore import _writes
+
+    sizes: list[int] = []
+    real_write = os.write
+
+    def short(fd: int, piece: memoryview) -> int:
+        sizes.append(len(piece))
+        return real_write(fd, piece[: max(1, len(piece) - 1000)])
+
+    monkeypatch.setattr(_writes.os, "write", short)
+    data = os.urandom(100_000)
+    path = tmp_path / "out"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        _writes.write_all(fd, data)
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == data
+    assert max(sizes) == 32 << 10
+    assert len(sizes) > 4  # the short writes were taken up

@@ -20,6 +20,7 @@ from typing import BinaryIO
 
 from ocispec.errors import InvalidDigestError
 from ocispec.image import Descriptor, Digest
+from ocistore._writes import pieces
 from ocistore.errors import BlobNotFoundError, DigestMismatchError, StoreError
 
 __all__ = ["BlobStore", "BlobWriter"]
@@ -82,7 +83,8 @@ class BlobWriter:
             raise DigestMismatchError(
                 f"blob {self._digest}: more than the declared {self._descriptor.size} bytes"
             )
-        self._fh.write(data)
+        for piece in pieces(data):  # a piece past the buffer's size is written at once
+            self._fh.write(piece)
         self._hash.update(data)
         self._offset += len(data)
 

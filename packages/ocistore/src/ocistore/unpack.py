@@ -26,6 +26,7 @@ from ocistore._stream import DigestingReader, decompressed
 from ocistore._tar import TarEntry, TarReader
 from ocistore._tree import SafeRoot, split_path
 from ocistore._unpack_types import IDMapping, UnpackLimits, UnpackOptions, UnpackResult
+from ocistore._writes import write_all
 from ocistore.errors import (
     DiffIDMismatchError,
     LayerError,
@@ -201,9 +202,7 @@ class _Applier:
             self.copy_sparse(fd, member, member.sparse)
             return
         while n := self.tar.readinto(self.buffer):
-            view = self.buffer[:n]
-            while view:
-                view = view[os.write(fd, view) :]
+            write_all(fd, self.buffer[:n])
 
     def copy_sparse(self, fd: int, member: TarEntry, segments: Sequence[int]) -> None:
         """Write each data segment at its offset, then set the size: holes stay holes.
