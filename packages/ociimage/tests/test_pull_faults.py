@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,6 +91,28 @@ async def test_dropped_connection_resumes_with_range(
     assert len(gets) == 2
     assert "range" not in gets[0].headers
     assert gets[1].headers["range"] == "bytes=300000-"
+
+
+async def test_a_full_disk_fails_the_pull_at_once_with_its_own_error(
+    proxy: FaultyProxy, test_images: TestImages, tmp_path: Path
+) -> None:
+    """A layer that cannot be written is the disk's failure, not the connection's: the
+    pull ends with ENOSPC after one GET of it, not after resuming it again and again."""
+    image = test_images.busybox
+    layer = image.layer_digests[0]
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)], check=True)
+    try:
+        async with Puller(registries=_conf(proxy.host), retry=FAST) as puller:
+            with pytest.raises(OSError) as info:
+                await puller.pull(_ref(proxy, image.repository), OCILayoutSink(disk / "oci"))
+        assert info.value.errno == errno.ENOSPC
+        assert not any((disk / "oci" / ".ingest").glob("*"))
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+    gets = [r for r in proxy.requests if r.method == "GET" and layer in r.path]
+    assert len(gets) == 1
 
 
 async def test_corrupted_blob_fails_and_commits_nothing(

@@ -112,6 +112,11 @@ class _Dropped(Exception):  # noqa: N818 - a signal inside the client
     """The connection broke while a body was read: resume from what was kept."""
 
 
+class _WriterFailed(Exception):  # noqa: N818 - a signal inside the client
+    """The writer, not the connection, failed (a full disk, say): its error, the
+    ``__cause__``, is the pull's, at once; resuming would only fail again."""
+
+
 class FetchedManifest:
     """A manifest or index exactly as the registry sent it, with its verified digest.
 
@@ -613,12 +618,18 @@ class RegistryClient(PushMethods, DiscoveryMethods):
         def consume(chunk: memoryview) -> None:  # in the worker thread
             if hasher is not None:
                 hasher.update(chunk)
-            writer.write(chunk)
+            try:
+                writer.write(chunk)
+            except Exception as err:
+                raise _WriterFailed() from err
             if on_progress is not None:
                 loop.call_soon_threadsafe(on_progress, len(chunk))
 
         try:
             await self._in_thread(lambda t: self._bodies.fetch(request, consume, t))
+        except _WriterFailed as err:
+            assert err.__cause__ is not None
+            raise err.__cause__ from None
         except Declined as err:
             await self._declined(err)
             return False
