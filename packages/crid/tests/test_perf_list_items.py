@@ -192,6 +192,26 @@ def test_a_poll_memo_answers_while_its_state_holds() -> None:
     assert len(built) == 1  # built once, then remembered
 
 
+def test_a_poll_memo_keeps_its_answers_within_its_byte_budget() -> None:
+    """Many requests with large answers (a client listing a big node's stats under many
+    selectors) keep at most ``max_bytes``, the oldest dropped first."""
+    memo = PollMemo(limit=256, max_bytes=100_000)
+    answer = b"s" * 30_000
+    for n in range(10):
+        memo.put(1, b"selector %d" % n, answer)
+        assert memo.size <= 100_000
+    assert memo.get(1, b"selector 9") == answer
+    assert memo.get(1, b"selector 6") is None  # three fit; the oldest went
+    assert [memo.get(1, b"selector %d" % n) is not None for n in (7, 8)] == [True, True]
+    memo.put(1, b"selector 9", b"smaller")  # an answer given anew replaces its old bytes
+    assert memo.size == 2 * (30_000 + 10) + len(b"smaller") + 10
+    memo.put(1, b"huge", b"h" * 200_000)  # larger than the budget: not kept, nothing lost
+    assert memo.get(1, b"huge") is None
+    assert memo.get(1, b"selector 8") == answer
+    memo.put(2, b"", b"x")  # a new state starts from nothing
+    assert memo.size == 1
+
+
 async def test_the_registry_counts_every_change_the_lists_show(tmp_path: Path) -> None:
     registry = Registry.open(tmp_path / "state.db")
     try:

@@ -106,12 +106,16 @@ class PollMemo:
     the same records and samples, so the same answer, without visiting 100 records (for
     stats, ≈ 0.3 ms of every call). ``until`` (``time.monotonic()``) bounds an answer made
     of samples that age out. Answers are kept per request (its serialized bytes), at most
-    ``limit`` of them (the oldest goes first: the kubelet also lists each pod's containers
-    by its uid label, one request per pod), and all are dropped when the state moves on.
+    ``limit`` of them and ``max_bytes`` in all (the oldest go first: the kubelet also lists
+    each pod's containers by its uid label, one request per pod; a client asking with
+    many selectors that all match a large node must not grow the daemon), and all are
+    dropped when the state moves on.
     """
 
-    def __init__(self, limit: int = 256) -> None:
+    def __init__(self, limit: int = 256, max_bytes: int = 2 << 20) -> None:
         self._limit = limit
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._state: Hashable = None
         self._answers: dict[bytes, tuple[bytes, float]] = {}
 
@@ -133,10 +137,26 @@ class PollMemo:
         return found
 
     def put(self, state: Hashable, request: bytes, answer: bytes, until: float = math.inf) -> None:
-        """Remember ``answer`` to ``request``, built in ``state``, good before ``until``."""
+        """Remember ``answer`` to ``request``, built in ``state``, good before ``until``
+        (an answer larger than the whole budget is not kept)."""
+        answers = self._answers
         if state != self._state:
             self._state = state
-            self._answers = {}
-        elif len(self._answers) >= self._limit and request not in self._answers:
-            del self._answers[next(iter(self._answers))]  # the oldest request
-        self._answers[request] = (answer, until)
+            answers = self._answers = {}
+            self._bytes = 0
+        replaced = answers.pop(request, None)
+        if replaced is not None:
+            self._bytes -= len(replaced[0]) + len(request)
+        size = len(answer) + len(request)
+        if size > self._max_bytes:
+            return
+        while answers and (len(answers) >= self._limit or self._bytes + size > self._max_bytes):
+            oldest = next(iter(answers))  # the oldest request goes first
+            self._bytes -= len(answers.pop(oldest)[0]) + len(oldest)
+        answers[request] = (answer, until)
+        self._bytes += size
+
+    @property
+    def size(self) -> int:
+        """Bytes of the answers and requests kept."""
+        return self._bytes
