@@ -19,7 +19,7 @@ from crid.state import SandboxState
 from crid.translate import pod_request
 
 from ._faults_support import hanging_cni_plugin
-from ._lifecycle import Env, crid_env, pod_config, run_pod
+from ._lifecycle import Env, container_config, crid_env, pod_config, run_pod, start_container
 
 pytestmark = [
     pytest.mark.root,
@@ -158,3 +158,53 @@ async def test_remove_of_a_pod_stop_never_detached_still_deletes_its_lease(
         await env.stub.RemovePodSandbox(api_pb2.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
         assert leases(env) == []
         assert pod_leftovers(env, "lost") == NOTHING
+
+
+async def test_remove_takes_away_every_container_of_the_pod_and_the_pod(tmp_path: Path) -> None:
+    """Running containers of a pod are removed together with it (at once, each with its
+    runtime container, root filesystem and bundle)."""
+    async with crid_env(tmp_path) as env:
+        pod = pod_config(env, "many")
+        pod_id = await run_pod(env, pod)
+        ids = [
+            await start_container(env, pod_id, pod, container_config(f"c{n}", ["sleep 600"]))
+            for n in range(3)
+        ]
+        ctx = env.daemon.context
+        assert ctx is not None
+        bundles = [Path(ctx.registry.container(cid).bundle) for cid in ids]
+        assert all(bundle.is_dir() for bundle in bundles)
+        await env.stub.RemovePodSandbox(api_pb2.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
+        listed = await env.stub.ListContainers(api_pb2.ListContainersRequest())
+        assert [c.id for c in listed.containers if c.pod_sandbox_id == pod_id] == []
+        assert not any(bundle.exists() for bundle in bundles)
+        assert not {c.id for c in ctx.store.store.list_containers()} & set(ids)
+        pods = await env.stub.ListPodSandbox(api_pb2.ListPodSandboxRequest())
+        assert pod_id not in [p.id for p in pods.items]
+
+
+async def test_steps_run_together_all_end_before_the_first_failure_is_raised() -> None:
+    """``_all``: every step runs to its end; the first failure that is not a
+    cancellation is raised (RunPodSandbox's two sides, RemovePodSandbox's removals)."""
+    from crid.sandbox.manager import _all
+
+    ended: list[str] = []
+
+    async def step(name: str, delay: float, error: BaseException | None = None) -> str:
+        await asyncio.sleep(delay)
+        ended.append(name)
+        if error is not None:
+            raise error
+        return name
+
+    assert await _all([step("a", 0.02), step("b", 0.0)]) == ["a", "b"]
+    ended.clear()
+    with pytest.raises(ValueError, match="bad"):
+        await _all(
+            [
+                step("cancelled", 0.0, asyncio.CancelledError()),
+                step("failed", 0.01, ValueError("bad")),
+                step("slow", 0.05),
+            ]
+        )
+    assert sorted(ended) == ["cancelled", "failed", "slow"]

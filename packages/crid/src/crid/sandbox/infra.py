@@ -216,21 +216,21 @@ class InfraContainers:
         attach socket link."""
         with contextlib.suppress(CridError):
             await self.ctx.handler(sandbox.runtime_handler).runtime.delete(sandbox.id, force=True)
-        with contextlib.suppress(StoreContainerNotFoundError):
-            await self.ctx.store.unmount_container(sandbox.id)
-        with contextlib.suppress(StoreContainerNotFoundError):
-            await self.ctx.store.remove_container(sandbox.id)
         cgroup = self.cgroup_path(sandbox)
-        if cgroup and ":" not in cgroup:
-            with contextlib.suppress(CridError):
-                await asyncio.to_thread(self.ctx.hierarchies.remove, cgroup)
+        store = self.ctx.store.store
 
-        def files() -> None:
+        def host_side() -> None:
+            # One worker call: under load each hop waits for the executor and the loop.
+            with contextlib.suppress(StoreContainerNotFoundError):
+                store.remove_container(sandbox.id)  # unmounts its root filesystem first
+            if cgroup and ":" not in cgroup:
+                with contextlib.suppress(CridError):
+                    self.ctx.hierarchies.remove(cgroup)
             shutil.rmtree(self.bundle(sandbox.id), ignore_errors=True)
             self.exit_file(sandbox.id).unlink(missing_ok=True)
             remove_attach_link(self.ctx.layout.attach, sandbox.id)
 
-        await asyncio.to_thread(files)
+        await asyncio.to_thread(host_side)
 
     async def alive(self, sandbox: Sandbox) -> bool:
         """After a restart: whether the infra container still runs."""

@@ -19,8 +19,9 @@ import functools
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from crid import faults
 from crid.cgroups import check_parent_driver, remove_pod_cgroup
@@ -70,6 +71,16 @@ def _unpin(paths: list[Path]) -> None:
     """Remove a pod's namespace pins (absent ones are fine)."""
     for path in paths:
         remove_namespace(path)
+
+
+async def _all(steps: Sequence[Awaitable[Any]]) -> list[Any]:
+    """The steps' results, run at once; each runs to its end before the first failure
+    (one that is not a cancellation, if any) is raised."""
+    done = await asyncio.gather(*steps, return_exceptions=True)
+    failures = [outcome for outcome in done if isinstance(outcome, BaseException)]
+    if failures:
+        raise next((f for f in failures if not isinstance(f, asyncio.CancelledError)), failures[0])
+    return done
 
 
 def _all_pinned(paths: list[Path]) -> bool:
@@ -225,14 +236,7 @@ class Pods:
             return tuple(str(ip.ip) for ip in result.ips)
 
         # Both run to their end before a failure of either is raised (and undone).
-        done = await asyncio.gather(run_to_completion(host_side), network(), return_exceptions=True)
-        failures = [outcome for outcome in done if isinstance(outcome, BaseException)]
-        if failures:
-            raise next(
-                (f for f in failures if not isinstance(f, asyncio.CancelledError)), failures[0]
-            )
-        ips = done[1]
-        assert isinstance(ips, tuple)
+        _, ips = await _all([run_to_completion(host_side), network()])
         if sysctls and pinned_all:
             # After the network: per-interface ones (net.ipv4.conf.eth0.*) need CNI's links.
             await run_in_namespaces(pinned_all, _write_sysctls, sysctls)
@@ -342,12 +346,16 @@ class Pods:
             return
         await self.stop(sandbox.id)
         async with self._lock(sandbox.id):
-            for container in self.ctx.registry.containers(sandbox.id):
-                await self.containers.remove(container.id)
-            if not self.ctx.config.crid.runtime.drop_infra_ctr or await self.infra.present(
+            # The containers and the infra container are stopped and independent now: all
+            # are removed at once (each is a runtime delete and a worker's host-side work).
+            infra = not self.ctx.config.crid.runtime.drop_infra_ctr or await self.infra.present(
                 sandbox.id
-            ):
-                await self.infra.remove(sandbox)
+            )
+            containers = self.ctx.registry.containers(sandbox.id)
+            removals = [self.containers.remove(container.id) for container in containers]
+            if infra:
+                removals.append(self.infra.remove(sandbox))
+            await _all(removals)
             sandbox = self.ctx.registry.sandbox(sandbox.id)
             if wants_pod_network(sandbox.config) and not sandbox.network_detached:
                 # A pod cut short by a crash, or one whose namespace a reboot took (Stop
