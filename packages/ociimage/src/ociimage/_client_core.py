@@ -1,5 +1,6 @@
-"""What the mixins of :class:`~ociimage.client.RegistryClient` (pushes, discovery) use
-of it: a structural type, so that they live in modules of their own and stay typed."""
+"""What the mixins of :class:`~ociimage.client.RegistryClient` (pushes, discovery) and
+:mod:`ociimage._blob_httpx` use of it: a structural type, so that they live in modules
+of their own and stay typed."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ if TYPE_CHECKING:
     import httpx
 
     from ociimage.client import FetchedManifest
+    from ociimage.errors import ProgressTimeoutError
     from ociimage.limits import ResponseLimits
 
 __all__ = ["ClientCore"]
@@ -32,6 +34,8 @@ class ClientCore(Protocol):
     ) -> AbstractAsyncContextManager[httpx.Response]: ...
 
     async def _read_decoded(self, response: httpx.Response, limit: int, what: str) -> bytes: ...
+
+    def _stalled(self, err: BaseException) -> ProgressTimeoutError: ...
 
     async def get_manifest(
         self, repository: str, reference: str, *, accept: Sequence[str] = ...

@@ -34,6 +34,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, TypeVar
 
 from ociimage import _prefetch
+from ociimage._blob_httpx import Dropped, fetch_range_httpx
 from ociimage._bodies import content_encoding, decode, read_capped, read_prefix, too_large
 from ociimage._bodies_threaded import (
     Answer,
@@ -45,7 +46,7 @@ from ociimage._bodies_threaded import (
 )
 from ociimage._client_discovery import DiscoveryMethods
 from ociimage._client_push import PushMethods
-from ociimage._content import absorb, error_code, sniff_media_type, verify_content
+from ociimage._content import error_code, sniff_media_type, verify_content
 from ociimage._retry import RETRYABLE_STATUS, RetryPolicy, retry_after_seconds
 from ociimage._tokens import Authorizer
 from ociimage._wire import MANIFEST_MEDIA_TYPES, USER_AGENT, plain_headers, scope
@@ -75,7 +76,6 @@ log = logging.getLogger(__name__)
 #: Bytes gathered before a batch goes to a worker thread to be hashed and written:
 #: large enough that the thread hop is rare, small enough that four downloads at once
 #: hold little memory (a batch is received while the one before it is written).
-_CHUNK = 512 << 10
 _T = TypeVar("_T")
 #: httpcore reads a response at most 64 KiB at a time; asyncio receives up to 256 KiB
 #: per recv, which the network stream then cuts into 64 KiB pieces (copying the rest
@@ -106,10 +106,6 @@ def _apply_large_reads() -> None:
 
     if getattr(httpcore.AsyncHTTP11Connection, "READ_NUM_BYTES", READ_BYTES) < READ_BYTES:
         httpcore.AsyncHTTP11Connection.READ_NUM_BYTES = READ_BYTES
-
-
-class _Dropped(Exception):  # noqa: N818 - a signal inside the client
-    """The connection broke while a body was read: resume from what was kept."""
 
 
 class _WriterFailed(Exception):  # noqa: N818 - a signal inside the client
@@ -567,11 +563,19 @@ class RegistryClient(PushMethods, DiscoveryMethods):
                     path, repository, descriptor, writer, hasher, on_progress
                 ):
                     # not a plain 200/206: httpx asks again (auth, retries, errors)
-                    await self._fetch_range(
-                        path, repository, descriptor, writer, hasher, offset, headers, on_progress
+                    await fetch_range_httpx(
+                        self,
+                        path,
+                        repository,
+                        descriptor,
+                        writer,
+                        hasher,
+                        offset,
+                        headers,
+                        on_progress,
                     )
                 break
-            except _Dropped as err:
+            except Dropped as err:
                 failures += 1
                 if failures >= self.retry.attempts:
                     raise RegistryUnavailableError(
@@ -642,65 +646,5 @@ class RegistryClient(PushMethods, DiscoveryMethods):
             raise self._stalled(err) from err
         except (OSError, http.client.HTTPException) as err:
             # resumed from writer.offset by fetch_blob, as a dropped httpx stream is
-            raise _Dropped(f"{type(err).__name__}: {err}") from err
+            raise Dropped(f"{type(err).__name__}: {err}") from err
         return True
-
-    async def _fetch_range(
-        self,
-        path: str,
-        repository: str,
-        descriptor: Descriptor,
-        writer: BlobWriter,
-        hasher: hashlib._Hash | None,
-        offset: int,
-        headers: dict[str, str],
-        on_progress: Callable[[int], None] | None,
-    ) -> None:
-        """The download through httpx, once the body thread declined it: batches of
-        received chunks are hashed and written by a worker thread while the next arrive."""
-        import httpx
-
-        try:
-            async with self._stream(
-                "GET", path, scopes=[scope(repository)], headers=headers, ok=(200, 206)
-            ) as response:
-                skip = offset if (offset and response.status_code == 200) else 0
-                received = offset
-                parts: list[bytes] = []
-                pending = 0
-                # double buffering: the next batch downloads while the last one is written
-                writing: asyncio.Future[None] | None = None
-                try:
-                    async for chunk in response.aiter_raw():
-                        if skip:
-                            cut = min(skip, len(chunk))
-                            chunk, skip = chunk[cut:], skip - cut
-                        if not chunk:
-                            continue
-                        received += len(chunk)
-                        if received > descriptor.size:
-                            raise SizeMismatchError(
-                                f"blob {descriptor.digest} from {self.host}: more than the "
-                                f"{descriptor.size} bytes its descriptor says"
-                            )
-                        parts.append(chunk)
-                        pending += len(chunk)
-                        if on_progress is not None:
-                            on_progress(len(chunk))
-                        if pending >= _CHUNK:
-                            batch, parts, pending = parts, [], 0
-                            if writing is not None:
-                                await writing
-                            writing = asyncio.ensure_future(
-                                asyncio.to_thread(absorb, writer, hasher, batch)
-                            )
-                finally:
-                    if writing is not None:
-                        await asyncio.shield(writing)
-                    if parts:
-                        # what arrived intact is kept: a retry resumes after it
-                        await asyncio.to_thread(absorb, writer, hasher, parts)
-        except httpx.TimeoutException as err:
-            raise self._stalled(err) from err
-        except httpx.TransportError as err:
-            raise _Dropped(f"{type(err).__name__}: {err}") from err
