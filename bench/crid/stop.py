@@ -5,8 +5,11 @@ Two cases on a host-network pod with one busybox container each round:
   for conmon's exit file, record the exit);
 - kill: ``StopContainer(timeout=0)`` of the same (SIGKILL at once, as StopPodSandbox and
   RemoveContainer do).
-What is measured beyond runc's own kill is how fast crid notices the exit file.
-Run as root: ``uv run python bench/crid/stop.py [-n N]``.
+Each container has a PID namespace of its own, as the kubelet asks unless the pod shares
+one: crid signals its init itself (``crid.oci.init_signal``); with ``--shared-pid`` the
+containers share the pod's, and crid runs ``runc kill``. What is measured beyond the
+signal is how fast crid notices conmon's exit file.
+Run as root: ``uv run python bench/crid/stop.py [-n N] [--shared-pid]``.
 """
 
 from __future__ import annotations
@@ -27,7 +30,11 @@ SCRIPT = "trap 'exit 0' TERM; sleep 600 & wait"
 
 
 async def cycle(
-    stub: api_pb2_grpc.RuntimeServiceStub, tmp: Path, parent: str, index: int
+    stub: api_pb2_grpc.RuntimeServiceStub,
+    tmp: Path,
+    parent: str,
+    index: int,
+    shared_pid: bool = False,
 ) -> tuple[float, float]:
     """Milliseconds of a graceful StopContainer and of a timeout-0 one."""
     pod = api_pb2.PodSandboxConfig(
@@ -36,6 +43,10 @@ async def cycle(
         linux=api_pb2.LinuxPodSandboxConfig(cgroup_parent=f"/{parent}/pod{index}"),
     )
     pod.linux.security_context.namespace_options.network = api_pb2.NODE
+    # as the kubelet sends them unless the pod shares one: a PID namespace per container
+    # (`--shared-pid`: the pod's, which crid leaves to `runc kill`)
+    pid_mode = api_pb2.POD if shared_pid else api_pb2.CONTAINER
+    pod.linux.security_context.namespace_options.pid = pid_mode
     pod_id = (await stub.RunPodSandbox(api_pb2.RunPodSandboxRequest(config=pod))).pod_sandbox_id
     took = []
     for name, timeout in (("graceful", 10), ("kill", 0)):
@@ -45,6 +56,7 @@ async def cycle(
             command=["sh", "-c", SCRIPT],
             log_path=f"{name}.log",
         )
+        config.linux.security_context.namespace_options.pid = pid_mode
         created = await stub.CreateContainer(
             api_pb2.CreateContainerRequest(pod_sandbox_id=pod_id, config=config, sandbox_config=pod)
         )
@@ -60,12 +72,15 @@ async def cycle(
     return took[0], took[1]
 
 
-async def main(rounds: int) -> None:
+async def main(rounds: int, shared_pid: bool) -> None:
     async with bench_daemon() as bench:
-        await cycle(bench.stub, bench.tmp, bench.parent, -1)  # warm-up
-        samples = [await cycle(bench.stub, bench.tmp, bench.parent, i) for i in range(rounds)]
+        await cycle(bench.stub, bench.tmp, bench.parent, -1, shared_pid)  # warm-up
+        samples = [
+            await cycle(bench.stub, bench.tmp, bench.parent, i, shared_pid) for i in range(rounds)
+        ]
     graceful, kill = (list(column) for column in zip(*samples, strict=True))
-    print(f"rounds: {rounds}  load average: {os.getloadavg()[0]:.2f}")
+    mode = "the pod's" if shared_pid else "a PID namespace per container"
+    print(f"rounds: {rounds}  load average: {os.getloadavg()[0]:.2f}  ({mode})")
     cases = (("StopContainer timeout=10 (TERM)", graceful), ("timeout=0 (KILL)", kill))
     for label, values in cases:
         print(
@@ -77,4 +92,8 @@ async def main(rounds: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-n", "--rounds", type=int, default=20)
-    asyncio.run(main(parser.parse_args().rounds))
+    parser.add_argument(
+        "--shared-pid", action="store_true", help="containers share the pod's PID namespace"
+    )
+    args = parser.parse_args()
+    asyncio.run(main(args.rounds, args.shared_pid))

@@ -44,6 +44,7 @@ from crid.images.lookup import find_stored_image
 from crid.images.registries import RegistriesCache
 from crid.nri.hooks import NRIHooks
 from crid.oci import ConmonOptions, remove_attach_link
+from crid.oci.init_signal import init_start_time, signal_init
 from crid.sandbox.files import SandboxFiles
 from crid.state import Container, ContainerState, ContainerUser, Sandbox, SandboxState
 from crid.stats import cgroup_dir
@@ -253,6 +254,7 @@ class Containers:
                 record,
                 state=ContainerState.CREATED,
                 pid=created.pid,
+                init_started=init_start_time(generated.spec, created.pid),
                 conmon_pid=created.conmon_pid,
                 stop_signal=request.stop_signal or generated.stop_signal,
             )
@@ -448,6 +450,8 @@ class Containers:
             return signal.SIGTERM
 
     async def _signal(self, record: Container, signum: int) -> None:
+        if signal_init(record.pid, record.init_started, signum):
+            return  # no runtime process needed (see crid.oci.init_signal)
         try:
             await self.ctx.handler(record.runtime_handler).runtime.kill(record.id, signum)
         except OCIRuntimeError as err:

@@ -135,3 +135,7 @@ class Container:
     #: The signal StopContainer sends first (0: records older than this field, whose
     #: bundle holds it in a ``stop-signal`` file).
     stop_signal: int = 0
+    #: The start time (clock ticks after boot) of the init process ``pid``, recorded at
+    #: create when the container has a PID namespace of its own, so that crid can signal
+    #: it without the runtime (:mod:`crid.oci.init_signal`); 0: the runtime signals it.
+    init_started: int = 0

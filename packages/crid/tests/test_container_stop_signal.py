@@ -1,0 +1,97 @@
+"""StopContainer signals a container with its own PID namespace without spawning the
+runtime (crid.oci.init_signal); one sharing the pod's PID namespace goes through
+``runc kill``. The runtime is runc behind a wrapper that logs every subcommand."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from crid._cri.v1 import api_pb2
+from crid.oci.init_signal import start_time
+
+from ._lifecycle import (
+    container_config,
+    crid_env,
+    pod_config,
+    run_pod,
+    start_container,
+    status,
+    wait_for_comm,
+    wait_for_text,
+)
+
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.binaries("runc", "conmon", "iptables", "/usr/bin/busybox", "/usr/lib/cni/bridge"),
+]
+
+
+def logging_runc(tmp: Path) -> tuple[str, Path]:
+    """``[crid.runtime]`` lines for a runc that logs its subcommands, and the log."""
+    runc = shutil.which("runc")
+    assert runc is not None
+    log = tmp / "runc-calls"
+    wrapper = tmp / "bin" / "runc"
+    wrapper.parent.mkdir()
+    # the subcommand follows the global options (--root=..., --systemd-cgroup)
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        'for arg in "$@"; do case "$arg" in\n'
+        f'  -*) ;;\n  *) echo "$arg" >> "{log}"; break;;\nesac; done\n'
+        f'exec {runc} "$@"\n'
+    )  # fmt: skip
+    wrapper.chmod(0o755)
+    return f'[crid.runtime.runtimes.runc]\nruntime_path = "{wrapper}"\n', log
+
+
+def calls(log: Path) -> list[str]:
+    return log.read_text().split() if log.exists() else []
+
+
+async def test_a_private_pid_namespace_is_signalled_without_the_runtime(tmp_path: Path) -> None:
+    lines, log = logging_runc(tmp_path)
+    async with crid_env(tmp_path, lines) as env:
+        assert env.daemon.context is not None
+        registry = env.daemon.context.registry
+        pod = pod_config(env)
+        pod_id = await run_pod(env, pod)
+        # The stop signal is trapped: the container exits with the code its trap chose.
+        trapping = container_config(
+            "trap", ["trap 'echo got-term; exit 3' TERM; echo ready; while :; do sleep 0.05; done"]
+        )
+        cid = await start_container(env, pod_id, pod, trapping)
+        record = registry.container(cid)
+        assert record.init_started == start_time(record.pid) > 0
+        await wait_for_text(tmp_path / "logs" / "web" / "trap.log", "ready")
+        await env.stub.StopContainer(api_pb2.StopContainerRequest(container_id=cid, timeout=10))
+        stopped = await status(env, cid)
+        assert stopped.exit_code == 3
+        # SIGKILL at once (timeout 0)
+        killed = await start_container(
+            env, pod_id, pod, container_config("sleep", ["exec sleep 60"])
+        )
+        await wait_for_comm(env, killed, "sleep")
+        await env.stub.StopContainer(api_pb2.StopContainerRequest(container_id=killed, timeout=0))
+        assert (await status(env, killed)).exit_code == 137
+        assert "kill" not in calls(log)
+        assert calls(log).count("create") == 2  # the log does see the runtime's calls
+
+
+async def test_a_shared_pid_namespace_is_signalled_by_the_runtime(tmp_path: Path) -> None:
+    lines, log = logging_runc(tmp_path)
+    async with crid_env(tmp_path, lines) as env:
+        assert env.daemon.context is not None
+        pod = pod_config(env)
+        pod.linux.security_context.namespace_options.pid = api_pb2.POD
+        pod_id = await run_pod(env, pod)
+        config = container_config("sleep", ["exec sleep 60"])
+        config.linux.security_context.namespace_options.pid = api_pb2.POD
+        cid = await start_container(env, pod_id, pod, config)
+        assert env.daemon.context.registry.container(cid).init_started == 0
+        await wait_for_comm(env, cid, "sleep")
+        await env.stub.StopContainer(api_pb2.StopContainerRequest(container_id=cid, timeout=0))
+        assert (await status(env, cid)).exit_code == 137
+        assert "kill" in calls(log)
