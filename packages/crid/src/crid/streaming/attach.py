@@ -20,7 +20,8 @@ import socket
 from pathlib import Path
 
 from crid.context import Context
-from crid.errors import ContainerNotRunningError, StreamingError
+from crid.errors import StreamingError
+from crid.streaming.prepare import running_container
 from crid.streaming.remotecommand import CommandIO, Reader, resize_events
 from crid.streaming.requests import AttachRequest
 
@@ -70,11 +71,7 @@ async def _stdin(reader: Reader, sock: socket.socket) -> None:
 
 async def run_attach(ctx: Context, request: AttachRequest, io: CommandIO) -> int:
     """Relay the container's output (and stdin) until it exits or the client leaves."""
-    container = ctx.registry.container(request.container_id)
-    handler = ctx.handler(container.runtime_handler)
-    state = await handler.runtime.state(container.id)
-    if state.status != "running":
-        raise ContainerNotRunningError(f"container {container.id} is {state.status}")
+    container = running_container(ctx, request.container_id)
     sock = _connect(ctx.layout.attach / container.id / "attach")
     loop = asyncio.get_running_loop()
     side: list[asyncio.Task[None]] = []

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from crid.context import Context
-from crid.errors import ContainerNotRunningError
 from crid.oci._exec import environment
 from crid.streaming._fdio import read_fd, write_fd
+from crid.streaming.prepare import running_container
 from crid.streaming.remotecommand import CommandIO, Reader, TerminalSize, Writer, resize_events
 from crid.streaming.requests import ExecRequest
 
@@ -74,11 +74,8 @@ async def _copy_in(
 
 async def run_exec(ctx: Context, request: ExecRequest, io: CommandIO) -> int:
     """Run the command to its end and return its exit code."""
-    container = ctx.registry.container(request.container_id)
+    container = running_container(ctx, request.container_id)
     handler = ctx.handler(container.runtime_handler)
-    state = await handler.runtime.state(container.id)
-    if state.status != "running":
-        raise ContainerNotRunningError(f"container {container.id} is {state.status}")
     bundle = Path(container.bundle or ctx.layout.bundle(container.id))
     name = f"exec-{secrets.token_hex(6)}"
     spec_path, pid_path = bundle / f"{name}.json", bundle / f"{name}.pid"

@@ -1,8 +1,8 @@
 """Checking an Exec/Attach/PortForward request against crid's state before issuing a URL.
 
 Unknown container or pod: NotFoundError; not running: ContainerNotRunningError (or a
-pod not ready); nothing asked for: InvalidRequestError. The checks repeat when the
-client connects (a container may stop in between).
+pod not ready); nothing asked for: InvalidRequestError. The container check repeats when
+the client connects (a container may stop in between).
 """
 
 from __future__ import annotations
@@ -13,12 +13,14 @@ from crid.limits import check_argv
 from crid.state import Container, ContainerState, SandboxState
 from crid.streaming.requests import AttachRequest, ExecRequest, PortForwardRequest
 
-__all__ = ["check_attach", "check_exec", "check_port_forward"]
+__all__ = ["check_attach", "check_exec", "check_port_forward", "running_container"]
 
 HOST_NETNS = "/proc/self/ns/net"
 
 
-def _running(ctx: Context, container_id: str) -> Container:
+def running_container(ctx: Context, container_id: str) -> Container:
+    """The container's record, if it runs: the record follows conmon's exit file through
+    the exit monitor, so asking the runtime (a ``runc state`` process) tells no more."""
     container = ctx.registry.container(container_id)
     if container.state is not ContainerState.RUNNING:
         raise ContainerNotRunningError(
@@ -40,7 +42,7 @@ def check_exec(ctx: Context, request: ExecRequest) -> ExecRequest:
         raise InvalidRequestError("cmd: an exec needs a command")
     check_argv("Exec cmd", request.command)
     _streams(stdin=request.stdin, stdout=request.stdout, stderr=request.stderr, tty=request.tty)
-    container = _running(ctx, request.container_id)
+    container = running_container(ctx, request.container_id)
     return ExecRequest(
         container_id=container.id,
         command=request.command,
@@ -54,7 +56,7 @@ def check_exec(ctx: Context, request: ExecRequest) -> ExecRequest:
 def check_attach(ctx: Context, request: AttachRequest, *, has_stdin: bool) -> AttachRequest:
     """``request`` with the container's full id; stdin only if it was created with one."""
     _streams(stdin=request.stdin, stdout=request.stdout, stderr=request.stderr, tty=request.tty)
-    container = _running(ctx, request.container_id)
+    container = running_container(ctx, request.container_id)
     if request.stdin and not has_stdin:
         raise InvalidRequestError(
             f"stdin: container {container.id} was not created with stdin; attach without it"
