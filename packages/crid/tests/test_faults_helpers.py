@@ -98,11 +98,14 @@ async def test_fault_runc_hangs_on_create_start_update_kill_and_delete(tmp_path:
         assert env.daemon.context is not None
         ctx = env.daemon.context
         pod = pod_config(env)
+        # The container shares the pod's PID namespace, so that its signals go through
+        # `runc kill` (one with a PID namespace of its own is signalled by crid itself).
+        pod.linux.security_context.namespace_options.pid = api_pb2.POD
         pod_id = await run_pod(env, pod)
+        config = container_config("c", ["trap 'exit 0' TERM; while true; do sleep 0.1; done"])
+        config.linux.security_context.namespace_options.pid = api_pb2.POD
         request = api_pb2.CreateContainerRequest(
-            pod_sandbox_id=pod_id,
-            config=container_config("c", ["trap 'exit 0' TERM; while true; do sleep 0.1; done"]),
-            sandbox_config=pod,
+            pod_sandbox_id=pod_id, config=config, sandbox_config=pod
         )
 
         # create: conmon's runc create hangs; both are killed, nothing stays.
