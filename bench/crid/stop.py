@@ -7,8 +7,8 @@ Two cases on a host-network pod with one busybox container each round:
   RemoveContainer do).
 Each container has a PID namespace of its own, as the kubelet asks unless the pod shares
 one: crid signals its init itself (``crid.oci.init_signal``); with ``--shared-pid`` the
-containers share the pod's, and crid runs ``runc kill``. What is measured beyond the
-signal is how fast crid notices conmon's exit file.
+containers share the pod's (as critest's do), and crid runs ``runc kill`` for the SIGKILL.
+What is measured beyond the signal is how fast crid notices conmon's exit file.
 Run as root: ``uv run python bench/crid/stop.py [-n N] [--shared-pid]``.
 """
 
@@ -44,7 +44,7 @@ async def cycle(
     )
     pod.linux.security_context.namespace_options.network = api_pb2.NODE
     # as the kubelet sends them unless the pod shares one: a PID namespace per container
-    # (`--shared-pid`: the pod's, which crid leaves to `runc kill`)
+    # (`--shared-pid`: the pod's, whose SIGKILL crid leaves to `runc kill`)
     pid_mode = api_pb2.POD if shared_pid else api_pb2.CONTAINER
     pod.linux.security_context.namespace_options.pid = pid_mode
     pod_id = (await stub.RunPodSandbox(api_pb2.RunPodSandboxRequest(config=pod))).pod_sandbox_id

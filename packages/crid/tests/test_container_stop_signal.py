@@ -1,6 +1,7 @@
-"""StopContainer signals a container with its own PID namespace without spawning the
-runtime (crid.oci.init_signal); one sharing the pod's PID namespace goes through
-``runc kill``. The runtime is runc behind a wrapper that logs every subcommand."""
+"""StopContainer signals a container's init without spawning the runtime
+(crid.oci.init_signal), except SIGKILL for a container that shares the pod's PID
+namespace: that goes through ``runc kill``. The runtime is runc behind a wrapper that
+logs every subcommand."""
 
 from __future__ import annotations
 
@@ -65,6 +66,7 @@ async def test_a_private_pid_namespace_is_signalled_without_the_runtime(tmp_path
         cid = await start_container(env, pod_id, pod, trapping)
         record = registry.container(cid)
         assert record.init_started == start_time(record.pid) > 0
+        assert not record.shares_pid_namespace
         await wait_for_text(tmp_path / "logs" / "web" / "trap.log", "ready")
         await env.stub.StopContainer(api_pb2.StopContainerRequest(container_id=cid, timeout=10))
         stopped = await status(env, cid)
@@ -80,18 +82,32 @@ async def test_a_private_pid_namespace_is_signalled_without_the_runtime(tmp_path
         assert calls(log).count("create") == 2  # the log does see the runtime's calls
 
 
-async def test_a_shared_pid_namespace_is_signalled_by_the_runtime(tmp_path: Path) -> None:
+async def test_a_shared_pid_namespace_gets_its_sigkill_from_the_runtime(tmp_path: Path) -> None:
     lines, log = logging_runc(tmp_path)
     async with crid_env(tmp_path, lines) as env:
         assert env.daemon.context is not None
+        registry = env.daemon.context.registry
         pod = pod_config(env)
         pod.linux.security_context.namespace_options.pid = api_pb2.POD
         pod_id = await run_pod(env, pod)
-        config = container_config("sleep", ["exec sleep 60"])
-        config.linux.security_context.namespace_options.pid = api_pb2.POD
-        cid = await start_container(env, pod_id, pod, config)
-        assert env.daemon.context.registry.container(cid).init_started == 0
-        await wait_for_comm(env, cid, "sleep")
-        await env.stub.StopContainer(api_pb2.StopContainerRequest(container_id=cid, timeout=0))
-        assert (await status(env, cid)).exit_code == 137
-        assert "kill" in calls(log)
+
+        def shared(name: str, script: str) -> api_pb2.ContainerConfig:
+            config = container_config(name, [script])
+            config.linux.security_context.namespace_options.pid = api_pb2.POD
+            return config
+
+        # SIGTERM goes to the init alone whoever sends it: crid sends it
+        trapping = shared("trap", "trap 'exit 3' TERM; echo ready; while :; do sleep 0.05; done")
+        cid = await start_container(env, pod_id, pod, trapping)
+        record = registry.container(cid)
+        assert record.shares_pid_namespace and record.init_started == start_time(record.pid)
+        await wait_for_text(tmp_path / "logs" / "web" / "trap.log", "ready")
+        await env.stub.StopContainer(api_pb2.StopContainerRequest(container_id=cid, timeout=10))
+        assert (await status(env, cid)).exit_code == 3
+        assert "kill" not in calls(log)
+        # SIGKILL: the runtime (runc >= 1.2 then kills the container's other processes too)
+        killed = await start_container(env, pod_id, pod, shared("sleep", "exec sleep 60"))
+        await wait_for_comm(env, killed, "sleep")
+        await env.stub.StopContainer(api_pb2.StopContainerRequest(container_id=killed, timeout=0))
+        assert (await status(env, killed)).exit_code == 137
+        assert calls(log).count("kill") == 1

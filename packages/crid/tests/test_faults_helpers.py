@@ -98,8 +98,9 @@ async def test_fault_runc_hangs_on_create_start_update_kill_and_delete(tmp_path:
         assert env.daemon.context is not None
         ctx = env.daemon.context
         pod = pod_config(env)
-        # The container shares the pod's PID namespace, so that its signals go through
-        # `runc kill` (one with a PID namespace of its own is signalled by crid itself).
+        # The container shares the pod's PID namespace, so that its SIGKILL goes through
+        # `runc kill` (crid sends every other signal, and any to a container with a PID
+        # namespace of its own, itself: crid.oci.init_signal).
         pod.linux.security_context.namespace_options.pid = api_pb2.POD
         pod_id = await run_pod(env, pod)
         config = container_config("c", ["trap 'exit 0' TERM; while true; do sleep 0.1; done"])
@@ -141,7 +142,7 @@ async def test_fault_runc_hangs_on_create_start_update_kill_and_delete(tmp_path:
 
         # kill: StopContainer fails (the container still runs), then works.
         (faults / "hang-kill").touch()
-        stop = api_pb2.StopContainerRequest(container_id=cid, timeout=5)
+        stop = api_pb2.StopContainerRequest(container_id=cid, timeout=0)
         await _expect_deadline(lambda: env.stub.StopContainer(stop), "runc kill", "timed out")
         (faults / "hang-kill").unlink()
         assert (await status(env, cid)).state == api_pb2.CONTAINER_RUNNING

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from crid.oci.init_signal import init_start_time, signal_init, start_time
+from crid.oci.init_signal import shares_pid_namespace, signal_init, start_time
 from ocispec.runtime import Linux, Namespace, Spec
 
 
@@ -31,22 +31,24 @@ def _ticks_of(pid: int) -> int:
 
 def test_start_time_is_the_proc_stat_field() -> None:
     assert start_time(os.getpid()) == _ticks_of(os.getpid()) > 0
-    assert start_time(0) == 0
+    assert start_time(0) == 0 and start_time(-1) == 0
     assert start_time(2**22 + 1) == 0  # above pid_max: no such process
 
 
 def test_the_recorded_process_is_signalled(sleeper: subprocess.Popen[bytes]) -> None:
     started = start_time(sleeper.pid)
-    assert signal_init(sleeper.pid, started, signal.SIGKILL)
+    assert signal_init(sleeper.pid, started, signal.SIGKILL, shared_namespace=False)
     assert sleeper.wait(5) == -signal.SIGKILL
 
 
 def test_another_start_time_is_left_to_the_runtime(sleeper: subprocess.Popen[bytes]) -> None:
     started = start_time(sleeper.pid)
     # As if the pid had been reused: the process under it started at another time.
-    assert not signal_init(sleeper.pid, started + 1, signal.SIGKILL)
-    assert not signal_init(sleeper.pid, 0, signal.SIGKILL)  # nothing recorded
-    assert not signal_init(0, started, signal.SIGKILL)
+    assert not signal_init(sleeper.pid, started + 1, signal.SIGKILL, shared_namespace=False)
+    assert not signal_init(
+        sleeper.pid, 0, signal.SIGKILL, shared_namespace=False
+    )  # nothing recorded
+    assert not signal_init(0, started, signal.SIGKILL, shared_namespace=False)
     assert sleeper.poll() is None  # untouched
 
 
@@ -54,19 +56,26 @@ def test_a_reaped_process_is_left_to_the_runtime() -> None:
     proc = subprocess.Popen(["true"])
     started = start_time(proc.pid)
     proc.wait()
-    assert not signal_init(proc.pid, started, signal.SIGKILL)
+    assert not signal_init(proc.pid, started, signal.SIGKILL, shared_namespace=False)
 
 
-def test_only_a_container_with_its_own_pid_namespace_gets_a_start_time(
+def test_sigkill_of_a_shared_pid_namespace_is_left_to_the_runtime(
     sleeper: subprocess.Popen[bytes],
 ) -> None:
+    started = start_time(sleeper.pid)
+    # runc >= 1.2 kills every process of such a container, not only its init
+    assert not signal_init(sleeper.pid, started, signal.SIGKILL, shared_namespace=True)
+    assert sleeper.poll() is None
+    # any other signal goes to the init alone, whoever sends it
+    assert signal_init(sleeper.pid, started, signal.SIGTERM, shared_namespace=True)
+    assert sleeper.wait(5) == -signal.SIGTERM
+
+
+def test_which_specs_share_a_pid_namespace() -> None:
     def spec(*namespaces: Namespace) -> Spec:
         return Spec(linux=Linux(namespaces=namespaces))
 
-    own = spec(Namespace(type="mount"), Namespace(type="pid"))
-    assert init_start_time(own, sleeper.pid) == start_time(sleeper.pid) > 0
-    joined = spec(Namespace(type="pid", path="/proc/1/ns/pid"))
-    assert init_start_time(joined, sleeper.pid) == 0  # the pod's or another's
-    assert init_start_time(spec(Namespace(type="mount")), sleeper.pid) == 0  # the node's
-    assert init_start_time(Spec(), sleeper.pid) == 0
-    assert init_start_time(own, 0) == 0
+    assert not shares_pid_namespace(spec(Namespace(type="mount"), Namespace(type="pid")))
+    assert shares_pid_namespace(spec(Namespace(type="pid", path="/proc/1/ns/pid")))  # joined
+    assert shares_pid_namespace(spec(Namespace(type="mount")))  # the node's
+    assert shares_pid_namespace(Spec())

@@ -44,7 +44,7 @@ from crid.images.lookup import find_stored_image
 from crid.images.registries import RegistriesCache
 from crid.nri.hooks import NRIHooks
 from crid.oci import ConmonOptions, remove_attach_link
-from crid.oci.init_signal import init_start_time, signal_init
+from crid.oci.init_signal import shares_pid_namespace, signal_init, start_time
 from crid.sandbox.files import SandboxFiles
 from crid.state import Container, ContainerState, ContainerUser, Sandbox, SandboxState
 from crid.stats import cgroup_dir
@@ -254,7 +254,8 @@ class Containers:
                 record,
                 state=ContainerState.CREATED,
                 pid=created.pid,
-                init_started=init_start_time(generated.spec, created.pid),
+                init_started=start_time(created.pid),
+                shares_pid_namespace=shares_pid_namespace(generated.spec),
                 conmon_pid=created.conmon_pid,
                 stop_signal=request.stop_signal or generated.stop_signal,
             )
@@ -450,7 +451,12 @@ class Containers:
             return signal.SIGTERM
 
     async def _signal(self, record: Container, signum: int) -> None:
-        if signal_init(record.pid, record.init_started, signum):
+        if signal_init(
+            record.pid,
+            record.init_started,
+            signum,
+            shared_namespace=record.shares_pid_namespace,
+        ):
             return  # no runtime process needed (see crid.oci.init_signal)
         try:
             await self.ctx.handler(record.runtime_handler).runtime.kill(record.id, signum)

@@ -1,34 +1,37 @@
 """Signalling a container's init process without spawning the OCI runtime.
 
-``runc kill <id> <signal>`` (runc 1.1) looks the init's pid up in its state and sends
-one signal: a process of 5-7 ms on every StopContainer and StopPodSandbox. crid knows
-that pid already (conmon reports it at create), so it signals the init itself when two
-things hold:
+``runc kill <id> <signal>`` looks the init's pid up in its state and sends it one
+signal: a process of 5-7 ms on every StopContainer and StopPodSandbox. crid knows that
+pid already (conmon reports it at create), so it signals the init itself, unless:
 
-* The container has a PID namespace of its own. Killing its init then ends every
-  process of the container, as ``runc kill`` does. A container sharing the pod's or the
-  node's PID namespace is left to the runtime, whatever its version does for those.
-* The pid still names the process conmon reported. A pid is reused once its process is
-  reaped, so crid records the init's start time (``/proc/<pid>/stat``, field 22, fixed
-  for the life of the process, across ``execve``) at create, as CRI-O does. At signal
-  time a pidfd is opened *first*, then the start time read: a match proves the process
-  held the pid from before the pidfd was opened until after, so the pidfd names it, and
-  the signal goes through the pidfd, which can reach no other process.
+* The signal is SIGKILL and the container shares the pod's or the node's PID namespace.
+  Killing its init then leaves its other processes alive, and runc 1.2 and later kill
+  every process of such a container; that is left to the runtime. Any other signal is
+  sent to the init alone by every runc, and so by crid; a container with a PID namespace
+  of its own dies whole with its init.
+* The pid may no longer name the process conmon reported. A pid is reused once its
+  process is reaped, so crid records the init's start time (``/proc/<pid>/stat``, field
+  22, fixed for the life of the process, across ``execve``) at create, as CRI-O does. At
+  signal time a pidfd is opened *first*, then the start time read: a match proves the
+  process held the pid from before the pidfd was opened until after, so the pidfd names
+  it, and the signal goes through the pidfd, which can reach no other process.
 
-Anything else (no start time recorded, a different process under that pid, /proc
-unreadable) returns False: the caller asks the runtime, which answers for a container
-that is gone. These are a few syscalls on files of /proc, which never wait on a disk:
-they are made on the calling thread.
+Anything unexpected (no start time recorded, a different process under that pid, /proc
+unreadable) returns False too: the caller asks the runtime, which answers for a
+container that is gone. These are a few syscalls on files of /proc, which never wait on
+a disk: they are made on the calling thread.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+from typing import TYPE_CHECKING
 
-from ocispec.runtime import Spec
+if TYPE_CHECKING:
+    from ocispec.runtime import Spec
 
-__all__ = ["init_start_time", "signal_init", "start_time"]
+__all__ = ["shares_pid_namespace", "signal_init", "start_time"]
 
 #: Index of the start time among the fields after the command name (field 22 is the
 #: 20th after it: the name is field 2, the state field 3).
@@ -37,6 +40,8 @@ _START_FIELD = 19
 
 def start_time(pid: int) -> int:
     """``pid``'s start time in clock ticks after boot; 0 when it cannot be read."""
+    if pid <= 0:
+        return 0
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             stat = handle.read()
@@ -50,29 +55,23 @@ def start_time(pid: int) -> int:
         return 0
 
 
-def _own_pid_namespace(spec: Spec) -> bool:
+def shares_pid_namespace(spec: Spec) -> bool:
+    """Whether a container run from ``spec`` joins a PID namespace (the pod's, another
+    container's) or stays in the node's, rather than having one of its own."""
     if spec.linux is None:
-        return False
+        return True
     namespace = spec.linux.namespace("pid")
-    return namespace is not None and not namespace.path
+    return namespace is None or bool(namespace.path)
 
 
-def init_start_time(spec: Spec, pid: int) -> int:
-    """What to record at create for :func:`signal_init`: the start time of the init
-    ``pid`` of a container run from ``spec``, or 0 (the runtime signals it) when the
-    container shares a PID namespace or the time cannot be read."""
-    if pid <= 0 or not _own_pid_namespace(spec):
-        return 0
-    return start_time(pid)
-
-
-def signal_init(pid: int, started: int, signum: int) -> bool:
+def signal_init(pid: int, started: int, signum: int, *, shared_namespace: bool) -> bool:
     """Send ``signum`` to the init ``pid`` that started at ``started`` (clock ticks).
 
     True when it was sent, or when the process ended between the check and the signal;
-    False when it cannot be told that ``pid`` is that process: ask the runtime then.
+    False when the runtime must be asked: SIGKILL for a container in a shared PID
+    namespace (``shared_namespace``), or when ``pid`` cannot be told to be that process.
     """
-    if pid <= 0 or started <= 0:
+    if pid <= 0 or started <= 0 or (shared_namespace and signum == signal.SIGKILL):
         return False
     try:
         pidfd = os.pidfd_open(pid)

@@ -136,6 +136,9 @@ class Container:
     #: bundle holds it in a ``stop-signal`` file).
     stop_signal: int = 0
     #: The start time (clock ticks after boot) of the init process ``pid``, recorded at
-    #: create when the container has a PID namespace of its own, so that crid can signal
-    #: it without the runtime (:mod:`crid.oci.init_signal`); 0: the runtime signals it.
+    #: create so that crid can signal it without the runtime (:mod:`crid.oci.init_signal`);
+    #: 0: the runtime signals it (records older than this field).
     init_started: int = 0
+    #: Whether the container joined a PID namespace or stayed in the node's (its SIGKILL
+    #: then goes through the runtime, which may kill its other processes too).
+    shares_pid_namespace: bool = False
