@@ -140,6 +140,10 @@ def pod_config(env: Env, name: str = "web", **extra: object) -> api_pb2.PodSandb
             config.port_mappings.extend(value)  # type: ignore[arg-type]
         elif key == "sysctls":
             config.linux.sysctls.update(value)  # type: ignore[arg-type]
+        elif key == "pid":  # a NamespaceMode
+            config.linux.security_context.namespace_options.pid = value  # type: ignore[assignment]
+        else:
+            raise AssertionError(key)
     return config
 
 
@@ -158,6 +162,8 @@ def container_config(name: str, args: list[str], **fields: object) -> api_pb2.Co
             config.linux.resources.CopyFrom(value)  # type: ignore[arg-type]
         elif key == "annotations":
             config.annotations.update(value)  # type: ignore[arg-type]
+        elif key == "pid":  # a NamespaceMode
+            config.linux.security_context.namespace_options.pid = value  # type: ignore[assignment]
         else:
             raise AssertionError(key)
     return config

@@ -417,14 +417,11 @@ async def test_host_network_pod(tmp_path: Path) -> None:
 
 async def test_shared_pid_namespace_is_held_by_the_pod(tmp_path: Path) -> None:
     async with crid_env(tmp_path) as env:
-        pod = pod_config(env, "shared")
-        pod.linux.security_context.namespace_options.pid = api_pb2.POD
+        pod = pod_config(env, "shared", pid=api_pb2.POD)
         pod_id = await run_pod(env, pod)
 
         def shared(name: str, script: str) -> api_pb2.ContainerConfig:
-            config = container_config(name, [script])
-            config.linux.security_context.namespace_options.pid = api_pb2.POD
-            return config
+            return container_config(name, [script], pid=api_pb2.POD)
 
         first = await start_container(env, pod_id, pod, shared("a", "exit 0"))
         await wait_exited(env, first)

@@ -52,62 +52,33 @@ def calls(log: Path) -> list[str]:
     return log.read_text().split() if log.exists() else []
 
 
-async def test_a_private_pid_namespace_is_signalled_without_the_runtime(tmp_path: Path) -> None:
+@pytest.mark.parametrize("shared", [False, True], ids=["own-pid-ns", "pod-pid-ns"])
+async def test_only_the_sigkill_of_a_shared_pid_namespace_runs_runc_kill(
+    tmp_path: Path, shared: bool
+) -> None:
     lines, log = logging_runc(tmp_path)
+    pid = api_pb2.POD if shared else api_pb2.CONTAINER
     async with crid_env(tmp_path, lines) as env:
         assert env.daemon.context is not None
         registry = env.daemon.context.registry
-        pod = pod_config(env)
+        pod = pod_config(env, pid=pid)
         pod_id = await run_pod(env, pod)
-        # The stop signal is trapped: the container exits with the code its trap chose.
-        trapping = container_config(
-            "trap", ["trap 'echo got-term; exit 3' TERM; echo ready; while :; do sleep 0.05; done"]
-        )
-        cid = await start_container(env, pod_id, pod, trapping)
+        # SIGTERM, trapped: the container exits with the code its trap chose.
+        script = "trap 'exit 3' TERM; echo ready; while :; do sleep 0.05; done"
+        cid = await start_container(env, pod_id, pod, container_config("trap", [script], pid=pid))
         record = registry.container(cid)
         assert record.init_started == start_time(record.pid) > 0
-        assert not record.shares_pid_namespace
-        await wait_for_text(tmp_path / "logs" / "web" / "trap.log", "ready")
-        await env.stub.StopContainer(api_pb2.StopContainerRequest(container_id=cid, timeout=10))
-        stopped = await status(env, cid)
-        assert stopped.exit_code == 3
-        # SIGKILL at once (timeout 0)
-        killed = await start_container(
-            env, pod_id, pod, container_config("sleep", ["exec sleep 60"])
-        )
-        await wait_for_comm(env, killed, "sleep")
-        await env.stub.StopContainer(api_pb2.StopContainerRequest(container_id=killed, timeout=0))
-        assert (await status(env, killed)).exit_code == 137
-        assert "kill" not in calls(log)
-        assert calls(log).count("create") == 2  # the log does see the runtime's calls
-
-
-async def test_a_shared_pid_namespace_gets_its_sigkill_from_the_runtime(tmp_path: Path) -> None:
-    lines, log = logging_runc(tmp_path)
-    async with crid_env(tmp_path, lines) as env:
-        assert env.daemon.context is not None
-        registry = env.daemon.context.registry
-        pod = pod_config(env)
-        pod.linux.security_context.namespace_options.pid = api_pb2.POD
-        pod_id = await run_pod(env, pod)
-
-        def shared(name: str, script: str) -> api_pb2.ContainerConfig:
-            config = container_config(name, [script])
-            config.linux.security_context.namespace_options.pid = api_pb2.POD
-            return config
-
-        # SIGTERM goes to the init alone whoever sends it: crid sends it
-        trapping = shared("trap", "trap 'exit 3' TERM; echo ready; while :; do sleep 0.05; done")
-        cid = await start_container(env, pod_id, pod, trapping)
-        record = registry.container(cid)
-        assert record.shares_pid_namespace and record.init_started == start_time(record.pid)
+        assert record.shares_pid_namespace is shared
         await wait_for_text(tmp_path / "logs" / "web" / "trap.log", "ready")
         await env.stub.StopContainer(api_pb2.StopContainerRequest(container_id=cid, timeout=10))
         assert (await status(env, cid)).exit_code == 3
         assert "kill" not in calls(log)
-        # SIGKILL: the runtime (runc >= 1.2 then kills the container's other processes too)
-        killed = await start_container(env, pod_id, pod, shared("sleep", "exec sleep 60"))
+        # SIGKILL at once (timeout 0): crid's own for a PID namespace of its own; the
+        # runtime's for a shared one (runc >= 1.2 then kills its other processes too)
+        sleeper = container_config("sleep", ["exec sleep 60"], pid=pid)
+        killed = await start_container(env, pod_id, pod, sleeper)
         await wait_for_comm(env, killed, "sleep")
         await env.stub.StopContainer(api_pb2.StopContainerRequest(container_id=killed, timeout=0))
         assert (await status(env, killed)).exit_code == 137
-        assert calls(log).count("kill") == 1
+        assert calls(log).count("kill") == (1 if shared else 0)
+        assert calls(log).count("create") == 2  # the log does see the runtime's calls

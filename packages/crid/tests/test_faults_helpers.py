@@ -97,14 +97,13 @@ async def test_fault_runc_hangs_on_create_start_update_kill_and_delete(tmp_path:
     async with crid_env(tmp_path, _runtime_lines(wrapper)) as env:
         assert env.daemon.context is not None
         ctx = env.daemon.context
-        pod = pod_config(env)
         # The container shares the pod's PID namespace, so that its SIGKILL goes through
         # `runc kill` (crid sends every other signal, and any to a container with a PID
         # namespace of its own, itself: crid.oci.init_signal).
-        pod.linux.security_context.namespace_options.pid = api_pb2.POD
+        pod = pod_config(env, pid=api_pb2.POD)
         pod_id = await run_pod(env, pod)
-        config = container_config("c", ["trap 'exit 0' TERM; while true; do sleep 0.1; done"])
-        config.linux.security_context.namespace_options.pid = api_pb2.POD
+        script = "trap 'exit 0' TERM; while true; do sleep 0.1; done"
+        config = container_config("c", [script], pid=api_pb2.POD)
         request = api_pb2.CreateContainerRequest(
             pod_sandbox_id=pod_id, config=config, sandbox_config=pod
         )
