@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from crid.oci.init_signal import shares_pid_namespace, signal_init, start_time
+from crid.oci.init_signal import init_start_time, shares_pid_namespace, signal_init, start_time
 from ocispec.runtime import Linux, Namespace, Spec
 
 
@@ -79,3 +79,13 @@ def test_which_specs_share_a_pid_namespace() -> None:
     assert shares_pid_namespace(spec(Namespace(type="pid", path="/proc/1/ns/pid")))  # joined
     assert shares_pid_namespace(spec(Namespace(type="mount")))  # the node's
     assert shares_pid_namespace(Spec())
+
+
+def test_a_start_time_is_recorded_only_for_a_child_of_conmon(
+    sleeper: subprocess.Popen[bytes],
+) -> None:
+    # here this test process stands for conmon, the sleeper's parent
+    assert init_start_time(sleeper.pid, os.getpid()) == start_time(sleeper.pid) > 0
+    assert init_start_time(sleeper.pid, os.getppid()) == 0  # not its parent
+    assert init_start_time(sleeper.pid, 0) == 0
+    assert init_start_time(2**22 + 1, os.getpid()) == 0

@@ -44,7 +44,7 @@ from crid.images.lookup import find_stored_image
 from crid.images.registries import RegistriesCache
 from crid.nri.hooks import NRIHooks
 from crid.oci import ConmonOptions, remove_attach_link
-from crid.oci.init_signal import shares_pid_namespace, signal_init, start_time
+from crid.oci.init_signal import init_start_time, shares_pid_namespace, signal_init
 from crid.sandbox.files import SandboxFiles
 from crid.state import Container, ContainerState, ContainerUser, Sandbox, SandboxState
 from crid.stats import cgroup_dir
@@ -254,7 +254,7 @@ class Containers:
                 record,
                 state=ContainerState.CREATED,
                 pid=created.pid,
-                init_started=start_time(created.pid),
+                init_started=init_start_time(created.pid, created.conmon_pid),
                 shares_pid_namespace=shares_pid_namespace(generated.spec),
                 conmon_pid=created.conmon_pid,
                 stop_signal=request.stop_signal or generated.stop_signal,

@@ -31,28 +31,43 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ocispec.runtime import Spec
 
-__all__ = ["shares_pid_namespace", "signal_init", "start_time"]
+__all__ = ["init_start_time", "shares_pid_namespace", "signal_init", "start_time"]
 
-#: Index of the start time among the fields after the command name (field 22 is the
-#: 20th after it: the name is field 2, the state field 3).
+#: Indexes of the parent's pid and of the start time among the fields after the command
+#: name (fields 4 and 22: the name is field 2, the state field 3).
+_PARENT_FIELD = 1
 _START_FIELD = 19
 
 
-def start_time(pid: int) -> int:
-    """``pid``'s start time in clock ticks after boot; 0 when it cannot be read."""
+def _stat(pid: int) -> tuple[int, int]:
+    """``pid``'s parent and start time (clock ticks after boot); zeros if unreadable."""
     if pid <= 0:
-        return 0
+        return 0, 0
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             stat = handle.read()
     except OSError:
-        return 0
+        return 0, 0
     # The command name may hold spaces and parentheses: the fields follow the last ')'.
     fields = stat[stat.rfind(b")") + 2 :].split()
     try:
-        return int(fields[_START_FIELD])
+        return int(fields[_PARENT_FIELD]), int(fields[_START_FIELD])
     except (IndexError, ValueError):
-        return 0
+        return 0, 0
+
+
+def start_time(pid: int) -> int:
+    """``pid``'s start time in clock ticks after boot; 0 when it cannot be read."""
+    return _stat(pid)[1]
+
+
+def init_start_time(pid: int, conmon_pid: int) -> int:
+    """What to record at create: the start time of the init ``pid``, read while the
+    process is still the child of its ``conmon_pid`` (conmon is the subreaper of the
+    container's init), so that it cannot be another process that took over the pid of an
+    init that died at once; 0 (the runtime signals it) otherwise."""
+    parent, started = _stat(pid)
+    return started if conmon_pid > 0 and parent == conmon_pid else 0
 
 
 def shares_pid_namespace(spec: Spec) -> bool:
