@@ -1,7 +1,7 @@
-"""StopContainer signals a container's init without spawning the runtime
-(crid.oci.init_signal), except SIGKILL for a container that shares the pod's PID
-namespace: that goes through ``runc kill``. The runtime is runc behind a wrapper that
-logs every subcommand."""
+"""StopContainer (and StopPodSandbox, for an infra container) signals the init without
+spawning the runtime (crid.oci.init_signal), except SIGKILL for a container that shares
+the pod's PID namespace: that goes through ``runc kill``. The runtime is runc behind a
+wrapper that logs every subcommand."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from ._lifecycle import (
     wait_for_comm,
     wait_for_text,
 )
+from .test_sandbox_infra import infra_lines, infra_pid
 
 pytestmark = [
     pytest.mark.root,
@@ -82,3 +83,17 @@ async def test_only_the_sigkill_of_a_shared_pid_namespace_runs_runc_kill(
         assert (await status(env, killed)).exit_code == 137
         assert calls(log).count("kill") == (1 if shared else 0)
         assert calls(log).count("create") == 2  # the log does see the runtime's calls
+
+
+async def test_the_infra_container_is_signalled_without_the_runtime(tmp_path: Path) -> None:
+    lines, log = logging_runc(tmp_path)
+    async with crid_env(tmp_path, infra_lines() + lines) as env:
+        ctx = env.lifecycle.ctx
+        pod_id = await run_pod(env, pod_config(env))
+        pid = await infra_pid(env, pod_id)
+        sandbox = ctx.registry.sandbox(pod_id)
+        assert sandbox.infra_pid == pid and sandbox.infra_started == start_time(pid) > 0
+        await env.stub.StopPodSandbox(api_pb2.StopPodSandboxRequest(pod_sandbox_id=pod_id))
+        assert (ctx.layout.exits / pod_id).read_text().strip() == "0"  # its SIGTERM trap
+        assert "kill" not in calls(log)
+        assert "start" in calls(log)  # the log does see the runtime's calls

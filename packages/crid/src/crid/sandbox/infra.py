@@ -26,6 +26,7 @@ from crid.context import Context
 from crid.errors import ContainerNotFoundError, CridError, InfraImageError, OCIRuntimeError
 from crid.images import ImagePuller
 from crid.oci import ConmonOptions, remove_attach_link
+from crid.oci.init_signal import init_start_time, signal_init
 from crid.state import Sandbox
 from crid.translate import sandbox_seccomp
 from ocispec.generate import (
@@ -111,8 +112,9 @@ class InfraContainers:
         except (ociimage.errors.ImageError, StoreError, CridError) as err:
             raise InfraImageError(f"pause image {name!r} cannot be pulled: {err}") from err
 
-    async def create(self, sandbox: Sandbox) -> int:
-        """Create and start the infra container of ``sandbox``; returns its pid.
+    async def create(self, sandbox: Sandbox) -> tuple[int, int]:
+        """Create and start the infra container of ``sandbox``; returns its pid and that
+        process's start time (0 if unknown: see :mod:`crid.oci.init_signal`).
 
         On failure everything made here is removed again before the error propagates.
         """
@@ -132,11 +134,12 @@ class InfraContainers:
                     systemd_cgroup=self.ctx.config.crid.runtime.cgroup_manager == "systemd",
                 )
             )
+            started = init_start_time(created.pid, created.conmon_pid)
             await handler.runtime.start(sandbox.id)
         except BaseException:
             await self.ctx.rollbacks.run(self.remove(sandbox))
             raise
-        return created.pid
+        return created.pid, started
 
     def cgroup_path(self, sandbox: Sandbox) -> str:
         return container_cgroup_path(
@@ -189,6 +192,10 @@ class InfraContainers:
     # -- stop / remove ----------------------------------------------------------------
 
     async def _signal(self, sandbox: Sandbox, signum: int) -> None:
+        # The pause process joins the pod's PID namespace when the pod shares one.
+        shared = "pid" in sandbox.namespaces
+        if signal_init(sandbox.infra_pid, sandbox.infra_started, signum, shared_namespace=shared):
+            return  # no runtime process needed
         try:
             await self.ctx.handler(sandbox.runtime_handler).runtime.kill(sandbox.id, signum)
         except OCIRuntimeError as err:

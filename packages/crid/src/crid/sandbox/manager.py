@@ -244,7 +244,8 @@ class Pods:
         if not self.ctx.config.crid.runtime.drop_infra_ctr:
             infra_of = sandbox
             undo.append(lambda: self.infra.remove(infra_of))
-            await self.infra.create(sandbox)
+            pid, started = await self.infra.create(sandbox)
+            sandbox = dataclasses.replace(sandbox, infra_pid=pid, infra_started=started)
         return dataclasses.replace(sandbox, state=SandboxState.READY)
 
     async def infra_exited(self, sandbox_id: str) -> bool:

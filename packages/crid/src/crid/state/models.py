@@ -95,6 +95,11 @@ class Sandbox:
     network: str = ""
     config: bytes = b""
     network_detached: bool = False
+    #: The infra container's pid and that process's start time, for signalling it without
+    #: the runtime (:mod:`crid.oci.init_signal`; 0: no infra container, a record older than
+    #: these fields, or a start time that could not be read: the runtime signals it).
+    infra_pid: int = 0
+    infra_started: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
