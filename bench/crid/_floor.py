@@ -104,8 +104,10 @@ class Bench:
 
 
 @contextlib.asynccontextmanager
-async def bench_daemon() -> AsyncIterator[Bench]:
-    """crid on a temporary socket, the image loaded; everything removed afterwards."""
+async def bench_daemon(runtime_lines: str = "", tables: str = "") -> AsyncIterator[Bench]:
+    """crid on a temporary socket, the image loaded; everything removed afterwards.
+
+    ``runtime_lines``: more keys of ``[crid.runtime]``; ``tables``: more TOML tables."""
     import asyncio
 
     parent = f"crid-bench-{secrets.token_hex(3)}"
@@ -123,8 +125,8 @@ async def bench_daemon() -> AsyncIterator[Bench]:
             f'[crid.api]\nlisten = "{tmp}/run/crid.sock"\n'
             f'[crid.network]\nnetwork_dir = "{tmp}/net.d"\n'
             f'[crid.runtime]\nnamespaces_dir = "{tmp}/run/ns"\n'
-            f'container_exits_dir = "{tmp}/run/exits"\n'
-            f'[crid.nri]\nsocket_path = "{tmp}/run/nri.sock"\n'
+            f'container_exits_dir = "{tmp}/run/exits"\n{runtime_lines}'
+            f'[crid.nri]\nsocket_path = "{tmp}/run/nri.sock"\n{tables}'
         )
         daemon = Daemon(load_config(config_file))
         await daemon.start()
