@@ -15,14 +15,11 @@ import io
 import logging
 import os
 import stat
-import zlib
 from collections.abc import Sequence
 from typing import BinaryIO
 
-import zstandard
-
 from ocistore._dirtimes import DirTimes
-from ocistore._stream import DigestingReader, decompressed
+from ocistore._stream import DigestingReader, decode_errors, decompressed
 from ocistore._tar import TarEntry, TarReader
 from ocistore._tree import SafeRoot, split_path
 from ocistore._unpack_types import IDMapping, UnpackLimits, UnpackOptions, UnpackResult
@@ -299,7 +296,7 @@ def unpack_layer(
         reader.drain()
     except StoreError:
         raise
-    except (EOFError, zlib.error, zstandard.ZstdError) as err:
+    except decode_errors() as err:  # evaluated only when an exception gets here
         raise LayerError(f"corrupt layer stream: {err}") from err
     except (OverflowError, ValueError) as err:  # an id, time or device number out of range
         raise LayerError(f"layer entry with an unusable value: {err}") from err
