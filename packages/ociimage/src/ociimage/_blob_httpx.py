@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 
 __all__ = ["BATCH_BYTES", "Dropped", "fetch_range_httpx"]
 
-#: Bytes received before a batch is handed to a worker thread to hash and write.
+#: Bytes received before a batch is handed to a worker thread to hash and write: large
+#: enough that the thread hop is rare, small enough that four downloads at once hold
+#: little memory (a batch is received while the one before it is written).
 BATCH_BYTES = 512 << 10
 
 

@@ -73,9 +73,6 @@ __all__ = ["MANIFEST_MEDIA_TYPES", "FetchedManifest", "RegistryClient"]
 
 log = logging.getLogger(__name__)
 
-#: Bytes gathered before a batch goes to a worker thread to be hashed and written:
-#: large enough that the thread hop is rare, small enough that four downloads at once
-#: hold little memory (a batch is received while the one before it is written).
 _T = TypeVar("_T")
 #: httpcore reads a response at most 64 KiB at a time; asyncio receives up to 256 KiB
 #: per recv, which the network stream then cuts into 64 KiB pieces (copying the rest
