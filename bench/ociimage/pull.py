@@ -3,8 +3,9 @@
 The bench builds its test image itself, as a real image looks: one layer of many small
 files (a few thousand, 1-16 KiB) and several layers of large incompressible files,
 each a gzip (level 1) tar, about 130 MB in all. It pushes the image to a private
-``docker-registry`` on 127.0.0.1, pulls once with each (not measured: the registry's
-first reads are paid by neither), then alternates the two commands (which goes first
+``docker-registry`` on 127.0.0.1, syncs (the push's writeback is paid by neither),
+pulls once with each (not measured: the registry's first reads are paid by neither
+either), then alternates the two commands (which goes first
 alternates too), each pulling into a fresh layout directory, and reports per tool the
 median wall time and the median peak RSS (``ru_maxrss`` of the process, from
 ``wait4``), and the ratios. Both are whole commands, start-up included, as a user runs
@@ -138,6 +139,9 @@ def main() -> None:
             layers = make_layers(args.small_files, args.big_layers, args.big_mb)
             image = build_image("bench/big", "v1", layers, platform=Platform("linux", "amd64"))
             pushed = push_image(registry, image)
+            # the push's 130 MB (the registry's files) would otherwise be written back
+            # while the first measured pulls run, slowing whichever runs then
+            os.sync()
             total = sum(layer.size for layer in layers)
             layer_count = len(layers)
             policy = work / "policy.json"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,27 @@ def test_blob_commit_verifies_and_is_atomic(tmp_path: Path, durable: bool) -> No
     with pytest.raises(LayoutError):
         aborted.write(b"ne")
     assert not any((tmp_path / ".ingest").iterdir())
+
+
+def test_blobs_open_without_waiting_for_the_layout_files(tmp_path: Path) -> None:
+    """A pull opens all its blobs at once: none of them waits for the layout's own files
+    (written with fsync, under a lock), which the first commit writes before its rename."""
+    from ociimage import layout
+
+    root = tmp_path / "oci"
+    sink = OCILayoutSink(root)
+    first, second = b"config", b"layer" * 100
+    with ThreadPoolExecutor(1) as pool, layout._index_lock:  # another thread's slow fsync
+        writers = pool.submit(lambda: [sink.open_blob(_desc(d)) for d in (first, second)])
+        opened = writers.result(timeout=10)
+    assert not (root / "oci-layout").exists() and not (root / "index.json").exists()
+    opened[0].write(first)
+    opened[0].commit()  # the first blob to become visible makes the directory a layout
+    assert json.loads((root / "oci-layout").read_text()) == {"imageLayoutVersion": "1.0.0"}
+    assert json.loads((root / "index.json").read_text())["manifests"] == []
+    opened[1].write(second)
+    opened[1].commit()
+    assert OCILayout(root).read_blob(_desc(second).digest) == second
 
 
 def test_a_large_buffer_is_written_in_small_writes(tmp_path: Path) -> None:

@@ -41,8 +41,12 @@ def _conf(*hosts: str) -> RegistriesConfig:
 
 
 def _visible(root: Path) -> tuple[list[str], list[str]]:
-    """(blob files, index.json names) of a layout."""
+    """(blob files, index.json names) of a layout; a layout whose first blob was never
+    committed has neither ``blobs/`` nor ``index.json``."""
     blobs = sorted(p.name for p in (root / "blobs").rglob("*") if p.is_file())
+    if not (root / "index.json").exists():
+        assert not blobs and not (root / "oci-layout").exists()
+        return blobs, []
     index = json.loads((root / "index.json").read_text())
     return blobs, [
         m["annotations"]["org.opencontainers.image.ref.name"] for m in index["manifests"]

@@ -15,7 +15,7 @@ import fcntl
 import os
 import secrets
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from ociimage.errors import DigestMismatchError, LayoutError, SizeMismatchError
@@ -56,14 +56,22 @@ def _fsync_dir(path: Path) -> None:
 class _LayoutBlobWriter:
     """Writes one blob to a temp file, hashing; commit verifies and renames it into place."""
 
-    def __init__(self, layout: Path, descriptor: Descriptor, *, durable: bool = False) -> None:
+    def __init__(
+        self,
+        layout: Path,
+        descriptor: Descriptor,
+        *,
+        durable: bool = False,
+        before_commit: Callable[[], None] = lambda: None,
+    ) -> None:
         self.descriptor = descriptor
         self._durable = durable
+        self._before_commit = before_commit
         self._digest = Digest(descriptor.digest)
         self._hasher = self._digest.hasher()
         self._final = blob_path(layout, descriptor.digest)
         ingest = layout / _INGEST
-        ingest.mkdir(exist_ok=True)
+        ingest.mkdir(parents=True, exist_ok=True)
         self._temp = ingest / f"{self._digest.encoded}.{secrets.token_hex(4)}"
         # unbuffered: writes arrive in large batches, a buffer would only copy them
         self._file = open(self._temp, "xb", buffering=0)  # noqa: SIM115 - closed in commit/abort
@@ -102,6 +110,7 @@ class _LayoutBlobWriter:
             if self._durable:
                 os.fsync(self._file.fileno())
             self._file.close()
+            self._before_commit()
             self._final.parent.mkdir(parents=True, exist_ok=True)
             self._temp.replace(self._final)
             self._done = True
@@ -200,7 +209,9 @@ class OCILayoutSink(OCILayout):
 
     Nothing is written until the first blob: a pull that fails before downloading (a
     policy rejection, an unknown image) leaves no directory and no empty layout behind.
-    An existing layout is checked at once and only ever added to.
+    ``oci-layout`` and an empty ``index.json`` are written when the first blob is
+    committed (before its rename), so no blob is visible in a directory that is not yet
+    a layout. An existing layout is checked at once and only ever added to.
 
     ``durable=True`` fsyncs every blob before renaming it into place, so a power loss
     cannot leave a visible blob with lost content; it costs a disk flush per blob (as
@@ -232,8 +243,12 @@ class OCILayoutSink(OCILayout):
         return self.blob_path(digest).is_file()
 
     def open_blob(self, descriptor: Descriptor) -> _LayoutBlobWriter:
-        self._ensure_layout()
-        return _LayoutBlobWriter(self.root, descriptor, durable=self.durable)
+        # the writer makes the directories it needs; the layout's own files (written
+        # with fsync, under a lock) wait for the first commit: the downloads of a pull
+        # open their blobs at once, and none of them waits for those disk flushes
+        return _LayoutBlobWriter(
+            self.root, descriptor, durable=self.durable, before_commit=self._ensure_layout
+        )
 
     def commit_image(
         self,
