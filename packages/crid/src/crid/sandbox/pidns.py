@@ -9,12 +9,20 @@ stay zombies for the pod's life) and not look like a workload process (``pgrep s
 in a container must not find it, as the CRI conformance suite checks). catatonit's pause
 mode (Debian's ``catatonit``, podman's pause process) does both. The holder is detached
 (``setsid --fork``), so it outlives crid restarts like conmon does; it is found again
-by the namespace's inode when the pod is removed.
+through its pin when the pod is removed.
+
+The namespace's init is asked of the kernel (``NS_GET_TGID_FROM_PIDNS``, Linux 6.7): one
+``ioctl`` on the pin, where older kernels need a scan of every process in ``/proc`` (a
+stat each, 13 µs here: tens of milliseconds on a node with thousands of processes).
+Killing the init is enough to empty the namespace: the kernel kills every other
+process in it when its init dies.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import os
 import shutil
 import signal
@@ -29,6 +37,12 @@ from ocinet.netns import Namespace, NamespaceKind
 __all__ = ["pin_pid_namespace", "release_pid_namespace"]
 
 _TIMEOUT = 5.0
+#: ``_IOR(NSIO, 0x7, int)``: on a PID namespace, the pid (in ours) of its process ``arg``.
+_NS_GET_TGID_FROM_PIDNS = (2 << 30) | (4 << 16) | (0xB7 << 8) | 0x7
+
+
+class _NoTranslationError(Exception):
+    """The kernel cannot translate pids between namespaces (before Linux 6.7)."""
 
 
 def _binary(name: str) -> str:
@@ -71,15 +85,57 @@ def pin_pid_namespace(path: Path) -> None:
         path.unlink(missing_ok=True)
         raise CridError(f"cannot start the pod PID namespace holder (exit {done.returncode})")
     deadline = time.monotonic() + _TIMEOUT
-    while not (_pinned(path) and _holders(path)):
+    while not (_pinned(path) and _has_init(path)):
         if time.monotonic() > deadline:
             release_pid_namespace(path)
             raise CridError(f"the pod PID namespace at {path} never came up")
         time.sleep(0.001)
 
 
+def _init_pid(path: Path) -> int | None:
+    """The pid of the pinned namespace's init, None when it has none (yet, or any more).
+    Raises :class:`_NoTranslationError` on a kernel that cannot tell."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return fcntl.ioctl(fd, _NS_GET_TGID_FROM_PIDNS, 1)
+    except OSError as err:
+        if err.errno == errno.ESRCH:
+            return None
+        if err.errno in (errno.ENOTTY, errno.EINVAL):
+            raise _NoTranslationError from err
+        raise
+    finally:
+        os.close(fd)
+
+
+def _has_init(path: Path) -> bool:
+    try:
+        return _init_pid(path) is not None
+    except _NoTranslationError:
+        return bool(_holders(path))
+
+
+def _kill_init(path: Path) -> None:
+    """SIGKILL the namespace's init through a pidfd, so that a pid number reused after
+    the init died is never signalled: the pidfd is used only if the namespace's init
+    still has that number once it is open (a namespace never gets another init)."""
+    pid = _init_pid(path)
+    if pid is None:
+        return
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        if _init_pid(path) == pid:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    finally:
+        os.close(pidfd)
+
+
 def _holders(path: Path) -> list[int]:
-    """Pids of the processes inside the pinned namespace."""
+    """Pids of the processes inside the pinned namespace (a scan of ``/proc``)."""
     try:
         inode = path.stat().st_ino
     except OSError:
@@ -96,7 +152,10 @@ def _holders(path: Path) -> list[int]:
 def release_pid_namespace(path: Path) -> None:
     """Kill every process left in the namespace, then remove the pin (idempotent)."""
     if _pinned(path):
-        for pid in _holders(path):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        try:
+            _kill_init(path)
+        except _NoTranslationError:
+            for pid in _holders(path):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
     remove_namespace(path)
