@@ -26,12 +26,19 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ocispec.runtime import Spec
 
-__all__ = ["init_start_time", "shares_pid_namespace", "signal_init", "start_time"]
+__all__ = [
+    "init_start_time",
+    "shares_pid_namespace",
+    "signal_checked",
+    "signal_init",
+    "start_time",
+]
 
 #: Indexes of the parent's pid and of the start time among the fields after the command
 #: name (fields 4 and 22: the name is field 2, the state field 3).
@@ -88,12 +95,23 @@ def signal_init(pid: int, started: int, signum: int, *, shared_namespace: bool) 
     """
     if pid <= 0 or started <= 0 or (shared_namespace and signum == signal.SIGKILL):
         return False
+    return signal_checked(pid, signum, lambda: start_time(pid) == started)
+
+
+def signal_checked(pid: int, signum: int, still_it: Callable[[], bool]) -> bool:
+    """Send ``signum`` to ``pid`` through a pidfd if ``still_it()`` holds once the pidfd
+    is open: a check made then proves the pidfd names the process checked, so a reused
+    pid is never signalled.
+
+    True when it was sent, or when the process ended after the check; False when no
+    pidfd could be opened (gone already, or no pidfds here) or the check failed.
+    """
     try:
         pidfd = os.pidfd_open(pid)
     except OSError:
-        return False  # gone already, or no pidfds here
+        return False
     try:
-        if start_time(pid) != started:
+        if not still_it():
             return False  # another process has the pid now, or it is being reaped
         signal.pidfd_send_signal(pidfd, signum)
     except ProcessLookupError:

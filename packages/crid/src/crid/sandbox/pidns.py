@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 from crid.errors import CridError
+from crid.oci.init_signal import signal_checked
 from ocinet import remove_namespace
 from ocinet.netns import Namespace, NamespaceKind
 
@@ -120,18 +121,8 @@ def _kill_init(path: Path) -> None:
     the init died is never signalled: the pidfd is used only if the namespace's init
     still has that number once it is open (a namespace never gets another init)."""
     pid = _init_pid(path)
-    if pid is None:
-        return
-    try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return
-    try:
-        if _init_pid(path) == pid:
-            with contextlib.suppress(ProcessLookupError):
-                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-    finally:
-        os.close(pidfd)
+    if pid is not None:
+        signal_checked(pid, signal.SIGKILL, lambda: _init_pid(path) == pid)
 
 
 def _holders(path: Path) -> list[int]:
